@@ -1,0 +1,204 @@
+"""Recurrent cells over a whole window: forward/backward pairs for vanilla RNN, LSTM and GRU.
+
+Row-vector, time-major inside (the model transposes its (B, T) inputs once), so each step reads a
+contiguous (B, .) slab. Every cell receives `xproj = x @ W_x + b` for the whole window,
+precomputed as one matrix product (or a row gather for the first layer), and runs only the
+recurrence: one fused (B, H) @ (H, G*H) product per step. The weight gradient of W_h is one big
+product over all steps after the loop. Equations and gate order follow PyTorch:
+
+    rnn:  h' = tanh(a),  a = xproj + h W_h
+    lstm: [i f g o] = xproj + h W_h;  c' = s(f) c + s(i) tanh(g);  h' = s(o) tanh(c')
+    gru:  [r z] = s(xproj_rz + h W_h,rz);  n = tanh(xproj_n + r (h W_h,n + b_hn));
+          h' = (1 - z) n + z h
+
+where s is the logistic sigmoid. Reference: Goodfellow et al., Deep Learning, 10.2.2 (BPTT) and
+10.10 (gated cells); Cho et al. 2014 for the GRU as PyTorch writes it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Gate count G per cell: W_x is (I, G*H), W_h is (H, G*H), b is (G*H,).
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+STATE_KEYS = {"rnn": ("h",), "lstm": ("h", "c"), "gru": ("h",)}
+
+
+def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Logistic sigmoid as 0.5 * (1 + tanh(x / 2)): one transcendental, no overflow."""
+    out = np.multiply(x, 0.5, out=out)
+    np.tanh(out, out=out)
+    out += 1.0
+    out *= 0.5
+    return out
+
+
+# ---------------------------------------------------------------------------------------- rnn
+
+def rnn_forward(xproj, state, p):
+    T, B, H = xproj.shape
+    W_h = p["W_h"]
+    hs = np.empty((T + 1, B, H), xproj.dtype)  # hs[0] is the carried state, hs[t+1] = h_t
+    hs[0] = state["h"]
+    for t in range(T):
+        np.matmul(hs[t], W_h, out=hs[t + 1])
+        hs[t + 1] += xproj[t]
+        np.tanh(hs[t + 1], out=hs[t + 1])
+    return hs[1:], {"h": hs[T].copy()}, (hs, W_h)
+
+
+def rnn_backward(dhs, dstate, cache):
+    hs, W_h = cache
+    T, B, H = dhs.shape
+    da = np.empty_like(dhs)  # (T, B, H) gradient wrt the pre-activation
+    dh = np.array(dstate["h"], dtype=dhs.dtype) if dstate else np.zeros((B, H), dhs.dtype)
+    for t in range(T - 1, -1, -1):
+        dh += dhs[t]
+        np.multiply(hs[t + 1], hs[t + 1], out=da[t])
+        np.subtract(1.0, da[t], out=da[t])
+        da[t] *= dh  # tanh'(a) = 1 - h^2
+        np.matmul(da[t], W_h.T, out=dh)
+    dW_h = hs[:-1].reshape(-1, H).T @ da.reshape(-1, H)
+    return da, {"W_h": dW_h}, {"h": dh}
+
+
+# --------------------------------------------------------------------------------------- lstm
+
+def _lstm_consts(H, dtype):
+    # sigmoid(x) = 0.5 tanh(x/2) + 0.5, so all four gates are one tanh between two affine maps:
+    # the g gate uses (scale, shift) = (1, 0), the others (0.5, 0.5).
+    half = np.full(4 * H, 0.5, dtype)
+    half[2 * H:3 * H] = 1.0
+    shift = np.full(4 * H, 0.5, dtype)
+    shift[2 * H:3 * H] = 0.0
+    return half, shift
+
+
+def lstm_forward(xproj, state, p):
+    T, B, G = xproj.shape
+    H = G // 4
+    W_h = p["W_h"]
+    scale, shift = _lstm_consts(H, xproj.dtype)
+    hs = np.empty((T + 1, B, H), xproj.dtype)
+    cs = np.empty((T + 1, B, H), xproj.dtype)
+    acts = np.empty((T, B, G), xproj.dtype)  # gate activations i f g o
+    tcs = np.empty((T, B, H), xproj.dtype)  # tanh(c_t)
+    ig = np.empty((B, H), xproj.dtype)
+    hs[0], cs[0] = state["h"], state["c"]
+    for t in range(T):
+        z = acts[t]
+        np.matmul(hs[t], W_h, out=z)
+        z += xproj[t]
+        z *= scale
+        np.tanh(z, out=z)
+        z *= scale
+        z += shift
+        i, f, g, o = z[:, :H], z[:, H:2 * H], z[:, 2 * H:3 * H], z[:, 3 * H:]
+        np.multiply(f, cs[t], out=cs[t + 1])
+        np.multiply(i, g, out=ig)
+        cs[t + 1] += ig
+        np.tanh(cs[t + 1], out=tcs[t])
+        np.multiply(o, tcs[t], out=hs[t + 1])
+    return hs[1:], {"h": hs[T].copy(), "c": cs[T].copy()}, (hs, cs, acts, tcs, W_h)
+
+
+def lstm_backward(dhs, dstate, cache):
+    hs, cs, acts, tcs, W_h = cache
+    T, B, H = dhs.shape
+    G = 4 * H
+    beta = np.zeros(G, dhs.dtype)
+    beta[2 * H:3 * H] = 1.0  # gate derivative (1 - a)(beta + a): s(1-s) for sigmoids, 1-g^2 for g
+    dz = np.empty((T, B, G), dhs.dtype)
+    dh = np.array(dstate["h"], dtype=dhs.dtype) if dstate else np.zeros((B, H), dhs.dtype)
+    dc = np.array(dstate["c"], dtype=dhs.dtype) if dstate else np.zeros((B, H), dhs.dtype)
+    tmp = np.empty((B, H), dhs.dtype)
+    deriv = np.empty((B, G), dhs.dtype)
+    for t in range(T - 1, -1, -1):
+        dh += dhs[t]
+        a, tc, d = acts[t], tcs[t], dz[t]
+        i, f, g, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
+        np.multiply(dh, tc, out=d[:, 3 * H:])  # dL/do
+        np.multiply(tc, tc, out=tmp)
+        np.subtract(1.0, tmp, out=tmp)
+        tmp *= o
+        tmp *= dh
+        dc += tmp  # through h = o tanh(c)
+        np.multiply(dc, g, out=d[:, :H])  # dL/di
+        np.multiply(dc, cs[t], out=d[:, H:2 * H])  # dL/df
+        np.multiply(dc, i, out=d[:, 2 * H:3 * H])  # dL/dg
+        dc *= f  # to c_{t-1}
+        np.subtract(1.0, a, out=deriv)
+        d *= deriv
+        np.add(a, beta, out=deriv)
+        d *= deriv
+        np.matmul(d, W_h.T, out=dh)
+    dW_h = hs[:-1].reshape(-1, H).T @ dz.reshape(-1, G)
+    return dz, {"W_h": dW_h}, {"h": dh, "c": dc}
+
+
+# ---------------------------------------------------------------------------------------- gru
+
+def gru_forward(xproj, state, p):
+    T, B, G = xproj.shape
+    H = G // 3
+    W_h, b_hn = p["W_h"], p["b_hn"]
+    hs = np.empty((T + 1, B, H), xproj.dtype)
+    acts = np.empty((T, B, G), xproj.dtype)  # r z n
+    hns = np.empty((T, B, H), xproj.dtype)  # h W_hn + b_hn, needed for dr
+    hz = np.empty((B, G), xproj.dtype)
+    hs[0] = state["h"]
+    for t in range(T):
+        a = acts[t]
+        np.matmul(hs[t], W_h, out=hz)
+        np.add(xproj[t, :, :2 * H], hz[:, :2 * H], out=a[:, :2 * H])
+        sigmoid(a[:, :2 * H], out=a[:, :2 * H])
+        r, z, n = a[:, :H], a[:, H:2 * H], a[:, 2 * H:]
+        np.add(hz[:, 2 * H:], b_hn, out=hns[t])
+        np.multiply(r, hns[t], out=n)
+        n += xproj[t, :, 2 * H:]
+        np.tanh(n, out=n)
+        np.subtract(hs[t], n, out=hs[t + 1])  # h' = n + z (h - n)
+        hs[t + 1] *= z
+        hs[t + 1] += n
+    return hs[1:], {"h": hs[T].copy()}, (hs, acts, hns, W_h)
+
+
+def gru_backward(dhs, dstate, cache):
+    hs, acts, hns, W_h = cache
+    T, B, H = dhs.shape
+    G = 3 * H
+    dx = np.empty((T, B, G), dhs.dtype)  # wrt the input pre-activations [r z n]
+    dhz = np.empty((T, B, G), dhs.dtype)  # wrt h W_h (+ b_hn): like dx but the n part times r
+    dh = np.array(dstate["h"], dtype=dhs.dtype) if dstate else np.zeros((B, H), dhs.dtype)
+    tmp = np.empty((B, H), dhs.dtype)
+    for t in range(T - 1, -1, -1):
+        dh += dhs[t]
+        a, d = acts[t], dx[t]
+        r, z, n = a[:, :H], a[:, H:2 * H], a[:, 2 * H:]
+        dr, dzz, dn = d[:, :H], d[:, H:2 * H], d[:, 2 * H:]
+        np.multiply(n, n, out=tmp)
+        np.subtract(1.0, tmp, out=dn)
+        np.subtract(1.0, z, out=tmp)
+        dn *= tmp
+        dn *= dh  # dL/d(n pre-activation) = dh (1 - z)(1 - n^2)
+        np.subtract(hs[t], n, out=dzz)
+        dzz *= dh
+        np.subtract(1.0, z, out=tmp)
+        tmp *= z
+        dzz *= tmp  # dh (h - n) z (1 - z)
+        np.multiply(dn, hns[t], out=dr)
+        np.subtract(1.0, r, out=tmp)
+        tmp *= r
+        dr *= tmp  # dn hn r (1 - r)
+        e = dhz[t]
+        e[:, :2 * H] = d[:, :2 * H]
+        np.multiply(dn, r, out=e[:, 2 * H:])
+        dh *= z  # the direct path h' = ... + z h
+        dh += e @ W_h.T
+    dW_h = hs[:-1].reshape(-1, H).T @ dhz.reshape(-1, G)
+    db_hn = dhz[:, :, 2 * H:].sum(axis=(0, 1))
+    return dx, {"W_h": dW_h, "b_hn": db_hn}, {"h": dh}
+
+
+FORWARD = {"rnn": rnn_forward, "lstm": lstm_forward, "gru": gru_forward}
+BACKWARD = {"rnn": rnn_backward, "lstm": lstm_backward, "gru": gru_backward}

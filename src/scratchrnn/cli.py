@@ -1,0 +1,176 @@
+"""Command line: parses arguments and calls the library; every failure is one line on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+
+from .checkpoint import load_checkpoint, resolve
+from .config import PRESETS, parse_duration, with_preset
+from .data import load_corpus
+from .errors import ScratchRNNError
+from .evaluate import evaluate, report
+from .plot import plot_history, read_metrics
+from .sample import generate
+from .train import train
+
+EXIT_ERROR, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 1, 2, 130, 143
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not usage + error
+        raise ScratchRNNError(f"{message} (see '{self.prog} --help')")
+
+
+def _train_args(p: argparse.ArgumentParser) -> None:
+    a = p.add_argument
+    a("--text", help="a local text file (default: A Tale of Two Cities, downloaded once)")
+    a("--out", help="run folder (default: runs/<corpus name>)")
+    a("--preset", choices=sorted(PRESETS), help="seed: the original notebook; tiny: a quick look")
+    a("--resume", metavar="RUN", help="continue the run in this folder or checkpoint")
+    a("--overwrite", action="store_true", help="replace a run already in --out")
+    a("--vocab", help="ascii (96 symbols, default), seed (the notebook's 95) or corpus")
+    a("--encoding", help="the file's encoding (default: UTF-8, falling back to cp1252)")
+    a("--cell", help="rnn, lstm or gru")
+    a("--hidden", type=int, help="hidden units per layer")
+    a("--layers", type=int, help="number of stacked layers")
+    a("--dropout", type=float, help="dropout after each layer, in [0, 1)")
+    a("--init-std", type=float, help="N(0, std) weights instead of PyTorch's uniform init")
+    a("--batch", type=int, help="parallel streams B")
+    a("--seq-len", type=int, help="window length T for truncated BPTT")
+    a("--optimizer", help="sgd, adagrad or adam")
+    a("--lr", type=float, help="learning rate")
+    a("--min-lr", type=float, help="learning rate at the end of the cosine schedule")
+    a("--schedule", help="cosine (default) or constant")
+    a("--warmup", type=int, help="linear warmup steps")
+    a("--clip-value", type=float, help="clip each gradient element to +-this (0: off)")
+    a("--clip-norm", type=float, help="clip the global gradient norm to this (0: off)")
+    a("--epochs", type=int, help="passes over the training text")
+    a("--max-steps", type=int, help="total steps of the run, counting earlier ones on --resume")
+    a("--time-budget", help="stop after this long, e.g. 90s, 10m, 1.5h")
+    a("--eval-every", type=int, help="validate, save and sample every N steps")
+    a("--log-every", type=int, help="write a metrics row every N steps")
+    a("--sample-length", type=int, help="characters sampled at each evaluation (0: none)")
+    a("--seed", type=int, help="fixes initialisation, dropout and sampling")
+    a("--dtype", help="float32 (default) or float64")
+    a("--val-frac", type=float, help="fraction of the text held out for validation")
+    a("--test-frac", type=float, help="fraction of the text held out for testing")
+    a("--val-chars", type=int, help="validate on at most this many characters")
+    a("--on-nan", help="stop (default) or skip an update whose loss is not finite")
+    a("--quiet", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="scratchrnn", description="Character-level RNN, LSTM and GRU language "
+                     "models from scratch in NumPy.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _train_args(sub.add_parser("train", help="train a model (default: on the book)"))
+    s = sub.add_parser("sample", help="generate text from a trained model")
+    s.add_argument("run", help="run folder or checkpoint file")
+    s.add_argument("--prime", default="", help="text to start from")
+    s.add_argument("--length", type=int, default=500)
+    s.add_argument("--temperature", type=float, default=0.8)
+    s.add_argument("--top-k", type=int)
+    s.add_argument("--top-p", type=float)
+    s.add_argument("--argmax", action="store_true", help="always take the likeliest character")
+    s.add_argument("--seed", type=int, default=0)
+    e = sub.add_parser("eval", help="held-out loss of a trained model")
+    e.add_argument("run", help="run folder or checkpoint file")
+    e.add_argument("--text", help="evaluate on this file instead of the run's corpus")
+    e.add_argument("--split", choices=("val", "test", "all"),
+                   help="which part of the text (default: val; all with --text)")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    p = sub.add_parser("plot", help="redraw the loss curve of a run")
+    p.add_argument("run", help="run folder")
+    p.add_argument("--out", help="PNG path (default: RUN/loss.png)")
+    return parser
+
+
+def _cmd_train(args) -> int:
+    fields = {k: v for k, v in vars(args).items()
+              if k not in ("command", "preset", "resume", "overwrite", "quiet")}
+    fields["time_budget"] = parse_duration(fields["time_budget"])
+    if args.resume:
+        if args.preset:
+            raise ScratchRNNError("--preset starts a new run; drop it when you --resume")
+        result = train(resume=args.resume, progress=not args.quiet, **fields)
+    else:
+        result = train(with_preset(args.preset), progress=not args.quiet,
+                       overwrite=args.overwrite, **fields)
+    return {"SIGINT": EXIT_SIGINT, "SIGTERM": EXIT_SIGTERM}.get(result.stopped, 0)
+
+
+def _cmd_sample(args) -> int:
+    ckpt = load_checkpoint(args.run)
+    chars = generate(ckpt.model, ckpt.vocab, args.prime, args.length, args.temperature,
+                     args.top_k, args.top_p, args.argmax, args.seed)
+    first = next(chars, "")  # validates the prompt before anything is printed
+    sys.stdout.write(args.prime + first)
+    for ch in chars:
+        sys.stdout.write(ch)
+        if ch == "\n" or ch == " ":
+            sys.stdout.flush()
+    sys.stdout.write("\n")
+    return 0
+
+
+def _cmd_eval(args) -> int:
+    ckpt = load_checkpoint(args.run)
+    cfg = ckpt.config
+    split = args.split or ("all" if args.text else "val")
+    text = args.text if args.text else cfg.get("text")
+    fracs = (0.0, 0.0) if split == "all" else (cfg.get("val_frac"), cfg.get("test_frac"))
+    corpus = load_corpus(text, ckpt.vocab, *fracs, encoding=cfg.get("encoding"))
+    data = corpus.train if split == "all" else getattr(corpus, split)
+    if len(data) < 2:
+        raise ScratchRNNError(f"the {split} split is empty; pick another --split or a --text")
+    result = dict(report(evaluate(ckpt.model, data, cfg.get("seq_len", 100))),
+                  split=split, chars=int(len(data)), checkpoint=str(resolve(args.run)))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{split}: {result['nats_per_char']:.4f} nats/char, {result['bits_per_char']:.4f} "
+              f"bits/char, perplexity {result['perplexity']:.3f} over {result['chars']:,} chars")
+    return 0
+
+
+def _cmd_plot(args) -> int:
+    from pathlib import Path
+
+    out = args.out or Path(args.run) / "loss.png"
+    print(plot_history(read_metrics(args.run), out, Path(args.run).name))
+    return 0
+
+
+def _warn(message, category, filename, lineno, file=None, line=None):
+    print(f"scratchrnn: warning: {message}", file=sys.stderr)
+
+
+def main(argv=None) -> int:
+    commands = {"train": _cmd_train, "sample": _cmd_sample, "eval": _cmd_eval,
+                "plot": _cmd_plot}
+    old_showwarning = warnings.showwarning
+    warnings.showwarning = _warn
+    try:
+        args = build_parser().parse_args(argv)
+        return commands[args.command](args)
+    except ScratchRNNError as e:
+        print(f"scratchrnn: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("scratchrnn: interrupted", file=sys.stderr)
+        return EXIT_SIGINT
+    except MemoryError:
+        print("scratchrnn: error: out of memory; use a smaller --batch, --hidden or "
+              "--val-chars", file=sys.stderr)
+        return EXIT_ERROR
+    except BrokenPipeError:  # `scratchrnn sample ... | head` closed the pipe: not an error
+        return 0
+    except OSError as e:
+        print(f"scratchrnn: error: {e.strerror or e}"
+              f"{f' ({e.filename})' if e.filename else ''}", file=sys.stderr)
+        return EXIT_ERROR
+    finally:
+        warnings.showwarning = old_showwarning

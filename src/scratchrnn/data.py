@@ -1,0 +1,131 @@
+"""Corpora: finding the text (a local file or the downloaded book), cleaning, encoding, splitting,
+and cutting the training split into B parallel streams of T-step windows for truncated BPTT.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ScratchRNNError
+from .fsutil import atomic_write_bytes
+from .text import Vocab, clean, decode
+
+BOOK_NAME = "pg98"
+BOOK_URLS = (
+    "https://www.gutenberg.org/cache/epub/98/pg98.txt",
+    "https://www.gutenberg.org/files/98/98-0.txt",
+)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("SCRATCHRNN_HOME") or Path.home() / ".cache" / "scratchrnn")
+
+
+def download(urls: tuple[str, ...], dest: Path, timeout: float = 30.0) -> Path:
+    """Fetch the first URL that answers with a plausible text into `dest` (atomically)."""
+    reasons = []
+    for url in urls:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as resp:
+                body = resp.read()
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            reasons.append(f"{url}: {getattr(e, 'reason', e)}")
+            continue
+        if len(body) < 1000:
+            reasons.append(f"{url}: only {len(body)} bytes")
+            continue
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ScratchRNNError(f"cannot create {dest.parent}: {e.strerror}; set "
+                                  "SCRATCHRNN_HOME to a writable folder") from None
+        atomic_write_bytes(dest, body, "downloaded book")
+        return dest
+    raise ScratchRNNError(
+        f"could not download the book ({'; '.join(reasons)}); if you are offline, pass "
+        f"--text FILE or put the book at {dest}")
+
+
+def book_path(urls: tuple[str, ...] = BOOK_URLS, timeout: float = 30.0) -> Path:
+    """The default corpus: the cached book, downloaded on first use."""
+    dest = cache_dir() / f"{BOOK_NAME}.txt"
+    if dest.is_file() and dest.stat().st_size > 0:
+        return dest
+    print(f"downloading A Tale of Two Cities to {dest} ...", flush=True)
+    return download(urls, dest, timeout)
+
+
+def read_text(path: str | os.PathLike, encoding: str | None = None) -> str:
+    """Read and decode a text file, with one clear error for each way it can go wrong."""
+    path = Path(path)
+    if not path.exists():
+        raise ScratchRNNError(f"{path} does not exist; pass an existing text file with --text")
+    if path.is_dir():
+        raise ScratchRNNError(f"{path} is a folder; pass a text file with --text")
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ScratchRNNError(f"cannot read {path}: {e.strerror}; check its permissions") from None
+    if not raw.strip():
+        raise ScratchRNNError(f"{path} is empty; pass a file with some text in it")
+    return decode(raw, encoding, name=str(path))
+
+
+@dataclass
+class Corpus:
+    name: str
+    vocab: Vocab
+    train: np.ndarray  # (N_train,) uint8
+    val: np.ndarray  # (N_val,) uint8
+    test: np.ndarray  # (N_test,) uint8
+
+
+def split(ids: np.ndarray, val_frac: float, test_frac: float):
+    """Contiguous train/val/test split: the held-out text is the end of the book, unseen."""
+    n = len(ids)
+    n_test = int(round(n * test_frac))
+    n_val = int(round(n * val_frac))
+    n_train = n - n_val - n_test
+    return ids[:n_train], ids[n_train:n_train + n_val], ids[n_train + n_val:]
+
+
+def load_corpus(text: str | os.PathLike | None, vocab: Vocab | str = "ascii",
+                val_frac: float = 0.05, test_frac: float = 0.05,
+                encoding: str | None = None) -> Corpus:
+    """Read, clean, encode and split a corpus (`text=None` means the book)."""
+    if not (0 <= val_frac < 1 and 0 <= test_frac < 1 and val_frac + test_frac < 1):
+        raise ScratchRNNError("--val-frac and --test-frac must be in [0, 1) and sum to less than 1")
+    path = Path(text) if text is not None else book_path()
+    name = BOOK_NAME if text is None else path.stem
+    raw = read_text(path, encoding)
+    if isinstance(vocab, str):
+        cleaned = clean(raw, Vocab.ascii())
+        vocab = Vocab.named(vocab, cleaned)
+        cleaned = vocab.coerce(cleaned)  # e.g. the seed vocabulary turns newlines into spaces
+    else:
+        cleaned = clean(raw, vocab)
+    if not cleaned.strip():
+        raise ScratchRNNError(f"{path} has no usable text after cleaning; pass a text file")
+    return Corpus(name, vocab, *split(vocab.encode(cleaned), val_frac, test_frac))
+
+
+def make_streams(data: np.ndarray, batch: int) -> np.ndarray:
+    """(N,) -> (B, L) view: stream b reads its own contiguous slice of the text."""
+    length = len(data) // batch
+    return data[:batch * length].reshape(batch, length)
+
+
+def windows_per_epoch(streams: np.ndarray, seq_len: int) -> int:
+    return (streams.shape[1] - 1) // seq_len
+
+
+def window(streams: np.ndarray, j: int, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs and next-character targets of window j, both (B, T)."""
+    start = j * seq_len
+    return streams[:, start:start + seq_len], streams[:, start + 1:start + seq_len + 1]

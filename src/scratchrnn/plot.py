@@ -1,0 +1,55 @@
+"""The loss curve: training loss (per logged step) and validation loss against steps, drawn with
+matplotlib's object API (no pyplot global state) and saved atomically."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from .errors import ScratchRNNError
+from .fsutil import atomic_write
+
+
+def read_metrics(path) -> list[dict]:
+    path = Path(path)
+    if path.is_dir():
+        path = path / "metrics.jsonl"
+    if not path.is_file():
+        raise ScratchRNNError(f"no metrics at {path}; pass a run folder written by "
+                              "'scratchrnn train'")
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue  # a line cut short by a crash: the rest is still worth plotting
+            if isinstance(row, dict) and "step" in row:
+                rows.append(row)
+    return rows
+
+
+def plot_history(rows: list[dict], path, title: str = "") -> Path:
+    train = [(r["step"], r["train_loss"]) for r in rows if r.get("train_loss") is not None]
+    val = [(r["step"], r["val_loss"]) for r in rows if r.get("val_loss") is not None]
+    if not train and not val:
+        raise ScratchRNNError("no losses logged yet; train for a few steps first")
+    fig = Figure(figsize=(7, 4.2), dpi=110)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    if train:
+        ax.plot(*zip(*train, strict=True), label="train", color="tab:blue", linewidth=1)
+    if val:
+        ax.plot(*zip(*val, strict=True), "o-", label="validation", color="tab:orange")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (nats / character)")
+    ax.set_title(title or "loss")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    atomic_write(path, lambda f: fig.savefig(f, format="png"), "plot")
+    return path

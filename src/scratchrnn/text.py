@@ -1,0 +1,155 @@
+"""Text handling: decoding raw bytes, cleaning to ASCII, and the character vocabulary.
+
+Cleaning, in order: decode (UTF-8 with optional BOM, cp1252 fallback), CRLF/CR -> LF, strip the
+Project Gutenberg header and licence, transliterate to ASCII (anyascii), tabs -> space, and map
+anything still outside the vocabulary to a space. Every step is idempotent, so cleaning twice
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+
+import numpy as np
+from anyascii import anyascii
+
+from .errors import ScratchRNNError
+
+PRINTABLE = "".join(chr(c) for c in range(32, 127))  # the notebook's 95 characters
+
+_START = re.compile(
+    r"\*\*\*\s*START OF (?:THE|THIS) PROJECT GUTENBERG EBOOK.*?\*\*\*", re.IGNORECASE | re.DOTALL
+)
+_END = re.compile(r"\*\*\*\s*END OF (?:THE|THIS) PROJECT GUTENBERG EBOOK", re.IGNORECASE)
+# anyascii turns an em dash into "-"; typeset English uses it where ASCII text writes "--".
+_PRE_ASCII = str.maketrans({"\u2014": "--", "\u2015": "--", "\t": " "})
+
+
+def decode(raw: bytes, encoding: str | None = None, name: str = "text") -> str:
+    """Bytes -> str. UTF-8 (BOM allowed) unless `encoding` is given; cp1252 as a warned fallback."""
+    if b"\x00" in raw[:65536]:
+        raise ScratchRNNError(f"{name} looks like a binary file (it contains NUL bytes); "
+                              "pass a plain text file")
+    if encoding is not None:
+        try:
+            return raw.decode(encoding)
+        except LookupError:
+            raise ScratchRNNError(f"unknown encoding {encoding!r}; try utf-8 or cp1252") from None
+        except UnicodeDecodeError as e:
+            raise ScratchRNNError(f"{name} is not valid {encoding} (byte {e.start}); "
+                                  "pass the right --encoding") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        warnings.warn(f"{name} is not valid UTF-8; decoding it as cp1252 "
+                      "(pass --encoding to choose)", stacklevel=2)
+        return raw.decode("cp1252", errors="replace")
+
+
+def strip_gutenberg(text: str) -> str:
+    """Keep only the book between Project Gutenberg's START and END markers, when present."""
+    start = _START.search(text)
+    if start:
+        text = text[start.end():]
+    end = _END.search(text)
+    if end:
+        text = text[:end.start()]
+    return text.strip("\n ") if (start or end) else text
+
+
+def to_ascii(text: str) -> str:
+    """Newlines normalised, transliterated to ASCII, tabs as spaces (no vocabulary applied)."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").translate(_PRE_ASCII)
+    if not text.isascii():
+        text = anyascii(text)
+    return text.replace("\t", " ")
+
+
+def clean(text: str, vocab: Vocab, gutenberg: bool = True) -> str:
+    """The full cleaning pipeline for a corpus: every character of the result is in `vocab`."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if gutenberg:
+        text = strip_gutenberg(text)
+    return vocab.coerce(to_ascii(text))
+
+
+class Vocab:
+    """An ordered set of single characters; index i <-> character chars[i]."""
+
+    def __init__(self, chars: str):
+        if len(chars) == 0 or len(set(chars)) != len(chars):
+            raise ScratchRNNError("a vocabulary needs at least one character and no repeats")
+        if not chars.isascii():
+            raise ScratchRNNError("vocabulary characters must be ASCII (text is transliterated)")
+        self.chars = chars
+        # A 128-entry table makes encoding one vectorised lookup; -1 marks "not in vocab".
+        self._table = np.full(128, -1, dtype=np.int16)
+        self._table[np.frombuffer(chars.encode("ascii"), np.uint8)] = np.arange(len(chars))
+        # Characters outside the vocabulary become a space, or the first character without one.
+        fill = " " if " " in chars else chars[0]
+        self._coerce = str.maketrans({chr(c): fill for c in range(128) if chr(c) not in chars})
+
+    @classmethod
+    def ascii(cls) -> Vocab:
+        """96 symbols: printable ASCII plus newline, so any cleaned prompt can be read."""
+        return cls("\n" + PRINTABLE)
+
+    @classmethod
+    def seed(cls) -> Vocab:
+        """The notebook's 95 printable characters; newlines become spaces."""
+        return cls(PRINTABLE)
+
+    @classmethod
+    def from_text(cls, text: str) -> Vocab:
+        return cls("".join(sorted(set(text))))
+
+    @classmethod
+    def named(cls, name: str, text: str | None = None) -> Vocab:
+        if name == "ascii":
+            return cls.ascii()
+        if name == "seed":
+            return cls.seed()
+        if name == "corpus":
+            if not text:
+                raise ScratchRNNError("the corpus vocabulary needs the cleaned corpus text")
+            return cls.from_text(text)
+        raise ScratchRNNError(f"unknown vocabulary {name!r}; choose ascii, seed or corpus")
+
+    def __len__(self) -> int:
+        return len(self.chars)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Vocab) and other.chars == self.chars
+
+    def __repr__(self) -> str:
+        return f"Vocab({self.chars!r})"
+
+    def coerce(self, ascii_text: str) -> str:
+        """Map every character outside the vocabulary to a space (the catch-all cleaning step)."""
+        return ascii_text.translate(self._coerce)
+
+    def encode(self, text: str) -> np.ndarray:
+        """str -> uint8 indices; refuses any character not in the vocabulary."""
+        if not text.isascii():
+            bad = sorted({c for c in text if not c.isascii()})
+            raise ScratchRNNError(f"characters not in the vocabulary: {''.join(bad)!r}")
+        ids = self._table[np.frombuffer(text.encode("ascii"), np.uint8)]
+        if ids.size and ids.min() < 0:
+            bad = sorted({c for c in text if c not in self.chars})
+            raise ScratchRNNError(f"characters not in the vocabulary: {''.join(bad)!r}")
+        return ids.astype(np.uint8)
+
+    def decode(self, ids) -> str:
+        return "".join(self.chars[i] for i in np.asarray(ids).ravel())
+
+    def clean_prompt(self, prompt: str) -> np.ndarray:
+        """Clean a prompt like the corpus, then encode it; unknown characters are an error."""
+        text = to_ascii(prompt)
+        if "\n" not in self.chars:  # the seed vocabulary reads newlines as spaces, like its corpus
+            text = text.replace("\n", " ")
+        bad = sorted({c for c in text if c not in self.chars})
+        if bad:
+            raise ScratchRNNError(f"the prompt has characters this model does not know: "
+                                  f"{''.join(bad)!r}; remove them or train with --vocab ascii")
+        return self.encode(text)

@@ -1,0 +1,235 @@
+"""The training loop: B parallel streams, T-step windows, truncated BPTT with the hidden state
+carried from window to window (reset at each epoch), clipping, an optimizer step, and a run
+folder with checkpoints, metrics, a loss plot and samples. Everything the loop depends on is in
+the checkpoint, so a resumed run continues bit for bit as if it had never stopped."""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from . import optim
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import MODEL_KEYS, TrainConfig, validate
+from .data import Corpus, load_corpus, make_streams, window, windows_per_epoch
+from .errors import ScratchRNNError
+from .evaluate import evaluate
+from .fsutil import atomic_write_bytes
+from .model import CharRNN, backward, forward
+from .plot import plot_history
+from .sample import generate
+
+
+@dataclass
+class TrainResult:
+    model: CharRNN
+    vocab: object
+    out: Path
+    step: int
+    epoch: int
+    val_loss: float | None
+    best_val: float | None
+    stopped: str  # epochs, max_steps, time_budget, SIGINT or SIGTERM
+    history: list = field(default_factory=list)
+
+    @property
+    def interrupted(self) -> bool:
+        return self.stopped.startswith("SIG")
+
+
+class _Signals:
+    """Turn SIGINT/SIGTERM into a flag checked between steps: the update in flight finishes,
+    then the loop saves a checkpoint and returns. Only possible in the main thread."""
+
+    def __enter__(self):
+        self.received = None
+        self._old = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.received = self.received or signal.Signals(signum).name
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def _prepare_out(out: Path, fresh: bool, overwrite: bool) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ScratchRNNError(f"cannot create the run folder {out}: {e.strerror}; pass a "
+                              "writable --out folder") from None
+    if fresh and (out / "checkpoint.npz").exists() and not overwrite:
+        raise ScratchRNNError(f"{out} already holds a run; continue it with --resume {out}, "
+                              "or pass another --out (or --overwrite to replace it)")
+
+
+def _resume_config(ckpt, overrides: dict) -> TrainConfig:
+    saved = TrainConfig.from_dict(ckpt.config)
+    for key in (*MODEL_KEYS, "dropout"):
+        new = overrides.get(key)
+        if new is not None and new != getattr(saved, key):
+            raise ScratchRNNError(
+                f"--resume continues the run as it was: it has {key.replace('_', '-')}="
+                f"{getattr(saved, key)!r}, not {new!r}; drop that flag or start a new run "
+                "with another --out")
+    return saved.replace(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def train(config: TrainConfig | None = None, *, resume=None, progress: bool = True,
+          overwrite: bool = False, log=print, **overrides) -> TrainResult:
+    """Train a new run from `config` (plus keyword overrides), or continue the run folder or
+    checkpoint `resume` (keyword overrides may raise --max-steps, --epochs, change --lr ...)."""
+    ckpt = load_checkpoint(resume) if resume is not None else None
+    if ckpt is not None:
+        cfg = _resume_config(ckpt, overrides)
+    else:
+        cfg = (config or TrainConfig()).replace(**{k: v for k, v in overrides.items()
+                                                   if v is not None})
+    validate(cfg)
+    corpus = load_corpus(cfg.text, ckpt.vocab if ckpt else cfg.vocab, cfg.val_frac,
+                         cfg.test_frac, cfg.encoding)
+    need = cfg.batch * (cfg.seq_len + 1)
+    if len(corpus.train) < need:
+        raise ScratchRNNError(
+            f"the training text has {len(corpus.train)} characters, fewer than --batch x "
+            f"(--seq-len + 1) = {need}; use a smaller --batch or --seq-len, or a longer text")
+    out = Path(cfg.out) if cfg.out else (ckpt.path.parent if ckpt else Path("runs") / corpus.name)
+    cfg = cfg.replace(out=str(out))
+    _prepare_out(out, fresh=ckpt is None, overwrite=overwrite)
+    atomic_write_bytes(out / "config.json", json.dumps(cfg.to_dict(), indent=2).encode(),
+                       "run configuration")
+    if ckpt is not None:
+        model, opt_state, state, meta = ckpt.model, ckpt.opt_state, ckpt.state, dict(ckpt.meta)
+    else:
+        model = CharRNN(len(corpus.vocab), cfg.hidden, cfg.cell, cfg.layers, cfg.dropout,
+                        cfg.seed, cfg.dtype, cfg.init_std)
+        opt_state = optim.init_state(cfg.optimizer, model.params)
+        state, meta = model.init_state(cfg.batch), {}
+    return _loop(cfg, corpus, model, opt_state, state, meta, out, progress, log)
+
+
+def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progress, log):
+    streams = make_streams(corpus.train, cfg.batch)  # (B, L)
+    n_win = windows_per_epoch(streams, cfg.seq_len)
+    limits = [n for n in (cfg.max_steps, cfg.epochs and cfg.epochs * n_win) if n]
+    total = min(limits) if limits else None
+    step, epoch, win = meta.get("step", 0), meta.get("epoch", 0), meta.get("window", 0)
+    history = list(meta.get("history", []))
+    best = meta.get("best_val")
+    acc_loss, acc_n = meta.get("acc", (0.0, 0))
+    rng = np.random.default_rng([cfg.seed, 1])  # dropout
+    if "rng" in meta:
+        rng.bit_generator.state = meta["rng"]
+    elapsed0 = meta.get("elapsed_s", 0.0)
+    metrics_path = out / "metrics.jsonl"
+    # Rows after the checkpoint belong to steps that will be trained again.
+    atomic_write_bytes(metrics_path, "".join(json.dumps(r) + "\n" for r in history).encode(),
+                       "metrics")
+    if total is not None and step >= total:
+        log(f"{out} is already finished at step {step}; raise --max-steps or --epochs to go on")
+        return TrainResult(model, corpus.vocab, out, step, epoch, None, best, "finished", history)
+    log(f"training {model!r} on {corpus.name}: {len(corpus.train):,} train / "
+        f"{len(corpus.val):,} val characters, {n_win} windows per epoch -> {out}")
+    t0 = time.perf_counter()
+    t_log, chars_since = t0, 0
+    val = None
+    bar = tqdm(total=total, initial=step, unit="step", disable=not progress, dynamic_ncols=True)
+
+    def checkpoint(path):
+        meta_now = dict(step=step, epoch=epoch, window=win, rng=rng.bit_generator.state,
+                        elapsed_s=elapsed0 + time.perf_counter() - t0, history=history,
+                        best_val=best, acc=(acc_loss, acc_n))
+        save_checkpoint(path, model, corpus.vocab, cfg.to_dict(), meta_now, opt_state, state)
+
+    def learning_rate(step, seconds):
+        if cfg.schedule == "constant":
+            return optim.learning_rate(cfg.lr, step, cfg.warmup)
+        time_frac = seconds / cfg.time_budget if cfg.time_budget else None
+        return optim.learning_rate(cfg.lr, step, cfg.warmup, total, cfg.min_lr, time_frac)
+
+    stopped, lr = None, cfg.lr
+    with _Signals() as signals, open(metrics_path, "a", encoding="utf-8") as metrics:
+        while stopped is None:
+            if win == 0:
+                state = model.init_state(cfg.batch)  # each epoch starts from a zero state
+            x, y = window(streams, win, cfg.seq_len)  # (B, T) each
+            loss, new_state, cache = forward(model.params, model.config, x, y, state, rng)
+            grads, _ = backward(cache, model.config)
+            norm = optim.clip(grads, cfg.clip_value, cfg.clip_norm)
+            if not (math.isfinite(loss) and math.isfinite(norm)):
+                what = f"loss {loss:.4g}, gradient norm {norm:.4g}"
+                if cfg.on_nan == "stop":
+                    bar.close()
+                    raise ScratchRNNError(
+                        f"training diverged at step {step + 1} ({what}); the last good "
+                        f"checkpoint is {out / 'checkpoint.npz'}: resume it with a lower --lr, "
+                        "or pass --on-nan skip")
+                tqdm.write(f"step {step + 1}: {what}; update skipped (--on-nan skip)")
+            else:
+                lr = learning_rate(step, time.perf_counter() - t0)
+                optim.update(cfg.optimizer, model.params, grads, opt_state, lr)
+                state = new_state
+                acc_loss, acc_n = acc_loss + loss, acc_n + 1
+            step, win = step + 1, win + 1
+            chars_since += x.size
+            if win == n_win:
+                epoch, win = epoch + 1, 0
+            if signals.received:
+                stopped = signals.received
+            elif total is not None and step >= total:
+                stopped = "max_steps" if cfg.max_steps and step >= cfg.max_steps else "epochs"
+            elif cfg.time_budget and time.perf_counter() - t0 >= cfg.time_budget:
+                stopped = "time_budget"
+            evaluating = step % cfg.eval_every == 0 or stopped is not None
+            if step % cfg.log_every and not evaluating:
+                bar.update(1)
+                continue
+            now = time.perf_counter()
+            row = {"step": step, "epoch": epoch + win / n_win,
+                   "train_loss": acc_loss / acc_n if acc_n else None,
+                   "lr": lr if acc_n else None,
+                   "chars_per_sec": round(chars_since / max(now - t_log, 1e-9), 1),
+                   "elapsed_s": round(elapsed0 + now - t0, 3)}
+            acc_loss, acc_n, t_log, chars_since = 0.0, 0, now, 0
+            if evaluating and stopped not in ("SIGINT", "SIGTERM") and len(corpus.val) > 1:
+                val = evaluate(model, corpus.val, cfg.seq_len, max_chars=cfg.val_chars)
+                row["val_loss"], row["val_bpc"] = val, val / math.log(2)
+            history.append(row)
+            metrics.write(json.dumps(row) + "\n")
+            metrics.flush()
+            bar.set_postfix(loss=f"{row['train_loss'] or float('nan'):.3f}",
+                            val=f"{val:.3f}" if val is not None else "-",
+                            cps=f"{row['chars_per_sec']:.0f}")
+            bar.update(1)
+            if evaluating:
+                if val is not None and (best is None or val < best):
+                    best = val
+                    checkpoint(out / "best.npz")
+                checkpoint(out / "checkpoint.npz")
+                plot_history(history, out / "loss.png", f"{model.config.cell} on {corpus.name}")
+                if cfg.sample_length and stopped not in ("SIGINT", "SIGTERM"):
+                    text = "".join(generate(model, corpus.vocab, "", cfg.sample_length, 0.8,
+                                            seed=step))
+                    tqdm.write(f"--- step {step}, val {val if val is None else round(val, 4)}"
+                               f" nats/char ---\n{text}\n---")
+    bar.close()
+    if stopped in ("SIGINT", "SIGTERM"):
+        log(f"interrupted by {stopped} at step {step}; saved {out / 'checkpoint.npz'} "
+            f"(continue with: scratchrnn train --resume {out})")
+    else:
+        log(f"stopped at step {step} ({stopped}); val {val if val is None else round(val, 4)} "
+            f"nats/char; checkpoints in {out}")
+    return TrainResult(model, corpus.vocab, out, step, epoch, val, best, stopped, history)

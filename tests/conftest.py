@@ -1,0 +1,51 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+SMALL_TEXT = (
+    "It was the best of times, it was the worst of times, it was the age of wisdom,\n"
+    "it was the age of foolishness, it was the epoch of belief, it was the epoch of\n"
+    "incredulity, it was the season of Light, it was the season of Darkness.\n"
+) * 12
+
+
+def shared_file(name: str) -> Path:
+    path = SHARED / name
+    if not path.is_file():
+        pytest.skip(f"{path} is not available")
+    return path
+
+
+@pytest.fixture
+def book():
+    return shared_file("pg98.txt")
+
+
+@pytest.fixture
+def small_text(tmp_path) -> Path:
+    path = tmp_path / "small.txt"
+    path.write_text(SMALL_TEXT)
+    return path
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path, monkeypatch):
+    """Never touch the user's real cache or the network from tests."""
+    monkeypatch.setenv("SCRATCHRNN_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr("scratchrnn.data.BOOK_URLS", ("http://127.0.0.1:9/none",))
+
+
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+# The autouse fixture above is harmless to reuse across examples; CI machines are noisy.
+settings.register_profile("ci", suppress_health_check=[HealthCheck.function_scoped_fixture],
+                          deadline=None, max_examples=60)
+settings.load_profile("ci")

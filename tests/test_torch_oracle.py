@@ -1,0 +1,99 @@
+"""The same weights in PyTorch's nn.RNN / nn.LSTM / nn.GRU: loss, every gradient and the final
+states must agree to float64 round-off (rtol 1e-9, atol 1e-11). Skips without torch."""
+
+import numpy as np
+import pytest
+
+from scratchrnn import optim
+from scratchrnn.model import ModelConfig, backward, forward, init_params, init_state
+
+torch = pytest.importorskip("torch")
+TOL = dict(rtol=1e-9, atol=1e-11)
+
+
+def torch_twin(cfg: ModelConfig, params):
+    """An equivalent torch model built from our parameters (one-hot input = row gather)."""
+    H, V, L = cfg.hidden_size, cfg.vocab_size, cfg.num_layers
+    kind = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cfg.cell]
+    kwargs = {"nonlinearity": "tanh"} if cfg.cell == "rnn" else {}
+    rnn = kind(V, H, num_layers=L, batch_first=True, dtype=torch.float64, **kwargs)
+    out = torch.nn.Linear(H, V, dtype=torch.float64)
+    with torch.no_grad():
+        for k in range(L):
+            getattr(rnn, f"weight_ih_l{k}").copy_(torch.from_numpy(params[f"l{k}.W_x"].T))
+            getattr(rnn, f"weight_hh_l{k}").copy_(torch.from_numpy(params[f"l{k}.W_h"].T))
+            getattr(rnn, f"bias_ih_l{k}").copy_(torch.from_numpy(params[f"l{k}.b"]))
+            bias_hh = getattr(rnn, f"bias_hh_l{k}")
+            bias_hh.zero_()
+            if cfg.cell == "gru":
+                bias_hh[2 * H:] = torch.from_numpy(params[f"l{k}.b_hn"])
+        out.weight.copy_(torch.from_numpy(params["W_y"].T))
+        out.bias.copy_(torch.from_numpy(params["b_y"]))
+    return rnn, out
+
+
+def torch_grads(cfg, rnn, out):
+    H, g = cfg.hidden_size, {}
+    for k in range(cfg.num_layers):
+        g[f"l{k}.W_x"] = getattr(rnn, f"weight_ih_l{k}").grad.numpy().T
+        g[f"l{k}.W_h"] = getattr(rnn, f"weight_hh_l{k}").grad.numpy().T
+        g[f"l{k}.b"] = getattr(rnn, f"bias_ih_l{k}").grad.numpy()
+        if cfg.cell == "gru":
+            g[f"l{k}.b_hn"] = getattr(rnn, f"bias_hh_l{k}").grad.numpy()[2 * H:]
+    g["W_y"], g["b_y"] = out.weight.grad.numpy().T, out.bias.grad.numpy()
+    return g
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("num_layers", [1, 2, 3])
+def test_matches_torch(cell, num_layers):
+    rng = np.random.default_rng(num_layers)
+    cfg = ModelConfig(11, 8, cell, num_layers, 0.0, "float64")
+    params = init_params(cfg, rng)
+    B, T = 3, 7
+    x, y = rng.integers(0, 11, (B, T)), rng.integers(0, 11, (B, T))
+    state = {k: rng.normal(size=v.shape) * 0.5 for k, v in init_state(cfg, B).items()}
+    loss, state_out, cache = forward(params, cfg, x, y, state)
+    grads, _ = backward(cache, cfg)
+
+    rnn, out = torch_twin(cfg, params)
+    stack = lambda key: torch.from_numpy(
+        np.stack([state[f"l{k}.{key}"] for k in range(num_layers)]))
+    h0 = (stack("h"), stack("c")) if cell == "lstm" else stack("h")
+    onehot = torch.nn.functional.one_hot(torch.from_numpy(x), 11).double()
+    hs, hT = rnn(onehot, h0)
+    t_loss = torch.nn.functional.cross_entropy(out(hs).reshape(-1, 11),
+                                               torch.from_numpy(y).reshape(-1))
+    t_loss.backward()
+
+    assert loss == pytest.approx(t_loss.item(), rel=1e-12)
+    t_grads = torch_grads(cfg, rnn, out)
+    assert set(t_grads) == set(grads)
+    for k in grads:
+        np.testing.assert_allclose(grads[k], t_grads[k], err_msg=k, **TOL)
+    h_T = hT[0] if cell == "lstm" else hT
+    for k in range(num_layers):
+        np.testing.assert_allclose(state_out[f"l{k}.h"], h_T[k].detach().numpy(), **TOL)
+        if cell == "lstm":
+            np.testing.assert_allclose(state_out[f"l{k}.c"], hT[1][k].detach().numpy(), **TOL)
+
+
+@pytest.mark.parametrize("name", ["sgd", "adagrad", "adam"])
+def test_optimizers_match_torch(name):
+    rng = np.random.default_rng(0)
+    params = {"a": rng.normal(size=(4, 3)), "b": rng.normal(size=5)}
+    t_params = [torch.tensor(p.copy(), requires_grad=True) for p in params.values()]
+    lr = 0.05
+    t_opt = {"sgd": lambda: torch.optim.SGD(t_params, lr=lr),
+             "adagrad": lambda: torch.optim.Adagrad(t_params, lr=lr, eps=0.0,
+                                                    initial_accumulator_value=1e-8),
+             "adam": lambda: torch.optim.Adam(t_params, lr=lr, eps=optim.ADAM_EPS)}[name]()
+    state = optim.init_state(name, params)
+    for _ in range(5):
+        grads = {k: rng.normal(size=p.shape) for k, p in params.items()}
+        for tp, g in zip(t_params, grads.values(), strict=True):
+            tp.grad = torch.from_numpy(g.copy())
+        t_opt.step()
+        optim.update(name, params, grads, state, lr)
+    for p, tp in zip(params.values(), t_params, strict=True):
+        np.testing.assert_allclose(p, tp.detach().numpy(), rtol=1e-10, atol=1e-12)

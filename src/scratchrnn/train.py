@@ -203,7 +203,9 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
                    "lr": lr if acc_n else None,
                    "chars_per_sec": round(chars_since / max(now - t_log, 1e-9), 1),
                    "elapsed_s": round(elapsed0 + now - t0, 3)}
-            acc_loss, acc_n, t_log, chars_since = 0.0, 0, now, 0
+            t_log, chars_since = now, 0
+            if step % cfg.log_every == 0:  # off-grid rows (stops, evals) leave the average be
+                acc_loss, acc_n = 0.0, 0
             if evaluating and stopped not in ("SIGINT", "SIGTERM") and len(corpus.val) > 1:
                 val = evaluate(model, corpus.val, cfg.seq_len, max_chars=cfg.val_chars)
                 row["val_loss"], row["val_bpc"] = val, val / math.log(2)

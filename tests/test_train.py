@@ -1,0 +1,171 @@
+"""Learning, resuming, sampling and evaluating, through the API and the CLI in-process."""
+
+import json
+import math
+import signal
+
+import numpy as np
+import pytest
+
+import scratchrnn as sr
+from scratchrnn.cli import main
+from scratchrnn.layers import softmax
+from scratchrnn.sample import filter_probs
+
+FAST = dict(hidden=32, batch=4, seq_len=16, eval_every=20, log_every=5, sample_length=20)
+
+
+def test_initial_loss_is_ln_v(rng):
+    for cell in ("rnn", "lstm", "gru"):
+        model = sr.CharRNN(96, 64, cell, seed=0, init_std=0.01)
+        x, y = rng.integers(0, 96, (8, 50)), rng.integers(0, 96, (8, 50))
+        loss, _, _ = model.loss_and_grads(x, y)
+        assert loss == pytest.approx(math.log(96), abs=0.01)
+        default = sr.CharRNN(96, 64, cell, seed=0)  # PyTorch-style init: close, not exact
+        assert default.loss(x, y)[0] == pytest.approx(math.log(96), abs=0.2)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_overfits_a_tiny_corpus(cell, tmp_path):
+    text = tmp_path / "tiny.txt"
+    text.write_text("the quick brown fox jumps over the lazy dog. " * 4)
+    result = sr.train(sr.TrainConfig(text=str(text), out=str(tmp_path / "run"), cell=cell,
+                                     hidden=64, batch=1, seq_len=40, lr=1e-2, epochs=300,
+                                     max_steps=300, val_frac=0, test_frac=0, eval_every=300,
+                                     sample_length=0, schedule="constant"), progress=False)
+    assert result.history[-1]["train_loss"] < 0.05
+    model, vocab = result.model, result.vocab
+    assert sr.sample(model, vocab, "the quick ", 30, argmax=True).startswith(
+        "the quick brown fox jumps over")
+
+
+def _run(tmp_path, small_text, name, **kw):
+    cfg = sr.TrainConfig(text=str(small_text), out=str(tmp_path / name), **FAST)
+    return cfg.replace(**kw)
+
+
+def _interrupt_at(monkeypatch, step):
+    """Deliver a real SIGINT to this process right after update number `step`."""
+    real_update = sr.train.__globals__["optim"].update
+
+    def update(name, params, grads, state, lr):
+        real_update(name, params, grads, state, lr)
+        if int(state["t"]) == step:
+            signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr("scratchrnn.optim.update", update)
+
+
+def _assert_same_run(a, b, skip_step):
+    for k, v in a.model.params.items():
+        assert np.array_equal(v, b.model.params[k]), k
+    ca, cb = sr.load_checkpoint(a.out), sr.load_checkpoint(b.out)
+    for k in ca.opt_state:
+        assert np.array_equal(ca.opt_state[k], cb.opt_state[k]), k
+    # metrics at the same steps are identical too (the stop adds one extra row)
+    rows = lambda r: {h["step"]: (h["train_loss"], h.get("val_loss")) for h in r.history
+                      if h["step"] != skip_step}
+    assert rows(a) == rows(b)
+
+
+@pytest.mark.parametrize("cell,layers,dropout", [("rnn", 1, 0.0), ("lstm", 2, 0.3),
+                                                 ("gru", 2, 0.3)])
+def test_interrupt_and_resume_is_bit_identical(cell, layers, dropout, tmp_path, small_text,
+                                                monkeypatch):
+    common = dict(cell=cell, layers=layers, dropout=dropout, epochs=None, max_steps=50)
+    full = sr.train(_run(tmp_path, small_text, "full", **common), progress=False)
+    with monkeypatch.context() as m:
+        _interrupt_at(m, 23)
+        cut = sr.train(_run(tmp_path, small_text, "part", **common), progress=False)
+    assert cut.stopped == "SIGINT" and cut.step == 23
+    part = sr.train(resume=tmp_path / "part", progress=False)
+    assert part.step == full.step == 50 and part.stopped == "max_steps"
+    _assert_same_run(full, part, 23)
+    again = sr.train(resume=tmp_path / "part", progress=False)
+    assert again.stopped == "finished"  # resuming a finished run changes nothing
+    _assert_same_run(full, again, 23)
+
+
+def test_extending_max_steps_is_bit_identical(tmp_path, small_text):
+    common = dict(cell="lstm", epochs=None, schedule="constant", warmup=5)
+    full = sr.train(_run(tmp_path, small_text, "full", max_steps=45, **common), progress=False)
+    sr.train(_run(tmp_path, small_text, "part", max_steps=20, **common), progress=False)
+    part = sr.train(resume=tmp_path / "part", max_steps=45, progress=False)
+    _assert_same_run(full, part, 20)
+
+
+def test_run_folder_contents(tmp_path, small_text):
+    result = sr.train(_run(tmp_path, small_text, "run", max_steps=40, epochs=None),
+                      progress=False)
+    out = tmp_path / "run"
+    for name in ("checkpoint.npz", "best.npz", "metrics.jsonl", "loss.png", "config.json"):
+        assert (out / name).is_file(), name
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert rows == json.loads(json.dumps(result.history))
+    assert {"step", "epoch", "train_loss", "chars_per_sec", "elapsed_s"} <= set(rows[0])
+    assert [r["step"] for r in rows if "val_loss" in r] == [20, 40]
+    assert (out / "loss.png").read_bytes()[:4] == b"\x89PNG"
+    best = sr.load_checkpoint(out / "best.npz")
+    assert best.meta["best_val"] == min(r["val_loss"] for r in rows if "val_loss" in r)
+
+
+def test_seed_preset(tmp_path, small_text):
+    cfg = sr.with_preset("seed", text=str(small_text), out=str(tmp_path / "s"), max_steps=30,
+                         eval_every=30, sample_length=0)
+    assert (cfg.vocab, cfg.hidden, cfg.seq_len, cfg.batch, cfg.optimizer, cfg.clip_value,
+            cfg.init_std, cfg.cell) == ("seed", 128, 25, 1, "sgd", 5.0, 0.01, "rnn")
+    result = sr.train(cfg, progress=False)
+    assert len(result.vocab) == 95
+    assert result.history[-1]["train_loss"] < math.log(95)
+
+
+def test_sampling_is_deterministic_and_limits(rng):
+    model = sr.CharRNN(96, 32, "lstm", seed=3)
+    vocab = sr.Vocab.ascii()
+    a = sr.sample(model, vocab, "It was", 60, temperature=0.9, seed=5)
+    assert a == sr.sample(model, vocab, "It was", 60, temperature=0.9, seed=5)
+    assert a != sr.sample(model, vocab, "It was", 60, temperature=0.9, seed=6)
+    assert a.startswith("It was") and len(a) == 66
+    sharp = sr.CharRNN(96, 32, "lstm", seed=3, init_std=0.3)  # clear margins between logits
+    greedy = sr.sample(sharp, vocab, "It", 40, argmax=True)
+    assert sr.sample(sharp, vocab, "It", 40, temperature=1e-6, seed=9) == greedy
+    assert sr.sample(sharp, vocab, "It", 40, top_k=1, seed=9) == greedy
+    assert sr.sample(sharp, vocab, "It", 40, seed=9) != greedy
+    for bad in (dict(temperature=0), dict(temperature=-1), dict(top_k=0), dict(top_p=0),
+                dict(top_p=1.5)):
+        with pytest.raises(sr.ScratchRNNError):
+            sr.sample(model, vocab, "x", 5, **bad)
+
+
+def test_top_k_top_p_support():
+    p = softmax(np.log(np.array([0.5, 0.3, 0.15, 0.05])))
+    assert np.count_nonzero(filter_probs(p, 2, None)) == 2
+    assert np.count_nonzero(filter_probs(p, None, 0.7)) == 2  # 0.5 + 0.3 reaches 0.7
+    assert np.count_nonzero(filter_probs(p, None, 0.5)) == 1
+    assert np.count_nonzero(filter_probs(p, None, 1.0)) == 4
+    q = filter_probs(p, 3, 0.9)
+    assert q.sum() == pytest.approx(1) and q[3] == 0
+
+
+def test_cli_end_to_end(tmp_path, small_text, capsys):
+    out = tmp_path / "cli"
+    args = ["train", "--text", str(small_text), "--out", str(out), "--hidden", "32",
+            "--batch", "4", "--seq-len", "16", "--max-steps", "30", "--eval-every", "15",
+            "--sample-length", "10", "--quiet"]
+    assert main(args) == 0
+    assert "stopped at step 30" in capsys.readouterr().out
+    assert main(["sample", str(out), "--prime", "It was", "--length", "40", "--seed", "2"]) == 0
+    first = capsys.readouterr().out
+    assert main(["sample", str(out), "--prime", "It was", "--length", "40", "--seed", "2"]) == 0
+    assert capsys.readouterr().out == first and first.startswith("It was")
+    assert main(["eval", str(out), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["bits_per_char"] == pytest.approx(res["nats_per_char"] / math.log(2))
+    assert res["perplexity"] == pytest.approx(math.exp(res["nats_per_char"]))
+    assert main(["eval", str(out), "--split", "test"]) == 0
+    assert "nats/char" in capsys.readouterr().out
+    assert main(["eval", str(out / "best.npz"), "--text", str(small_text)]) == 0
+    png = tmp_path / "again.png"
+    assert main(["plot", str(out), "--out", str(png)]) == 0 and png.is_file()
+    assert main(["train", "--resume", str(out), "--max-steps", "40", "--quiet"]) == 0
+    assert sr.load_checkpoint(out).meta["step"] == 40

@@ -106,7 +106,10 @@ def train(config: TrainConfig | None = None, *, resume=None, progress: bool = Tr
         raise ScratchRNNError(
             f"the training text has {len(corpus.train)} characters, fewer than --batch x "
             f"(--seq-len + 1) = {need}; use a smaller --batch or --seq-len, or a longer text")
-    out = Path(cfg.out) if cfg.out else (ckpt.path.parent if ckpt else Path("runs") / corpus.name)
+    if ckpt is not None:  # a resumed run lives where its checkpoint is, unless told otherwise
+        out = Path(overrides["out"]) if overrides.get("out") else ckpt.path.parent
+    else:
+        out = Path(cfg.out) if cfg.out else Path("runs") / corpus.name
     cfg = cfg.replace(out=str(out))
     _prepare_out(out, fresh=ckpt is None, overwrite=overwrite)
     atomic_write_bytes(out / "config.json", json.dumps(cfg.to_dict(), indent=2).encode(),
@@ -161,7 +164,9 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
         return optim.learning_rate(cfg.lr, step, cfg.warmup, total, cfg.min_lr, time_frac)
 
     stopped, lr = None, cfg.lr
-    with _Signals() as signals, open(metrics_path, "a", encoding="utf-8") as metrics:
+    # Overflow shows up as a non-finite loss or gradient norm, handled below with a message.
+    with (_Signals() as signals, open(metrics_path, "a", encoding="utf-8") as metrics, bar,
+          np.errstate(over="ignore", invalid="ignore")):
         while stopped is None:
             if win == 0:
                 state = model.init_state(cfg.batch)  # each epoch starts from a zero state
@@ -172,7 +177,6 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
             if not (math.isfinite(loss) and math.isfinite(norm)):
                 what = f"loss {loss:.4g}, gradient norm {norm:.4g}"
                 if cfg.on_nan == "stop":
-                    bar.close()
                     raise ScratchRNNError(
                         f"training diverged at step {step + 1} ({what}); the last good "
                         f"checkpoint is {out / 'checkpoint.npz'}: resume it with a lower --lr, "
@@ -227,7 +231,6 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
                                             seed=step))
                     tqdm.write(f"--- step {step}, val {val if val is None else round(val, 4)}"
                                f" nats/char ---\n{text}\n---")
-    bar.close()
     if stopped in ("SIGINT", "SIGTERM"):
         log(f"interrupted by {stopped} at step {step}; saved {out / 'checkpoint.npz'} "
             f"(continue with: scratchrnn train --resume {out})")

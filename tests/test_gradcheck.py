@@ -55,11 +55,11 @@ def test_cell_alone(cell, rng):
     w_hs = rng.normal(size=(T, B, H))
     w_st = {k: rng.normal(size=(B, H)) for k in state}
 
-    def f():
-        hs, st, _ = cells.FORWARD[cell](xproj, state, p)
+    def f():  # cells may overwrite xproj (their scratch buffer): hand them a copy
+        hs, st, _ = cells.FORWARD[cell](xproj.copy(), state, p)
         return float((hs * w_hs).sum() + sum((st[k] * w_st[k]).sum() for k in st))
 
-    _, _, cache = cells.FORWARD[cell](xproj, state, p)
+    _, _, cache = cells.FORWARD[cell](xproj.copy(), state, p)
     dx, dp, ds = cells.BACKWARD[cell](w_hs.copy(), w_st, cache)
     assert_close(dx, numerical_grad(f, xproj), "xproj")
     for k in p:

@@ -2,9 +2,10 @@
 
 Row-vector, time-major inside (the model transposes its (B, T) inputs once), so each step reads a
 contiguous (B, .) slab. Every cell receives `xproj = x @ W_x + b` for the whole window,
-precomputed as one matrix product (or a row gather for the first layer), and runs only the
-recurrence: one fused (B, H) @ (H, G*H) product per step. The weight gradient of W_h is one big
-product over all steps after the loop. Equations and gate order follow PyTorch:
+precomputed as one matrix product (or a row gather for the first layer), and may overwrite it
+(it is the caller's scratch buffer). The cell runs only the recurrence: one fused
+(B, H) @ (H, G*H) product per step. The weight gradient of W_h is one big product over all
+steps after the loop. Equations and gate order follow PyTorch:
 
     rnn:  h' = tanh(a),  a = xproj + h W_h
     lstm: [i f g o] = xproj + h W_h;  c' = s(f) c + s(i) tanh(g);  h' = s(o) tanh(c')
@@ -50,6 +51,7 @@ def rnn_forward(xproj, state, p):
 def rnn_backward(dhs, dstate, cache):
     hs, W_h = cache
     T, B, H = dhs.shape
+    W_hT = np.ascontiguousarray(W_h.T)  # a contiguous transpose makes each step's product faster
     da = np.empty_like(dhs)  # (T, B, H) gradient wrt the pre-activation
     dh = np.array(dstate["h"], dtype=dhs.dtype) if dstate else np.zeros((B, H), dhs.dtype)
     for t in range(T - 1, -1, -1):
@@ -57,7 +59,7 @@ def rnn_backward(dhs, dstate, cache):
         np.multiply(hs[t + 1], hs[t + 1], out=da[t])
         np.subtract(1.0, da[t], out=da[t])
         da[t] *= dh  # tanh'(a) = 1 - h^2
-        np.matmul(da[t], W_h.T, out=dh)
+        np.matmul(da[t], W_hT, out=dh)
     dW_h = hs[:-1].reshape(-1, H).T @ da.reshape(-1, H)
     return da, {"W_h": dW_h}, {"h": dh}
 
@@ -77,8 +79,9 @@ def _lstm_consts(H, dtype):
 def lstm_forward(xproj, state, p):
     T, B, G = xproj.shape
     H = G // 4
-    W_h = p["W_h"]
     scale, shift = _lstm_consts(H, xproj.dtype)
+    W_h = p["W_h"] * scale  # (H, 4H): the pre-tanh scaling folded into the product
+    xproj *= scale  # in place: xproj is this layer's own scratch buffer
     hs = np.empty((T + 1, B, H), xproj.dtype)
     cs = np.empty((T + 1, B, H), xproj.dtype)
     acts = np.empty((T, B, G), xproj.dtype)  # gate activations i f g o
@@ -89,7 +92,6 @@ def lstm_forward(xproj, state, p):
         z = acts[t]
         np.matmul(hs[t], W_h, out=z)
         z += xproj[t]
-        z *= scale
         np.tanh(z, out=z)
         z *= scale
         z += shift
@@ -99,13 +101,14 @@ def lstm_forward(xproj, state, p):
         cs[t + 1] += ig
         np.tanh(cs[t + 1], out=tcs[t])
         np.multiply(o, tcs[t], out=hs[t + 1])
-    return hs[1:], {"h": hs[T].copy(), "c": cs[T].copy()}, (hs, cs, acts, tcs, W_h)
+    return hs[1:], {"h": hs[T].copy(), "c": cs[T].copy()}, (hs, cs, acts, tcs, p["W_h"])
 
 
 def lstm_backward(dhs, dstate, cache):
     hs, cs, acts, tcs, W_h = cache
     T, B, H = dhs.shape
     G = 4 * H
+    W_hT = np.ascontiguousarray(W_h.T)
     beta = np.zeros(G, dhs.dtype)
     beta[2 * H:3 * H] = 1.0  # gate derivative (1 - a)(beta + a): s(1-s) for sigmoids, 1-g^2 for g
     dz = np.empty((T, B, G), dhs.dtype)
@@ -131,7 +134,7 @@ def lstm_backward(dhs, dstate, cache):
         d *= deriv
         np.add(a, beta, out=deriv)
         d *= deriv
-        np.matmul(d, W_h.T, out=dh)
+        np.matmul(d, W_hT, out=dh)
     dW_h = hs[:-1].reshape(-1, H).T @ dz.reshape(-1, G)
     return dz, {"W_h": dW_h}, {"h": dh, "c": dc}
 
@@ -167,6 +170,8 @@ def gru_backward(dhs, dstate, cache):
     hs, acts, hns, W_h = cache
     T, B, H = dhs.shape
     G = 3 * H
+    W_hT = np.ascontiguousarray(W_h.T)
+    back = np.empty((B, H), dhs.dtype)
     dx = np.empty((T, B, G), dhs.dtype)  # wrt the input pre-activations [r z n]
     dhz = np.empty((T, B, G), dhs.dtype)  # wrt h W_h (+ b_hn): like dx but the n part times r
     dh = np.array(dstate["h"], dtype=dhs.dtype) if dstate else np.zeros((B, H), dhs.dtype)
@@ -194,7 +199,7 @@ def gru_backward(dhs, dstate, cache):
         e[:, :2 * H] = d[:, :2 * H]
         np.multiply(dn, r, out=e[:, 2 * H:])
         dh *= z  # the direct path h' = ... + z h
-        dh += e @ W_h.T
+        dh += np.matmul(e, W_hT, out=back)
     dW_h = hs[:-1].reshape(-1, H).T @ dhz.reshape(-1, G)
     db_hn = dhz[:, :, 2 * H:].sum(axis=(0, 1))
     return dx, {"W_h": dW_h, "b_hn": db_hn}, {"h": dh}

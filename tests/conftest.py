@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,8 @@ def _isolated_cache(tmp_path, monkeypatch):
 from hypothesis import HealthCheck, settings  # noqa: E402
 
 # The autouse fixture above is harmless to reuse across examples; CI machines are noisy.
+# SCRATCHRNN_FUZZ=N runs every property test with N examples (scripts/fuzz.py; not in CI).
 settings.register_profile("ci", suppress_health_check=[HealthCheck.function_scoped_fixture],
-                          deadline=None, max_examples=60)
+                          deadline=None,
+                          max_examples=int(os.environ.get("SCRATCHRNN_FUZZ", 60)))
 settings.load_profile("ci")

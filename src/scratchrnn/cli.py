@@ -122,11 +122,13 @@ def _cmd_eval(args) -> int:
     split = args.split or ("all" if args.text else "val")
     text = args.text if args.text else cfg.get("text")
     fracs = (0.0, 0.0) if split == "all" else (cfg.get("val_frac"), cfg.get("test_frac"))
-    corpus = load_corpus(text, ckpt.vocab, *fracs, encoding=cfg.get("encoding"))
+    corpus = load_corpus(text, ckpt.vocab, *fracs, encoding=cfg.get("encoding"),
+                         cache=ckpt.path.parent if not args.text else None)
     data = corpus.train if split == "all" else getattr(corpus, split)
     if len(data) < 2:
         raise ScratchRNNError(f"the {split} split is empty; pick another --split or a --text")
-    result = dict(report(evaluate(ckpt.model, data, cfg.get("seq_len", 100))),
+    result = dict(report(evaluate(ckpt.model, data, cfg.get("seq_len", 100),
+                                  max_chars=cfg.get("val_chars") if split == "val" else None)),
                   split=split, chars=int(len(data)), checkpoint=str(resolve(args.run)))
     if args.json:
         print(json.dumps(result))

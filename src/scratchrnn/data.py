@@ -14,7 +14,8 @@ import numpy as np
 
 from .errors import ScratchRNNError
 from .fsutil import atomic_write_bytes
-from .text import Vocab, clean, decode
+from .prepare import MEMMAP_BYTES, check_file, encode_file
+from .text import Vocab
 
 BOOK_NAME = "pg98"
 BOOK_URLS = (
@@ -61,22 +62,6 @@ def book_path(urls: tuple[str, ...] = BOOK_URLS, timeout: float = 30.0) -> Path:
     return download(urls, dest, timeout)
 
 
-def read_text(path: str | os.PathLike, encoding: str | None = None) -> str:
-    """Read and decode a text file, with one clear error for each way it can go wrong."""
-    path = Path(path)
-    if not path.exists():
-        raise ScratchRNNError(f"{path} does not exist; pass an existing text file with --text")
-    if path.is_dir():
-        raise ScratchRNNError(f"{path} is a folder; pass a text file with --text")
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise ScratchRNNError(f"cannot read {path}: {e.strerror}; check its permissions") from None
-    if not raw.strip():
-        raise ScratchRNNError(f"{path} is empty; pass a file with some text in it")
-    return decode(raw, encoding, name=str(path))
-
-
 @dataclass
 class Corpus:
     name: str
@@ -84,6 +69,16 @@ class Corpus:
     train: np.ndarray  # (N_train,) uint8
     val: np.ndarray  # (N_val,) uint8
     test: np.ndarray  # (N_test,) uint8
+    fracs: tuple[float, float] = (0.05, 0.05)
+    mapped: Path | None = None  # the prepared uint8 file, when memory-mapped
+
+    def refresh(self) -> Corpus:
+        """Map a file-backed corpus afresh: the pages read so far leave this process's
+        resident memory with the old mapping (an in-memory corpus is returned as is)."""
+        if self.mapped is None:
+            return self
+        ids = np.memmap(self.mapped, np.uint8, mode="r")
+        return Corpus(self.name, self.vocab, *split(ids, *self.fracs), self.fracs, self.mapped)
 
 
 def split(ids: np.ndarray, val_frac: float, test_frac: float):
@@ -95,24 +90,25 @@ def split(ids: np.ndarray, val_frac: float, test_frac: float):
     return ids[:n_train], ids[n_train:n_train + n_val], ids[n_train + n_val:]
 
 
+def corpus_name(text: str | os.PathLike | None) -> str:
+    return BOOK_NAME if text is None else Path(text).stem
+
+
 def load_corpus(text: str | os.PathLike | None, vocab: Vocab | str = "ascii",
                 val_frac: float = 0.05, test_frac: float = 0.05,
-                encoding: str | None = None) -> Corpus:
-    """Read, clean, encode and split a corpus (`text=None` means the book)."""
+                encoding: str | None = None, cache: str | os.PathLike | None = None) -> Corpus:
+    """Read, clean, encode and split a corpus (`text=None` means the book). A file larger
+    than 64 MB is prepared into `cache`/corpus.u8 and memory-mapped, when `cache` is given."""
     if not (0 <= val_frac < 1 and 0 <= test_frac < 1 and val_frac + test_frac < 1):
         raise ScratchRNNError("--val-frac and --test-frac must be in [0, 1) and sum to less than 1")
     path = Path(text) if text is not None else book_path()
-    name = BOOK_NAME if text is None else path.stem
-    raw = read_text(path, encoding)
-    if isinstance(vocab, str):
-        cleaned = clean(raw, Vocab.ascii())
-        vocab = Vocab.named(vocab, cleaned)
-        cleaned = vocab.coerce(cleaned)  # e.g. the seed vocabulary turns newlines into spaces
-    else:
-        cleaned = clean(raw, vocab)
-    if not cleaned.strip():
-        raise ScratchRNNError(f"{path} has no usable text after cleaning; pass a text file")
-    return Corpus(name, vocab, *split(vocab.encode(cleaned), val_frac, test_frac))
+    check_file(path)
+    dest = None
+    if cache is not None and path.stat().st_size > MEMMAP_BYTES:
+        dest = Path(cache) / "corpus.u8"
+    vocab, ids = encode_file(path, vocab, encoding, dest)
+    return Corpus(corpus_name(text), vocab, *split(ids, val_frac, test_frac),
+                  (val_frac, test_frac), dest)
 
 
 def make_streams(data: np.ndarray, batch: int) -> np.ndarray:

@@ -23,7 +23,8 @@ _START = re.compile(
 )
 _END = re.compile(r"\*\*\*\s*END OF (?:THE|THIS) PROJECT GUTENBERG EBOOK", re.IGNORECASE)
 # anyascii turns an em dash into "-"; typeset English uses it where ASCII text writes "--".
-_PRE_ASCII = str.maketrans({"\u2014": "--", "\u2015": "--", "\t": " "})
+_PRE_ASCII = str.maketrans({"\u2014": "--", "\u2015": "--"})
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 
 
 def decode(raw: bytes, encoding: str | None = None, name: str = "text") -> str:
@@ -60,9 +61,9 @@ def strip_gutenberg(text: str) -> str:
 
 def to_ascii(text: str) -> str:
     """Newlines normalised, transliterated to ASCII, tabs as spaces (no vocabulary applied)."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n").translate(_PRE_ASCII)
-    if not text.isascii():
-        text = anyascii(text)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.isascii():  # transliterate only the non-ASCII runs: mostly-ASCII text stays fast
+        text = _NON_ASCII.sub(lambda m: anyascii(m.group().translate(_PRE_ASCII)), text)
     return text.replace("\t", " ")
 
 
@@ -89,6 +90,8 @@ class Vocab:
         # Characters outside the vocabulary become a space, or the first character without one.
         fill = " " if " " in chars else chars[0]
         self._coerce = str.maketrans({chr(c): fill for c in range(128) if chr(c) not in chars})
+        self._coerce_table = np.where(self._table >= 0, self._table,
+                                      chars.index(fill)).astype(np.uint8)
 
     @classmethod
     def ascii(cls) -> Vocab:
@@ -139,6 +142,11 @@ class Vocab:
             bad = sorted({c for c in text if c not in self.chars})
             raise ScratchRNNError(f"characters not in the vocabulary: {''.join(bad)!r}")
         return ids.astype(np.uint8)
+
+    def encode_coerced(self, ascii_text: str) -> np.ndarray:
+        """ASCII text -> uint8 indices, reading characters outside the vocabulary as a space
+        (the catch-all cleaning step and the encoding in one vectorised lookup)."""
+        return self._coerce_table[np.frombuffer(ascii_text.encode("ascii"), np.uint8)]
 
     def decode(self, ids) -> str:
         return "".join(self.chars[i] for i in np.asarray(ids).ravel())

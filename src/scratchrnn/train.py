@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,13 +20,15 @@ from tqdm.auto import tqdm
 from . import optim
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import MODEL_KEYS, TrainConfig, validate
-from .data import Corpus, load_corpus, make_streams, window, windows_per_epoch
+from .data import Corpus, corpus_name, load_corpus, make_streams, window, windows_per_epoch
 from .errors import ScratchRNNError
 from .evaluate import evaluate
 from .fsutil import atomic_write_bytes
 from .model import CharRNN, backward, forward
 from .plot import plot_history
 from .sample import generate
+
+REMAP_EVERY = 256  # steps between fresh mappings of a memory-mapped corpus
 
 
 @dataclass
@@ -74,6 +77,8 @@ def _prepare_out(out: Path, fresh: bool, overwrite: bool) -> None:
     if fresh and (out / "checkpoint.npz").exists() and not overwrite:
         raise ScratchRNNError(f"{out} already holds a run; continue it with --resume {out}, "
                               "or pass another --out (or --overwrite to replace it)")
+    for stale in out.glob(".*.tmp"):  # left by a process killed in the middle of a write
+        stale.unlink(missing_ok=True)
 
 
 def _resume_config(ckpt, overrides: dict) -> TrainConfig:
@@ -99,19 +104,19 @@ def train(config: TrainConfig | None = None, *, resume=None, progress: bool = Tr
         cfg = (config or TrainConfig()).replace(**{k: v for k, v in overrides.items()
                                                    if v is not None})
     validate(cfg)
+    if ckpt is not None:  # a resumed run lives where its checkpoint is, unless told otherwise
+        out = Path(overrides["out"]) if overrides.get("out") else ckpt.path.parent
+    else:
+        out = Path(cfg.out) if cfg.out else Path("runs") / corpus_name(cfg.text)
+    cfg = cfg.replace(out=str(out))
+    _prepare_out(out, fresh=ckpt is None, overwrite=overwrite)
     corpus = load_corpus(cfg.text, ckpt.vocab if ckpt else cfg.vocab, cfg.val_frac,
-                         cfg.test_frac, cfg.encoding)
+                         cfg.test_frac, cfg.encoding, cache=out)
     need = cfg.batch * (cfg.seq_len + 1)
     if len(corpus.train) < need:
         raise ScratchRNNError(
             f"the training text has {len(corpus.train)} characters, fewer than --batch x "
             f"(--seq-len + 1) = {need}; use a smaller --batch or --seq-len, or a longer text")
-    if ckpt is not None:  # a resumed run lives where its checkpoint is, unless told otherwise
-        out = Path(overrides["out"]) if overrides.get("out") else ckpt.path.parent
-    else:
-        out = Path(cfg.out) if cfg.out else Path("runs") / corpus.name
-    cfg = cfg.replace(out=str(out))
-    _prepare_out(out, fresh=ckpt is None, overwrite=overwrite)
     atomic_write_bytes(out / "config.json", json.dumps(cfg.to_dict(), indent=2).encode(),
                        "run configuration")
     if ckpt is not None:
@@ -168,6 +173,9 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
     with (_Signals() as signals, open(metrics_path, "a", encoding="utf-8") as metrics, bar,
           np.errstate(over="ignore", invalid="ignore")):
         while stopped is None:
+            if corpus.mapped is not None and step % REMAP_EVERY == 0:
+                corpus = corpus.refresh()  # keeps resident memory small on huge corpora
+                streams = make_streams(corpus.train, cfg.batch)
             if win == 0:
                 state = model.init_state(cfg.batch)  # each epoch starts from a zero state
             x, y = window(streams, win, cfg.seq_len)  # (B, T) each
@@ -181,7 +189,8 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
                         f"training diverged at step {step + 1} ({what}); the last good "
                         f"checkpoint is {out / 'checkpoint.npz'}: resume it with a lower --lr, "
                         "or pass --on-nan skip")
-                tqdm.write(f"step {step + 1}: {what}; update skipped (--on-nan skip)")
+                tqdm.write(f"step {step + 1}: {what}; update skipped (--on-nan skip)",
+                           file=sys.stderr)
             else:
                 lr = learning_rate(step, time.perf_counter() - t0)
                 optim.update(cfg.optimizer, model.params, grads, opt_state, lr)

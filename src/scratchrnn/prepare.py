@@ -1,0 +1,127 @@
+"""Streaming corpus preparation: decode, clean and encode a text file chunk by chunk into uint8
+indices, kept in memory for ordinary books or written to a file that training reads
+memory-mapped, so a corpus far larger than memory costs little of it.
+
+Each chunk ends on a line break, so CRLF pairs, Gutenberg markers and multi-byte characters are
+never split and cleaning chunk by chunk gives what cleaning the whole text would.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ScratchRNNError
+from .fsutil import atomic_write
+from .text import _END, _START, Vocab, decode, to_ascii
+
+CHUNK_BYTES = 1 << 24  # 16 MB of text at a time
+MEMMAP_BYTES = 1 << 26  # files above 64 MB are prepared to disk when training gives a folder
+
+
+def check_file(path: Path) -> None:
+    if not path.exists():
+        raise ScratchRNNError(f"{path} does not exist; pass an existing text file with --text")
+    if path.is_dir():
+        raise ScratchRNNError(f"{path} is a folder; pass a text file with --text")
+    if path.stat().st_size == 0:
+        raise ScratchRNNError(f"{path} is empty; pass a file with some text in it")
+
+
+def _raw_chunks(path: Path, chunk_bytes: int) -> Iterator[bytes]:
+    try:
+        with open(path, "rb") as f:
+            while raw := f.read(chunk_bytes):
+                if not raw.endswith(b"\n"):
+                    raw += f.readline()  # finish the line
+                yield raw
+    except OSError as e:
+        raise ScratchRNNError(f"cannot read {path}: {e.strerror}; check its permissions") from None
+
+
+def clean_chunks(path: Path, vocab: Vocab, encoding: str | None = None,
+                 chunk_bytes: int = CHUNK_BYTES) -> Iterator[np.ndarray]:
+    """Yield the cleaned, encoded text of `path` (uint8 indices into `vocab`) chunk by chunk."""
+    first = True
+    for raw in _raw_chunks(path, chunk_bytes):
+        text = decode(raw, encoding, name=str(path))
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+        if first:
+            start = _START.search(text)
+            if start:
+                text = text[start.end():].lstrip("\n ")
+            first = False
+        end = _END.search(text)
+        if end:
+            text = text[:end.start()].rstrip("\n ")
+        yield vocab.encode_coerced(to_ascii(text))
+        if end:
+            return  # what follows the end marker is the licence
+
+
+def encode_file(path: Path, vocab: Vocab | str = "ascii", encoding: str | None = None,
+                dest: Path | None = None) -> tuple[Vocab, np.ndarray]:
+    """Clean and encode a whole file. With `dest`, the indices go to that file (reused while
+    the source and settings are unchanged) and come back memory-mapped."""
+    check_file(path)
+    stat = path.stat()
+    key = {"source": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+           "encoding": encoding, "vocab": vocab if isinstance(vocab, str) else vocab.chars}
+    side = dest.with_suffix(".json") if dest else None
+    if dest and dest.is_file() and side.is_file():
+        try:
+            saved = json.loads(side.read_text())
+        except ValueError:
+            saved = {}
+        if saved.get("key") == key and dest.stat().st_size == saved.get("chars"):
+            return Vocab(saved["chars_in_vocab"]), np.memmap(dest, np.uint8, mode="r")
+    cleaning = vocab if isinstance(vocab, Vocab) else Vocab.named(
+        "ascii" if vocab == "corpus" else vocab)
+    counts = np.zeros(len(cleaning), np.int64)
+    sink = io.BytesIO() if dest is None else None
+
+    def write_all(f):
+        for ids in clean_chunks(path, cleaning, encoding):
+            counts[:] += np.bincount(ids, minlength=len(cleaning))
+            f.write(ids.tobytes())
+
+    if dest is None:
+        write_all(sink)
+    else:
+        atomic_write(dest, write_all, "prepared corpus")
+    blank = sum(counts[cleaning.chars.index(c)] for c in " \n" if c in cleaning.chars)
+    if counts.sum() == blank:
+        raise ScratchRNNError(f"{path} has no usable text after cleaning; pass a text file")
+    if vocab == "corpus":  # the characters the text uses, in order; re-index to them
+        used = np.flatnonzero(counts)
+        final = Vocab("".join(cleaning.chars[i] for i in used))
+        remap = np.zeros(len(cleaning), np.uint8)
+        remap[used] = np.arange(len(used))
+        if dest is None:
+            ids = remap[np.frombuffer(sink.getbuffer(), np.uint8)]
+        else:
+            _remap_file(dest, remap)
+    else:
+        final = cleaning
+        ids = np.frombuffer(sink.getvalue(), np.uint8) if dest is None else None
+    if dest is None:
+        return final, ids
+    side.write_text(json.dumps({"key": key, "chars": int(counts.sum()),
+                                "chars_in_vocab": final.chars}))
+    return final, np.memmap(dest, np.uint8, mode="r")
+
+
+def _remap_file(path: Path, remap: np.ndarray) -> None:
+    def write(f):
+        src = np.memmap(path, np.uint8, mode="r")
+        for start in range(0, len(src), CHUNK_BYTES):
+            f.write(remap[src[start:start + CHUNK_BYTES]].tobytes())
+
+    tmp = path.with_name(path.name + ".remapped")
+    atomic_write(tmp, write, "prepared corpus")
+    os.replace(tmp, path)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ScratchRNNError
-from .fsutil import atomic_write_bytes
+from .fsutil import atomic_write_bytes, make_dir
 from .prepare import MEMMAP_BYTES, check_file, encode_file
 from .text import Vocab
 
@@ -41,11 +41,7 @@ def download(urls: tuple[str, ...], dest: Path, timeout: float = 30.0) -> Path:
         if len(body) < 1000:
             reasons.append(f"{url}: only {len(body)} bytes")
             continue
-        try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise ScratchRNNError(f"cannot create {dest.parent}: {e.strerror}; set "
-                                  "SCRATCHRNN_HOME to a writable folder") from None
+        make_dir(dest.parent, "set SCRATCHRNN_HOME to a writable folder")
         atomic_write_bytes(dest, body, "downloaded book")
         return dest
     raise ScratchRNNError(

@@ -33,3 +33,13 @@ def atomic_write(path: str | os.PathLike, write: Callable, what: str = "file") -
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, what: str = "file") -> None:
     atomic_write(path, lambda f: f.write(data), what)
+
+
+def make_dir(path: str | os.PathLike, hint: str) -> Path:
+    """mkdir -p, or one clear error ending in `hint` (what the user can do about it)."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ScratchRNNError(f"cannot create the folder {path}: {e.strerror}; {hint}") from None
+    return path

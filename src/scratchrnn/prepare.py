@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ScratchRNNError
-from .fsutil import atomic_write
-from .text import _END, _START, Vocab, decode, to_ascii
+from .fsutil import atomic_write, make_dir
+from .text import END_MARKER, START_MARKER, Vocab, decode, to_ascii
 
 CHUNK_BYTES = 1 << 24  # 16 MB of text at a time
 MEMMAP_BYTES = 1 << 26  # files above 64 MB are prepared to disk when training gives a folder
@@ -52,11 +52,11 @@ def clean_chunks(path: Path, vocab: Vocab, encoding: str | None = None,
         text = decode(raw, encoding, name=str(path))
         text = text.replace("\r\n", "\n").replace("\r", "\n")
         if first:
-            start = _START.search(text)
+            start = START_MARKER.search(text)
             if start:
                 text = text[start.end():].lstrip("\n ")
             first = False
-        end = _END.search(text)
+        end = END_MARKER.search(text)
         if end:
             text = text[:end.start()].rstrip("\n ")
         yield vocab.encode_coerced(to_ascii(text))
@@ -93,6 +93,7 @@ def encode_file(path: Path, vocab: Vocab | str = "ascii", encoding: str | None =
     if dest is None:
         write_all(sink)
     else:
+        make_dir(dest.parent, "pass a writable --out folder")
         atomic_write(dest, write_all, "prepared corpus")
     blank = sum(counts[cleaning.chars.index(c)] for c in " \n" if c in cleaning.chars)
     if counts.sum() == blank:

@@ -18,10 +18,11 @@ from .errors import ScratchRNNError
 
 PRINTABLE = "".join(chr(c) for c in range(32, 127))  # the notebook's 95 characters
 
-_START = re.compile(
+START_MARKER = re.compile(
     r"\*\*\*\s*START OF (?:THE|THIS) PROJECT GUTENBERG EBOOK.*?\*\*\*", re.IGNORECASE | re.DOTALL
 )
-_END = re.compile(r"\*\*\*\s*END OF (?:THE|THIS) PROJECT GUTENBERG EBOOK", re.IGNORECASE)
+END_MARKER = re.compile(r"\*\*\*\s*END OF (?:THE|THIS) PROJECT GUTENBERG EBOOK",
+                        re.IGNORECASE)
 # anyascii turns an em dash into "-"; typeset English uses it where ASCII text writes "--".
 _PRE_ASCII = str.maketrans({"\u2014": "--", "\u2015": "--"})
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
@@ -50,10 +51,10 @@ def decode(raw: bytes, encoding: str | None = None, name: str = "text") -> str:
 
 def strip_gutenberg(text: str) -> str:
     """Keep only the book between Project Gutenberg's START and END markers, when present."""
-    start = _START.search(text)
+    start = START_MARKER.search(text)
     if start:
         text = text[start.end():]
-    end = _END.search(text)
+    end = END_MARKER.search(text)
     if end:
         text = text[:end.start()]
     return text.strip("\n ") if (start or end) else text

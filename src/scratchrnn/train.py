@@ -23,7 +23,7 @@ from .config import MODEL_KEYS, TrainConfig, validate
 from .data import Corpus, corpus_name, load_corpus, make_streams, window, windows_per_epoch
 from .errors import ScratchRNNError
 from .evaluate import evaluate
-from .fsutil import atomic_write_bytes
+from .fsutil import atomic_write_bytes, make_dir
 from .model import CharRNN, backward, forward
 from .plot import plot_history
 from .sample import generate
@@ -69,11 +69,7 @@ class _Signals:
 
 
 def _prepare_out(out: Path, fresh: bool, overwrite: bool) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ScratchRNNError(f"cannot create the run folder {out}: {e.strerror}; pass a "
-                              "writable --out folder") from None
+    make_dir(out, "pass a writable --out folder")
     if fresh and (out / "checkpoint.npz").exists() and not overwrite:
         raise ScratchRNNError(f"{out} already holds a run; continue it with --resume {out}, "
                               "or pass another --out (or --overwrite to replace it)")

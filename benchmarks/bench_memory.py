@@ -14,6 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from scratchrnn.text import strip_gutenberg
+
 SHARED_BOOK = Path(__file__).resolve().parents[2] / "shared" / "data" / "pg98.txt"
 
 
@@ -37,8 +39,9 @@ def main():
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--dir", default=None, help="scratch folder (default: a temp folder)")
     args = ap.parse_args()
-    book = SHARED_BOOK.read_bytes() if SHARED_BOOK.is_file() else \
-        b"It was the best of times, it was the worst of times.\n" * 20000
+    # The book's body only: a Gutenberg end marker would (rightly) end the corpus there.
+    book = strip_gutenberg(SHARED_BOOK.read_text(encoding="utf-8-sig")).encode() + b"\n" \
+        if SHARED_BOOK.is_file() else b"It was the best of times, it was the worst.\n" * 20000
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
         big, run = Path(tmp) / "big.txt", Path(tmp) / "run"
         with open(big, "wb") as f:

@@ -196,7 +196,7 @@ def test_diverging_run_stops_and_keeps_its_checkpoint(world, tmp_path, capsys):
     shutil.copytree(world / "run", run)
     before = snapshot(run)
     rc = main(["train", "--resume", str(run), "--max-steps", "20", "--lr", "1e38",
-               "--clip-value", "0", "--quiet"])
+               "--warmup", "0", "--clip-value", "0", "--quiet"])
     err = capsys.readouterr().err
     assert_one_clean_line(rc, err)
     assert "diverged at step" in err and "--lr" in err and str(run / "checkpoint.npz") in err

@@ -87,7 +87,7 @@ def test_signals_save_and_exit_nonzero(sig, code, small_text, tmp_path):
 def test_on_nan_skip_keeps_training(small_text, tmp_path, capsys):
     cfg = sr.TrainConfig(text=str(small_text), out=str(tmp_path / "r"), hidden=16, batch=2,
                          seq_len=8, max_steps=6, eval_every=6, sample_length=0,
-                         on_nan="skip", lr=1e38, clip_value=0)
+                         on_nan="skip", lr=1e38, clip_value=0, warmup=0)
     result = sr.train(cfg, progress=False)
     assert result.step == 6
     assert "update skipped" in capsys.readouterr().err
@@ -100,7 +100,7 @@ def test_resume_after_divergence_with_a_lower_lr(small_text, tmp_path):
     assert main(["train", *common, "--max-steps", "4"]) == 0
     before = sr.load_checkpoint(out).model.params
     assert main(["train", "--resume", str(out), "--max-steps", "12", "--lr", "1e38",
-                 "--clip-value", "0", "--quiet"]) == 1
+                 "--warmup", "0", "--clip-value", "0", "--quiet"]) == 1
     kept = sr.load_checkpoint(out)
     assert kept.meta["step"] == 4
     for k, v in before.items():

@@ -30,7 +30,8 @@ def test_overfits_a_tiny_corpus(cell, tmp_path):
     text = tmp_path / "tiny.txt"
     text.write_text("the quick brown fox jumps over the lazy dog. " * 4)
     result = sr.train(sr.TrainConfig(text=str(text), out=str(tmp_path / "run"), cell=cell,
-                                     hidden=64, batch=1, seq_len=40, lr=1e-2, epochs=300,
+                                     hidden=64, layers=1, dropout=0.0, warmup=0,
+                                     batch=1, seq_len=40, lr=1e-2, epochs=300,
                                      max_steps=300, val_frac=0, test_frac=0, eval_every=300,
                                      sample_length=0, schedule="constant"), progress=False)
     assert result.history[-1]["train_loss"] < 0.05

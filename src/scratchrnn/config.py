@@ -68,7 +68,7 @@ PRESETS: dict[str, dict] = {
     # above diverge; the notebook's 1e-5 barely moves).
     "seed": dict(vocab="seed", cell="rnn", hidden=128, layers=1, dropout=0.0, batch=1,
                  seq_len=25, optimizer="sgd", lr=0.1, clip_value=5.0, clip_norm=None,
-                 init_std=0.01, schedule="constant", warmup=0, epochs=5),
+                 init_std=0.01, schedule="constant", warmup=0, epochs=5, eval_every=5000),
     # A quick look that finishes in about a minute on two cores.
     "tiny": dict(cell="gru", hidden=128, layers=1, dropout=0.0, batch=32, seq_len=64,
                  epochs=1, eval_every=100),

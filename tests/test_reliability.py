@@ -43,9 +43,9 @@ def test_sigkill_at_random_moments_never_loses_the_run(small_text, tmp_path):
     end the run resumes."""
     out = tmp_path / "run"
     base = ["train", "--text", str(small_text), "--out", str(out), "--eval-every", "2",
-            "--max-steps", "100000", *TRAIN]
+            "--max-steps", "100000", "--epochs", "100000", *TRAIN]
     proc = cli(*base)
-    wait_for(out / "best.npz", proc)
+    wait_for(out / "best.npz", proc)  # written after checkpoint.npz
     proc.kill()
     proc.wait()
     rnd, steps = random.Random(0), []

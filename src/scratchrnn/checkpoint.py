@@ -9,7 +9,6 @@ vocabulary, step, data position, RNG state, metric history). Written atomically;
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,7 +120,3 @@ def load_checkpoint(path) -> Checkpoint:
             raise _bad(path, f"optimizer state {key} does not match the parameters")
     return Checkpoint(CharRNN.from_params(cfg, params), vocab, config, meta,
                       sections["opt/"], sections["state/"], path)
-
-
-def checkpoint_size(path) -> int:
-    return os.path.getsize(path)

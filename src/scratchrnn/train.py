@@ -27,6 +27,7 @@ from .fsutil import atomic_write_bytes, make_dir
 from .model import CharRNN, backward, forward
 from .plot import plot_history
 from .sample import generate
+from .text import Vocab
 
 REMAP_EVERY = 256  # steps between fresh mappings of a memory-mapped corpus
 
@@ -34,7 +35,7 @@ REMAP_EVERY = 256  # steps between fresh mappings of a memory-mapped corpus
 @dataclass
 class TrainResult:
     model: CharRNN
-    vocab: object
+    vocab: Vocab
     out: Path
     step: int
     epoch: int
@@ -226,10 +227,11 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
                             cps=f"{row['chars_per_sec']:.0f}")
             bar.update(1)
             if evaluating:
-                if val is not None and (best is None or val < best):
-                    best = val
+                improved = val is not None and (best is None or val < best)
+                best = val if improved else best
+                checkpoint(out / "checkpoint.npz")  # first: a kill between the two writes
+                if improved:  # must still leave a resumable run
                     checkpoint(out / "best.npz")
-                checkpoint(out / "checkpoint.npz")
                 plot_history(history, out / "loss.png", f"{model.config.cell} on {corpus.name}")
                 if cfg.sample_length and stopped not in ("SIGINT", "SIGTERM"):
                     text = "".join(generate(model, corpus.vocab, "", cfg.sample_length, 0.8,

@@ -187,3 +187,7 @@ def test_sampling_stepper_matches_the_batched_forward(cell, rng):
     probs = cache[2][0]  # softmax of the logits, overwritten in place: compare probabilities
     want = probs / probs.sum(1, keepdims=True)
     np.testing.assert_allclose(softmax(got), want, rtol=1e-10, atol=1e-12)
+    state = model.init_state(1)  # the batched API step agrees too
+    for t, i in enumerate(ids):
+        logits, state = model.step(np.array([i]), state)
+        np.testing.assert_allclose(logits[0], got[t], rtol=1e-10, atol=1e-12)

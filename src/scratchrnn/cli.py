@@ -121,7 +121,8 @@ def _cmd_eval(args) -> int:
     cfg = ckpt.config
     split = args.split or ("all" if args.text else "val")
     text = args.text if args.text else cfg.get("text")
-    fracs = (0.0, 0.0) if split == "all" else (cfg.get("val_frac"), cfg.get("test_frac"))
+    fracs = (0.0, 0.0) if split == "all" else (cfg.get("val_frac", 0.05),
+                                               cfg.get("test_frac", 0.05))
     corpus = load_corpus(text, ckpt.vocab, *fracs, encoding=cfg.get("encoding"),
                          cache=ckpt.path.parent if not args.text else None)
     data = corpus.train if split == "all" else getattr(corpus, split)

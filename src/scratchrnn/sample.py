@@ -100,8 +100,10 @@ def generate(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200,
     if length < 0:
         raise ScratchRNNError("--length must be 0 or more")
     check_sampling(temperature, top_k, top_p)
-    ids = vocab.clean_prompt(prime) if prime else vocab.clean_prompt(
-        "\n" if "\n" in vocab.chars else " ")
+    if prime:
+        ids = vocab.clean_prompt(prime)
+    else:  # start as after a line break (or a space), like the start of a paragraph
+        ids = [next((vocab.chars.index(c) for c in "\n " if c in vocab.chars), 0)]
     rng = np.random.default_rng(seed)
     next_logits = stepper(model)
     for i in ids:  # feed the prompt; its last logits predict the first new character

@@ -18,7 +18,7 @@ import numpy as np
 
 from .errors import ScratchRNNError
 from .fsutil import atomic_write, make_dir
-from .text import END_MARKER, START_MARKER, Vocab, decode, to_ascii
+from .text import Vocab, decode, gutenberg_body, to_ascii
 
 CHUNK_BYTES = 1 << 24  # 16 MB of text at a time
 MEMMAP_BYTES = 1 << 26  # files above 64 MB are prepared to disk when training gives a folder
@@ -46,22 +46,11 @@ def _raw_chunks(path: Path, chunk_bytes: int) -> Iterator[bytes]:
 
 def clean_chunks(path: Path, vocab: Vocab, encoding: str | None = None,
                  chunk_bytes: int = CHUNK_BYTES) -> Iterator[np.ndarray]:
-    """Yield the cleaned, encoded text of `path` (uint8 indices into `vocab`) chunk by chunk."""
-    first = True
-    for raw in _raw_chunks(path, chunk_bytes):
-        text = decode(raw, encoding, name=str(path))
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-        if first:
-            start = START_MARKER.search(text)
-            if start:
-                text = text[start.end():].lstrip("\n ")
-            first = False
-        end = END_MARKER.search(text)
-        if end:
-            text = text[:end.start()].rstrip("\n ")
+    """Yield the cleaned, encoded text of `path` (uint8 indices into `vocab`) chunk by chunk:
+    the steps of text.clean, applied to one chunk at a time."""
+    decoded = (decode(raw, encoding, name=str(path)) for raw in _raw_chunks(path, chunk_bytes))
+    for text in gutenberg_body(decoded):
         yield vocab.encode_coerced(to_ascii(text))
-        if end:
-            return  # what follows the end marker is the licence
 
 
 def encode_file(path: Path, vocab: Vocab | str = "ascii", encoding: str | None = None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 from anyascii import anyascii
@@ -49,15 +50,21 @@ def decode(raw: bytes, encoding: str | None = None, name: str = "text") -> str:
         return raw.decode("cp1252", errors="replace")
 
 
+def gutenberg_body(pieces: Iterable[str]) -> Iterator[str]:
+    """The book between Project Gutenberg's START and END markers, when present, from the
+    consecutive pieces of a text (whole lines each: a marker never straddles two). The START
+    marker is looked for in the first piece; nothing after the END marker is read."""
+    for i, text in enumerate(pieces):
+        if i == 0 and (start := START_MARKER.search(text)):
+            text = text[start.end():].lstrip("\r\n ")
+        if end := END_MARKER.search(text):
+            yield text[:end.start()].rstrip("\r\n ")
+            return  # what follows the end marker is the licence
+        yield text
+
+
 def strip_gutenberg(text: str) -> str:
-    """Keep only the book between Project Gutenberg's START and END markers, when present."""
-    start = START_MARKER.search(text)
-    if start:
-        text = text[start.end():]
-    end = END_MARKER.search(text)
-    if end:
-        text = text[:end.start()]
-    return text.strip("\n ") if (start or end) else text
+    return "".join(gutenberg_body([text]))
 
 
 def to_ascii(text: str) -> str:
@@ -69,11 +76,9 @@ def to_ascii(text: str) -> str:
 
 
 def clean(text: str, vocab: Vocab, gutenberg: bool = True) -> str:
-    """The full cleaning pipeline for a corpus: every character of the result is in `vocab`."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if gutenberg:
-        text = strip_gutenberg(text)
-    return vocab.coerce(to_ascii(text))
+    """The full cleaning pipeline for a corpus: every character of the result is in `vocab`.
+    (Files are cleaned chunk by chunk with the same steps: prepare.clean_chunks.)"""
+    return vocab.coerce(to_ascii(strip_gutenberg(text) if gutenberg else text))
 
 
 class Vocab:

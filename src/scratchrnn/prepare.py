@@ -8,7 +8,6 @@ never split and cleaning chunk by chunk gives what cleaning the whole text would
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from collections.abc import Iterator
@@ -71,36 +70,32 @@ def encode_file(path: Path, vocab: Vocab | str = "ascii", encoding: str | None =
             return Vocab(saved["chars_in_vocab"]), np.memmap(dest, np.uint8, mode="r")
     cleaning = vocab if isinstance(vocab, Vocab) else Vocab.named(
         "ascii" if vocab == "corpus" else vocab)
-    counts = np.zeros(len(cleaning), np.int64)
-    sink = io.BytesIO() if dest is None else None
+    counts = np.zeros(len(cleaning), np.int64)  # characters seen, per index
 
-    def write_all(f):
+    def chunks():
         for ids in clean_chunks(path, cleaning, encoding):
             counts[:] += np.bincount(ids, minlength=len(cleaning))
-            f.write(ids.tobytes())
+            yield ids
 
     if dest is None:
-        write_all(sink)
+        ids = np.concatenate([np.zeros(0, np.uint8), *chunks()])
     else:
         make_dir(dest.parent, "pass a writable --out folder")
-        atomic_write(dest, write_all, "prepared corpus")
+        atomic_write(dest, lambda f: f.writelines(c.tobytes() for c in chunks()),
+                     "prepared corpus")
     blank = sum(counts[cleaning.chars.index(c)] for c in " \n" if c in cleaning.chars)
     if counts.sum() == blank:
         raise ScratchRNNError(f"{path} has no usable text after cleaning; pass a text file")
+    final, remap = cleaning, None
     if vocab == "corpus":  # the characters the text uses, in order; re-index to them
         used = np.flatnonzero(counts)
         final = Vocab("".join(cleaning.chars[i] for i in used))
         remap = np.zeros(len(cleaning), np.uint8)
         remap[used] = np.arange(len(used))
-        if dest is None:
-            ids = remap[np.frombuffer(sink.getbuffer(), np.uint8)]
-        else:
-            _remap_file(dest, remap)
-    else:
-        final = cleaning
-        ids = np.frombuffer(sink.getvalue(), np.uint8) if dest is None else None
     if dest is None:
-        return final, ids
+        return final, ids if remap is None else remap[ids]
+    if remap is not None:
+        _remap_file(dest, remap)
     side.write_text(json.dumps({"key": key, "chars": int(counts.sum()),
                                 "chars_in_vocab": final.chars}))
     return final, np.memmap(dest, np.uint8, mode="r")

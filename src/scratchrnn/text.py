@@ -114,15 +114,12 @@ class Vocab:
         return cls("".join(sorted(set(text))))
 
     @classmethod
-    def named(cls, name: str, text: str | None = None) -> Vocab:
+    def named(cls, name: str) -> Vocab:
+        """The fixed vocabularies by name ("corpus" is built from the text: from_text)."""
         if name == "ascii":
             return cls.ascii()
         if name == "seed":
             return cls.seed()
-        if name == "corpus":
-            if not text:
-                raise ScratchRNNError("the corpus vocabulary needs the cleaned corpus text")
-            return cls.from_text(text)
         raise ScratchRNNError(f"unknown vocabulary {name!r}; choose ascii, seed or corpus")
 
     def __len__(self) -> int:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import scratchrnn as sr
+from scratchrnn import optim
 from scratchrnn.cli import main
 from scratchrnn.layers import softmax
 from scratchrnn.sample import filter_probs
@@ -47,7 +48,7 @@ def _run(tmp_path, small_text, name, **kw):
 
 def _interrupt_at(monkeypatch, step):
     """Deliver a real SIGINT to this process right after update number `step`."""
-    real_update = sr.train.__globals__["optim"].update
+    real_update = optim.update
 
     def update(name, params, grads, state, lr):
         real_update(name, params, grads, state, lr)

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import warnings
+from pathlib import Path
 
 from .checkpoint import load_checkpoint, resolve
 from .config import PRESETS, parse_duration, with_preset
@@ -140,8 +141,6 @@ def _cmd_eval(args) -> int:
 
 
 def _cmd_plot(args) -> int:
-    from pathlib import Path
-
     out = args.out or Path(args.run) / "loss.png"
     print(plot_history(read_metrics(args.run), out, Path(args.run).name))
     return 0

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from .errors import ScratchRNNError
 
 # Flags that change the model or its data: a resumed run must keep them as they were.
-MODEL_KEYS = ("text", "vocab", "encoding", "cell", "hidden", "layers", "dtype", "init_std",
-              "batch", "seq_len", "val_frac", "test_frac", "optimizer", "seed", "val_chars")
+MODEL_KEYS = ("text", "vocab", "encoding", "cell", "hidden", "layers", "dropout", "dtype",
+              "init_std", "batch", "seq_len", "val_frac", "test_frac", "optimizer", "seed",
+              "val_chars")
 
 
 @dataclass

@@ -80,7 +80,7 @@ def _prepare_out(out: Path, fresh: bool, overwrite: bool) -> None:
 
 def _resume_config(ckpt, overrides: dict) -> TrainConfig:
     saved = TrainConfig.from_dict(ckpt.config)
-    for key in (*MODEL_KEYS, "dropout"):
+    for key in MODEL_KEYS:
         new = overrides.get(key)
         if new is not None and new != getattr(saved, key):
             raise ScratchRNNError(

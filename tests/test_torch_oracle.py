@@ -78,8 +78,9 @@ def test_matches_torch(cell, num_layers):
             np.testing.assert_allclose(state_out[f"l{k}.c"], hT[1][k].detach().numpy(), **TOL)
 
 
-@pytest.mark.parametrize("name", ["sgd", "adagrad", "adam"])
-def test_optimizers_match_torch(name):
+@pytest.mark.parametrize("name, betas", [("sgd", None), ("adagrad", None),
+                                         ("adam", (0.9, 0.999)), ("adam", (0.8, 0.99))])
+def test_optimizers_match_torch(name, betas):
     rng = np.random.default_rng(0)
     params = {"a": rng.normal(size=(4, 3)), "b": rng.normal(size=5)}
     t_params = [torch.tensor(p.copy(), requires_grad=True) for p in params.values()]
@@ -87,13 +88,14 @@ def test_optimizers_match_torch(name):
     t_opt = {"sgd": lambda: torch.optim.SGD(t_params, lr=lr),
              "adagrad": lambda: torch.optim.Adagrad(t_params, lr=lr, eps=0.0,
                                                     initial_accumulator_value=1e-8),
-             "adam": lambda: torch.optim.Adam(t_params, lr=lr, eps=optim.ADAM_EPS)}[name]()
+             "adam": lambda: torch.optim.Adam(t_params, lr=lr, betas=betas,
+                                              eps=optim.ADAM_EPS)}[name]()
     state = optim.init_state(name, params)
     for _ in range(5):
         grads = {k: rng.normal(size=p.shape) for k, p in params.items()}
         for tp, g in zip(t_params, grads.values(), strict=True):
             tp.grad = torch.from_numpy(g.copy())
         t_opt.step()
-        optim.update(name, params, grads, state, lr)
+        optim.update(name, params, grads, state, lr, *([betas] if betas else []))
     for p, tp in zip(params.values(), t_params, strict=True):
         np.testing.assert_allclose(p, tp.detach().numpy(), rtol=1e-10, atol=1e-12)

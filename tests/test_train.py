@@ -50,8 +50,8 @@ def _interrupt_at(monkeypatch, step):
     """Deliver a real SIGINT to this process right after update number `step`."""
     real_update = optim.update
 
-    def update(name, params, grads, state, lr):
-        real_update(name, params, grads, state, lr)
+    def update(name, params, grads, state, lr, betas=optim.ADAM_BETAS):
+        real_update(name, params, grads, state, lr, betas)
         if int(state["t"]) == step:
             signal.raise_signal(signal.SIGINT)
 
@@ -86,6 +86,46 @@ def test_interrupt_and_resume_is_bit_identical(cell, layers, dropout, tmp_path, 
     again = sr.train(resume=tmp_path / "part", progress=False)
     assert again.stopped == "finished"  # resuming a finished run changes nothing
     _assert_same_run(full, again, 23)
+
+
+def test_weight_average_is_evaluated_saved_and_resumed(tmp_path, small_text, monkeypatch):
+    common = dict(cell="gru", ema=0.9, beta2=0.99, epochs=None, max_steps=50)
+    full = sr.train(_run(tmp_path, small_text, "full", **common), progress=False)
+    with monkeypatch.context() as m:
+        _interrupt_at(m, 23)
+        sr.train(_run(tmp_path, small_text, "part", **common), progress=False)
+    part = sr.train(resume=tmp_path / "part", progress=False)
+    _assert_same_run(full, part, 23)
+    ckpt, cpart = sr.load_checkpoint(full.out), sr.load_checkpoint(part.out)
+    for k, p in ckpt.trained.params.items():
+        assert np.array_equal(p, cpart.trained.params[k]), k
+        assert np.array_equal(ckpt.model.params[k], ckpt.opt_state[f"ema.{k}"])
+        assert not np.array_equal(ckpt.model.params[k], p), k  # the average is not the weights
+    # validation, the result and `scratchrnn eval` all use the average
+    corpus = sr.load_corpus(str(small_text), ckpt.vocab, 0.05, 0.05)
+    val = sr.evaluate(ckpt.model, corpus.val, 16)
+    assert full.val_loss == pytest.approx(val, rel=1e-6)
+    assert sr.evaluate(ckpt.trained, corpus.val, 16) != pytest.approx(val, rel=1e-6)
+    assert all(np.array_equal(p, full.model.params[k]) for k, p in ckpt.model.params.items())
+    # resumed without --ema, the run trains on from its weights and drops the average
+    on = sr.train(resume=tmp_path / "part", max_steps=60, ema=0.0, progress=False)
+    assert not any(k.startswith("ema.") for k in sr.load_checkpoint(on.out).opt_state)
+
+
+def test_average_follows_its_formula():
+    params, state = {"w": np.array([0.0, 10.0])}, {"t": np.array(0)}
+    for t, value in enumerate([2.0, 4.0, 4.0, 4.0], start=1):
+        state["t"] = np.array(t)
+        params["w"][:] = value
+        optim.average(params, state, decay=0.5)
+    # the first call copies; then d = min(0.5, (1 + t) / (10 + t)) = 0.25, 0.31, 0.36
+    expected = 2.0
+    for t in (2, 3, 4):
+        d = min(0.5, (1 + t) / (10 + t))
+        expected = d * expected + (1 - d) * 4.0
+    np.testing.assert_allclose(state["ema.w"], [expected, expected])
+    assert optim.averaged(params, state)["w"] is state["ema.w"]
+    assert optim.averaged(params, {"t": np.array(0)}) is None
 
 
 def test_extending_max_steps_is_bit_identical(tmp_path, small_text):

@@ -18,6 +18,7 @@ import numpy as np
 from .errors import ScratchRNNError
 from .fsutil import atomic_write
 from .model import CharRNN, ModelConfig, param_shapes
+from .optim import averaged
 from .text import Vocab
 
 FORMAT_VERSION = 1
@@ -25,6 +26,9 @@ FORMAT_VERSION = 1
 
 @dataclass
 class Checkpoint:
+    """`model` is the one to sample and evaluate: the weight average of a run trained with
+    --ema, else the trained weights. `trained` holds the trained weights when they differ."""
+
     model: CharRNN
     vocab: Vocab
     config: dict  # the training configuration (TrainConfig fields)
@@ -32,6 +36,7 @@ class Checkpoint:
     opt_state: dict = field(default_factory=dict)
     state: dict = field(default_factory=dict)
     path: Path | None = None
+    trained: CharRNN | None = None
 
 
 def save_checkpoint(path, model: CharRNN, vocab: Vocab, config: dict, meta: dict | None = None,
@@ -116,7 +121,11 @@ def load_checkpoint(path) -> Checkpoint:
             raise _bad(path, f"hidden state {key} has the wrong shape or dtype")
     for key, v in sections["opt/"].items():
         base = key.split(".", 1)[-1]
-        if key != "t" and (base not in params or v.shape != params[base].shape):
+        if key != "t" and (base not in params or v.shape != params[base].shape
+                           or v.dtype != params[base].dtype):
             raise _bad(path, f"optimizer state {key} does not match the parameters")
-    return Checkpoint(CharRNN.from_params(cfg, params), vocab, config, meta,
-                      sections["opt/"], sections["state/"], path)
+    trained = CharRNN.from_params(cfg, params)
+    avg = averaged(params, sections["opt/"])
+    model = trained if avg is None else CharRNN.from_params(cfg, avg)
+    return Checkpoint(model, vocab, config, meta, sections["opt/"], sections["state/"], path,
+                      trained if avg is not None else None)

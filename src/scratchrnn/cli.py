@@ -43,9 +43,13 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     a("--seq-len", type=int, help="window length T for truncated BPTT")
     a("--optimizer", help="sgd, adagrad or adam")
     a("--lr", type=float, help="learning rate")
+    a("--beta1", type=float, help="Adam's first-moment decay (default 0.9)")
+    a("--beta2", type=float, help="Adam's second-moment decay (default 0.999)")
     a("--min-lr", type=float, help="learning rate at the end of the cosine schedule")
     a("--schedule", help="cosine (default) or constant")
     a("--warmup", type=int, help="linear warmup steps")
+    a("--ema", type=float, metavar="DECAY", help="evaluate, sample and save a moving average "
+      "of the weights with this decay per step, e.g. 0.999 (0: off)")
     a("--clip-value", type=float, help="clip each gradient element to +-this (0: off)")
     a("--clip-norm", type=float, help="clip the global gradient norm to this (0: off)")
     a("--epochs", type=int, help="passes over the training text")

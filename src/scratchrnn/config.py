@@ -32,6 +32,9 @@ class TrainConfig:
     seq_len: int = 100
     optimizer: str = "adam"
     lr: float = 3e-3
+    beta1: float = 0.9  # Adam's moment decay rates, as PyTorch's betas
+    beta2: float = 0.999
+    ema: float | None = None  # decay of a moving average of the weights used for eval/sampling
     clip_value: float | None = 5.0
     clip_norm: float | None = None
     warmup: int = 50
@@ -114,6 +117,12 @@ def validate(cfg: TrainConfig) -> None:
         raise ScratchRNNError("--sample-length must be 0 or more")
     if not (isinstance(cfg.lr, int | float) and math.isfinite(cfg.lr) and cfg.lr > 0):
         raise ScratchRNNError(f"--lr must be a positive number, got {cfg.lr!r}")
+    for name in ("beta1", "beta2"):
+        v = getattr(cfg, name)
+        if not (isinstance(v, int | float) and 0 <= v < 1):
+            raise ScratchRNNError(f"--{name} must be in [0, 1), got {v!r}")
+    if cfg.ema is not None and not (isinstance(cfg.ema, int | float) and 0 <= cfg.ema < 1):
+        raise ScratchRNNError(f"--ema must be in [0, 1) (0: off), got {cfg.ema!r}")
     if not 0 <= cfg.min_lr <= cfg.lr:
         raise ScratchRNNError("--min-lr must be between 0 and --lr")
     if cfg.warmup < 0:

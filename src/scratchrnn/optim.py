@@ -5,6 +5,8 @@ save it like the parameters.
     sgd:     p -= lr g                                    (the notebook)
     adagrad: G += g^2;  p -= lr g / sqrt(G + 1e-8)        (min-char-rnn)
     adam:    Kingma & Ba 2015, with PyTorch's placement of eps and bias corrections
+
+The optional weight average (`average`, Polyak & Juditsky 1992) lives in the same state dict.
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ def init_state(name: str, params: dict[str, np.ndarray]) -> dict[str, np.ndarray
     return state
 
 
-def update(name: str, params, grads, state, lr: float) -> None:
-    """One in-place update of `params` (and `state`) from `grads`; `grads` is used as scratch."""
+def update(name: str, params, grads, state, lr: float,
+           betas: tuple[float, float] = ADAM_BETAS) -> None:
+    """One in-place update of `params` (and `state`) from `grads`; `grads` is used as scratch.
+    `betas` are Adam's decay rates of the first and second moment estimates."""
     state["t"] += 1
     t = int(state["t"])
     for k, p in params.items():
@@ -47,7 +51,7 @@ def update(name: str, params, grads, state, lr: float) -> None:
             g /= denom
             p -= g
         else:
-            b1, b2 = ADAM_BETAS
+            b1, b2 = betas
             m, v = state[f"m.{k}"], state[f"v.{k}"]
             m *= b1
             m += (1 - b1) * g
@@ -61,6 +65,28 @@ def update(name: str, params, grads, state, lr: float) -> None:
             np.divide(m, denom, out=denom)
             denom *= lr / (1 - b1 ** t)
             p -= denom
+
+
+def average(params, state, decay: float) -> None:
+    """Exponential moving average of the weights (Polyak averaging), kept in the optimizer state
+    as `ema.<key>` so checkpoints and resumes carry it: avg += (1 - d)(p - avg) with
+    d = min(decay, (1 + t) / (10 + t)), which forgets the first, far-off weights quickly
+    (as timm's ModelEma). Call it after each update."""
+    t = int(state["t"])
+    d = min(decay, (1 + t) / (10 + t))
+    for k, p in params.items():
+        avg = state.get(f"ema.{k}")
+        if avg is None:
+            state[f"ema.{k}"] = p.copy()
+        else:
+            avg += (1 - d) * (p - avg)
+
+
+def averaged(params, state) -> dict[str, np.ndarray] | None:
+    """The averaged weights kept by `average`, keyed like `params`; None if there are none."""
+    if not all(f"ema.{k}" in state for k in params):
+        return None
+    return {k: state[f"ema.{k}"] for k in params}
 
 
 def global_norm(grads) -> float:

@@ -34,7 +34,7 @@ REMAP_EVERY = 256  # steps between fresh mappings of a memory-mapped corpus
 
 @dataclass
 class TrainResult:
-    model: CharRNN
+    model: CharRNN  # the weights to use: their moving average with --ema
     vocab: Vocab
     out: Path
     step: int
@@ -67,6 +67,12 @@ class _Signals:
     def __exit__(self, *exc):
         for sig, old in self._old.items():
             signal.signal(sig, old)
+
+
+def _usable(model: CharRNN, opt_state) -> CharRNN:
+    """The weights to evaluate and sample: the moving average when the run keeps one."""
+    avg = optim.averaged(model.params, opt_state)
+    return model if avg is None else CharRNN.from_params(model.config, avg)
 
 
 def _prepare_out(out: Path, fresh: bool, overwrite: bool) -> None:
@@ -117,7 +123,10 @@ def train(config: TrainConfig | None = None, *, resume=None, progress: bool = Tr
     atomic_write_bytes(out / "config.json", json.dumps(cfg.to_dict(), indent=2).encode(),
                        "run configuration")
     if ckpt is not None:
-        model, opt_state, state, meta = ckpt.model, ckpt.opt_state, ckpt.state, dict(ckpt.meta)
+        model = ckpt.trained or ckpt.model
+        opt_state, state, meta = ckpt.opt_state, ckpt.state, dict(ckpt.meta)
+        if not cfg.ema:  # a run resumed without --ema stops carrying its average
+            opt_state = {k: v for k, v in opt_state.items() if not k.startswith("ema.")}
     else:
         model = CharRNN(len(corpus.vocab), cfg.hidden, cfg.cell, cfg.layers, cfg.dropout,
                         cfg.seed, cfg.dtype, cfg.init_std)
@@ -145,7 +154,8 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
                        "metrics")
     if total is not None and step >= total:
         log(f"{out} is already finished at step {step}; raise --max-steps or --epochs to go on")
-        return TrainResult(model, corpus.vocab, out, step, epoch, None, best, "finished", history)
+        return TrainResult(_usable(model, opt_state), corpus.vocab, out, step, epoch, None, best,
+                           "finished", history)
     log(f"training {model!r} on {corpus.name}: {len(corpus.train):,} train / "
         f"{len(corpus.val):,} val characters, {n_win} windows per epoch -> {out}")
     t0 = time.perf_counter()
@@ -190,7 +200,10 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
                            file=sys.stderr)
             else:
                 lr = learning_rate(step, time.perf_counter() - t0)
-                optim.update(cfg.optimizer, model.params, grads, opt_state, lr)
+                optim.update(cfg.optimizer, model.params, grads, opt_state, lr,
+                             (cfg.beta1, cfg.beta2))
+                if cfg.ema:
+                    optim.average(model.params, opt_state, cfg.ema)
                 state = new_state
                 acc_loss, acc_n = acc_loss + loss, acc_n + 1
             step, win = step + 1, win + 1
@@ -216,8 +229,9 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
             t_log, chars_since = now, 0
             if step % cfg.log_every == 0:  # off-grid rows (stops, evals) leave the average be
                 acc_loss, acc_n = 0.0, 0
+            usable = _usable(model, opt_state)
             if evaluating and stopped not in ("SIGINT", "SIGTERM") and len(corpus.val) > 1:
-                val = evaluate(model, corpus.val, cfg.seq_len, max_chars=cfg.val_chars)
+                val = evaluate(usable, corpus.val, cfg.seq_len, max_chars=cfg.val_chars)
                 row["val_loss"], row["val_bpc"] = val, val / math.log(2)
             history.append(row)
             metrics.write(json.dumps(row) + "\n")
@@ -234,7 +248,7 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
                     checkpoint(out / "best.npz")
                 plot_history(history, out / "loss.png", f"{model.config.cell} on {corpus.name}")
                 if cfg.sample_length and stopped not in ("SIGINT", "SIGTERM"):
-                    text = "".join(generate(model, corpus.vocab, "", cfg.sample_length, 0.8,
+                    text = "".join(generate(usable, corpus.vocab, "", cfg.sample_length, 0.8,
                                             seed=step))
                     tqdm.write(f"--- step {step}, val {val if val is None else round(val, 4)}"
                                f" nats/char ---\n{text}\n---")
@@ -244,4 +258,5 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
     else:
         log(f"stopped at step {step} ({stopped}); val {val if val is None else round(val, 4)} "
             f"nats/char; checkpoints in {out}")
-    return TrainResult(model, corpus.vocab, out, step, epoch, val, best, stopped, history)
+    return TrainResult(_usable(model, opt_state), corpus.vocab, out, step, epoch, val, best,
+                       stopped, history)

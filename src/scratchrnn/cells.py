@@ -145,59 +145,58 @@ def gru_forward(xproj, state, p):
     T, B, G = xproj.shape
     H = G // 3
     W_h, b_hn = p["W_h"], p["b_hn"]
+    # Gates live in their own contiguous buffers: NumPy's elementwise loops run 2-4x slower
+    # on the strided column slices of a (B, 3H) array.
     hs = np.empty((T + 1, B, H), xproj.dtype)
-    acts = np.empty((T, B, G), xproj.dtype)  # r z n
+    rzs = np.empty((T, 2, B, H), xproj.dtype)  # sigmoid gates r, z
+    ns = np.empty((T, B, H), xproj.dtype)  # candidate n
     hns = np.empty((T, B, H), xproj.dtype)  # h W_hn + b_hn, needed for dr
     hz = np.empty((B, G), xproj.dtype)
     hs[0] = state["h"]
     for t in range(T):
-        a = acts[t]
         np.matmul(hs[t], W_h, out=hz)
-        np.add(xproj[t, :, :2 * H], hz[:, :2 * H], out=a[:, :2 * H])
-        sigmoid(a[:, :2 * H], out=a[:, :2 * H])
-        r, z, n = a[:, :H], a[:, H:2 * H], a[:, 2 * H:]
+        rz, n = rzs[t], ns[t]
+        np.add(xproj[t, :, :2 * H].reshape(B, 2, H).transpose(1, 0, 2),
+               hz[:, :2 * H].reshape(B, 2, H).transpose(1, 0, 2), out=rz)
+        sigmoid(rz, out=rz)
         np.add(hz[:, 2 * H:], b_hn, out=hns[t])
-        np.multiply(r, hns[t], out=n)
+        np.multiply(rz[0], hns[t], out=n)
         n += xproj[t, :, 2 * H:]
         np.tanh(n, out=n)
         np.subtract(hs[t], n, out=hs[t + 1])  # h' = n + z (h - n)
-        hs[t + 1] *= z
+        hs[t + 1] *= rz[1]
         hs[t + 1] += n
-    return hs[1:], {"h": hs[T].copy()}, (hs, acts, hns, W_h)
+    return hs[1:], {"h": hs[T].copy()}, (hs, rzs, ns, hns, W_h)
 
 
 def gru_backward(dhs, dstate, cache):
-    hs, acts, hns, W_h = cache
+    hs, rzs, ns, hns, W_h = cache
     T, B, H = dhs.shape
     G = 3 * H
     W_hT = np.ascontiguousarray(W_h.T)
-    back = np.empty((B, H), dhs.dtype)
     dx = np.empty((T, B, G), dhs.dtype)  # wrt the input pre-activations [r z n]
     dhz = np.empty((T, B, G), dhs.dtype)  # wrt h W_h (+ b_hn): like dx but the n part times r
     dh = np.array(dstate["h"], dtype=dhs.dtype) if dstate else np.zeros((B, H), dhs.dtype)
-    tmp = np.empty((B, H), dhs.dtype)
+    back, dn, omz, tmp, tmp2 = (np.empty((B, H), dhs.dtype) for _ in range(5))
     for t in range(T - 1, -1, -1):
         dh += dhs[t]
-        a, d = acts[t], dx[t]
-        r, z, n = a[:, :H], a[:, H:2 * H], a[:, 2 * H:]
-        dr, dzz, dn = d[:, :H], d[:, H:2 * H], d[:, 2 * H:]
+        r, z, n, d, e = rzs[t, 0], rzs[t, 1], ns[t], dx[t], dhz[t]
+        np.subtract(1.0, z, out=omz)
         np.multiply(n, n, out=tmp)
-        np.subtract(1.0, tmp, out=dn)
-        np.subtract(1.0, z, out=tmp)
-        dn *= tmp
-        dn *= dh  # dL/d(n pre-activation) = dh (1 - z)(1 - n^2)
-        np.subtract(hs[t], n, out=dzz)
-        dzz *= dh
-        np.subtract(1.0, z, out=tmp)
-        tmp *= z
-        dzz *= tmp  # dh (h - n) z (1 - z)
-        np.multiply(dn, hns[t], out=dr)
-        np.subtract(1.0, r, out=tmp)
-        tmp *= r
-        dr *= tmp  # dn hn r (1 - r)
-        e = dhz[t]
-        e[:, :2 * H] = d[:, :2 * H]
+        np.subtract(1.0, tmp, out=tmp)
+        tmp *= omz
+        np.multiply(tmp, dh, out=dn)  # dL/d(n pre-activation) = dh (1 - z)(1 - n^2)
+        d[:, 2 * H:] = dn
         np.multiply(dn, r, out=e[:, 2 * H:])
+        np.subtract(hs[t], n, out=tmp)
+        tmp *= dh
+        tmp *= z
+        np.multiply(tmp, omz, out=d[:, H:2 * H])  # dh (h - n) z (1 - z)
+        np.multiply(dn, hns[t], out=tmp)
+        np.subtract(1.0, r, out=tmp2)
+        tmp2 *= r
+        np.multiply(tmp, tmp2, out=d[:, :H])  # dn hn r (1 - r)
+        e[:, :2 * H] = d[:, :2 * H]
         dh *= z  # the direct path h' = ... + z h
         dh += np.matmul(e, W_hT, out=back)
     dW_h = hs[:-1].reshape(-1, H).T @ dhz.reshape(-1, G)

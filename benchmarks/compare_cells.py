@@ -31,7 +31,7 @@ def run_one(name: str, args, out_root: Path) -> dict:
         seq_len=args.seq_len, lr=args.lr, warmup=args.warmup, min_lr=args.lr / 10,
         epochs=None, max_steps=None, time_budget=parse_duration(args.budget),
         eval_every=10 ** 9, log_every=20, sample_length=0, val_frac=args.val_frac,
-        test_frac=args.test_frac, seed=args.seed)
+        test_frac=args.test_frac, seed=args.seed, ema=args.ema or None)
     t0 = time.perf_counter()
     result = sr.train(cfg, progress=False, log=lambda *a: None)
     rates = [r["chars_per_sec"] for r in result.history[1:]]
@@ -53,10 +53,13 @@ def main() -> None:
     ap.add_argument("--val-frac", type=float, default=0.05)
     ap.add_argument("--test-frac", type=float, default=0.05)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--ema", type=float, default=0.0,
+                    help="weight average decay (default off, as the tables in BENCHMARKS.md)")
     args = ap.parse_args()
     print(f"corpus {args.text or 'the book (download)'}; budget {args.budget} each; batch "
           f"{args.batch}, seq-len {args.seq_len}, Adam lr {args.lr} (warmup {args.warmup}, "
-          f"cosine to lr/10 over the budget); dropout {args.dropout} for 2 layers")
+          f"cosine to lr/10 over the budget); dropout {args.dropout} for 2 layers; "
+          f"ema {args.ema or 'off'}")
     print(f"{'model':12} {'params':>9} {'steps':>6} {'chars/s':>9} {'val nats/char':>14} "
           f"{'bits/char':>9}")
     with tempfile.TemporaryDirectory() as tmp:

@@ -112,6 +112,18 @@ def test_weight_average_is_evaluated_saved_and_resumed(tmp_path, small_text, mon
     assert not any(k.startswith("ema.") for k in sr.load_checkpoint(on.out).opt_state)
 
 
+def test_a_run_saved_without_ema_resumes_without_one(tmp_path, small_text):
+    first = sr.train(_run(tmp_path, small_text, "old", ema=None, epochs=None, max_steps=20),
+                     progress=False)
+    ckpt = sr.load_checkpoint(first.out)
+    config = {k: v for k, v in ckpt.config.items() if k != "ema"}  # as an older version wrote
+    sr.save_checkpoint(first.out / "checkpoint.npz", ckpt.model, ckpt.vocab, config, ckpt.meta,
+                       ckpt.opt_state, ckpt.state)
+    later = sr.train(resume=first.out, max_steps=30, progress=False)
+    assert later.step == 30
+    assert not any(k.startswith("ema.") for k in sr.load_checkpoint(later.out).opt_state)
+
+
 def test_average_follows_its_formula():
     params, state = {"w": np.array([0.0, 10.0])}, {"t": np.array(0)}
     for t, value in enumerate([2.0, 4.0, 4.0, 4.0], start=1):

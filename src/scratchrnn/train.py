@@ -85,7 +85,8 @@ def _prepare_out(out: Path, fresh: bool, overwrite: bool) -> None:
 
 
 def _resume_config(ckpt, overrides: dict) -> TrainConfig:
-    saved = TrainConfig.from_dict(ckpt.config)
+    # A run saved before --ema existed kept no average: it continues without one.
+    saved = TrainConfig.from_dict({"ema": None, **ckpt.config})
     for key in MODEL_KEYS:
         new = overrides.get(key)
         if new is not None and new != getattr(saved, key):

@@ -88,7 +88,8 @@ def test_interrupt_and_resume_is_bit_identical(cell, layers, dropout, tmp_path, 
     _assert_same_run(full, again, 23)
 
 
-def test_weight_average_is_evaluated_saved_and_resumed(tmp_path, small_text, monkeypatch):
+def test_weight_average_is_evaluated_saved_and_resumed(tmp_path, small_text, monkeypatch,
+                                                        capsys):
     common = dict(cell="gru", ema=0.9, beta2=0.99, epochs=None, max_steps=50)
     full = sr.train(_run(tmp_path, small_text, "full", **common), progress=False)
     with monkeypatch.context() as m:
@@ -107,6 +108,9 @@ def test_weight_average_is_evaluated_saved_and_resumed(tmp_path, small_text, mon
     assert full.val_loss == pytest.approx(val, rel=1e-6)
     assert sr.evaluate(ckpt.trained, corpus.val, 16) != pytest.approx(val, rel=1e-6)
     assert all(np.array_equal(p, full.model.params[k]) for k, p in ckpt.model.params.items())
+    capsys.readouterr()  # drop the training runs' output
+    assert main(["eval", str(full.out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["nats_per_char"] == pytest.approx(val, rel=1e-6)
     # resumed without --ema, the run trains on from its weights and drops the average
     on = sr.train(resume=tmp_path / "part", max_steps=60, ema=0.0, progress=False)
     assert not any(k.startswith("ema.") for k in sr.load_checkpoint(on.out).opt_state)

@@ -27,7 +27,8 @@ FORMAT_VERSION = 1
 @dataclass
 class Checkpoint:
     """`model` is the one to sample and evaluate: the weight average of a run trained with
-    --ema, else the trained weights. `trained` holds the trained weights when they differ."""
+    --ema, else the trained weights. `trained` holds the trained weights, which a resumed run
+    goes on from (the same object as `model` without an average)."""
 
     model: CharRNN
     vocab: Vocab
@@ -36,7 +37,17 @@ class Checkpoint:
     opt_state: dict = field(default_factory=dict)
     state: dict = field(default_factory=dict)
     path: Path | None = None
-    trained: CharRNN | None = None
+    trained: CharRNN | None = None  # None: the same as model
+
+    def __post_init__(self):
+        self.trained = self.trained or self.model
+
+
+def usable_model(model: CharRNN, opt_state: dict) -> CharRNN:
+    """The weights to evaluate and sample: their moving average when the run keeps one
+    (`optim.average`), else the model itself."""
+    avg = averaged(model.params, opt_state)
+    return model if avg is None else CharRNN.from_params(model.config, avg)
 
 
 def save_checkpoint(path, model: CharRNN, vocab: Vocab, config: dict, meta: dict | None = None,
@@ -125,7 +136,5 @@ def load_checkpoint(path) -> Checkpoint:
                            or v.dtype != params[base].dtype):
             raise _bad(path, f"optimizer state {key} does not match the parameters")
     trained = CharRNN.from_params(cfg, params)
-    avg = averaged(params, sections["opt/"])
-    model = trained if avg is None else CharRNN.from_params(cfg, avg)
-    return Checkpoint(model, vocab, config, meta, sections["opt/"], sections["state/"], path,
-                      trained if avg is not None else None)
+    return Checkpoint(usable_model(trained, sections["opt/"]), vocab, config, meta,
+                      sections["opt/"], sections["state/"], path, trained)

@@ -18,7 +18,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import optim
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, save_checkpoint, usable_model
 from .config import MODEL_KEYS, TrainConfig, validate
 from .data import Corpus, corpus_name, load_corpus, make_streams, window, windows_per_epoch
 from .errors import ScratchRNNError
@@ -67,12 +67,6 @@ class _Signals:
     def __exit__(self, *exc):
         for sig, old in self._old.items():
             signal.signal(sig, old)
-
-
-def _usable(model: CharRNN, opt_state) -> CharRNN:
-    """The weights to evaluate and sample: the moving average when the run keeps one."""
-    avg = optim.averaged(model.params, opt_state)
-    return model if avg is None else CharRNN.from_params(model.config, avg)
 
 
 def _prepare_out(out: Path, fresh: bool, overwrite: bool) -> None:
@@ -124,7 +118,7 @@ def train(config: TrainConfig | None = None, *, resume=None, progress: bool = Tr
     atomic_write_bytes(out / "config.json", json.dumps(cfg.to_dict(), indent=2).encode(),
                        "run configuration")
     if ckpt is not None:
-        model = ckpt.trained or ckpt.model
+        model = ckpt.trained
         opt_state, state, meta = ckpt.opt_state, ckpt.state, dict(ckpt.meta)
         if not cfg.ema:  # a run resumed without --ema stops carrying its average
             opt_state = {k: v for k, v in opt_state.items() if not k.startswith("ema.")}
@@ -155,8 +149,8 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
                        "metrics")
     if total is not None and step >= total:
         log(f"{out} is already finished at step {step}; raise --max-steps or --epochs to go on")
-        return TrainResult(_usable(model, opt_state), corpus.vocab, out, step, epoch, None, best,
-                           "finished", history)
+        return TrainResult(usable_model(model, opt_state), corpus.vocab, out, step, epoch,
+                           None, best, "finished", history)
     log(f"training {model!r} on {corpus.name}: {len(corpus.train):,} train / "
         f"{len(corpus.val):,} val characters, {n_win} windows per epoch -> {out}")
     t0 = time.perf_counter()
@@ -230,7 +224,7 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
             t_log, chars_since = now, 0
             if step % cfg.log_every == 0:  # off-grid rows (stops, evals) leave the average be
                 acc_loss, acc_n = 0.0, 0
-            usable = _usable(model, opt_state)
+            usable = usable_model(model, opt_state) if evaluating else None
             if evaluating and stopped not in ("SIGINT", "SIGTERM") and len(corpus.val) > 1:
                 val = evaluate(usable, corpus.val, cfg.seq_len, max_chars=cfg.val_chars)
                 row["val_loss"], row["val_bpc"] = val, val / math.log(2)
@@ -259,5 +253,5 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
     else:
         log(f"stopped at step {step} ({stopped}); val {val if val is None else round(val, 4)} "
             f"nats/char; checkpoints in {out}")
-    return TrainResult(_usable(model, opt_state), corpus.vocab, out, step, epoch, val, best,
+    return TrainResult(usable_model(model, opt_state), corpus.vocab, out, step, epoch, val, best,
                        stopped, history)

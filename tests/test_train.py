@@ -116,13 +116,18 @@ def test_weight_average_is_evaluated_saved_and_resumed(tmp_path, small_text, mon
     assert not any(k.startswith("ema.") for k in sr.load_checkpoint(on.out).opt_state)
 
 
-def test_a_run_saved_without_ema_resumes_without_one(tmp_path, small_text):
+def test_a_run_saved_by_an_older_version_evaluates_and_resumes(tmp_path, small_text, capsys):
     first = sr.train(_run(tmp_path, small_text, "old", ema=None, epochs=None, max_steps=20),
                      progress=False)
     ckpt = sr.load_checkpoint(first.out)
-    config = {k: v for k, v in ckpt.config.items() if k != "ema"}  # as an older version wrote
+    older = ("ema", "val_frac", "test_frac")  # fields older versions did not write
+    config = {k: v for k, v in ckpt.config.items() if k not in older}
     sr.save_checkpoint(first.out / "checkpoint.npz", ckpt.model, ckpt.vocab, config, ckpt.meta,
                        ckpt.opt_state, ckpt.state)
+    capsys.readouterr()
+    assert main(["eval", str(first.out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["nats_per_char"] == pytest.approx(
+        first.val_loss, rel=1e-6)  # the default split, as the run used
     later = sr.train(resume=first.out, max_steps=30, progress=False)
     assert later.step == 30
     assert not any(k.startswith("ema.") for k in sr.load_checkpoint(later.out).opt_state)

@@ -9,7 +9,7 @@ import warnings
 from pathlib import Path
 
 from .checkpoint import load_checkpoint, resolve
-from .config import PRESETS, parse_duration, with_preset
+from .config import PRESETS, TrainConfig, parse_duration, with_preset
 from .data import load_corpus
 from .errors import ScratchRNNError
 from .evaluate import evaluate, report
@@ -123,18 +123,17 @@ def _cmd_sample(args) -> int:
 
 def _cmd_eval(args) -> int:
     ckpt = load_checkpoint(args.run)
-    cfg = ckpt.config
+    cfg = TrainConfig.from_dict(ckpt.config)
     split = args.split or ("all" if args.text else "val")
-    text = args.text if args.text else cfg.get("text")
-    fracs = (0.0, 0.0) if split == "all" else (cfg.get("val_frac", 0.05),
-                                               cfg.get("test_frac", 0.05))
-    corpus = load_corpus(text, ckpt.vocab, *fracs, encoding=cfg.get("encoding"),
+    text = args.text if args.text else cfg.text
+    fracs = (0.0, 0.0) if split == "all" else (cfg.val_frac, cfg.test_frac)
+    corpus = load_corpus(text, ckpt.vocab, *fracs, encoding=cfg.encoding,
                          cache=ckpt.path.parent if not args.text else None)
     data = corpus.train if split == "all" else getattr(corpus, split)
     if len(data) < 2:
         raise ScratchRNNError(f"the {split} split is empty; pick another --split or a --text")
-    result = dict(report(evaluate(ckpt.model, data, cfg.get("seq_len", 100),
-                                  max_chars=cfg.get("val_chars") if split == "val" else None)),
+    result = dict(report(evaluate(ckpt.model, data, cfg.seq_len,
+                                  max_chars=cfg.val_chars if split == "val" else None)),
                   split=split, chars=int(len(data)), checkpoint=str(resolve(args.run)))
     if args.json:
         print(json.dumps(result))

@@ -10,6 +10,10 @@ from dataclasses import dataclass
 
 from .errors import ScratchRNNError
 
+# Fields added after runs were first saved, with the behaviour of a run saved without them:
+# a saved configuration that lacks one reads as that value, not as today's default.
+ADDED_LATER = {"ema": None}
+
 # Flags that change the model or its data: a resumed run must keep them as they were.
 MODEL_KEYS = ("text", "vocab", "encoding", "cell", "hidden", "layers", "dropout", "dtype",
               "init_std", "batch", "seq_len", "val_frac", "test_frac", "optimizer", "seed",
@@ -58,8 +62,10 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
+        """A saved configuration (to_dict): unknown keys are ignored, missing ones take their
+        ADDED_LATER value, else the default."""
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        return cls(**{**ADDED_LATER, **{k: v for k, v in d.items() if k in names}})
 
     def replace(self, **changes) -> TrainConfig:
         return dataclasses.replace(self, **changes)

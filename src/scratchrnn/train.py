@@ -79,8 +79,7 @@ def _prepare_out(out: Path, fresh: bool, overwrite: bool) -> None:
 
 
 def _resume_config(ckpt, overrides: dict) -> TrainConfig:
-    # A run saved before --ema existed kept no average: it continues without one.
-    saved = TrainConfig.from_dict({"ema": None, **ckpt.config})
+    saved = TrainConfig.from_dict(ckpt.config)
     for key in MODEL_KEYS:
         new = overrides.get(key)
         if new is not None and new != getattr(saved, key):

@@ -38,8 +38,13 @@ def rng():
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path, monkeypatch):
-    """Never touch the user's real cache or the network from tests."""
+def _isolated(tmp_path, monkeypatch):
+    """Never touch the user's folders or the network from tests: each test runs in a working
+    folder of its own (so a default --out like runs/pg98 lands there, not where pytest was
+    started) with its own cache, and the book's URL is a closed port on 127.0.0.1."""
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
     monkeypatch.setenv("SCRATCHRNN_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr("scratchrnn.data.BOOK_URLS", ("http://127.0.0.1:9/none",))
 
@@ -48,7 +53,8 @@ from hypothesis import HealthCheck, settings  # noqa: E402
 
 # The autouse fixture above is harmless to reuse across examples; CI machines are noisy.
 # SCRATCHRNN_FUZZ=N runs every property test with N examples (scripts/fuzz.py; not in CI).
+# database=None: hypothesis would otherwise keep a .hypothesis/ folder in the working folder.
 settings.register_profile("ci", suppress_health_check=[HealthCheck.function_scoped_fixture],
-                          deadline=None,
+                          deadline=None, database=None,
                           max_examples=int(os.environ.get("SCRATCHRNN_FUZZ", 60)))
 settings.load_profile("ci")

@@ -134,8 +134,7 @@ def _cmd_sample(args) -> int:
         raise
     except OSError as e:
         _drop_stdout()
-        raise ScratchRNNError(describe_os_error(e, "<stdout>", "sample", hint="write the "
-                                                "sample to another place")) from None
+        raise ScratchRNNError(describe_os_error(e, "standard output", "sample to")) from None
     return 0
 
 

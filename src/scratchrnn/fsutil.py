@@ -33,7 +33,7 @@ _CAUSES = {
                   "raise the limit or write to another file system"),
     errno.EROFS: ("{folder} is on a read-only file system", "write to another folder"),
     errno.ENOENT: ("the folder {folder} does not exist", "create it or pass another path"),
-    errno.ENOTDIR: ("a part of {folder} is a file, not a folder", "pass another path"),
+    errno.ENOTDIR: ("a part of the path is a file, not a folder", "pass another path"),
     errno.ENAMETOOLONG: ("the name is too long for the file system", "use a shorter name "
                          "or folder"),
     errno.EACCES: ("permission denied", "check the permissions of {folder} or write to "

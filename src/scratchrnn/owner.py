@@ -10,6 +10,7 @@ goes through `check_output`; read-only commands keep prepared corpora in a cache
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -18,7 +19,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from .errors import ScratchRNNError
-from .fsutil import atomic_write_bytes, clean_stale_temps, make_dir
+from .fsutil import atomic_write_bytes, clean_stale_temps, describe_os_error, make_dir
 
 MARKER = "scratchrnn-run.json"
 FORMAT = "scratchrnn-run/1"
@@ -45,6 +46,20 @@ def is_run_folder(folder: str | os.PathLike) -> bool:
         (folder / "checkpoint.npz").is_file() and (folder / "config.json").is_file()))
 
 
+def _lstat(path: Path, what: str, flag: str) -> os.stat_result | None:
+    """lstat, None when nothing is there; a path that cannot be looked at is one clear error."""
+    try:
+        return os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        if isinstance(path, Path) and any(p.is_file() for p in path.parents):
+            raise ScratchRNNError(describe_os_error(OSError(errno.ENOTDIR, ""), path, what,
+                                                    "use", f"pass another {flag}")) from None
+        return None
+    except OSError as e:
+        raise ScratchRNNError(describe_os_error(e, path, what, "use",
+                                                f"pass another {flag}")) from None
+
+
 def _entries(folder: Path) -> list[str]:
     try:
         return [e for e in os.listdir(folder) if e not in (LOCK, MARKER)]
@@ -63,10 +78,11 @@ def check_run_out(out: str | os.PathLike, *, resume_from: str | os.PathLike | No
     non-empty folder that is not a run, a run when starting afresh without `overwrite`, or
     (when continuing the run in `resume_from` elsewhere) a folder holding another run."""
     out = Path(out)
-    if not out.exists():
-        if out.is_symlink():
-            raise ScratchRNNError(f"{out} is a broken link; pass another {flag}")
+    st = _lstat(out, "run folder", flag)
+    if st is None:
         return
+    if not out.exists():
+        raise ScratchRNNError(f"{out} is a broken link; pass another {flag}")
     if not out.is_dir():
         raise ScratchRNNError(f"{out} is a file, not a folder; pass a folder as {flag}")
     if resume_from is not None:
@@ -77,10 +93,9 @@ def check_run_out(out: str | os.PathLike, *, resume_from: str | os.PathLike | No
                                   f"scratchrnn run; pass a new or empty {flag} to continue the "
                                   "run there")
         if _entries(out):
-            raise ScratchRNNError(
-                f"{out} is not empty ({'another run' if is_run_folder(out) else 'files of yours'}"
-                f"); --resume writes into a new or empty {flag}, or drop {flag} to continue the "
-                "run in its own folder")
+            what = "another run" if is_run_folder(out) else "files that are not a scratchrnn run"
+            raise ScratchRNNError(f"{out} holds {what}; --resume continues a run in its own "
+                                  f"folder (drop {flag}) or in a new or empty {flag}")
         return
     if not _entries(out):
         return
@@ -152,10 +167,10 @@ def check_output(path: str | os.PathLike, what: str, names: Iterable[str] = (),
     is ours: one of `names` inside a scratchrnn run folder, or a file `ours(path)` recognises as
     an earlier output of this command. Else one clear error; nothing is written either way."""
     path = Path(path)
+    if _lstat(path, what, flag) is None:
+        return path
     if path.is_dir():
         raise ScratchRNNError(f"{path} is a folder; pass a file path as {flag}")
-    if not (path.exists() or path.is_symlink()):
-        return path
     if path.name in set(names) and is_run_folder(path.parent):
         return path
     if ours is not None and path.is_file() and not path.is_symlink() and ours(path):

@@ -70,7 +70,8 @@ def check_same_text(meta: dict, now: dict, allow_new_text: bool = False) -> bool
     if allow_new_text:
         return True
     where = now["path"] or "the book"
-    raise ScratchRNNError(
-        f"the text {where} changed since the run started ({now['chars']:,} characters now, "
-        f"{saved['chars']:,} then, different content); pass --text with the original text, or "
-        "add --allow-new-text to continue training on the new text")
+    sizes = f"{now['chars']:,} characters, the run's had {saved['chars']:,}"
+    what = (f"the text {where} changed since the run started" if now["path"] == saved["path"]
+            else f"{where} is not the text this run was trained on")
+    raise ScratchRNNError(f"{what} ({sizes}, other content); pass --text with the original "
+                          "text, or add --allow-new-text to continue training on the new text")

@@ -17,6 +17,7 @@ from .evaluate import evaluate, report
 from .fsutil import describe_os_error
 from .owner import check_output, corpus_cache, is_run_folder
 from .plot import plot_history, read_metrics
+from .resume import vocab_arg
 from .sample import generate
 from .train import train
 
@@ -156,8 +157,9 @@ def _cmd_eval(args) -> int:
     split = args.split or ("all" if args.text else "val")
     text = args.text if args.text else cfg.text
     fracs = (0.0, 0.0) if split == "all" else (cfg.val_frac, cfg.test_frac)
-    cache = corpus_cache(text, ckpt.vocab, cfg.encoding, None if args.text else ckpt.path.parent)
-    corpus = load_corpus(text, ckpt.vocab, *fracs, encoding=cfg.encoding, cache=cache)
+    vocab = vocab_arg(cfg.vocab, ckpt.vocab)
+    cache = corpus_cache(text, vocab, cfg.encoding, None if args.text else ckpt.path.parent)
+    corpus = load_corpus(text, vocab, *fracs, encoding=cfg.encoding, cache=cache)
     data = corpus.train if split == "all" else getattr(corpus, split)
     if len(data) < 2:
         raise ScratchRNNError(f"the {split} split is empty; pick another --split or a --text")

@@ -182,11 +182,11 @@ def check_output(path: str | os.PathLike, what: str, names: Iterable[str] = (),
 def corpus_cache(text: str | os.PathLike | None, vocab, encoding: str | None,
                  run: str | os.PathLike | None = None) -> Path:
     """Where a read-only command prepares a large corpus: the run folder when training
-    prepared it there (an owned run folder holding corpus.json), else a folder under the
+    prepared it there (a run folder with our marker holding corpus.json), else a folder under the
     cache dir (SCRATCHRNN_HOME) keyed by the source file, vocabulary and encoding."""
     from .data import cache_dir  # data imports fsutil only; imported here to keep owner small
 
-    if run is not None and is_run_folder(run) and (Path(run) / "corpus.json").is_file():
+    if run is not None and has_marker(run) and (Path(run) / "corpus.json").is_file():
         return Path(run)
     source = "book" if text is None else str(Path(text).resolve())
     chars = vocab if isinstance(vocab, str) else vocab.chars

@@ -14,6 +14,7 @@ import numpy as np
 
 from .data import Corpus
 from .errors import ScratchRNNError
+from .text import Vocab
 
 HASH_CHUNK = 1 << 24  # ids hashed at a time: a memory-mapped corpus is never read whole
 
@@ -28,6 +29,15 @@ def corpus_identity(corpus: Corpus, text: str | os.PathLike | None) -> dict:
             n += len(chunk)
     return {"chars": n, "sha256": h.hexdigest(),
             "path": None if text is None else os.path.abspath(text)}
+
+
+def vocab_arg(name, vocab: Vocab) -> str | Vocab:
+    """What to pass load_corpus to encode a run's text with its vocabulary `vocab`: the saved
+    name when it is a fixed vocabulary with exactly these characters (so a prepared corpus
+    training cached under that name is reused, not prepared again), else the vocabulary."""
+    if name in ("ascii", "seed") and Vocab.named(name).chars == vocab.chars:
+        return name
+    return vocab
 
 
 def saved_identity(meta: dict) -> dict | None:

@@ -28,7 +28,7 @@ from .fsutil import atomic_write_bytes
 from .model import CharRNN, backward, forward
 from .owner import RunFolder
 from .plot import plot_history
-from .resume import check_same_text, corpus_identity, resume_text
+from .resume import check_same_text, corpus_identity, resume_text, vocab_arg
 from .sample import generate
 from .text import Vocab
 
@@ -109,7 +109,8 @@ def train(config: TrainConfig | None = None, *, resume=None, progress: bool = Tr
         source = (resume_text(ckpt.meta, ckpt.config, text) if ckpt is not None
                   else None if cfg.text is None else os.path.abspath(cfg.text))
         cfg = cfg.replace(text=source)  # stored absolute: the run resumes from any folder
-        corpus = load_corpus(cfg.text, ckpt.vocab if ckpt else cfg.vocab, cfg.val_frac,
+        vocab = vocab_arg(cfg.vocab, ckpt.vocab) if ckpt else cfg.vocab
+        corpus = load_corpus(cfg.text, vocab, cfg.val_frac,
                              cfg.test_frac, cfg.encoding, cache=out)
         identity = corpus_identity(corpus, cfg.text)
         new_text = ckpt is not None and check_same_text(ckpt.meta, identity, allow_new_text)

@@ -75,6 +75,15 @@ def test_a_new_or_empty_folder_becomes_a_run(small_text, tmp_path):
         assert json.loads((out / owner.MARKER).read_text())["format"] == owner.FORMAT
 
 
+def test_a_run_that_failed_to_start_can_be_started_again(small_text, tmp_path, capsys):
+    out, short = tmp_path / "run", tmp_path / "short.txt"
+    short.write_text("too short")
+    assert main(["train", "--text", str(short), "--out", str(out), *TRAIN]) == 1
+    assert "fewer than --batch" in one_line(capsys.readouterr().err)
+    assert owner.has_marker(out)  # ours now, with no checkpoint: nothing to lose
+    assert main(["train", "--text", str(small_text), "--out", str(out), *TRAIN]) == 0
+
+
 def test_overwrite_replaces_only_the_runs_own_files(run, small_text, capsys):
     (run / "notes.txt").write_text("my notes about this run")
     (run / ".notes.tmp").write_text("mine")

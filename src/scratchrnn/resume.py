@@ -62,8 +62,9 @@ def resume_text(meta: dict, config: dict, text: str | os.PathLike | None) -> str
     if path is None:
         return None
     if not Path(path).exists():
-        raise ScratchRNNError(f"the run's text {path} is not there any more; pass --text FILE "
-                              "with the same text to continue the run")
+        where = "" if Path(path).is_absolute() else " (relative to where the run started)"
+        raise ScratchRNNError(f"the run's text {path}{where} is not there any more; pass "
+                              "--text FILE with the same text to continue the run")
     return os.path.abspath(path)
 
 

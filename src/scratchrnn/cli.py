@@ -32,9 +32,10 @@ class _Parser(argparse.ArgumentParser):
 def _train_args(p: argparse.ArgumentParser) -> None:
     a = p.add_argument
     a("--text", help="a local text file (default: A Tale of Two Cities, downloaded once)")
-    a("--out", help="run folder (default: runs/<corpus name>)")
+    a("--out", help="run folder: new, empty or a scratchrnn run (default: runs/<corpus name>)")
     a("--preset", choices=sorted(PRESETS), help="seed: the original notebook; tiny: a quick look")
-    a("--resume", metavar="RUN", help="continue the run in this folder or checkpoint")
+    a("--resume", metavar="RUN", help="continue the run in this folder or checkpoint, on the "
+      "same text (checked by content; --text may give it under another path)")
     a("--overwrite", action="store_true", help="replace the run already in --out (only the "
       "run's own files; a folder holding other files is never used)")
     a("--allow-new-text", action="store_true", help="with --resume: continue over a --text "

@@ -59,6 +59,28 @@ def world(tmp_path_factory):
                                    * 30)
     (d / "short.txt").write_text("too short")
     (d / "afile").write_text("x")
+    # ownership: a folder of the user's files, a second run, a loose checkpoint among user files
+    user = d / "userdir"
+    user.mkdir()
+    (user / "config.json").write_text('{"mine": true}')
+    (user / "metrics.jsonl").write_text('{"step": 1, "train_loss": 2.0}\n')
+    (user / ".notes.tmp").write_text("draft")
+    shutil.copytree(run, d / "run2")
+    notrun = d / "notrun"
+    notrun.mkdir()
+    (notrun / "metrics.jsonl").write_text('{"step": 1, "train_loss": 2.0}\n')
+    loose = d / "loose"
+    loose.mkdir()
+    shutil.copy(run / "checkpoint.npz", loose / "checkpoint.npz")
+    (loose / "notes.txt").write_text("mine")
+    # resume knows its data: a run whose text changed since, one whose text is gone
+    for name in ("changed", "gone"):
+        (d / f"{name}.txt").write_text("It was the age of wisdom, the age of foolishness.\n" * 40)
+        assert main(["train", "--text", str(d / f"{name}.txt"), "--out", str(d / f"run-{name}"),
+                     *TRAIN]) == 0
+    with open(d / "changed.txt", "a") as f:
+        f.write("One line more.\n")
+    (d / "gone.txt").unlink()
     return d
 
 
@@ -128,6 +150,16 @@ CASES = {
     "resume changes cell": ["train", "--resume", "{d}/run", "--cell", "lstm"],
     "resume with preset": ["train", "--resume", "{d}/run", "--preset", "seed"],
     "resume nothing": ["train", "--resume", "{d}/nothing"],
+    "resume after the text changed": ["train", "--resume", "{d}/run-changed"],
+    "resume after the text shrank": ["train", "--resume", "{d}/run", "--text", "{d}/short.txt"],
+    "resume on another text": ["train", "--resume", "{d}/run", "--text", "{d}/changed.txt"],
+    "resume after the text is gone": ["train", "--resume", "{d}/run-gone"],
+    "resume names a missing text": ["train", "--resume", "{d}/run", "--text", "{d}/nope.txt"],
+    "new text without resume": ["train", "--text", "{d}/text.txt", "--allow-new-text"],
+    "resume into another run": ["train", "--resume", "{d}/run", "--out", "{d}/run2"],
+    "resume into a user folder": ["train", "--resume", "{d}/run", "--out", "{d}/userdir"],
+    "resume into a file": ["train", "--resume", "{d}/run", "--out", "{d}/afile"],
+    "resume a checkpoint among user files": ["train", "--resume", "{d}/loose/checkpoint.npz"],
     # prompts and sampling
     "unknown prompt character": ["sample", "{d}/run", "--prime", "bell\x07"],
     "temperature zero": ["sample", "{d}/run", "--temperature", "0"],
@@ -137,6 +169,17 @@ CASES = {
     # output folders
     "out inside a file": ["train", "--text", "{d}/text.txt", "--out", "{d}/afile/run"],
     "out holds a run": ["train", "--text", "{d}/text.txt", "--out", "{d}/run"],
+    "out is a folder of user files": ["train", "--text", "{d}/text.txt", "--out", "{d}/userdir"],
+    "out of user files with overwrite": ["train", "--text", "{d}/text.txt", "--out",
+                                         "{d}/userdir", "--overwrite"],
+    "out is a file": ["train", "--text", "{d}/text.txt", "--out", "{d}/afile"],
+    "out name too long": ["train", "--text", "{d}/text.txt", "--out", "{d}/" + "r" * 300],
+    "out in a missing folder under a file": ["train", "--text", "{d}/text.txt", "--out",
+                                             "{d}/afile/x/y"],
+    "plot onto a user file": ["plot", "{d}/run", "--out", "{d}/text.txt"],
+    "plot onto a user loss.png": ["plot", "{d}/run", "--out", "{d}/userdir/metrics.jsonl"],
+    "plot onto a folder": ["plot", "{d}/run", "--out", "{d}/userdir"],
+    "plot into a folder that is not a run": ["plot", "{d}/notrun"],
     "plot without metrics": ["plot", "{d}"],
     "empty split": ["eval", "{d}/run", "--split", "test", "--text", "{d}/short.txt"],
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -13,7 +14,10 @@ from .config import PRESETS, TrainConfig, parse_duration, with_preset
 from .data import load_corpus
 from .errors import ScratchRNNError
 from .evaluate import evaluate, report
+from .fsutil import describe_os_error
+from .owner import check_output, corpus_cache, is_run_folder
 from .plot import plot_history, read_metrics
+from .resume import vocab_arg
 from .sample import generate
 from .train import train
 
@@ -28,10 +32,14 @@ class _Parser(argparse.ArgumentParser):
 def _train_args(p: argparse.ArgumentParser) -> None:
     a = p.add_argument
     a("--text", help="a local text file (default: A Tale of Two Cities, downloaded once)")
-    a("--out", help="run folder (default: runs/<corpus name>)")
+    a("--out", help="run folder: new, empty or a scratchrnn run (default: runs/<corpus name>)")
     a("--preset", choices=sorted(PRESETS), help="seed: the original notebook; tiny: a quick look")
-    a("--resume", metavar="RUN", help="continue the run in this folder or checkpoint")
-    a("--overwrite", action="store_true", help="replace a run already in --out")
+    a("--resume", metavar="RUN", help="continue the run in this folder or checkpoint, on the "
+      "same text (checked by content; --text may give it under another path)")
+    a("--overwrite", action="store_true", help="replace the run already in --out (only the "
+      "run's own files; a folder holding other files is never used)")
+    a("--allow-new-text", action="store_true", help="with --resume: continue over a --text "
+      "whose content changed since the run started (normally refused)")
     a("--vocab", help="ascii (96 symbols, default), seed (the notebook's 95) or corpus")
     a("--encoding", help="the file's encoding (default: UTF-8, falling back to cp1252)")
     a("--cell", help="rnn, lstm or gru")
@@ -95,13 +103,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _cmd_train(args) -> int:
     fields = {k: v for k, v in vars(args).items()
-              if k not in ("command", "preset", "resume", "overwrite", "quiet")}
+              if k not in ("command", "preset", "resume", "overwrite", "quiet", "allow_new_text")}
     fields["time_budget"] = parse_duration(fields["time_budget"])
     if args.resume:
         if args.preset:
             raise ScratchRNNError("--preset starts a new run; drop it when you --resume")
-        result = train(resume=args.resume, progress=not args.quiet, **fields)
+        result = train(resume=args.resume, progress=not args.quiet,
+                       allow_new_text=args.allow_new_text, **fields)
     else:
+        if args.allow_new_text:
+            raise ScratchRNNError("--allow-new-text goes with --resume; a new run reads any "
+                                  "--text")
         result = train(with_preset(args.preset), progress=not args.quiet,
                        overwrite=args.overwrite, **fields)
     return {"SIGINT": EXIT_SIGINT, "SIGTERM": EXIT_SIGTERM}.get(result.stopped, 0)
@@ -112,13 +124,32 @@ def _cmd_sample(args) -> int:
     chars = generate(ckpt.model, ckpt.vocab, args.prime, args.length, args.temperature,
                      args.top_k, args.top_p, args.argmax, args.seed)
     first = next(chars, "")  # validates the prompt before anything is printed
-    sys.stdout.write(args.prime + first)
-    for ch in chars:
-        sys.stdout.write(ch)
-        if ch == "\n" or ch == " ":
-            sys.stdout.flush()
-    sys.stdout.write("\n")
+    try:
+        sys.stdout.write(args.prime + first)
+        for ch in chars:
+            sys.stdout.write(ch)
+            if ch == "\n" or ch == " ":
+                sys.stdout.flush()
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        _drop_stdout()
+        raise ScratchRNNError(describe_os_error(e, "standard output", "sample to")) from None
     return 0
+
+
+def _drop_stdout() -> None:
+    """Point file descriptor 1 at /dev/null, so that Python's flush at exit does not fail a
+    second time (with a traceback) on what stdout still buffers."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a real file (captured in tests)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 def _cmd_eval(args) -> int:
@@ -127,8 +158,9 @@ def _cmd_eval(args) -> int:
     split = args.split or ("all" if args.text else "val")
     text = args.text if args.text else cfg.text
     fracs = (0.0, 0.0) if split == "all" else (cfg.val_frac, cfg.test_frac)
-    corpus = load_corpus(text, ckpt.vocab, *fracs, encoding=cfg.encoding,
-                         cache=ckpt.path.parent if not args.text else None)
+    vocab = vocab_arg(cfg.vocab, ckpt.vocab)
+    cache = corpus_cache(text, vocab, cfg.encoding, None if args.text else ckpt.path.parent)
+    corpus = load_corpus(text, vocab, *fracs, encoding=cfg.encoding, cache=cache)
     data = corpus.train if split == "all" else getattr(corpus, split)
     if len(data) < 2:
         raise ScratchRNNError(f"the {split} split is empty; pick another --split or a --text")
@@ -144,8 +176,15 @@ def _cmd_eval(args) -> int:
 
 
 def _cmd_plot(args) -> int:
-    out = args.out or Path(args.run) / "loss.png"
-    print(plot_history(read_metrics(args.run), out, Path(args.run).name))
+    rows = read_metrics(args.run)
+    if args.out:
+        out = check_output(args.out, "plot", names=("loss.png",))
+    elif is_run_folder(args.run):
+        out = Path(args.run) / "loss.png"
+    else:
+        raise ScratchRNNError(f"{args.run} is not a scratchrnn run folder, so the plot is not "
+                              "saved into it; pass --out FILE.png")
+    print(plot_history(rows, out, Path(args.run).name))
     return 0
 
 

@@ -1,29 +1,132 @@
 """Crash-safe file writes: write a temp file beside the target, fsync, then rename over it, so a
-reader (or a crash at any moment) sees either the old file or the new one, never half of one."""
+reader (or a crash at any moment) sees either the old file or the new one, never half of one.
+
+Temp files are named `.NAME.scratchrnn-<pid>-<random>.tmp` (the middle of a long NAME replaced by
+a hash, so the name fits NAME_MAX): no user file matches that pattern by accident, and stale-temp
+cleanup removes only files that do, of processes no longer running. OS errors are reported by
+their cause (errno), with the file and what to do about it.
+"""
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import os
+import re
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 
 from .errors import ScratchRNNError
 
+NAME_MAX = 255
+_KEEP = 60  # bytes of a long name kept at each end of its temp file's name
+_TEMP = re.compile(r"\..+\.scratchrnn-(\d+)-[0-9a-f]{8}\.tmp")
+
+_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # their own advice beats a caller's hint
+# errno -> (cause, what to do); {path} and {folder} are filled in.
+_CAUSES = {
+    errno.ENOSPC: ("no space left on the device", "free some disk space or write to another "
+                   "folder"),
+    errno.EDQUOT: ("the disk quota is exhausted", "free some space or write to another folder"),
+    errno.EFBIG: ("the file is larger than this system or process allows (ulimit -f)",
+                  "raise the limit or write to another file system"),
+    errno.EROFS: ("{folder} is on a read-only file system", "write to another folder"),
+    errno.ENOENT: ("the folder {folder} does not exist", "create it or pass another path"),
+    errno.ENOTDIR: ("a part of the path is a file, not a folder", "pass another path"),
+    errno.ENAMETOOLONG: ("the name is too long for the file system", "use a shorter name "
+                         "or folder"),
+    errno.EACCES: ("permission denied", "check the permissions of {folder} or write to "
+                   "another folder"),
+    errno.EPERM: ("the operation is not permitted", "check the permissions of {folder} or "
+                  "write to another folder"),
+    errno.EISDIR: ("{path} is a folder", "pass a file path, or move the folder away"),
+    errno.EEXIST: ("{path} already exists and is not a folder", "pass another path"),
+}
+
+
+def describe_os_error(e: OSError, path: str | os.PathLike, what: str = "file",
+                      action: str = "write", hint: str | None = None) -> str:
+    """One line naming the file, the cause of `e` (by errno) and what the user can do."""
+    path = Path(path)
+    cause, todo = _CAUSES.get(e.errno, (e.strerror or str(e), "write to another folder"))
+    if hint and e.errno not in _SPACE:
+        todo = hint
+    fill = {"path": path, "folder": path.parent}
+    return f"could not {action} the {what} {path}: {cause.format(**fill)}; {todo.format(**fill)}"
+
+
+def _short(name: str) -> str:
+    """`name`, or its two ends around a hash of the whole when it is too long for a temp name."""
+    raw = name.encode("utf-8", "surrogateescape")
+    if len(raw) <= 2 * _KEEP + 20:
+        return name
+    head = raw[:_KEEP].decode("utf-8", "ignore")  # "ignore" drops a character cut in two
+    tail = raw[-_KEEP:].decode("utf-8", "ignore")
+    return f"{head}~{hashlib.sha256(raw).hexdigest()[:16]}~{tail}"
+
+
+def temp_path(path: str | os.PathLike) -> Path:
+    """A fresh temp file name beside `path` that only this module's pattern matches."""
+    path = Path(path)
+    return path.with_name(f".{_short(path.name)}.scratchrnn-{os.getpid()}-"
+                          f"{secrets.token_hex(4)}.tmp")
+
+
+def is_temp_name(name: str) -> bool:
+    return _TEMP.fullmatch(name) is not None
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # ours, and not being written now (we are the one cleaning up)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def clean_stale_temps(folder: str | os.PathLike, legacy_names: tuple[str, ...] = ()) -> int:
+    """Remove the temp files a killed writer left in `folder`: only names of our pattern whose
+    process is gone (and, for runs written before the pattern existed, `.NAME.<pid>.tmp` for
+    NAME in `legacy_names`). Returns how many were removed."""
+    names = "|".join(map(re.escape, legacy_names))
+    legacy = re.compile(rf"\.({names})\.\d+\.tmp") if legacy_names else None
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for entry in entries:
+        m = _TEMP.fullmatch(entry.name)
+        stale = (m is not None and not _alive(int(m.group(1)))) or (
+            legacy is not None and legacy.fullmatch(entry.name) is not None)
+        if stale and entry.is_file(follow_symlinks=False):
+            try:
+                os.unlink(entry.path)
+                removed += 1
+            except OSError:
+                pass
+    return removed
+
 
 def atomic_write(path: str | os.PathLike, write: Callable, what: str = "file") -> None:
     """Call `write(f)` on a binary temp file, then atomically replace `path` with it."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    if len(path.name.encode("utf-8", "surrogateescape")) > NAME_MAX:
+        raise ScratchRNNError(describe_os_error(OSError(errno.ENAMETOOLONG, ""), path, what))
+    tmp = temp_path(path)
     try:
-        with open(tmp, "wb") as f:
+        with open(tmp, "xb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as e:
-        reason = e.strerror or str(e)
-        raise ScratchRNNError(f"could not write the {what} {path}: {reason}; free some disk space "
-                              "or write to another folder") from None
+        raise ScratchRNNError(describe_os_error(e, path, what)) from None
     finally:
         try:
             tmp.unlink()
@@ -41,5 +144,5 @@ def make_dir(path: str | os.PathLike, hint: str) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise ScratchRNNError(f"cannot create the folder {path}: {e.strerror}; {hint}") from None
+        raise ScratchRNNError(describe_os_error(e, path, "folder", "create", hint)) from None
     return path

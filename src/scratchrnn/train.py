@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import sys
 import threading
@@ -23,9 +24,11 @@ from .config import MODEL_KEYS, TrainConfig, validate
 from .data import Corpus, corpus_name, load_corpus, make_streams, window, windows_per_epoch
 from .errors import ScratchRNNError
 from .evaluate import evaluate
-from .fsutil import atomic_write_bytes, make_dir
+from .fsutil import atomic_write_bytes
 from .model import CharRNN, backward, forward
+from .owner import RunFolder
 from .plot import plot_history
+from .resume import check_same_text, corpus_identity, resume_text, vocab_arg
 from .sample import generate
 from .text import Vocab
 
@@ -69,15 +72,6 @@ class _Signals:
             signal.signal(sig, old)
 
 
-def _prepare_out(out: Path, fresh: bool, overwrite: bool) -> None:
-    make_dir(out, "pass a writable --out folder")
-    if fresh and (out / "checkpoint.npz").exists() and not overwrite:
-        raise ScratchRNNError(f"{out} already holds a run; continue it with --resume {out}, "
-                              "or pass another --out (or --overwrite to replace it)")
-    for stale in out.glob(".*.tmp"):  # left by a process killed in the middle of a write
-        stale.unlink(missing_ok=True)
-
-
 def _resume_config(ckpt, overrides: dict) -> TrainConfig:
     saved = TrainConfig.from_dict(ckpt.config)
     for key in MODEL_KEYS:
@@ -91,10 +85,14 @@ def _resume_config(ckpt, overrides: dict) -> TrainConfig:
 
 
 def train(config: TrainConfig | None = None, *, resume=None, progress: bool = True,
-          overwrite: bool = False, log=print, **overrides) -> TrainResult:
+          overwrite: bool = False, allow_new_text: bool = False, log=print,
+          **overrides) -> TrainResult:
     """Train a new run from `config` (plus keyword overrides), or continue the run folder or
-    checkpoint `resume` (keyword overrides may raise --max-steps, --epochs, change --lr ...)."""
+    checkpoint `resume` (keyword overrides may raise --max-steps, --epochs, change --lr ...).
+    A resumed run checks that its text has the content it started with (`text=` may name the
+    same text under another path); `allow_new_text` goes on over a changed text instead."""
     ckpt = load_checkpoint(resume) if resume is not None else None
+    text = overrides.pop("text", None) if ckpt is not None else None  # compared by content
     if ckpt is not None:
         cfg = _resume_config(ckpt, overrides)
     else:
@@ -106,27 +104,41 @@ def train(config: TrainConfig | None = None, *, resume=None, progress: bool = Tr
     else:
         out = Path(cfg.out) if cfg.out else Path("runs") / corpus_name(cfg.text)
     cfg = cfg.replace(out=str(out))
-    _prepare_out(out, fresh=ckpt is None, overwrite=overwrite)
-    corpus = load_corpus(cfg.text, ckpt.vocab if ckpt else cfg.vocab, cfg.val_frac,
-                         cfg.test_frac, cfg.encoding, cache=out)
-    need = cfg.batch * (cfg.seq_len + 1)
-    if len(corpus.train) < need:
-        raise ScratchRNNError(
-            f"the training text has {len(corpus.train)} characters, fewer than --batch x "
-            f"(--seq-len + 1) = {need}; use a smaller --batch or --seq-len, or a longer text")
-    atomic_write_bytes(out / "config.json", json.dumps(cfg.to_dict(), indent=2).encode(),
-                       "run configuration")
-    if ckpt is not None:
-        model = ckpt.trained
-        opt_state, state, meta = ckpt.opt_state, ckpt.state, dict(ckpt.meta)
-        if not cfg.ema:  # a run resumed without --ema stops carrying its average
-            opt_state = {k: v for k, v in opt_state.items() if not k.startswith("ema.")}
-    else:
-        model = CharRNN(len(corpus.vocab), cfg.hidden, cfg.cell, cfg.layers, cfg.dropout,
-                        cfg.seed, cfg.dtype, cfg.init_std)
-        opt_state = optim.init_state(cfg.optimizer, model.params)
-        state, meta = model.init_state(cfg.batch), {}
-    return _loop(cfg, corpus, model, opt_state, state, meta, out, progress, log)
+    with RunFolder(out, resume_from=ckpt.path.parent if ckpt else None,
+                   overwrite=overwrite) as run:
+        source = (resume_text(ckpt.meta, ckpt.config, text) if ckpt is not None
+                  else None if cfg.text is None else os.path.abspath(cfg.text))
+        cfg = cfg.replace(text=source)  # stored absolute: the run resumes from any folder
+        vocab = vocab_arg(cfg.vocab, ckpt.vocab) if ckpt else cfg.vocab
+        corpus = load_corpus(cfg.text, vocab, cfg.val_frac,
+                             cfg.test_frac, cfg.encoding, cache=out)
+        identity = corpus_identity(corpus, cfg.text)
+        new_text = ckpt is not None and check_same_text(ckpt.meta, identity, allow_new_text)
+        need = cfg.batch * (cfg.seq_len + 1)
+        if len(corpus.train) < need:
+            raise ScratchRNNError(
+                f"the training text has {len(corpus.train)} characters, fewer than --batch x "
+                f"(--seq-len + 1) = {need}; use a smaller --batch or --seq-len, or a longer text")
+        if ckpt is None and overwrite:
+            run.clear()  # the earlier run's results go only once the new run can start
+        atomic_write_bytes(out / "config.json", json.dumps(cfg.to_dict(), indent=2).encode(),
+                           "run configuration")
+        if ckpt is not None:
+            model = ckpt.trained
+            opt_state, state, meta = ckpt.opt_state, ckpt.state, dict(ckpt.meta)
+            if not cfg.ema:  # a run resumed without --ema stops carrying its average
+                opt_state = {k: v for k, v in opt_state.items() if not k.startswith("ema.")}
+            if new_text:  # a new pass over the new text; its validation starts a new best
+                log(f"the text changed since the run started; continuing over {corpus.name} "
+                    "from the start of an epoch (--allow-new-text)")
+                meta.update(window=0, best_val=None)
+        else:
+            model = CharRNN(len(corpus.vocab), cfg.hidden, cfg.cell, cfg.layers, cfg.dropout,
+                            cfg.seed, cfg.dtype, cfg.init_std)
+            opt_state = optim.init_state(cfg.optimizer, model.params)
+            state, meta = model.init_state(cfg.batch), {}
+        meta["corpus"] = identity
+        return _loop(cfg, corpus, model, opt_state, state, meta, out, progress, log)
 
 
 def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progress, log):
@@ -160,7 +172,7 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
     def checkpoint(path):
         meta_now = dict(step=step, epoch=epoch, window=win, rng=rng.bit_generator.state,
                         elapsed_s=elapsed0 + time.perf_counter() - t0, history=history,
-                        best_val=best, acc=(acc_loss, acc_n))
+                        best_val=best, acc=(acc_loss, acc_n), corpus=meta["corpus"])
         save_checkpoint(path, model, corpus.vocab, cfg.to_dict(), meta_now, opt_state, state)
 
     def learning_rate(step, seconds):

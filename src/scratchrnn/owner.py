@@ -1,0 +1,194 @@
+"""Which files are ours: a command writes only files it owns, in folders it owns or creates.
+
+A run folder carries a marker (`scratchrnn-run.json`, with a format tag); a folder written by a
+scratchrnn from before markers (checkpoint.npz beside config.json) counts as a run too and gets
+the marker when training touches it. Training takes a run folder only if it is new, empty or a
+run, holds an exclusive `flock` on a lock file in it for as long as it trains (a second training
+on the folder is refused at once), and replaces only the run's own files. Any other output path
+goes through `check_output`; read-only commands keep prepared corpora in a cache of their own.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from .errors import ScratchRNNError
+from .fsutil import atomic_write_bytes, clean_stale_temps, describe_os_error, make_dir
+
+MARKER = "scratchrnn-run.json"
+FORMAT = "scratchrnn-run/1"
+LOCK = ".scratchrnn.lock"
+# What training writes into a run folder: nothing else there is ever replaced or removed.
+RUN_FILES = ("checkpoint.npz", "best.npz", "config.json", "metrics.jsonl", "loss.png",
+             "corpus.u8", "corpus.json")
+RESULTS = ("checkpoint.npz", "best.npz", "metrics.jsonl", "loss.png")  # what --overwrite drops
+
+
+def has_marker(folder: str | os.PathLike) -> bool:
+    try:
+        with open(Path(folder) / MARKER, encoding="utf-8") as f:
+            data = json.loads(f.read(4096))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("format") == FORMAT
+
+
+def is_run_folder(folder: str | os.PathLike) -> bool:
+    """A scratchrnn run folder: it has our marker, or it is a run from before markers."""
+    folder = Path(folder)
+    return folder.is_dir() and (has_marker(folder) or (
+        (folder / "checkpoint.npz").is_file() and (folder / "config.json").is_file()))
+
+
+def _lstat(path: Path, what: str, flag: str) -> os.stat_result | None:
+    """lstat, None when nothing is there; a path that cannot be looked at is one clear error."""
+    try:
+        return os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        if isinstance(path, Path) and any(p.is_file() for p in path.parents):
+            raise ScratchRNNError(describe_os_error(OSError(errno.ENOTDIR, ""), path, what,
+                                                    "use", f"pass another {flag}")) from None
+        return None
+    except OSError as e:
+        raise ScratchRNNError(describe_os_error(e, path, what, "use",
+                                                f"pass another {flag}")) from None
+
+
+def _entries(folder: Path) -> list[str]:
+    try:
+        return [e for e in os.listdir(folder) if e not in (LOCK, MARKER)]
+    except OSError:
+        return []
+
+
+def _foreign(folder: Path, flag: str) -> ScratchRNNError:
+    return ScratchRNNError(f"{folder} holds files that are not a scratchrnn run; pass a new or "
+                           f"empty folder as {flag}")
+
+
+def check_run_out(out: str | os.PathLike, *, resume_from: str | os.PathLike | None = None,
+                  overwrite: bool = False, flag: str = "--out") -> None:
+    """Refuse, before anything is written, a run folder this command may not use: a file, a
+    non-empty folder that is not a run, a run when starting afresh without `overwrite`, or
+    (when continuing the run in `resume_from` elsewhere) a folder holding another run."""
+    out = Path(out)
+    st = _lstat(out, "run folder", flag)
+    if st is None:
+        return
+    if not out.exists():
+        raise ScratchRNNError(f"{out} is a broken link; pass another {flag}")
+    if not out.is_dir():
+        raise ScratchRNNError(f"{out} is a file, not a folder; pass a folder as {flag}")
+    if resume_from is not None:
+        if out.resolve() == Path(resume_from).resolve():
+            if is_run_folder(out) or set(_entries(out)) <= set(RUN_FILES):
+                return
+            raise ScratchRNNError(f"{out} holds a checkpoint among files that are not a "
+                                  f"scratchrnn run; pass a new or empty {flag} to continue the "
+                                  "run there")
+        if _entries(out):
+            what = "another run" if is_run_folder(out) else "files that are not a scratchrnn run"
+            raise ScratchRNNError(f"{out} holds {what}; --resume continues a run in its own "
+                                  f"folder (drop {flag}) or in a new or empty {flag}")
+        return
+    if not _entries(out):
+        return
+    if not is_run_folder(out):
+        raise _foreign(out, flag)
+    if (out / "checkpoint.npz").exists() and not overwrite:
+        raise ScratchRNNError(f"{out} already holds a run; continue it with --resume {out}, "
+                              f"or pass another {flag} (or --overwrite to replace it)")
+
+
+class RunFolder:
+    """Context manager that owns a run folder while training: creates it, takes the lock,
+    writes the marker and removes stale temp files of ours. `clear()` drops an earlier run's
+    results (for --overwrite), never a file that is not the run's."""
+
+    def __init__(self, out: str | os.PathLike, *, resume_from=None, overwrite: bool = False,
+                 flag: str = "--out"):
+        self.out, self.resume_from, self.overwrite, self.flag = (Path(out), resume_from,
+                                                                  overwrite, flag)
+        self._fd = None
+
+    def __enter__(self) -> RunFolder:
+        check_run_out(self.out, resume_from=self.resume_from, overwrite=self.overwrite,
+                      flag=self.flag)
+        make_dir(self.out, f"pass a writable {self.flag} folder")
+        try:
+            self._fd = os.open(self.out / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            raise ScratchRNNError(f"cannot lock {self.out}: {e.strerror}; pass a writable "
+                                  f"{self.flag} folder") from None
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._release()
+            raise ScratchRNNError(f"another scratchrnn training is using {self.out}; wait for "
+                                  f"it to finish or pass another {self.flag}") from None
+        except OSError:
+            pass  # a file system without locks (some network mounts): go on unlocked
+        try:
+            # Checked again under the lock: the folder may have changed since the first look.
+            check_run_out(self.out, resume_from=self.resume_from, overwrite=self.overwrite,
+                          flag=self.flag)
+            if not has_marker(self.out):
+                atomic_write_bytes(self.out / MARKER, json.dumps(
+                    {"format": FORMAT, "what": "a scratchrnn run folder"}).encode(),
+                    "run folder marker")
+            clean_stale_temps(self.out, RUN_FILES)
+        except BaseException:
+            self._release()
+            raise
+        return self
+
+    def clear(self) -> None:
+        for name in RESULTS:
+            (self.out / name).unlink(missing_ok=True)
+
+    def _release(self):
+        if self._fd is not None:
+            os.close(self._fd)  # closing drops the flock
+            self._fd = None
+
+    def __exit__(self, *exc):
+        self._release()
+
+
+def check_output(path: str | os.PathLike, what: str, names: Iterable[str] = (),
+                 ours: Callable[[Path], bool] | None = None, flag: str = "--out") -> Path:
+    """May this command write `path`? Yes if nothing is there yet; if a file is, only when it
+    is ours: one of `names` inside a scratchrnn run folder, or a file `ours(path)` recognises as
+    an earlier output of this command. Else one clear error; nothing is written either way."""
+    path = Path(path)
+    if _lstat(path, what, flag) is None:
+        return path
+    if path.is_dir():
+        raise ScratchRNNError(f"{path} is a folder; pass a file path as {flag}")
+    if path.name in set(names) and is_run_folder(path.parent):
+        return path
+    if ours is not None and path.is_file() and not path.is_symlink() and ours(path):
+        return path
+    raise ScratchRNNError(f"{path} already exists and was not written by scratchrnn; pass a "
+                          f"new path as {flag} (the {what} never replaces a file of yours)")
+
+
+def corpus_cache(text: str | os.PathLike | None, vocab, encoding: str | None,
+                 run: str | os.PathLike | None = None) -> Path:
+    """Where a read-only command prepares a large corpus: the run folder when training
+    prepared it there (a run folder with our marker holding corpus.json), else a folder under the
+    cache dir (SCRATCHRNN_HOME) keyed by the source file, vocabulary and encoding."""
+    from .data import cache_dir  # data imports fsutil only; imported here to keep owner small
+
+    if run is not None and has_marker(run) and (Path(run) / "corpus.json").is_file():
+        return Path(run)
+    source = "book" if text is None else str(Path(text).resolve())
+    chars = vocab if isinstance(vocab, str) else vocab.chars
+    key = hashlib.sha256(json.dumps([source, chars, encoding]).encode()).hexdigest()[:24]
+    return cache_dir() / "prepared" / key

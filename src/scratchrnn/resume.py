@@ -1,0 +1,88 @@
+"""Resume knows its data: a checkpoint records its corpus (characters, a SHA-256 of the encoded
+ids of the whole cleaned text, and the absolute path), and a resumed run checks that the text it
+finds has the same content, wherever the file now is, before it trains on."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .data import Corpus
+from .errors import ScratchRNNError
+from .text import Vocab
+
+HASH_CHUNK = 1 << 24  # ids hashed at a time: a memory-mapped corpus is never read whole
+
+
+def corpus_identity(corpus: Corpus, text: str | os.PathLike | None) -> dict:
+    """{"chars", "sha256", "path"} of the whole cleaned corpus (train + val + test, in order)."""
+    h, n = hashlib.sha256(), 0
+    for part in (corpus.train, corpus.val, corpus.test):  # each (N_part,) uint8
+        for start in range(0, len(part), HASH_CHUNK):
+            chunk = np.ascontiguousarray(part[start:start + HASH_CHUNK], np.uint8)
+            h.update(chunk)
+            n += len(chunk)
+    return {"chars": n, "sha256": h.hexdigest(),
+            "path": None if text is None else os.path.abspath(text)}
+
+
+def vocab_arg(name, vocab: Vocab) -> str | Vocab:
+    """What to pass load_corpus to encode a run's text with its vocabulary `vocab`: the saved
+    name when it is a fixed vocabulary with exactly these characters (so a prepared corpus
+    training cached under that name is reused, not prepared again), else the vocabulary."""
+    if name in ("ascii", "seed") and Vocab.named(name).chars == vocab.chars:
+        return name
+    return vocab
+
+
+def saved_identity(meta: dict) -> dict | None:
+    """The corpus a checkpoint recorded, or None for a run saved before it recorded one."""
+    saved = meta.get("corpus")
+    if (isinstance(saved, dict) and isinstance(saved.get("chars"), int)
+            and isinstance(saved.get("sha256"), str)
+            and re.fullmatch(r"[0-9a-f]{64}", saved["sha256"])
+            and (saved.get("path") is None or isinstance(saved["path"], str))):
+        return saved
+    return None
+
+
+def resume_text(meta: dict, config: dict, text: str | os.PathLike | None) -> str | None:
+    """The text a resumed run reads: `text` if the user names one (compared by content later),
+    else the absolute path the checkpoint recorded (an older run: its config's --text, which
+    may be relative to where it started). None means the book."""
+    if text is not None:
+        return os.path.abspath(text)
+    saved = saved_identity(meta)
+    path = saved["path"] if saved else config.get("text")
+    if path is None:
+        return None
+    if not Path(path).exists():
+        where = "" if Path(path).is_absolute() else " (relative to where the run started)"
+        raise ScratchRNNError(f"the run's text {path}{where} is not there any more; pass "
+                              "--text FILE with the same text to continue the run")
+    return os.path.abspath(path)
+
+
+def check_same_text(meta: dict, now: dict, allow_new_text: bool = False) -> bool:
+    """Refuse a text whose content changed since the run started, unless `allow_new_text`.
+    Returns True when the run goes on over a new text (so its data position starts afresh)."""
+    saved = saved_identity(meta)
+    if saved is None:
+        warnings.warn("this run was saved before scratchrnn recorded its text; resuming "
+                      "without checking that the text is unchanged", stacklevel=3)
+        return False
+    if saved["chars"] == now["chars"] and saved["sha256"] == now["sha256"]:
+        return False
+    if allow_new_text:
+        return True
+    where = now["path"] or "the book"
+    sizes = f"{now['chars']:,} characters, the run's had {saved['chars']:,}"
+    what = (f"the text {where} changed since the run started" if now["path"] == saved["path"]
+            else f"{where} is not the text this run was trained on")
+    raise ScratchRNNError(f"{what} ({sizes}, other content); pass --text with the original "
+                          "text, or add --allow-new-text to continue training on the new text")

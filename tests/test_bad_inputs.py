@@ -139,6 +139,15 @@ CASES = {
     "out holds a run": ["train", "--text", "{d}/text.txt", "--out", "{d}/run"],
     "plot without metrics": ["plot", "{d}"],
     "empty split": ["eval", "{d}/run", "--split", "test", "--text", "{d}/short.txt"],
+    # export
+    "export unknown format": ["export", "{d}/run", "--format", "keras"],
+    "export without format": ["export", "{d}/run"],
+    "export no checkpoint": ["export", "{d}/nothing", "--format", "torch"],
+    "export over a foreign file": ["export", "{d}/run", "--format", "torch", "--out",
+                                   "{d}/text.txt"],
+    "export onnx over a foreign file": ["export", "{d}/run", "--format", "onnx", "--out",
+                                        "{d}/plain.npz"],
+    "export out is a folder": ["export", "{d}/run", "--format", "torch", "--out", "{d}"],
 }
 
 

@@ -87,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", choices=("val", "test", "all"),
                    help="which part of the text (default: val; all with --text)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
+    x = sub.add_parser("export", help="write a run's model for PyTorch or ONNX")
+    x.add_argument("run", help="run folder or checkpoint file")
+    x.add_argument("--format", required=True, choices=("torch", "onnx"),
+                   help="torch: safetensors state dict; onnx: an ONNX graph")
+    x.add_argument("--out", help="file to write (default: RUN/model.safetensors or .onnx)")
     p = sub.add_parser("plot", help="redraw the loss curve of a run")
     p.add_argument("run", help="run folder")
     p.add_argument("--out", help="PNG path (default: RUN/loss.png)")
@@ -143,6 +148,13 @@ def _cmd_eval(args) -> int:
     return 0
 
 
+def _cmd_export(args) -> int:
+    from .export import export  # optional dependencies load only for this command
+
+    print(export(args.run, args.format, args.out))
+    return 0
+
+
 def _cmd_plot(args) -> int:
     out = args.out or Path(args.run) / "loss.png"
     print(plot_history(read_metrics(args.run), out, Path(args.run).name))
@@ -155,7 +167,7 @@ def _warn(message, category, filename, lineno, file=None, line=None):
 
 def main(argv=None) -> int:
     commands = {"train": _cmd_train, "sample": _cmd_sample, "eval": _cmd_eval,
-                "plot": _cmd_plot}
+                "plot": _cmd_plot, "export": _cmd_export}
     old_showwarning = warnings.showwarning
     warnings.showwarning = _warn
     try:

@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import pathlib
+import pickle
 import resource
 import shutil
 import subprocess
@@ -59,7 +60,37 @@ def world(tmp_path_factory):
                                    * 30)
     (d / "short.txt").write_text("too short")
     (d / "afile").write_text("x")
+    state_dicts(d)
     return d
+
+
+def state_dicts(d: pathlib.Path) -> None:
+    """PyTorch-style state dicts that `scratchrnn import` must refuse (written without torch)."""
+    from scratchrnn.export import write_safetensors
+
+    rng = np.random.default_rng(0)
+    V, E, H = 10, 4, 6
+    good = {"embed.weight": (V, E), "rnn.weight_ih_l0": (3 * H, E),
+            "rnn.weight_hh_l0": (3 * H, H), "rnn.bias_ih_l0": (3 * H,),
+            "rnn.bias_hh_l0": (3 * H,), "fc.weight": (V, H), "fc.bias": (V,)}
+    good = {k: rng.normal(size=s).astype(np.float32) for k, s in good.items()}
+
+    def variant(name, **changes):
+        tensors = {k: v for k, v in {**good, **changes}.items() if v is not None}
+        with open(d / name, "wb") as f:
+            write_safetensors(f, tensors, {})
+
+    variant("sd_good.safetensors")
+    variant("sd_bidir.safetensors", **{"rnn.weight_ih_l0_reverse": good["rnn.weight_ih_l0"],
+                                       "rnn.weight_hh_l0_reverse": good["rnn.weight_hh_l0"]})
+    variant("sd_proj.safetensors", **{"rnn.weight_hr_l0": np.zeros((3, H), np.float32)})
+    variant("sd_missing.safetensors", **{"rnn.weight_hh_l0": None})
+    variant("sd_int.safetensors", **{"embed.weight": np.zeros((V, E), np.int64)})
+    variant("sd_extra.safetensors", **{"norm.weight": np.ones(H, np.float32)})
+    variant("sd_two.safetensors", **{"rnn2.weight_ih_l0": good["rnn.weight_ih_l0"],
+                                     "rnn2.weight_hh_l0": good["rnn.weight_hh_l0"]})
+    variant("sd_gates.safetensors", **{"rnn.weight_hh_l0": np.zeros((2 * H, H), np.float32)})
+    (d / "evil.pt").write_bytes(pickle.dumps(Evil(d / "PWNED")))
 
 
 class Evil:
@@ -148,6 +179,25 @@ CASES = {
     "export onnx over a foreign file": ["export", "{d}/run", "--format", "onnx", "--out",
                                         "{d}/plain.npz"],
     "export out is a folder": ["export", "{d}/run", "--format", "torch", "--out", "{d}"],
+    # import
+    "import missing file": ["import", "{d}/nope.safetensors", "--vocab", "abcdefghij"],
+    "import a text file": ["import", "{d}/text.txt", "--vocab", "abcdefghij"],
+    "import a pickle": ["import", "{d}/evil.pt", "--vocab", "abcdefghij"],
+    "import without vocabulary": ["import", "{d}/sd_good.safetensors"],
+    "import wrong vocabulary size": ["import", "{d}/sd_good.safetensors", "--vocab", "abc"],
+    "import non-ASCII vocabulary": ["import", "{d}/sd_good.safetensors", "--vocab",
+                                    "abcdefghi\u00e9"],
+    "import repeated vocabulary": ["import", "{d}/sd_good.safetensors", "--vocab", "aacdefghij"],
+    "import bidirectional": ["import", "{d}/sd_bidir.safetensors", "--vocab", "abcdefghij"],
+    "import proj_size": ["import", "{d}/sd_proj.safetensors", "--vocab", "abcdefghij"],
+    "import missing weight": ["import", "{d}/sd_missing.safetensors", "--vocab", "abcdefghij"],
+    "import integer tensor": ["import", "{d}/sd_int.safetensors", "--vocab", "abcdefghij"],
+    "import unknown tensor": ["import", "{d}/sd_extra.safetensors", "--vocab", "abcdefghij"],
+    "import two recurrent modules": ["import", "{d}/sd_two.safetensors", "--vocab",
+                                     "abcdefghij"],
+    "import two gates": ["import", "{d}/sd_gates.safetensors", "--vocab", "abcdefghij"],
+    "import into a non-empty folder": ["import", "{d}/sd_good.safetensors", "--vocab",
+                                       "abcdefghij", "--out", "{d}"],
 }
 
 

@@ -92,6 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--format", required=True, choices=("torch", "onnx"),
                    help="torch: safetensors state dict; onnx: an ONNX graph")
     x.add_argument("--out", help="file to write (default: RUN/model.safetensors or .onnx)")
+    m = sub.add_parser("import", help="make a run of a PyTorch character model's state dict")
+    m.add_argument("file", help=".safetensors or .pt state dict of nn.Embedding -> "
+                   "nn.RNN/LSTM/GRU -> nn.Linear")
+    m.add_argument("--vocab", help="the model's characters in index order, or a file holding "
+                   "exactly them (default: the file's metadata, as export writes)")
+    m.add_argument("--out", help="run folder to create (default: runs/<file name>)")
     p = sub.add_parser("plot", help="redraw the loss curve of a run")
     p.add_argument("run", help="run folder")
     p.add_argument("--out", help="PNG path (default: RUN/loss.png)")
@@ -155,6 +161,13 @@ def _cmd_export(args) -> int:
     return 0
 
 
+def _cmd_import(args) -> int:
+    from .torch_import import import_model
+
+    print(import_model(args.file, args.vocab, args.out))
+    return 0
+
+
 def _cmd_plot(args) -> int:
     out = args.out or Path(args.run) / "loss.png"
     print(plot_history(read_metrics(args.run), out, Path(args.run).name))
@@ -167,7 +180,7 @@ def _warn(message, category, filename, lineno, file=None, line=None):
 
 def main(argv=None) -> int:
     commands = {"train": _cmd_train, "sample": _cmd_sample, "eval": _cmd_eval,
-                "plot": _cmd_plot, "export": _cmd_export}
+                "plot": _cmd_plot, "export": _cmd_export, "import": _cmd_import}
     old_showwarning = warnings.showwarning
     warnings.showwarning = _warn
     try:

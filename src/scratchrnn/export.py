@@ -106,7 +106,7 @@ def check_out(path: Path, fmt: str) -> Path:
     return path
 
 
-ST_DTYPES = {"float32": "F32", "float64": "F64"}
+ST_DTYPES = {"float32": "F32", "float64": "F64", "float16": "F16", "int64": "I64"}
 
 
 def write_safetensors(f, tensors: dict[str, np.ndarray], meta: dict[str, str]) -> None:

@@ -60,8 +60,22 @@ def world(tmp_path_factory):
                                    * 30)
     (d / "short.txt").write_text("too short")
     (d / "afile").write_text("x")
+    folders(d)
     state_dicts(d)
     return d
+
+
+def folders(d: pathlib.Path) -> None:
+    """--text folders that hold nothing to read, and symlink loops."""
+    (d / "emptydir" / "sub").mkdir(parents=True)
+    (d / "emptydir" / "sub" / "empty.txt").write_text("")
+    (d / "bindir").mkdir()
+    (d / "bindir" / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" * 50)
+    (d / "bindir" / "b.bin").write_bytes(bytes(range(256)) * 4)
+    (d / "loopdir" / "inner").mkdir(parents=True)
+    (d / "loopdir" / "inner" / "a.txt").write_text("some text\n" * 100)
+    (d / "loopdir" / "inner" / "back").symlink_to(d / "loopdir")
+    (d / "selflink").symlink_to(d / "selflink")
 
 
 def state_dicts(d: pathlib.Path) -> None:
@@ -106,7 +120,14 @@ class Evil:
 CASES = {
     # files
     "missing text": ["train", "--text", "{d}/nope.txt"],
-    "text is a folder": ["train", "--text", "{d}"],
+    "empty folder": ["train", "--text", "{d}/emptydir"],
+    "folder of only binary files": ["train", "--text", "{d}/bindir"],
+    "symlink loop in a folder": ["train", "--text", "{d}/loopdir"],
+    "text is a symlink loop": ["train", "--text", "{d}/selflink"],
+    "glob matches nothing": ["train", "--text", "{d}/*.nothing"],
+    "one of several missing": ["train", "--text", "{d}/text.txt", "{d}/nope.txt"],
+    "text flag without a path": ["train", "--text"],
+    "eval on an empty folder": ["eval", "{d}/run", "--text", "{d}/emptydir"],
     "empty text": ["train", "--text", "{d}/empty.txt"],
     "blank text": ["train", "--text", "{d}/blank.txt"],
     "binary text": ["train", "--text", "{d}/binary.bin"],
@@ -235,6 +256,29 @@ def _limited_subprocess(args, limit_bytes):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     return subprocess.run([sys.executable, "-m", "scratchrnn", *args], capture_output=True,
                           text=True, preexec_fn=limit, env=env, timeout=120)
+
+
+def test_file_vanishing_while_read(tmp_path, monkeypatch, capsys):
+    """A file of a --text folder deleted between listing and reading: one line, no run."""
+    from scratchrnn import prepare
+
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    for name in ("a.txt", "b.txt"):
+        (folder / name).write_text("It was the best of times.\n" * 50)
+    read = prepare._raw_chunks
+
+    def deleting(path, chunk_bytes):
+        if path.name == "a.txt":
+            (folder / "b.txt").unlink()
+        yield from read(path, chunk_bytes)
+
+    monkeypatch.setattr(prepare, "_raw_chunks", deleting)
+    rc = main(["train", "--text", str(folder), "--out", str(tmp_path / "run"), *TRAIN])
+    err = capsys.readouterr().err
+    assert_one_clean_line(rc, err)
+    assert "b.txt disappeared while the corpus was being read" in err
+    assert not (tmp_path / "run" / "checkpoint.npz").exists()
 
 
 def test_disk_full_keeps_the_last_checkpoint(world, tmp_path):

@@ -27,7 +27,9 @@ class _Parser(argparse.ArgumentParser):
 
 def _train_args(p: argparse.ArgumentParser) -> None:
     a = p.add_argument
-    a("--text", help="a local text file (default: A Tale of Two Cities, downloaded once)")
+    a("--text", nargs="+", help="local text: a file, a folder (every text file inside), a "
+      "quoted glob like 'src/**/*.c', or several (default: A Tale of Two Cities, downloaded "
+      "once)")
     a("--out", help="run folder (default: runs/<corpus name>)")
     a("--preset", choices=sorted(PRESETS), help="seed: the original notebook; tiny: a quick look")
     a("--resume", metavar="RUN", help="continue the run in this folder or checkpoint")
@@ -83,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     e = sub.add_parser("eval", help="held-out loss of a trained model")
     e.add_argument("run", help="run folder or checkpoint file")
-    e.add_argument("--text", help="evaluate on this file instead of the run's corpus")
+    e.add_argument("--text", nargs="+", help="evaluate on this text (a file, folder, glob or "
+                   "several) instead of the run's corpus")
     e.add_argument("--split", choices=("val", "test", "all"),
                    help="which part of the text (default: val; all with --text)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
@@ -104,9 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_or_list(text: list[str] | None):
+    """--text a.txt stays the string it always was in a saved config; several stay a list."""
+    return text[0] if text and len(text) == 1 else text
+
+
 def _cmd_train(args) -> int:
     fields = {k: v for k, v in vars(args).items()
               if k not in ("command", "preset", "resume", "overwrite", "quiet")}
+    fields["text"] = _one_or_list(args.text)
     fields["time_budget"] = parse_duration(fields["time_budget"])
     if args.resume:
         if args.preset:
@@ -136,7 +145,7 @@ def _cmd_eval(args) -> int:
     ckpt = load_checkpoint(args.run)
     cfg = TrainConfig.from_dict(ckpt.config)
     split = args.split or ("all" if args.text else "val")
-    text = args.text if args.text else cfg.text
+    text = _one_or_list(args.text) if args.text else cfg.text
     fracs = (0.0, 0.0) if split == "all" else (cfg.val_frac, cfg.test_frac)
     corpus = load_corpus(text, ckpt.vocab, *fracs, encoding=cfg.encoding,
                          cache=ckpt.path.parent if not args.text else None)

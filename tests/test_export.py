@@ -138,6 +138,20 @@ def test_onnx_export_matches(cell, layers):
         np.testing.assert_allclose(got["cT"], stacked(want_state, "c", layers), **TOL)
 
 
+def test_onnx_export_of_a_float64_model_runs_in_float32():
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    model = random_model("gru", 2, dtype="float64")
+    assert main(["export", str(saved_run(model)), "--format", "onnx", "--out", "g.onnx"]) == 0
+    ids = real_ids(Vocab.ascii(), T=100)
+    session = ort.InferenceSession("g.onnx", providers=["CPUExecutionProvider"])
+    logits, hT = session.run(None, {"ids": ids.astype(np.int64),
+                                    "h0": np.zeros((2, ids.shape[1], 24), np.float32)})
+    want, want_state = reference(model, ids)
+    np.testing.assert_allclose(logits, want, **TOL)
+    np.testing.assert_allclose(hT, stacked(want_state, "h", 2), **TOL)
+
+
 def test_onnx_graph_metadata_and_checker():
     onnx = pytest.importorskip("onnx")
     model = random_model("lstm", 2)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import ScratchRNNError
 from .export import check_out, need
 from .fsutil import atomic_write_bytes
 from .model import CharRNN
@@ -24,6 +25,7 @@ from .text import Vocab
 
 OPSET = 17
 IR_VERSION = 8  # the IR of opset 17: onnxruntimes from 1.11 on read it
+MAX_BYTES = (1 << 31) - (1 << 26)  # protobuf's 2 GB, less room for the graph itself
 OP = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}
 # Our (PyTorch's) gate blocks in the order ONNX wants them.
 ONNX_ORDER = {"rnn": [0], "lstm": [0, 3, 1, 2], "gru": [1, 0, 2]}
@@ -53,6 +55,9 @@ def build(model: CharRNN, vocab: Vocab):
     onnx = need("onnx")
     helper, TP = onnx.helper, onnx.TensorProto
     cfg = model.config
+    if 4 * model.num_params() > MAX_BYTES:
+        raise ScratchRNNError(f"{model} is too big for one ONNX file (protobuf's 2 GB limit); "
+                              "export it with --format torch")
     V, H, L, cell = cfg.vocab_size, cfg.hidden_size, cfg.num_layers, cfg.cell
     lstm = cell == "lstm"
     inits = [onnx.numpy_helper.from_array(np.array([V], np.int64), "depth"),

@@ -19,7 +19,7 @@ TOL = dict(rtol=1e-4, atol=1e-4)
 VOCAB = "\n !\"',-.:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
-def torch_char_model(cell, layers, V, E=12, H=20, seed=0):
+def torch_char_model(cell, layers, V, E=12, H=20, seed=0, bias=True):
     torch = pytest.importorskip("torch")
     torch.manual_seed(seed)
 
@@ -28,8 +28,8 @@ def torch_char_model(cell, layers, V, E=12, H=20, seed=0):
             super().__init__()
             self.embed = torch.nn.Embedding(V, E)
             kind = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell]
-            self.rnn = kind(E, H, num_layers=layers, batch_first=True)
-            self.head = torch.nn.Linear(H, V)
+            self.rnn = kind(E, H, num_layers=layers, batch_first=True, bias=bias)
+            self.head = torch.nn.Linear(H, V, bias=bias)
 
         def forward(self, ids):  # (B, T) -> logits (B, T, V), state
             out, state = self.rnn(self.embed(ids))
@@ -74,6 +74,28 @@ def test_import_gives_the_torch_models_logits(cell, layers, fmt, tmp_path):
     np.testing.assert_allclose(h.numpy(), stacked(want_state, "h", layers), **TOL)
     if cell == "lstm":
         np.testing.assert_allclose(state[1].numpy(), stacked(want_state, "c", layers), **TOL)
+
+
+@pytest.mark.parametrize("bias, E", [(True, 20), (False, 12), (False, 7), (False, 20)])
+def test_embedding_as_wide_as_the_state_and_models_without_bias(bias, E, tmp_path, capsys):
+    """E == H makes the embedding and the output weight the same shape (the output layer is
+    the one with a bias: without one, the import cannot tell and says so); bias=False layers
+    import with zero biases."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("safetensors")
+    t_model = torch_char_model("gru", 2, len(VOCAB), E=E, H=20, bias=bias)
+    path = save(t_model, "safetensors", tmp_path / "m.safetensors")
+    rc = main(["import", str(path), "--vocab", VOCAB.replace("\n", "\\n")])
+    if not bias and E == 20:
+        assert rc == 1 and "cannot tell the output nn.Linear" in capsys.readouterr().err
+        return
+    assert rc == 0
+    ckpt = load_checkpoint("runs/m")
+    ids = real_ids(ckpt.vocab, T=100)
+    want, _ = reference(ckpt.model, ids)
+    with torch.no_grad():
+        logits, _ = t_model(torch.from_numpy(ids.T.astype(np.int64)))
+    np.testing.assert_allclose(logits.numpy().transpose(1, 0, 2), want, **TOL)
 
 
 @pytest.mark.parametrize("cell", CELLS)

@@ -149,9 +149,12 @@ def _find(tensors: dict, path, V: int):
                             and tensors[k].shape[1] == cols)
     dec = [k for k in rest if fits(k, H) and k[:-6] + "bias" in tensors] \
         or [k for k in rest if fits(k, H)]
+    if len(dec) > 1 and "decoder.weight" in dec:  # export.py's name settles it
+        dec = ["decoder.weight"]
     if len(dec) != 1:
         raise _bad(path, "cannot tell the output nn.Linear (a weight of shape (V, "
-                   f"{H})): {'none found' if not dec else 'candidates ' + ', '.join(dec)}")
+                   f"{H})): {'none found' if not dec else 'candidates ' + ', '.join(dec)}; "
+                   "name it decoder.weight (and decoder.bias)")
     dec = dec[0]
     rest = [k for k in rest if k not in (dec, dec[:-6] + "bias")]
     emb = [k for k in rest if fits(k, I0)]

@@ -68,6 +68,23 @@ def test_torch_export_matches(cell, layers):
         np.testing.assert_allclose(c_T.numpy(), stacked(want_state, "c", layers), **TOL)
 
 
+def test_export_writes_the_weights_sample_uses(small_text):
+    """A run trained with a weight average exports the average, as `sample` uses it."""
+    pytest.importorskip("safetensors")
+    from safetensors.numpy import load_file
+
+    from scratchrnn.checkpoint import load_checkpoint
+
+    assert main(["train", "--text", str(small_text), "--out", "run", "--hidden", "8",
+                 "--layers", "1", "--batch", "2", "--seq-len", "8", "--max-steps", "6",
+                 "--eval-every", "6", "--sample-length", "0", "--ema", "0.5", "--quiet"]) == 0
+    assert main(["export", "run", "--format", "torch"]) == 0
+    ckpt = load_checkpoint("run")
+    tensors = load_file("run/model.safetensors")
+    np.testing.assert_array_equal(tensors["decoder.weight"], ckpt.model.params["W_y"].T)
+    assert not np.array_equal(tensors["decoder.weight"], ckpt.trained.params["W_y"].T)
+
+
 def test_torch_export_is_byte_for_byte_reproducible():
     model = random_model("lstm", 2)
     run = saved_run(model)

@@ -50,8 +50,8 @@ def to_torch_state(model: CharRNN) -> dict[str, np.ndarray]:
     cfg, p = model.config, model.params
     H = cfg.hidden_size
     state = {}
+    pre = RNN_PREFIX
     for k in range(cfg.num_layers):
-        pre = RNN_PREFIX
         state[f"{pre}weight_ih_l{k}"] = np.ascontiguousarray(p[f"l{k}.W_x"].T)  # (G*H, I)
         state[f"{pre}weight_hh_l{k}"] = np.ascontiguousarray(p[f"l{k}.W_h"].T)  # (G*H, H)
         state[f"{pre}bias_ih_l{k}"] = p[f"l{k}.b"].copy()  # (G*H,)

@@ -12,6 +12,7 @@ from interop_util import random_model, real_ids, reference, stacked
 
 from scratchrnn.checkpoint import load_checkpoint, save_checkpoint
 from scratchrnn.cli import main
+from scratchrnn.errors import ScratchRNNError
 from scratchrnn.text import Vocab
 
 CELLS = ["rnn", "lstm", "gru"]
@@ -151,3 +152,21 @@ class Touch:
 
     def __reduce__(self):
         return (Path.touch, (Path(self.path),))
+
+
+def test_vocab_spellings(tmp_path):
+    from scratchrnn.torch_import import read_vocab
+
+    assert read_vocab("ab\\nc\\t\\\\", {}).chars == "ab\nc\t\\"
+    (tmp_path / "v.txt").write_text("xy\n")  # a file: exactly its characters, newline included
+    assert read_vocab(str(tmp_path / "v.txt"), {}).chars == "xy\n"
+    (tmp_path / "v.json").write_text('"q\\nr"')
+    assert read_vocab(str(tmp_path / "v.json"), {}).chars == "q\nr"
+    assert read_vocab(None, {"vocab": '"abc"'}).chars == "abc"
+    (tmp_path / "itos.json").write_text('["a", "b", "\\n"]')
+    assert read_vocab(str(tmp_path / "itos.json"), {}).chars == "ab\n"
+    (tmp_path / "stoi.json").write_text('{"b": 1, "a": 0}')
+    assert read_vocab(str(tmp_path / "stoi.json"), {}).chars == "ab"
+    (tmp_path / "bad.json").write_text('{"b": 1, "a": 5}')
+    with pytest.raises(ScratchRNNError, match="indices 0 .. n-1"):
+        read_vocab(str(tmp_path / "bad.json"), {})

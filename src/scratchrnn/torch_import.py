@@ -106,8 +106,7 @@ def read_vocab(spec: str | None, meta: dict[str, str]) -> Vocab:
     else:
         escapes = {"n": "\n", "t": "\t", "\\": "\\"}
         chars = re.sub(r"\\([nt\\])", lambda m: escapes[m.group(1)], spec)
-    if not isinstance(chars, str):
-        raise ScratchRNNError("the --vocab JSON must be one string of characters")
+    chars = _chars_of(chars)
     if not chars.isascii():
         raise ScratchRNNError("--vocab has non-ASCII characters; scratchrnn reads ASCII text "
                               "only, so it cannot import this model's vocabulary")
@@ -116,6 +115,20 @@ def read_vocab(spec: str | None, meta: dict[str, str]) -> Vocab:
     except ScratchRNNError as e:
         raise ScratchRNNError(f"--vocab: {e}; pass each of the model's characters once, in "
                               "index order") from None
+
+
+def _chars_of(value) -> str:
+    """A JSON vocabulary as char-rnn code keeps it: a string, a list of characters (itos), or
+    a {character: index} dict (stoi) with the indices 0 .. n-1."""
+    if isinstance(value, list) and all(isinstance(c, str) and len(c) == 1 for c in value):
+        return "".join(value)
+    if isinstance(value, dict) and all(isinstance(c, str) and len(c) == 1 for c in value) \
+            and sorted(value.values()) == list(range(len(value))):
+        return "".join(sorted(value, key=value.get))
+    if not isinstance(value, str):
+        raise ScratchRNNError("the --vocab JSON must be a string, a list of characters or a "
+                              "{character: index} dict with indices 0 .. n-1")
+    return value
 
 
 def _find(tensors: dict, path, V: int):

@@ -127,6 +127,26 @@ def test_imported_run_samples_and_evaluates(tmp_path, small_text, capsys):
     assert '"nats_per_char"' in capsys.readouterr().out
 
 
+def test_imported_run_resumes_training(book, capsys):
+    """An imported run is a valid run at step 0: `train --resume` goes on from its weights."""
+    pytest.importorskip("safetensors")
+    import os
+
+    home = Path(os.environ["SCRATCHRNN_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "pg98.txt").symlink_to(book)  # the default corpus, without a download
+    model = random_model("lstm", 1, hidden=8)
+    Path("runs/m").mkdir(parents=True)
+    save_checkpoint("runs/m/checkpoint.npz", model, Vocab.ascii(), {})
+    assert main(["export", "runs/m", "--format", "torch", "--out", "m.safetensors"]) == 0
+    assert main(["import", "m.safetensors", "--out", "runs/imp"]) == 0
+    assert main(["train", "--resume", "runs/imp", "--max-steps", "2",
+                 "--quiet"]) == 0
+    ckpt = load_checkpoint("runs/imp")
+    assert ckpt.meta["step"] == 2
+    assert not np.array_equal(ckpt.model.params["W_y"], model.params["W_y"])
+
+
 def test_float64_state_dict_imports_as_float64(tmp_path):
     torch = pytest.importorskip("torch")
     model = torch_char_model("lstm", 1, len(VOCAB)).double()

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import optim
 from .checkpoint import save_checkpoint
 from .config import TrainConfig
 from .errors import ScratchRNNError
@@ -227,7 +228,8 @@ def to_params(tensors: dict, vocab: Vocab, path="the state dict") -> tuple[Model
 
 def import_model(path, vocab: str | None = None, out=None) -> Path:
     """`scratchrnn import`: the state dict at `path` as a run folder (default runs/<stem>)
-    holding checkpoint.npz and config.json. Refuses an existing, non-empty folder."""
+    holding checkpoint.npz and config.json, at step 0 with a fresh optimizer (so `train
+    --resume` goes on training it on the book). Refuses an existing, non-empty folder."""
     path = Path(path)
     out = Path(out) if out else Path("runs") / path.stem
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -241,8 +243,11 @@ def import_model(path, vocab: str | None = None, out=None) -> Path:
     config = TrainConfig(out=str(out), vocab="corpus", cell=cfg.cell, hidden=cfg.hidden_size,
                          layers=cfg.num_layers, dropout=0.0, dtype=cfg.dtype, ema=None)
     make_dir(out, "pass a writable --out")
+    # a fresh optimizer and zero state make the run a valid start for `train --resume`
     save_checkpoint(out / "checkpoint.npz", model, voc, config.to_dict(),
-                    meta={"imported_from": str(path.resolve()), "step": 0})
+                    meta={"imported_from": str(path.resolve()), "step": 0},
+                    opt_state=optim.init_state(config.optimizer, params),
+                    state=model.init_state(config.batch))
     atomic_write_bytes(out / "config.json", json.dumps(config.to_dict(), indent=2).encode(),
                        "run configuration")
     return out

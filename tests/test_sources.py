@@ -134,3 +134,13 @@ def test_a_folder_named_with_a_dot(tree, monkeypatch):
     monkeypatch.chdir(tree)
     assert corpus_name(".") == "src" and corpus_name("./") == "src"
     assert os.path.basename(str(expand(".")[0])) != ""
+
+
+def test_special_files_are_not_read(tmp_path):
+    """A FIFO would block a reader forever: in a folder it is passed over, named it is refused."""
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.txt").write_text("text\n")
+    os.mkfifo(tmp_path / "d" / "pipe")
+    assert expand(str(tmp_path / "d")) == [tmp_path / "d" / "a.txt"]
+    with pytest.raises(ScratchRNNError, match="is not a regular file"):
+        expand(str(tmp_path / "d" / "pipe"))

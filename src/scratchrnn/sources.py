@@ -98,8 +98,8 @@ def _one(spec: str, encoding: str | None) -> tuple[list[Path], int]:
             raise ScratchRNNError(f"{where} matches no file with text in it; check the pattern "
                                   "(quote it, so the shell leaves it to scratchrnn)")
     else:
-        raise ScratchRNNError(f"{spec} does not exist; pass a text file, a folder or a glob "
-                              "with --text")
+        what = "is not a regular file" if path.exists() else "does not exist"
+        raise ScratchRNNError(f"{spec} {what}; pass a text file, a folder or a glob with --text")
     if not found:
         raise ScratchRNNError(f"{where} holds no files with anything in them; pass a folder "
                               "of text files")

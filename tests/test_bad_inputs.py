@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import pathlib
+import pickle
 import resource
 import shutil
 import subprocess
@@ -81,7 +82,51 @@ def world(tmp_path_factory):
     with open(d / "changed.txt", "a") as f:
         f.write("One line more.\n")
     (d / "gone.txt").unlink()
+    folders(d)
+    state_dicts(d)
     return d
+
+
+def folders(d: pathlib.Path) -> None:
+    """--text folders that hold nothing to read, and symlink loops."""
+    (d / "emptydir" / "sub").mkdir(parents=True)
+    (d / "emptydir" / "sub" / "empty.txt").write_text("")
+    (d / "bindir").mkdir()
+    (d / "bindir" / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" * 50)
+    (d / "bindir" / "b.bin").write_bytes(bytes(range(256)) * 4)
+    (d / "loopdir" / "inner").mkdir(parents=True)
+    (d / "loopdir" / "inner" / "a.txt").write_text("some text\n" * 100)
+    (d / "loopdir" / "inner" / "back").symlink_to(d / "loopdir")
+    (d / "selflink").symlink_to(d / "selflink")
+
+
+def state_dicts(d: pathlib.Path) -> None:
+    """PyTorch-style state dicts that `scratchrnn import` must refuse (written without torch)."""
+    from scratchrnn.export import write_safetensors
+
+    rng = np.random.default_rng(0)
+    V, E, H = 10, 4, 6
+    good = {"embed.weight": (V, E), "rnn.weight_ih_l0": (3 * H, E),
+            "rnn.weight_hh_l0": (3 * H, H), "rnn.bias_ih_l0": (3 * H,),
+            "rnn.bias_hh_l0": (3 * H,), "fc.weight": (V, H), "fc.bias": (V,)}
+    good = {k: rng.normal(size=s).astype(np.float32) for k, s in good.items()}
+
+    def variant(name, **changes):
+        tensors = {k: v for k, v in {**good, **changes}.items() if v is not None}
+        with open(d / name, "wb") as f:
+            write_safetensors(f, tensors, {})
+
+    variant("sd_good.safetensors")
+    variant("sd_bidir.safetensors", **{"rnn.weight_ih_l0_reverse": good["rnn.weight_ih_l0"],
+                                       "rnn.weight_hh_l0_reverse": good["rnn.weight_hh_l0"]})
+    variant("sd_proj.safetensors", **{"rnn.weight_hr_l0": np.zeros((3, H), np.float32)})
+    variant("sd_missing.safetensors", **{"rnn.weight_hh_l0": None})
+    variant("sd_int.safetensors", **{"embed.weight": np.zeros((V, E), np.int64)})
+    variant("sd_extra.safetensors", **{"norm.weight": np.ones(H, np.float32)})
+    variant("sd_two.safetensors", **{"rnn2.weight_ih_l0": good["rnn.weight_ih_l0"],
+                                     "rnn2.weight_hh_l0": good["rnn.weight_hh_l0"]})
+    variant("sd_gates.safetensors", **{"rnn.weight_hh_l0": np.zeros((2 * H, H), np.float32)})
+    (d / "evil.pt").write_bytes(pickle.dumps(Evil(d / "PWNED")))
 
 
 class Evil:
@@ -97,7 +142,14 @@ class Evil:
 CASES = {
     # files
     "missing text": ["train", "--text", "{d}/nope.txt"],
-    "text is a folder": ["train", "--text", "{d}"],
+    "empty folder": ["train", "--text", "{d}/emptydir"],
+    "folder of only binary files": ["train", "--text", "{d}/bindir"],
+    "symlink loop in a folder": ["train", "--text", "{d}/loopdir"],
+    "text is a symlink loop": ["train", "--text", "{d}/selflink"],
+    "glob matches nothing": ["train", "--text", "{d}/*.nothing"],
+    "one of several missing": ["train", "--text", "{d}/text.txt", "{d}/nope.txt"],
+    "text flag without a path": ["train", "--text"],
+    "eval on an empty folder": ["eval", "{d}/run", "--text", "{d}/emptydir"],
     "empty text": ["train", "--text", "{d}/empty.txt"],
     "blank text": ["train", "--text", "{d}/blank.txt"],
     "binary text": ["train", "--text", "{d}/binary.bin"],
@@ -182,6 +234,34 @@ CASES = {
     "plot into a folder that is not a run": ["plot", "{d}/notrun"],
     "plot without metrics": ["plot", "{d}"],
     "empty split": ["eval", "{d}/run", "--split", "test", "--text", "{d}/short.txt"],
+    # export
+    "export unknown format": ["export", "{d}/run", "--format", "keras"],
+    "export without format": ["export", "{d}/run"],
+    "export no checkpoint": ["export", "{d}/nothing", "--format", "torch"],
+    "export over a foreign file": ["export", "{d}/run", "--format", "torch", "--out",
+                                   "{d}/text.txt"],
+    "export onnx over a foreign file": ["export", "{d}/run", "--format", "onnx", "--out",
+                                        "{d}/plain.npz"],
+    "export out is a folder": ["export", "{d}/run", "--format", "torch", "--out", "{d}"],
+    # import
+    "import missing file": ["import", "{d}/nope.safetensors", "--vocab", "abcdefghij"],
+    "import a text file": ["import", "{d}/text.txt", "--vocab", "abcdefghij"],
+    "import a pickle": ["import", "{d}/evil.pt", "--vocab", "abcdefghij"],
+    "import without vocabulary": ["import", "{d}/sd_good.safetensors"],
+    "import wrong vocabulary size": ["import", "{d}/sd_good.safetensors", "--vocab", "abc"],
+    "import non-ASCII vocabulary": ["import", "{d}/sd_good.safetensors", "--vocab",
+                                    "abcdefghi\u00e9"],
+    "import repeated vocabulary": ["import", "{d}/sd_good.safetensors", "--vocab", "aacdefghij"],
+    "import bidirectional": ["import", "{d}/sd_bidir.safetensors", "--vocab", "abcdefghij"],
+    "import proj_size": ["import", "{d}/sd_proj.safetensors", "--vocab", "abcdefghij"],
+    "import missing weight": ["import", "{d}/sd_missing.safetensors", "--vocab", "abcdefghij"],
+    "import integer tensor": ["import", "{d}/sd_int.safetensors", "--vocab", "abcdefghij"],
+    "import unknown tensor": ["import", "{d}/sd_extra.safetensors", "--vocab", "abcdefghij"],
+    "import two recurrent modules": ["import", "{d}/sd_two.safetensors", "--vocab",
+                                     "abcdefghij"],
+    "import two gates": ["import", "{d}/sd_gates.safetensors", "--vocab", "abcdefghij"],
+    "import into a non-empty folder": ["import", "{d}/sd_good.safetensors", "--vocab",
+                                       "abcdefghij", "--out", "{d}"],
 }
 
 
@@ -219,6 +299,29 @@ def _limited_subprocess(args, limit_bytes):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     return subprocess.run([sys.executable, "-m", "scratchrnn", *args], capture_output=True,
                           text=True, preexec_fn=limit, env=env, timeout=120)
+
+
+def test_file_vanishing_while_read(tmp_path, monkeypatch, capsys):
+    """A file of a --text folder deleted between listing and reading: one line, no run."""
+    from scratchrnn import prepare
+
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    for name in ("a.txt", "b.txt"):
+        (folder / name).write_text("It was the best of times.\n" * 50)
+    read = prepare._raw_chunks
+
+    def deleting(path, chunk_bytes):
+        if path.name == "a.txt":
+            (folder / "b.txt").unlink()
+        yield from read(path, chunk_bytes)
+
+    monkeypatch.setattr(prepare, "_raw_chunks", deleting)
+    rc = main(["train", "--text", str(folder), "--out", str(tmp_path / "run"), *TRAIN])
+    err = capsys.readouterr().err
+    assert_one_clean_line(rc, err)
+    assert "b.txt disappeared while the corpus was being read" in err
+    assert not (tmp_path / "run" / "checkpoint.npz").exists()
 
 
 def test_disk_full_keeps_the_last_checkpoint(world, tmp_path):

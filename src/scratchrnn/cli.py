@@ -31,7 +31,9 @@ class _Parser(argparse.ArgumentParser):
 
 def _train_args(p: argparse.ArgumentParser) -> None:
     a = p.add_argument
-    a("--text", help="a local text file (default: A Tale of Two Cities, downloaded once)")
+    a("--text", nargs="+", help="local text: a file, a folder (every text file inside), a "
+      "quoted glob like 'src/**/*.c', or several (default: A Tale of Two Cities, downloaded "
+      "once)")
     a("--out", help="run folder: new, empty or a scratchrnn run (default: runs/<corpus name>)")
     a("--preset", choices=sorted(PRESETS), help="seed: the original notebook; tiny: a quick look")
     a("--resume", metavar="RUN", help="continue the run in this folder or checkpoint, on the "
@@ -91,19 +93,37 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     e = sub.add_parser("eval", help="held-out loss of a trained model")
     e.add_argument("run", help="run folder or checkpoint file")
-    e.add_argument("--text", help="evaluate on this file instead of the run's corpus")
+    e.add_argument("--text", nargs="+", help="evaluate on this text (a file, folder, glob or "
+                   "several) instead of the run's corpus")
     e.add_argument("--split", choices=("val", "test", "all"),
                    help="which part of the text (default: val; all with --text)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
+    x = sub.add_parser("export", help="write a run's model for PyTorch or ONNX")
+    x.add_argument("run", help="run folder or checkpoint file")
+    x.add_argument("--format", required=True, choices=("torch", "onnx"),
+                   help="torch: safetensors state dict; onnx: an ONNX graph")
+    x.add_argument("--out", help="file to write (default: RUN/model.safetensors or .onnx)")
+    m = sub.add_parser("import", help="make a run of a PyTorch character model's state dict")
+    m.add_argument("file", help=".safetensors or .pt state dict of nn.Embedding -> "
+                   "nn.RNN/LSTM/GRU -> nn.Linear")
+    m.add_argument("--vocab", help="the model's characters in index order, or a file holding "
+                   "exactly them (default: the file's metadata, as export writes)")
+    m.add_argument("--out", help="run folder to create (default: runs/<file name>)")
     p = sub.add_parser("plot", help="redraw the loss curve of a run")
     p.add_argument("run", help="run folder")
     p.add_argument("--out", help="PNG path (default: RUN/loss.png)")
     return parser
 
 
+def _one_or_list(text: list[str] | None):
+    """--text a.txt stays the string it always was in a saved config; several stay a list."""
+    return text[0] if text and len(text) == 1 else text
+
+
 def _cmd_train(args) -> int:
     fields = {k: v for k, v in vars(args).items()
               if k not in ("command", "preset", "resume", "overwrite", "quiet", "allow_new_text")}
+    fields["text"] = _one_or_list(args.text)
     fields["time_budget"] = parse_duration(fields["time_budget"])
     if args.resume:
         if args.preset:
@@ -156,7 +176,7 @@ def _cmd_eval(args) -> int:
     ckpt = load_checkpoint(args.run)
     cfg = TrainConfig.from_dict(ckpt.config)
     split = args.split or ("all" if args.text else "val")
-    text = args.text if args.text else cfg.text
+    text = _one_or_list(args.text) if args.text else cfg.text
     fracs = (0.0, 0.0) if split == "all" else (cfg.val_frac, cfg.test_frac)
     vocab = vocab_arg(cfg.vocab, ckpt.vocab)
     cache = corpus_cache(text, vocab, cfg.encoding, None if args.text else ckpt.path.parent)
@@ -172,6 +192,20 @@ def _cmd_eval(args) -> int:
     else:
         print(f"{split}: {result['nats_per_char']:.4f} nats/char, {result['bits_per_char']:.4f} "
               f"bits/char, perplexity {result['perplexity']:.3f} over {result['chars']:,} chars")
+    return 0
+
+
+def _cmd_export(args) -> int:
+    from .export import export  # optional dependencies load only for this command
+
+    print(export(args.run, args.format, args.out))
+    return 0
+
+
+def _cmd_import(args) -> int:
+    from .torch_import import import_model
+
+    print(import_model(args.file, args.vocab, args.out))
     return 0
 
 
@@ -194,7 +228,7 @@ def _warn(message, category, filename, lineno, file=None, line=None):
 
 def main(argv=None) -> int:
     commands = {"train": _cmd_train, "sample": _cmd_sample, "eval": _cmd_eval,
-                "plot": _cmd_plot}
+                "plot": _cmd_plot, "export": _cmd_export, "import": _cmd_import}
     old_showwarning = warnings.showwarning
     warnings.showwarning = _warn
     try:

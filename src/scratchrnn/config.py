@@ -22,7 +22,7 @@ MODEL_KEYS = ("text", "vocab", "encoding", "cell", "hidden", "layers", "dropout"
 
 @dataclass
 class TrainConfig:
-    text: str | None = None  # None: the book, downloaded on first use
+    text: str | list[str] | None = None  # None: the book; a file, folder, glob, or several
     out: str | None = None  # None: runs/<corpus name>
     vocab: str = "ascii"
     encoding: str | None = None

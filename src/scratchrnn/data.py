@@ -15,6 +15,7 @@ import numpy as np
 from .errors import ScratchRNNError
 from .fsutil import atomic_write_bytes, make_dir
 from .prepare import MEMMAP_BYTES, check_file, encode_file
+from .sources import expand, name_of
 from .text import Vocab
 
 BOOK_NAME = "pg98"
@@ -86,23 +87,25 @@ def split(ids: np.ndarray, val_frac: float, test_frac: float):
     return ids[:n_train], ids[n_train:n_train + n_val], ids[n_train + n_val:]
 
 
-def corpus_name(text: str | os.PathLike | None) -> str:
-    return BOOK_NAME if text is None else Path(text).stem
+def corpus_name(text: str | os.PathLike | list[str] | None) -> str:
+    return BOOK_NAME if text is None else name_of(text)
 
 
-def load_corpus(text: str | os.PathLike | None, vocab: Vocab | str = "ascii",
+def load_corpus(text: str | os.PathLike | list[str] | None, vocab: Vocab | str = "ascii",
                 val_frac: float = 0.05, test_frac: float = 0.05,
                 encoding: str | None = None, cache: str | os.PathLike | None = None) -> Corpus:
-    """Read, clean, encode and split a corpus (`text=None` means the book). A file larger
-    than 64 MB is prepared into `cache`/corpus.u8 and memory-mapped, when `cache` is given."""
+    """Read, clean, encode and split a corpus (`text=None` means the book; else a file, a
+    folder, a glob or a list of them: sources.expand). A corpus larger than 64 MB is prepared
+    into `cache`/corpus.u8 and memory-mapped, when `cache` is given."""
     if not (0 <= val_frac < 1 and 0 <= test_frac < 1 and val_frac + test_frac < 1):
         raise ScratchRNNError("--val-frac and --test-frac must be in [0, 1) and sum to less than 1")
-    path = Path(text) if text is not None else book_path()
-    check_file(path)
+    paths = expand(text, encoding) if text is not None else [book_path()]
+    for path in paths:
+        check_file(path)
     dest = None
-    if cache is not None and path.stat().st_size > MEMMAP_BYTES:
+    if cache is not None and sum(p.stat().st_size for p in paths) > MEMMAP_BYTES:
         dest = Path(cache) / "corpus.u8"
-    vocab, ids = encode_file(path, vocab, encoding, dest)
+    vocab, ids = encode_file(paths[0] if len(paths) == 1 else paths, vocab, encoding, dest)
     return Corpus(corpus_name(text), vocab, *split(ids, val_frac, test_frac),
                   (val_frac, test_frac), dest)
 

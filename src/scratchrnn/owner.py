@@ -188,7 +188,9 @@ def corpus_cache(text: str | os.PathLike | None, vocab, encoding: str | None,
 
     if run is not None and has_marker(run) and (Path(run) / "corpus.json").is_file():
         return Path(run)
-    source = "book" if text is None else str(Path(text).resolve())
+    from .sources import absolute
+
+    source = "book" if text is None else absolute(text)
     chars = vocab if isinstance(vocab, str) else vocab.chars
     key = hashlib.sha256(json.dumps([source, chars, encoding]).encode()).hexdigest()[:24]
     return cache_dir() / "prepared" / key

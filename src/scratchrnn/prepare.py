@@ -3,7 +3,9 @@ indices, kept in memory for ordinary books or written to a file that training re
 memory-mapped, so a corpus far larger than memory costs little of it.
 
 Each chunk ends on a line break, so CRLF pairs, Gutenberg markers and multi-byte characters are
-never split and cleaning chunk by chunk gives what cleaning the whole text would.
+never split and cleaning chunk by chunk gives what cleaning the whole text would. Several files
+(a --text folder, glob or list: sources.py) are cleaned one by one and joined with a newline,
+streamed the same way.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ def _raw_chunks(path: Path, chunk_bytes: int) -> Iterator[bytes]:
                 if not raw.endswith(b"\n"):
                     raw += f.readline()  # finish the line
                 yield raw
+    except FileNotFoundError:
+        raise ScratchRNNError(f"{path} disappeared while the corpus was being read; run again "
+                              "when the files stay put") from None
     except OSError as e:
         raise ScratchRNNError(f"cannot read {path}: {e.strerror}; check its permissions") from None
 
@@ -52,14 +57,27 @@ def clean_chunks(path: Path, vocab: Vocab, encoding: str | None = None,
         yield vocab.encode_coerced(to_ascii(text))
 
 
-def encode_file(path: Path, vocab: Vocab | str = "ascii", encoding: str | None = None,
-                dest: Path | None = None) -> tuple[Vocab, np.ndarray]:
-    """Clean and encode a whole file. With `dest`, the indices go to that file (reused while
-    the source and settings are unchanged) and come back memory-mapped."""
-    check_file(path)
-    stat = path.stat()
-    key = {"source": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-           "encoding": encoding, "vocab": vocab if isinstance(vocab, str) else vocab.chars}
+def _key(paths: list[Path]) -> dict:
+    """What the prepared file depends on: each source's path, size and mtime (one file keeps
+    the key it always had, so its prepared corpus stays valid)."""
+    stats = [(str(p.resolve()), p.stat()) for p in paths]
+    if len(stats) == 1:
+        return {"source": stats[0][0], "size": stats[0][1].st_size,
+                "mtime_ns": stats[0][1].st_mtime_ns}
+    return {"sources": [[name, st.st_size, st.st_mtime_ns] for name, st in stats]}
+
+
+def encode_file(path: Path | list[Path], vocab: Vocab | str = "ascii",
+                encoding: str | None = None, dest: Path | None = None) -> tuple[Vocab, np.ndarray]:
+    """Clean and encode a whole file, or several joined with a newline (each cleaned on its
+    own). With `dest`, the indices go to that file chunk by chunk (reused while the sources and
+    settings are unchanged) and come back memory-mapped."""
+    paths = [path] if isinstance(path, Path) else list(path)
+    for p in paths:
+        check_file(p)
+    name = str(paths[0]) if len(paths) == 1 else f"the {len(paths)} files of --text"
+    key = {**_key(paths), "encoding": encoding,
+           "vocab": vocab if isinstance(vocab, str) else vocab.chars}
     side = dest.with_suffix(".json") if dest else None
     if dest and dest.is_file() and side.is_file():
         try:
@@ -71,9 +89,16 @@ def encode_file(path: Path, vocab: Vocab | str = "ascii", encoding: str | None =
     cleaning = vocab if isinstance(vocab, Vocab) else Vocab.named(
         "ascii" if vocab == "corpus" else vocab)
     counts = np.zeros(len(cleaning), np.int64)  # characters seen, per index
+    newline = cleaning.encode_coerced("\n")  # (1,): the seed vocabulary reads it as a space
+
+    def pieces():  # each file's chunks, a newline between files
+        for i, p in enumerate(paths):
+            if i:
+                yield newline
+            yield from clean_chunks(p, cleaning, encoding)
 
     def chunks():
-        for ids in clean_chunks(path, cleaning, encoding):
+        for ids in pieces():
             counts[:] += np.bincount(ids, minlength=len(cleaning))
             yield ids
 
@@ -85,7 +110,7 @@ def encode_file(path: Path, vocab: Vocab | str = "ascii", encoding: str | None =
                      "prepared corpus")
     blank = sum(counts[cleaning.chars.index(c)] for c in " \n" if c in cleaning.chars)
     if counts.sum() == blank:
-        raise ScratchRNNError(f"{path} has no usable text after cleaning; pass a text file")
+        raise ScratchRNNError(f"{name} has no usable text after cleaning; pass a text file")
     final, remap = cleaning, None
     if vocab == "corpus":  # the characters the text uses, in order; re-index to them
         used = np.flatnonzero(counts)

@@ -14,6 +14,7 @@ import numpy as np
 
 from .data import Corpus
 from .errors import ScratchRNNError
+from .sources import absolute, is_glob
 from .text import Vocab
 
 HASH_CHUNK = 1 << 24  # ids hashed at a time: a memory-mapped corpus is never read whole
@@ -28,7 +29,7 @@ def corpus_identity(corpus: Corpus, text: str | os.PathLike | None) -> dict:
             h.update(chunk)
             n += len(chunk)
     return {"chars": n, "sha256": h.hexdigest(),
-            "path": None if text is None else os.path.abspath(text)}
+            "path": absolute(text)}
 
 
 def vocab_arg(name, vocab: Vocab) -> str | Vocab:
@@ -46,7 +47,7 @@ def saved_identity(meta: dict) -> dict | None:
     if (isinstance(saved, dict) and isinstance(saved.get("chars"), int)
             and isinstance(saved.get("sha256"), str)
             and re.fullmatch(r"[0-9a-f]{64}", saved["sha256"])
-            and (saved.get("path") is None or isinstance(saved["path"], str))):
+            and (saved.get("path") is None or isinstance(saved["path"], str | list))):
         return saved
     return None
 
@@ -56,11 +57,13 @@ def resume_text(meta: dict, config: dict, text: str | os.PathLike | None) -> str
     else the absolute path the checkpoint recorded (an older run: its config's --text, which
     may be relative to where it started). None means the book."""
     if text is not None:
-        return os.path.abspath(text)
+        return absolute(text)
     saved = saved_identity(meta)
     path = saved["path"] if saved else config.get("text")
     if path is None:
         return None
+    if isinstance(path, list) or is_glob(path):  # several files: load_corpus names a missing one
+        return absolute(path)
     if not Path(path).exists():
         where = "" if Path(path).is_absolute() else " (relative to where the run started)"
         raise ScratchRNNError(f"the run's text {path}{where} is not there any more; pass "

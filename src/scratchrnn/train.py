@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import sys
 import threading
@@ -30,6 +29,7 @@ from .owner import RunFolder
 from .plot import plot_history
 from .resume import check_same_text, corpus_identity, resume_text, vocab_arg
 from .sample import generate
+from .sources import absolute
 from .text import Vocab
 
 REMAP_EVERY = 256  # steps between fresh mappings of a memory-mapped corpus
@@ -107,7 +107,7 @@ def train(config: TrainConfig | None = None, *, resume=None, progress: bool = Tr
     with RunFolder(out, resume_from=ckpt.path.parent if ckpt else None,
                    overwrite=overwrite) as run:
         source = (resume_text(ckpt.meta, ckpt.config, text) if ckpt is not None
-                  else None if cfg.text is None else os.path.abspath(cfg.text))
+                  else absolute(cfg.text))
         cfg = cfg.replace(text=source)  # stored absolute: the run resumes from any folder
         vocab = vocab_arg(cfg.vocab, ckpt.vocab) if ckpt else cfg.vocab
         corpus = load_corpus(cfg.text, vocab, cfg.val_frac,

@@ -192,7 +192,7 @@ def test_export_replaces_only_its_own_file(fmt, capsys):
     pytest.importorskip("safetensors" if other == "torch" else "onnx")
     capsys.readouterr()
     assert main(["export", str(run), "--format", other, "--out", "m.bin"]) == 1
-    assert "is not an earlier" in capsys.readouterr().err
+    assert "never replaces a file" in capsys.readouterr().err
     assert Path("m.bin").read_bytes() == first
 
 

@@ -25,6 +25,7 @@ from .checkpoint import load_checkpoint, resolve
 from .errors import ScratchRNNError
 from .fsutil import atomic_write, make_dir
 from .model import CharRNN
+from .owner import check_output
 from .text import Vocab
 
 FORMAT = "scratchrnn-torch-1"  # the `format` metadata of the files written here
@@ -93,15 +94,9 @@ def _ours(path: Path, fmt: str) -> bool:
 
 
 def check_out(path: Path, fmt: str) -> Path:
-    """The export target: its folder is created; an existing file is replaced only when it is
-    an earlier export of the same format (a command writes only files it owns)."""
-    path = Path(path)
-    if path.is_dir():
-        raise ScratchRNNError(f"{path} is a folder; pass a file name with --out, like "
-                              f"{path / ('model' + SUFFIX[fmt])}")
-    if path.exists() and not _ours(path, fmt):
-        raise ScratchRNNError(f"{path} exists and is not an earlier 'scratchrnn export "
-                              f"--format {fmt}'; pass another --out or move that file away")
+    """The export target, through the common ownership check: a new path, or an earlier export
+    of the same format (a command writes only files it owns); its folder is created."""
+    path = check_output(path, f"--format {fmt} export", ours=lambda p: _ours(p, fmt))
     make_dir(path.parent, "pass a writable --out")
     return path
 

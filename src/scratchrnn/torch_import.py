@@ -28,8 +28,9 @@ from .checkpoint import save_checkpoint
 from .config import TrainConfig
 from .errors import ScratchRNNError
 from .export import need
-from .fsutil import atomic_write_bytes, make_dir
+from .fsutil import atomic_write_bytes
 from .model import CharRNN, ModelConfig
+from .owner import RunFolder, check_run_out
 from .text import Vocab
 
 RNN_KEY = re.compile(r"^(.*?)(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(\d+)(_reverse)?$")
@@ -229,11 +230,11 @@ def to_params(tensors: dict, vocab: Vocab, path="the state dict") -> tuple[Model
 def import_model(path, vocab: str | None = None, out=None) -> Path:
     """`scratchrnn import`: the state dict at `path` as a run folder (default runs/<stem>)
     holding checkpoint.npz and config.json, at step 0 with a fresh optimizer (so `train
-    --resume` goes on training it on the book). Refuses an existing, non-empty folder."""
+    --resume` goes on training it on the book). The folder must be new, empty, or a run of
+    ours without a checkpoint (owner.check_run_out): nothing of the user's is replaced."""
     path = Path(path)
     out = Path(out) if out else Path("runs") / path.stem
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ScratchRNNError(f"{out} already exists and is not empty; pass another --out")
+    check_run_out(out)  # before reading anything: a refused --out costs nothing
     tensors, meta = read_tensors(path)
     if meta.get("nonlinearity", "tanh") != "tanh":
         raise _bad(path, f"its RNN uses {meta['nonlinearity']}; scratchrnn's RNN is tanh")
@@ -242,12 +243,12 @@ def import_model(path, vocab: str | None = None, out=None) -> Path:
     model = CharRNN.from_params(cfg, params)
     config = TrainConfig(out=str(out), vocab="corpus", cell=cfg.cell, hidden=cfg.hidden_size,
                          layers=cfg.num_layers, dropout=0.0, dtype=cfg.dtype, ema=None)
-    make_dir(out, "pass a writable --out")
-    # a fresh optimizer and zero state make the run a valid start for `train --resume`
-    save_checkpoint(out / "checkpoint.npz", model, voc, config.to_dict(),
-                    meta={"imported_from": str(path.resolve()), "step": 0},
-                    opt_state=optim.init_state(config.optimizer, params),
-                    state=model.init_state(config.batch))
-    atomic_write_bytes(out / "config.json", json.dumps(config.to_dict(), indent=2).encode(),
-                       "run configuration")
+    with RunFolder(out):  # marker and lock: the folder is a run of ours from now on
+        # a fresh optimizer and zero state make the run a valid start for `train --resume`
+        save_checkpoint(out / "checkpoint.npz", model, voc, config.to_dict(),
+                        meta={"imported_from": str(path.resolve()), "step": 0},
+                        opt_state=optim.init_state(config.optimizer, params),
+                        state=model.init_state(config.batch))
+        atomic_write_bytes(out / "config.json", json.dumps(config.to_dict(), indent=2).encode(),
+                           "run configuration")
     return out

@@ -4,30 +4,56 @@ windows, reported in nats/char, bits/char and perplexity."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
+from . import limits
 from .data import make_streams
-from .model import CharRNN, forward
+from .errors import ScratchRNNError
+from .model import CharRNN, check_ids, check_model_memory, forward, window_memory
 
 MIN_STREAM = 2000  # characters per evaluation stream: the zero start state costs little past this
 
 
 def evaluate(model: CharRNN, data: np.ndarray, seq_len: int = 100, batch: int | None = None,
-             max_chars: int | None = None) -> float:
-    """Mean next-character cross-entropy (nats/char) over `data` (no dropout)."""
+             max_chars: int | None = None,
+             should_stop: Callable[[], bool] | None = None) -> float | None:
+    """Mean next-character cross-entropy (nats/char) over `data` (no dropout). `should_stop` is
+    asked before every window; when it answers True the evaluation ends early and returns None
+    (a loss over part of the text would not be the loss of the split)."""
+    if not isinstance(model, CharRNN):
+        raise ScratchRNNError(f"model must be a CharRNN, got {type(model).__name__}")
+    limits.integer(seq_len, "seq_len", 1)
+    limits.integer(batch, "batch", 1, none_ok=True)
+    limits.integer(max_chars, "max_chars", 1, none_ok=True)
+    if should_stop is not None and not callable(should_stop):
+        raise ScratchRNNError("should_stop must be a function of no arguments, or None")
+    if not hasattr(data, "__len__") or isinstance(data, str | bytes):
+        raise ScratchRNNError(f"data must be a 1-D array of character ids, got "
+                              f"{type(data).__name__}")
     if max_chars is not None:
         data = data[:max_chars]
     if len(data) < 2:
         return float("nan")
+    data = check_ids("data", data, model.config.vocab_size, 1)
     if batch is None:
         batch = int(np.clip(len(data) // MIN_STREAM, 1, 64))
+    if len(data) // batch < 2:
+        raise ScratchRNNError(f"{len(data)} characters cannot be read as {batch} streams; "
+                              "use a smaller batch or more text")
     streams = make_streams(data, batch)  # (B, L)
+    window = min(seq_len, streams.shape[1] - 1)
+    check_model_memory(model.config, window_bytes=window_memory(model.config, batch, window,
+                                                                backward=False),
+                       hints={"activations": "use a smaller seq_len or batch"})
     state = model.init_state(batch)
     total, count = 0.0, 0
-    for start in range(0, streams.shape[1] - 1, seq_len):
-        x = streams[:, start:start + seq_len]
-        y = streams[:, start + 1:start + seq_len + 1]
+    for start in range(0, streams.shape[1] - 1, window):
+        if should_stop is not None and should_stop():
+            return None
+        x = streams[:, start:start + window]
+        y = streams[:, start + 1:start + window + 1]
         x = x[:, :y.shape[1]]
         loss, state, _ = forward(model.params, model.config, x, y, state)
         total += loss * y.size

@@ -4,7 +4,9 @@ windows, reported in nats/char, bits/char and perplexity."""
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -12,6 +14,8 @@ from . import limits
 from .data import make_streams
 from .errors import ScratchRNNError
 from .model import CharRNN, check_ids, check_model_memory, forward, window_memory
+from .prepare import CHUNK_BYTES, _raw_chunks, check_file
+from .text import Vocab, decode, gutenberg_body, to_ascii
 
 MIN_STREAM = 2000  # characters per evaluation stream: the zero start state costs little past this
 
@@ -64,3 +68,30 @@ def evaluate(model: CharRNN, data: np.ndarray, seq_len: int = 100, batch: int | 
 def report(nats: float) -> dict:
     return {"nats_per_char": nats, "bits_per_char": nats / math.log(2),
             "perplexity": math.exp(nats) if nats < 700 else float("inf")}
+
+
+def unknown_characters(path, vocab: Vocab, encoding: str | None = None) -> int:
+    """Count the characters of a text file that `vocab` has no symbol for (cleaning reads them
+    as spaces, so a model with a corpus vocabulary would be scored on an altered text), and
+    warn in one line when there are any. Newlines are not counted for a vocabulary without
+    them: reading them as spaces is that vocabulary's definition (the notebook's)."""
+    path = Path(path)
+    check_file(path)
+    unknown = np.ones(128, bool)  # (128,) by ASCII code: no symbol in the vocabulary
+    unknown[[ord(c) for c in vocab.chars]] = False
+    if vocab == Vocab.seed():
+        unknown[ord("\n")] = False
+    count, total, seen = 0, 0, np.zeros(128, bool)
+    decoded = (decode(raw, encoding, name=str(path)) for raw in _raw_chunks(path, CHUNK_BYTES))
+    for text in gutenberg_body(decoded):
+        codes = np.frombuffer(to_ascii(text).encode("ascii"), np.uint8)  # (N,)
+        hit = unknown[codes]
+        count += int(hit.sum())
+        total += codes.size
+        seen[codes[hit]] = True
+    if count:
+        chars = "".join(chr(c) for c in np.flatnonzero(seen))
+        warnings.warn(f"{count:,} of {total:,} characters of {path} ({100 * count / total:.2g}%) "
+                      f"are not in the model's vocabulary ({chars!r}) and are read as spaces; the "
+                      "loss is that of the text so changed", stacklevel=2)
+    return count

@@ -128,7 +128,8 @@ def _chars(model, vocab, ids, length, temperature, top_k, top_p, argmax, seed) -
         else:
             # shifted first: a tiny temperature then sends the others to -inf, never inf - inf
             z = logits.astype(np.float64)
-            probs = softmax((z - z.max()) / temperature)
+            with np.errstate(over="ignore"):
+                probs = softmax((z - z.max()) / temperature)
             if top_k is not None or top_p is not None:
                 probs = filter_probs(probs, top_k, top_p)
             nxt = int(np.searchsorted(np.cumsum(probs), rng.random() * probs.sum(), side="right"))

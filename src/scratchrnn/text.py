@@ -85,6 +85,9 @@ class Vocab:
     """An ordered set of single characters; index i <-> character chars[i]."""
 
     def __init__(self, chars: str):
+        if not isinstance(chars, str):
+            raise ScratchRNNError(f"a vocabulary is a string of characters, got "
+                                  f"{type(chars).__name__}")
         if len(chars) == 0 or len(set(chars)) != len(chars):
             raise ScratchRNNError("a vocabulary needs at least one character and no repeats")
         if not chars.isascii():

@@ -106,6 +106,11 @@ CASES = {
     # text
     "vocab of a number": (lambda: sr.Vocab(123), "vocabulary"),
     "metrics of nothing": (lambda: sr.read_metrics("no/such/run"), "metrics"),
+    "clean of nothing": (lambda: sr.clean(None, VOCAB), "string"),
+    "clean with a vocab name": (lambda: sr.clean("text", "ascii"), "Vocab"),
+    "plot of nothing": (lambda: sr.plot_history(None, "x.png"), "rows"),
+    "plot of rows without losses": (lambda: sr.plot_history([{"step": "x"}], "x.png"),
+                                    "no losses"),
 }
 
 

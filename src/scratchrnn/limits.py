@@ -15,6 +15,7 @@ MAX_SAMPLE_LENGTH = 10 ** 7  # characters one call generates (about 10 MB of tex
 MAX_LAYERS = 1000  # stacked layers: the loop over them is Python, one step would take minutes
 ARRAY_OVERHEAD = 256  # bytes an array object and its dict entry cost beyond the data
 UNKNOWN_MEMORY = 1 << 40  # the ceiling when the available memory cannot be read
+ALWAYS_FITS = 64 << 20  # needs below this are not checked: no /proc read on every small window
 
 
 def available_memory() -> int | None:
@@ -48,6 +49,8 @@ def check_memory(parts: dict[str, int], what: str, hints: dict[str, str]) -> Non
     from .errors import ScratchRNNError
 
     need = sum(parts.values())
+    if need <= ALWAYS_FITS:
+        return
     avail = available_memory()
     limit = UNKNOWN_MEMORY if avail is None else avail
     if need <= limit:

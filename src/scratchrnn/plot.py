@@ -38,6 +38,9 @@ def _number(v) -> bool:
 
 
 def plot_history(rows: list[dict], path, title: str = "") -> Path:
+    if not isinstance(rows, list | tuple):
+        raise ScratchRNNError(f"plot_history needs a list of metric rows (read_metrics), got "
+                              f"{type(rows).__name__}")
     rows = [r for r in rows if isinstance(r, dict) and _number(r.get("step"))]
     train = [(r["step"], r["train_loss"]) for r in rows if _number(r.get("train_loss"))]
     val = [(r["step"], r["val_loss"]) for r in rows if _number(r.get("val_loss"))]

@@ -78,6 +78,9 @@ def to_ascii(text: str) -> str:
 def clean(text: str, vocab: Vocab, gutenberg: bool = True) -> str:
     """The full cleaning pipeline for a corpus: every character of the result is in `vocab`.
     (Files are cleaned chunk by chunk with the same steps: prepare.clean_chunks.)"""
+    if not isinstance(text, str) or not isinstance(vocab, Vocab):
+        raise ScratchRNNError("clean(text, vocab) needs a string and a Vocab, got "
+                              f"{type(text).__name__} and {type(vocab).__name__}")
     return vocab.coerce(to_ascii(strip_gutenberg(text) if gutenberg else text))
 
 

@@ -181,3 +181,17 @@ def test_metrics_and_results_are_strict_json(small_text, tmp_path):
                            (tmp_path / "r" / name).read_text(), parse_constant=refuse)
     from scratchrnn.safejson import dumps
     assert dumps({"a": float("nan"), "b": [float("inf"), 1.5]}) == '{"a": null, "b": [null, 1.5]}'
+
+
+def test_ctrl_c_during_a_long_sample_command(small_text, tmp_path):
+    out = tmp_path / "run"
+    assert sr.train(sr.TrainConfig(text=str(small_text), out=str(out), hidden=8, batch=2,
+                                   seq_len=8, max_steps=2, eval_every=2, sample_length=0),
+                    progress=False).step == 2
+    proc = cli("sample", str(out), "--length", "10000000", stdout=subprocess.DEVNULL)
+    time.sleep(2.5)  # past the imports, well inside the 10^7 characters
+    t0 = time.time()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert time.time() - t0 < 5 and proc.returncode == 130
+    assert err == "scratchrnn: interrupted\n"

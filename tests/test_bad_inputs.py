@@ -262,6 +262,40 @@ CASES = {
     "import two gates": ["import", "{d}/sd_gates.safetensors", "--vocab", "abcdefghij"],
     "import into a non-empty folder": ["import", "{d}/sd_good.safetensors", "--vocab",
                                        "abcdefghij", "--out", "{d}"],
+    # sizes checked before anything is allocated (issue 15)
+    "hidden astronomical": ["train", "--text", "{d}/text.txt", "--hidden", "9" * 20],
+    "layers absurd": ["train", "--text", "{d}/text.txt", "--layers", "100000000"],
+    "batch astronomical": ["train", "--text", "{d}/text.txt", "--batch", "9" * 20],
+    "seq-len astronomical": ["train", "--text", "{d}/text.txt", "--seq-len", "9" * 20],
+    "model beyond memory": ["train", "--text", "{d}/text.txt", "--layers", "1000",
+                            "--hidden", "8192"],
+    "sample-length absurd": ["train", "--text", "{d}/text.txt", "--sample-length", "9" * 20],
+    "sample-length negative": ["train", "--text", "{d}/text.txt", "--sample-length", "-1"],
+    "sample length absurd": ["sample", "{d}/run", "--length", "9" * 20],
+    # more hostile numbers
+    "seed negative": ["train", "--text", "{d}/text.txt", "--seed", "-1"],
+    "sample seed negative": ["sample", "{d}/run", "--seed", "-1"],
+    "init-std inf": ["train", "--text", "{d}/text.txt", "--init-std", "inf"],
+    "min-lr nan": ["train", "--text", "{d}/text.txt", "--min-lr", "nan"],
+    "warmup negative": ["train", "--text", "{d}/text.txt", "--warmup", "-1"],
+    "time budget inf": ["train", "--text", "{d}/text.txt", "--time-budget", "inf"],
+    "time budget overflows": ["train", "--text", "{d}/text.txt", "--time-budget", "9" * 400],
+    "eval-every zero": ["train", "--text", "{d}/text.txt", "--eval-every", "0"],
+    "log-every negative": ["train", "--text", "{d}/text.txt", "--log-every", "-3"],
+    "val-chars zero": ["train", "--text", "{d}/text.txt", "--val-chars", "0"],
+    "test-frac nan": ["train", "--text", "{d}/text.txt", "--test-frac", "nan"],
+    "temperature inf": ["sample", "{d}/run", "--temperature", "inf"],
+    "temperature nan": ["sample", "{d}/run", "--temperature", "nan"],
+    "top-k negative": ["sample", "{d}/run", "--top-k", "-5"],
+    "top-p nan": ["sample", "{d}/run", "--top-p", "nan"],
+    "resume with absurd sample-length": ["train", "--resume", "{d}/run", "--sample-length",
+                                         "9" * 20],
+    # empty strings
+    "empty text flag": ["train", "--text", ""],
+    "empty out flag": ["train", "--text", "{d}/text.txt", "--out", ""],
+    "empty encoding": ["train", "--text", "{d}/text.txt", "--encoding", ""],
+    "empty eval text": ["eval", "{d}/run", "--text", ""],
+    "empty plot out": ["plot", "{d}/run", "--out", ""],
 }
 
 
@@ -279,7 +313,7 @@ def assert_one_clean_line(rc, err):
 
 
 def test_the_table_is_long_enough():
-    assert len(CASES) >= 30
+    assert len(CASES) >= 85
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -350,3 +384,78 @@ def test_diverging_run_stops_and_keeps_its_checkpoint(world, tmp_path, capsys):
     assert_one_clean_line(rc, err)
     assert "diverged at step" in err and "--lr" in err and str(run / "checkpoint.npz") in err
     assert snapshot(run)[pathlib.Path("checkpoint.npz")] == before[pathlib.Path("checkpoint.npz")]
+
+
+@pytest.mark.parametrize("argv", [["--hidden", "9" * 20], ["--layers", "100000000"],
+                                  ["--batch", "9" * 20], ["--layers", "1000", "--hidden", "8192"]])
+def test_size_refusals_are_immediate(argv, world, capsys):
+    """Refused by arithmetic before anything is made: fast, and no memory to speak of."""
+    import time
+    import tracemalloc
+
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    try:
+        rc = main(["train", "--text", str(world / "text.txt"), "--out", str(world / "no"), *argv])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert time.perf_counter() - t0 < 5 and peak < 5 << 20
+    assert_one_clean_line(rc, capsys.readouterr().err)
+    assert not (world / "no").exists()
+
+
+def test_fresh_run_diverging_at_step_one_says_nothing_was_saved(world, tmp_path, capsys):
+    out = tmp_path / "fresh"
+    rc = main(["train", "--text", str(world / "text.txt"), "--out", str(out), "--hidden", "16",
+               "--batch", "2", "--seq-len", "8", "--max-steps", "20", "--eval-every", "10",
+               "--lr", "1e38", "--warmup", "0", "--clip-value", "0", "--quiet"])
+    err = capsys.readouterr().err
+    assert_one_clean_line(rc, err)
+    assert "diverged at step" in err and "before this run saved a checkpoint" in err
+    assert "checkpoint.npz" not in err and not (out / "checkpoint.npz").exists()
+
+
+def test_prompt_that_cleans_to_nothing_is_no_prompt(world, capsys):
+    assert main(["sample", str(world / "run"), "--length", "10", "--seed", "1"]) == 0
+    plain = capsys.readouterr().out
+    for prompt in ("\u0301", "\u200b"):
+        assert main(["sample", str(world / "run"), "--prime", prompt, "--length", "10",
+                     "--seed", "1"]) == 0
+        captured = capsys.readouterr()
+        assert captured.out == prompt + plain
+        assert captured.err.count("\n") == 1 and "scratchrnn: warning: " in captured.err
+
+
+def test_eval_warns_about_characters_outside_a_corpus_vocabulary(world, tmp_path, capsys):
+    run = tmp_path / "corpus"
+    assert main(["train", "--text", str(world / "text.txt"), "--out", str(run), "--vocab",
+                 "corpus", *TRAIN]) == 0
+    other = tmp_path / "other.txt"
+    other.write_text("Zebras quiz the jukebox.\n" * 50)
+    capsys.readouterr()
+    assert main(["eval", str(run), "--text", str(other)]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("scratchrnn: warning: ")
+    assert "are not in the model's vocabulary" in err[0] and "'Zjkquxz'" in err[0]
+    assert main(["eval", str(run), "--text", str(world / "text.txt")]) == 0
+    assert capsys.readouterr().err == ""  # the model's own text: nothing to say
+
+
+def test_eval_json_is_strict_json(world, monkeypatch, capsys):
+    monkeypatch.setattr("scratchrnn.cli.evaluate", lambda *a, **k: 800.0)  # exp(800) = inf
+    assert main(["eval", str(world / "run"), "--json"]) == 0
+    out = capsys.readouterr().out
+    row = json.loads(out, parse_constant=lambda c: pytest.fail(f"{c} in JSON output"))
+    assert row["perplexity"] is None and row["nats_per_char"] == 800.0
+
+
+def test_metrics_with_a_bad_byte_are_still_read(world, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(world / "run", run)
+    good = (run / "metrics.jsonl").read_bytes()
+    (run / "metrics.jsonl").write_bytes(b'{"step": 0, "train_loss": 9.0}\n\xff\xfe{"step"\n'
+                                        + good)
+    rows = __import__("scratchrnn").read_metrics(run)
+    assert rows[0] == {"step": 0, "train_loss": 9.0} and len(rows) == good.count(b"\n") + 1
+    assert main(["plot", str(run), "--out", str(tmp_path / "x.png")]) == 0

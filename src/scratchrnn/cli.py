@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import warnings
@@ -13,15 +12,16 @@ from .checkpoint import load_checkpoint, resolve
 from .config import PRESETS, TrainConfig, parse_duration, with_preset
 from .data import load_corpus
 from .errors import ScratchRNNError
-from .evaluate import evaluate, report
+from .evaluate import evaluate, report, unknown_characters
 from .fsutil import describe_os_error
 from .owner import check_output, corpus_cache, is_run_folder
 from .plot import plot_history, read_metrics
 from .resume import vocab_arg
+from .safejson import dumps as json_dumps
 from .sample import generate
 from .train import train
 
-EXIT_ERROR, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 1, 2, 130, 143
+EXIT_ERROR, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM, EXIT_SIGPIPE = 1, 2, 130, 143, 141
 
 
 class _Parser(argparse.ArgumentParser):
@@ -136,7 +136,8 @@ def _cmd_train(args) -> int:
                                   "--text")
         result = train(with_preset(args.preset), progress=not args.quiet,
                        overwrite=args.overwrite, **fields)
-    return {"SIGINT": EXIT_SIGINT, "SIGTERM": EXIT_SIGTERM}.get(result.stopped, 0)
+    return {"SIGINT": EXIT_SIGINT, "SIGTERM": EXIT_SIGTERM,
+            "SIGPIPE": EXIT_SIGPIPE}.get(result.stopped, 0)
 
 
 def _cmd_sample(args) -> int:
@@ -172,11 +173,21 @@ def _drop_stdout() -> None:
     os.close(devnull)
 
 
+def _nonempty(value, flag):
+    values = value if isinstance(value, list) else [value]
+    if value is not None and any(not v.strip() for v in values):
+        raise ScratchRNNError(f"{flag} is empty; give a path or leave the flag out")
+    return value
+
+
 def _cmd_eval(args) -> int:
+    _nonempty(args.text, "--text")
     ckpt = load_checkpoint(args.run)
     cfg = TrainConfig.from_dict(ckpt.config)
     split = args.split or ("all" if args.text else "val")
     text = _one_or_list(args.text) if args.text else cfg.text
+    if args.text:
+        unknown_characters(text, ckpt.vocab, cfg.encoding)
     fracs = (0.0, 0.0) if split == "all" else (cfg.val_frac, cfg.test_frac)
     vocab = vocab_arg(cfg.vocab, ckpt.vocab)
     cache = corpus_cache(text, vocab, cfg.encoding, None if args.text else ckpt.path.parent)
@@ -188,7 +199,7 @@ def _cmd_eval(args) -> int:
                                   max_chars=cfg.val_chars if split == "val" else None)),
                   split=split, chars=int(len(data)), checkpoint=str(resolve(args.run)))
     if args.json:
-        print(json.dumps(result))
+        print(json_dumps(result))
     else:
         print(f"{split}: {result['nats_per_char']:.4f} nats/char, {result['bits_per_char']:.4f} "
               f"bits/char, perplexity {result['perplexity']:.3f} over {result['chars']:,} chars")
@@ -210,6 +221,7 @@ def _cmd_import(args) -> int:
 
 
 def _cmd_plot(args) -> int:
+    _nonempty(args.out, "--out")
     rows = read_metrics(args.run)
     if args.out:
         out = check_output(args.out, "plot", names=("loss.png",))
@@ -237,9 +249,9 @@ def main(argv=None) -> int:
     except ScratchRNNError as e:
         print(f"scratchrnn: error: {e}", file=sys.stderr)
         return EXIT_ERROR
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # a second Ctrl-C during training is Interrupted
         print("scratchrnn: interrupted", file=sys.stderr)
-        return EXIT_SIGINT
+        return getattr(e, "exit_code", EXIT_SIGINT)
     except MemoryError:
         print("scratchrnn: error: out of memory; use a smaller --batch, --hidden or "
               "--val-chars", file=sys.stderr)

@@ -4,10 +4,12 @@ one clear error before any work starts."""
 from __future__ import annotations
 
 import dataclasses
-import math
+import numbers
+import os
 import re
 from dataclasses import dataclass
 
+from . import limits
 from .errors import ScratchRNNError
 
 # Fields added after runs were first saved, with the behaviour of a run saved without them:
@@ -57,6 +59,20 @@ class TrainConfig:
     val_chars: int | None = None  # cap on validation characters (None: the whole split)
     on_nan: str = "stop"  # or "skip"
 
+    def __post_init__(self):
+        # What a Python caller may reasonably pass, in the form the run folder's JSON can hold:
+        # paths as strings, NumPy scalars as Python numbers, a time budget as "10m".
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, os.PathLike):
+                setattr(self, f.name, os.fspath(v))
+            elif isinstance(v, numbers.Integral) and not isinstance(v, bool | int):
+                setattr(self, f.name, int(v))
+            elif isinstance(v, numbers.Real) and not isinstance(v, bool | int | float):
+                setattr(self, f.name, float(v))
+        if isinstance(self.time_budget, str):
+            self.time_budget = parse_duration(self.time_budget)
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -68,6 +84,11 @@ class TrainConfig:
         return cls(**{**ADDED_LATER, **{k: v for k, v in d.items() if k in names}})
 
     def replace(self, **changes) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - names)
+        if unknown:
+            raise ScratchRNNError(f"unknown training option {unknown[0]!r}; the options are "
+                                  "TrainConfig's fields (scratchrnn train --help)")
         return dataclasses.replace(self, **changes)
 
 
@@ -108,47 +129,67 @@ def parse_duration(text: str | float | int | None) -> float | None:
 
 
 def validate(cfg: TrainConfig) -> None:
-    def positive_int(name, allow_none=False):
-        v = getattr(cfg, name)
-        if v is None and allow_none:
-            return
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ScratchRNNError(f"--{name.replace('_', '-')} must be a positive whole number, "
-                                  f"got {v!r}")
+    """Every field's type and range, then the memory the model and a training window will need,
+    all before a file is written or an array allocated."""
+    if not isinstance(cfg, TrainConfig):
+        raise ScratchRNNError(f"expected a TrainConfig, got {type(cfg).__name__}")
 
-    for name in ("hidden", "layers", "batch", "seq_len", "eval_every", "log_every"):
-        positive_int(name)
+    def flag(name):
+        return "--" + name.replace("_", "-")
+
+    for name in ("hidden", "batch", "seq_len", "eval_every", "log_every"):
+        limits.integer(getattr(cfg, name), flag(name), 1)
+    limits.integer(cfg.layers, "--layers", 1, limits.MAX_LAYERS)
     for name in ("epochs", "max_steps", "val_chars"):
-        positive_int(name, allow_none=True)
-    if cfg.sample_length < 0:
-        raise ScratchRNNError("--sample-length must be 0 or more")
-    if not (isinstance(cfg.lr, int | float) and math.isfinite(cfg.lr) and cfg.lr > 0):
-        raise ScratchRNNError(f"--lr must be a positive number, got {cfg.lr!r}")
+        limits.integer(getattr(cfg, name), flag(name), 1, none_ok=True)
+    limits.integer(cfg.warmup, "--warmup", 0)
+    limits.integer(cfg.seed, "--seed", 0)
+    limits.integer(cfg.sample_length, "--sample-length", 0, limits.MAX_SAMPLE_LENGTH)
+    limits.real(cfg.lr, "--lr", 0.0, lo_open=True)
     for name in ("beta1", "beta2"):
-        v = getattr(cfg, name)
-        if not (isinstance(v, int | float) and 0 <= v < 1):
-            raise ScratchRNNError(f"--{name} must be in [0, 1), got {v!r}")
-    if cfg.ema is not None and not (isinstance(cfg.ema, int | float) and 0 <= cfg.ema < 1):
-        raise ScratchRNNError(f"--ema must be in [0, 1) (0: off), got {cfg.ema!r}")
-    if not 0 <= cfg.min_lr <= cfg.lr:
-        raise ScratchRNNError("--min-lr must be between 0 and --lr")
-    if cfg.warmup < 0:
-        raise ScratchRNNError("--warmup must be 0 or more steps")
+        limits.real(getattr(cfg, name), flag(name), 0.0, 1.0, hi_open=True)
+    limits.real(cfg.ema, "--ema", 0.0, 1.0, hi_open=True, none_ok=True, hint=" (0: off)")
+    limits.real(cfg.min_lr, "--min-lr", 0.0, cfg.lr, hint=" (between 0 and --lr)")
     for name in ("clip_value", "clip_norm"):
+        limits.real(getattr(cfg, name), flag(name), 0.0, none_ok=True,
+                    hint=" (0 for no clipping)")
+    limits.real(cfg.dropout, "--dropout", 0.0, 1.0, hi_open=True)
+    limits.real(cfg.time_budget, "--time-budget", 0.0, lo_open=True, none_ok=True,
+                hint="; write it like 90s, 10m or 1.5h")
+    limits.real(cfg.init_std, "--init-std", 0.0, lo_open=True, none_ok=True)
+    for name in ("val_frac", "test_frac"):
+        limits.real(getattr(cfg, name), flag(name), 0.0, 1.0, hi_open=True)
+    if cfg.val_frac + cfg.test_frac >= 1:
+        raise ScratchRNNError("--val-frac and --test-frac must sum to less than 1")
+    for name in ("text", "out", "encoding"):
         v = getattr(cfg, name)
-        if v is not None and not (math.isfinite(v) and v >= 0):
-            raise ScratchRNNError(f"--{name.replace('_', '-')} must be positive (or 0 for no "
-                                  f"clipping), got {v!r}")
-    if not 0 <= cfg.dropout < 1:
-        raise ScratchRNNError(f"--dropout must be in [0, 1), got {cfg.dropout}")
-    if cfg.time_budget is not None and not cfg.time_budget > 0:
-        raise ScratchRNNError("--time-budget must be positive, like 90s or 10m")
+        several = name == "text" and isinstance(v, list | tuple) and len(v) > 0
+        for one in (v if several else [v]):  # --text may name several files
+            if one is not None and (not isinstance(one, str) or not one.strip()):
+                raise ScratchRNNError(f"{flag(name)} must be a non-empty path or name, got "
+                                      f"{one!r}")
     choices = {"vocab": ("ascii", "seed", "corpus"), "cell": ("rnn", "lstm", "gru"),
                "optimizer": ("sgd", "adagrad", "adam"), "schedule": ("constant", "cosine"),
                "dtype": ("float32", "float64"), "on_nan": ("stop", "skip")}
     for name, allowed in choices.items():
         if getattr(cfg, name) not in allowed:
-            raise ScratchRNNError(f"unknown --{name.replace('_', '-')} {getattr(cfg, name)!r}; "
+            raise ScratchRNNError(f"unknown {flag(name)} {getattr(cfg, name)!r}; "
                                   f"choose {', '.join(allowed)}")
-    if cfg.init_std is not None and not cfg.init_std > 0:
-        raise ScratchRNNError("--init-std must be positive")
+    check_training_memory(cfg)
+
+
+def check_training_memory(cfg: TrainConfig) -> None:
+    """Refuse a run whose weights, gradients, optimizer state, weight average and one training
+    window (or one validation window of up to 64 streams) would not fit in memory."""
+    from .model import ModelConfig, check_model_memory, window_memory
+
+    # The largest vocabulary each choice can have: the corpus one is a subset of ascii's 96.
+    vocab_size = 95 if cfg.vocab == "seed" else 96
+    model = ModelConfig(vocab_size, cfg.hidden, cfg.cell, cfg.layers, cfg.dropout, cfg.dtype,
+                        cfg.init_std)
+    copies = 2 + {"sgd": 0, "adagrad": 1, "adam": 2}[cfg.optimizer] + (1 if cfg.ema else 0)
+    window = max(window_memory(model, cfg.batch, cfg.seq_len, backward=True),
+                 window_memory(model, 64, cfg.seq_len, backward=False))  # validation's streams
+    check_model_memory(model, copies, window,
+                       {"parameters": "lower --hidden or --layers",
+                        "activations": "lower --batch or --seq-len (or --hidden, --layers)"})

@@ -4,30 +4,59 @@ windows, reported in nats/char, bits/char and perplexity."""
 from __future__ import annotations
 
 import math
+import warnings
+from collections.abc import Callable
 
 import numpy as np
 
+from . import limits
 from .data import make_streams
-from .model import CharRNN, forward
+from .errors import ScratchRNNError
+from .model import CharRNN, check_ids, check_model_memory, forward, window_memory
+from .prepare import CHUNK_BYTES, _raw_chunks, check_file
+from .text import Vocab, decode, gutenberg_body, to_ascii
 
 MIN_STREAM = 2000  # characters per evaluation stream: the zero start state costs little past this
 
 
 def evaluate(model: CharRNN, data: np.ndarray, seq_len: int = 100, batch: int | None = None,
-             max_chars: int | None = None) -> float:
-    """Mean next-character cross-entropy (nats/char) over `data` (no dropout)."""
+             max_chars: int | None = None,
+             should_stop: Callable[[], bool] | None = None) -> float | None:
+    """Mean next-character cross-entropy (nats/char) over `data` (no dropout). `should_stop` is
+    asked before every window; when it answers True the evaluation ends early and returns None
+    (a loss over part of the text would not be the loss of the split)."""
+    if not isinstance(model, CharRNN):
+        raise ScratchRNNError(f"model must be a CharRNN, got {type(model).__name__}")
+    limits.integer(seq_len, "seq_len", 1)
+    limits.integer(batch, "batch", 1, none_ok=True)
+    limits.integer(max_chars, "max_chars", 1, none_ok=True)
+    if should_stop is not None and not callable(should_stop):
+        raise ScratchRNNError("should_stop must be a function of no arguments, or None")
+    if not hasattr(data, "__len__") or isinstance(data, str | bytes):
+        raise ScratchRNNError(f"data must be a 1-D array of character ids, got "
+                              f"{type(data).__name__}")
     if max_chars is not None:
         data = data[:max_chars]
     if len(data) < 2:
         return float("nan")
+    data = check_ids("data", data, model.config.vocab_size, 1)
     if batch is None:
         batch = int(np.clip(len(data) // MIN_STREAM, 1, 64))
+    if len(data) // batch < 2:
+        raise ScratchRNNError(f"{len(data)} characters cannot be read as {batch} streams; "
+                              "use a smaller batch or more text")
     streams = make_streams(data, batch)  # (B, L)
+    window = min(seq_len, streams.shape[1] - 1)
+    check_model_memory(model.config, window_bytes=window_memory(model.config, batch, window,
+                                                                backward=False),
+                       hints={"activations": "use a smaller seq_len or batch"})
     state = model.init_state(batch)
     total, count = 0.0, 0
-    for start in range(0, streams.shape[1] - 1, seq_len):
-        x = streams[:, start:start + seq_len]
-        y = streams[:, start + 1:start + seq_len + 1]
+    for start in range(0, streams.shape[1] - 1, window):
+        if should_stop is not None and should_stop():
+            return None
+        x = streams[:, start:start + window]
+        y = streams[:, start + 1:start + window + 1]
         x = x[:, :y.shape[1]]
         loss, state, _ = forward(model.params, model.config, x, y, state)
         total += loss * y.size
@@ -38,3 +67,36 @@ def evaluate(model: CharRNN, data: np.ndarray, seq_len: int = 100, batch: int | 
 def report(nats: float) -> dict:
     return {"nats_per_char": nats, "bits_per_char": nats / math.log(2),
             "perplexity": math.exp(nats) if nats < 700 else float("inf")}
+
+
+def unknown_characters(text, vocab: Vocab, encoding: str | None = None) -> int:
+    """Count the characters of a text (a file, folder, glob or several) that `vocab` has no
+    symbol for (cleaning reads them as spaces, so a model with a corpus vocabulary would be
+    scored on an altered text), and warn in one line when there are any. Newlines are not
+    counted for a vocabulary without them: reading them as spaces is that vocabulary's
+    definition (the notebook's)."""
+    from .sources import expand  # not needed by evaluate() itself
+
+    paths = expand(text, encoding)
+    unknown = np.ones(128, bool)  # (128,) by ASCII code: no symbol in the vocabulary
+    unknown[[ord(c) for c in vocab.chars]] = False
+    if vocab == Vocab.seed():
+        unknown[ord("\n")] = False
+    count, total, seen = 0, 0, np.zeros(128, bool)
+    for path in paths:
+        check_file(path)
+        decoded = (decode(raw, encoding, name=str(path))
+                   for raw in _raw_chunks(path, CHUNK_BYTES))
+        for piece in gutenberg_body(decoded):
+            codes = np.frombuffer(to_ascii(piece).encode("ascii"), np.uint8)  # (N,)
+            hit = unknown[codes]
+            count += int(hit.sum())
+            total += codes.size
+            seen[codes[hit]] = True
+    if count:
+        where = text if isinstance(text, str) else ", ".join(map(str, text))
+        chars = "".join(chr(c) for c in np.flatnonzero(seen))
+        warnings.warn(f"{count:,} of {total:,} characters of {where} ({100 * count / total:.2g}%) "
+                      f"are not in the model's vocabulary ({chars!r}) and are read as spaces; the "
+                      "loss is that of the text so changed", stacklevel=2)
+    return count

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from . import cells, layers
+from . import cells, layers, limits
 from .errors import ScratchRNNError
 
 DTYPES = ("float32", "float64")
@@ -43,12 +43,11 @@ class ModelConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ScratchRNNError(f"{name} must be a positive integer, got {value!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ScratchRNNError(f"dropout must be in [0, 1), got {self.dropout}")
+        limits.integer(self.num_layers, "num_layers", 1, limits.MAX_LAYERS)
+        limits.real(self.dropout, "dropout", 0.0, 1.0, hi_open=True)
         if self.dtype not in DTYPES:
             raise ScratchRNNError(f"dtype must be float32 or float64, got {self.dtype!r}")
-        if self.init_std is not None and not self.init_std > 0:
-            raise ScratchRNNError(f"init_std must be positive, got {self.init_std}")
+        limits.real(self.init_std, "init_std", 0.0, lo_open=True, none_ok=True)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -66,6 +65,71 @@ def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
     shapes["W_y"] = (H, V)
     shapes["b_y"] = (V,)
     return shapes
+
+
+def param_count(cfg: ModelConfig) -> tuple[int, int]:
+    """(numbers, arrays) in the parameters, in closed form: no loop over layers, no arrays."""
+    V, H, G, L = cfg.vocab_size, cfg.hidden_size, cells.GATES[cfg.cell], cfg.num_layers
+    per_layer = H * G * H + G * H + (H if cfg.cell == "gru" else 0)  # W_h, b (, b_hn)
+    numbers = V * G * H + (L - 1) * H * G * H + L * per_layer + H * V + V
+    return numbers, L * (4 if cfg.cell == "gru" else 3) + 2
+
+
+# Per layer and position, the (B, H)-sized buffers a window keeps for the backward pass besides
+# its (B, G*H) input projection: cells.py's caches (rnn: hs; lstm: hs, cs, tanh(c) and the four
+# gate activations; gru: hs, r, z, n, h W_hn) plus the layer output and a dropout mask.
+_KEPT = {"rnn": 1 + 2, "lstm": 7 + 2, "gru": 5 + 2}
+
+
+def window_memory(cfg: ModelConfig, batch: int, seq_len: int, backward: bool = True) -> int:
+    """Bytes one (batch, seq_len) window holds at its peak: every layer's activations, the
+    logits, and (training) one layer's backward buffers and the embedding gradient's one-hot."""
+    V, H, G, L = cfg.vocab_size, cfg.hidden_size, cells.GATES[cfg.cell], cfg.num_layers
+    size = np.dtype(cfg.dtype).itemsize
+    n = batch * seq_len
+    kept = L * n * (G * H + _KEPT[cfg.cell] * H) + L * batch * H * len(cells.STATE_KEYS[cfg.cell])
+    work = n * V  # logits (the loss gradient reuses them)
+    if backward:
+        work += n * (2 * G * H + H) + n * V  # dz / dhz and dx, then the (N, V) one-hot
+    return (kept + work) * size + V * G * H * size  # W + b, gathered by the embedding
+
+
+def check_model_memory(cfg: ModelConfig, copies: int = 1, window_bytes: int = 0,
+                       hints: dict[str, str] | None = None) -> None:
+    """Refuse, before anything is allocated, a model whose parameters (times `copies`: the
+    weights, gradients, optimizer state, average...) and a window's `window_bytes` (from
+    window_memory) do not fit in the memory available. `hints` may name, for "parameters" and
+    "activations", what the user can lower."""
+    numbers, arrays = param_count(cfg)
+    per_copy = numbers * np.dtype(cfg.dtype).itemsize + arrays * limits.ARRAY_OVERHEAD
+    hints = {"parameters": "use a smaller hidden_size or num_layers",
+             "activations": "use a smaller batch or a shorter window", **(hints or {})}
+    limits.check_memory(
+        {"parameters": per_copy, "gradients and optimizer state": per_copy * (copies - 1),
+         "activations of a window": window_bytes},
+        f"a model of {cfg.num_layers} x {cfg.hidden_size} {cfg.cell} units",
+        {"parameters": hints["parameters"], "gradients and optimizer state": hints["parameters"],
+         "activations of a window": hints["activations"]})
+
+
+def check_ids(name: str, ids, vocab_size: int, ndim: int) -> np.ndarray:
+    """Character ids as an integer array of `ndim` dimensions, every one in [0, vocab_size):
+    NumPy would wrap a negative id around to the end of the vocabulary without a word."""
+    try:
+        arr = np.asarray(ids)
+    except (ValueError, TypeError) as e:
+        raise ScratchRNNError(f"{name} must be an array of character ids: {e}") from None
+    if arr.dtype.kind not in "iu":
+        raise ScratchRNNError(f"{name} must hold integer character ids, got dtype {arr.dtype}")
+    if arr.ndim != ndim or 0 in arr.shape:
+        want = "(batch, time)" if ndim == 2 else "(length,)"
+        raise ScratchRNNError(f"{name} must be a non-empty {want} array, got shape "
+                              f"{list(arr.shape)}")
+    lo, hi = int(arr.min()), int(arr.max())
+    if lo < 0 or hi >= vocab_size:
+        raise ScratchRNNError(f"{name} holds id {lo if lo < 0 else hi}, outside the model's "
+                              f"vocabulary 0..{vocab_size - 1}")
+    return arr
 
 
 def init_params(cfg: ModelConfig, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -168,6 +232,8 @@ class CharRNN:
                  dtype: str = "float32", init_std: float | None = None):
         self.config = ModelConfig(vocab_size, hidden_size, cell, num_layers, dropout, dtype,
                                   init_std)
+        limits.integer(seed, "seed", 0)
+        check_model_memory(self.config)
         self.params = init_params(self.config, np.random.default_rng(seed))
 
     @classmethod
@@ -185,23 +251,51 @@ class CharRNN:
         return sum(p.size for p in self.params.values())
 
     def init_state(self, batch: int = 1) -> dict[str, np.ndarray]:
+        limits.integer(batch, "batch", 1)
+        check_model_memory(self.config, window_bytes=window_memory(self.config, batch, 1, False))
         return init_state(self.config, batch)
+
+    def _window(self, inputs, targets, state, backward: bool):
+        """Checked (B, T) inputs and targets and the state to start from: ids in range, shapes
+        that agree, a window that fits in memory; a bad argument is one ScratchRNNError."""
+        inputs = check_ids("inputs", inputs, self.config.vocab_size, 2)
+        targets = check_ids("targets", targets, self.config.vocab_size, 2)
+        if inputs.shape != targets.shape:
+            raise ScratchRNNError(f"inputs {list(inputs.shape)} and targets "
+                                  f"{list(targets.shape)} must have the same (batch, time) shape")
+        B, T = inputs.shape
+        check_model_memory(self.config, window_bytes=window_memory(self.config, B, T, backward))
+        if state is None:
+            return inputs, targets, init_state(self.config, B)
+        keys = [f"l{k}.{s}" for k in range(self.config.num_layers)
+                for s in cells.STATE_KEYS[self.config.cell]]
+        if not isinstance(state, dict) or sorted(state) != sorted(keys):
+            raise ScratchRNNError(f"state must be a dict with the keys {', '.join(keys)} (from "
+                                  "init_state or a previous window), or None")
+        for key in keys:
+            v = state[key]
+            if (not isinstance(v, np.ndarray) or v.dtype.kind != "f"
+                    or v.shape != (B, self.config.hidden_size)):
+                raise ScratchRNNError(f"state[{key!r}] must be a float array of shape "
+                                      f"{[B, self.config.hidden_size]}")
+        return inputs, targets, state
 
     def loss_and_grads(self, inputs, targets, state=None, rng=None):
         """Mean cross-entropy (nats/char) of a (B, T) window, its gradients keyed like params,
         and the state to carry into the next window. Dropout needs `rng`."""
         if self.config.dropout > 0 and rng is None:
-            raise ValueError("this model uses dropout: pass rng=np.random.default_rng(...)")
-        inputs = np.asarray(inputs)
-        state = self.init_state(inputs.shape[0]) if state is None else state
+            raise ScratchRNNError("this model uses dropout: pass "
+                                  "rng=np.random.default_rng(...)")
+        if rng is not None and not isinstance(rng, np.random.Generator):
+            raise ScratchRNNError(f"rng must be a numpy.random.Generator, got {rng!r}")
+        inputs, targets, state = self._window(inputs, targets, state, backward=True)
         loss, state_out, cache = forward(self.params, self.config, inputs, targets, state, rng)
         grads, _ = backward(cache, self.config)
         return loss, grads, state_out
 
     def loss(self, inputs, targets, state=None):
         """Evaluation loss (no dropout) and the carried state."""
-        inputs = np.asarray(inputs)
-        state = self.init_state(inputs.shape[0]) if state is None else state
+        inputs, targets, state = self._window(inputs, targets, state, backward=False)
         loss, state_out, _ = forward(self.params, self.config, inputs, targets, state)
         return loss, state_out
 

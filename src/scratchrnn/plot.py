@@ -4,6 +4,7 @@ matplotlib's object API (no pyplot global state) and saved atomically."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -21,20 +22,28 @@ def read_metrics(path) -> list[dict]:
         raise ScratchRNNError(f"no metrics at {path}; pass a run folder written by "
                               "'scratchrnn train'")
     rows = []
-    with open(path, encoding="utf-8") as f:
+    with open(path, "rb") as f:  # bytes: one undecodable line must not cost the others
         for line in f:
             try:
-                row = json.loads(line)
-            except ValueError:
+                row = json.loads(line.decode("utf-8"))
+            except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
                 continue  # a line cut short by a crash: the rest is still worth plotting
-            if isinstance(row, dict) and "step" in row:
+            if isinstance(row, dict) and _number(row.get("step")):
                 rows.append(row)
     return rows
 
 
+def _number(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
 def plot_history(rows: list[dict], path, title: str = "") -> Path:
-    train = [(r["step"], r["train_loss"]) for r in rows if r.get("train_loss") is not None]
-    val = [(r["step"], r["val_loss"]) for r in rows if r.get("val_loss") is not None]
+    if not isinstance(rows, list | tuple):
+        raise ScratchRNNError(f"plot_history needs a list of metric rows (read_metrics), got "
+                              f"{type(rows).__name__}")
+    rows = [r for r in rows if isinstance(r, dict) and _number(r.get("step"))]
+    train = [(r["step"], r["train_loss"]) for r in rows if _number(r.get("train_loss"))]
+    val = [(r["step"], r["val_loss"]) for r in rows if _number(r.get("val_loss"))]
     if not train and not val:
         raise ScratchRNNError("no losses logged yet; train for a few steps first")
     fig = Figure(figsize=(7, 4.2), dpi=110)

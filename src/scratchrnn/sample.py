@@ -3,11 +3,12 @@ softmax, optionally sharpened by temperature and truncated by top-k or nucleus (
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 
 import numpy as np
 
-from . import cells
+from . import cells, limits
 from .errors import ScratchRNNError
 from .layers import softmax
 from .model import CharRNN
@@ -15,13 +16,10 @@ from .text import Vocab
 
 
 def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
-    if not (temperature > 0 and np.isfinite(temperature)):
-        raise ScratchRNNError(f"--temperature must be positive, got {temperature}; use "
-                              "--argmax for the most likely character every time")
-    if top_k is not None and top_k < 1:
-        raise ScratchRNNError(f"--top-k must be 1 or more, got {top_k}")
-    if top_p is not None and not 0 < top_p <= 1:
-        raise ScratchRNNError(f"--top-p must be in (0, 1], got {top_p}")
+    limits.real(temperature, "--temperature", 0.0, lo_open=True,
+                hint="; use --argmax for the most likely character every time")
+    limits.integer(top_k, "--top-k", 1, none_ok=True)
+    limits.real(top_p, "--top-p", 0.0, 1.0, lo_open=True, none_ok=True)
 
 
 def filter_probs(probs: np.ndarray, top_k: int | None, top_p: float | None) -> np.ndarray:
@@ -94,16 +92,32 @@ def stepper(model: CharRNN):
 def generate(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200,
              temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
              argmax: bool = False, seed: int | None = 0) -> Iterator[str]:
-    """Yield `length` generated characters (the prompt itself is not repeated)."""
+    """Yield `length` generated characters (the prompt itself is not repeated). Every argument
+    is checked before the first character is made; stop consuming to stop generating (the
+    training loop checks for Ctrl-C between characters)."""
+    if not isinstance(model, CharRNN):
+        raise ScratchRNNError(f"model must be a CharRNN, got {type(model).__name__}")
+    if not isinstance(vocab, Vocab):
+        raise ScratchRNNError(f"vocab must be a Vocab, got {type(vocab).__name__}")
     if len(vocab) != model.config.vocab_size:
         raise ScratchRNNError("the vocabulary does not match the model")
-    if length < 0:
-        raise ScratchRNNError("--length must be 0 or more")
+    if prime is not None and not isinstance(prime, str):
+        raise ScratchRNNError(f"the prompt must be a string, got {type(prime).__name__}")
+    limits.integer(length, "--length", 0, limits.MAX_SAMPLE_LENGTH)
     check_sampling(temperature, top_k, top_p)
-    if prime:
-        ids = vocab.clean_prompt(prime)
-    else:  # start as after a line break (or a space), like the start of a paragraph
+    limits.integer(seed, "--seed", 0, none_ok=True)
+    ids = vocab.clean_prompt(prime) if prime else []
+    if prime and len(ids) == 0:
+        # Cleaning drops some characters (a lone combining accent, a zero-width space) exactly as
+        # it does in the corpus; what is left is no prompt at all, so sample as without one.
+        warnings.warn(f"the prompt {prime!r} has no characters the model reads once cleaned; "
+                      "sampling without a prompt", stacklevel=2)
+    if len(ids) == 0:  # start as after a line break (or a space), like the start of a paragraph
         ids = [next((vocab.chars.index(c) for c in "\n " if c in vocab.chars), 0)]
+    return _chars(model, vocab, ids, length, temperature, top_k, top_p, argmax, seed)
+
+
+def _chars(model, vocab, ids, length, temperature, top_k, top_p, argmax, seed) -> Iterator[str]:
     rng = np.random.default_rng(seed)
     next_logits = stepper(model)
     for i in ids:  # feed the prompt; its last logits predict the first new character
@@ -112,7 +126,10 @@ def generate(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200,
         if argmax:
             nxt = int(np.argmax(logits))
         else:
-            probs = softmax(logits.astype(np.float64) / temperature)
+            # shifted first: a tiny temperature then sends the others to -inf, never inf - inf
+            z = logits.astype(np.float64)
+            with np.errstate(over="ignore"):
+                probs = softmax((z - z.max()) / temperature)
             if top_k is not None or top_p is not None:
                 probs = filter_probs(probs, top_k, top_p)
             nxt = int(np.searchsorted(np.cumsum(probs), rng.random() * probs.sum(), side="right"))
@@ -124,6 +141,7 @@ def generate(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200,
 def sample(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200,
            temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
            argmax: bool = False, seed: int | None = 0) -> str:
-    """The prompt followed by `length` generated characters."""
-    return prime + "".join(generate(model, vocab, prime, length, temperature, top_k, top_p,
-                                    argmax, seed))
+    """The prompt followed by `length` generated characters (prime=None: no prompt)."""
+    chars = generate(model, vocab, prime, length, temperature, top_k, top_p, argmax, seed)
+    return (prime or "") + "".join(chars)
+

@@ -78,6 +78,9 @@ def to_ascii(text: str) -> str:
 def clean(text: str, vocab: Vocab, gutenberg: bool = True) -> str:
     """The full cleaning pipeline for a corpus: every character of the result is in `vocab`.
     (Files are cleaned chunk by chunk with the same steps: prepare.clean_chunks.)"""
+    if not isinstance(text, str) or not isinstance(vocab, Vocab):
+        raise ScratchRNNError("clean(text, vocab) needs a string and a Vocab, got "
+                              f"{type(text).__name__} and {type(vocab).__name__}")
     return vocab.coerce(to_ascii(strip_gutenberg(text) if gutenberg else text))
 
 
@@ -85,6 +88,9 @@ class Vocab:
     """An ordered set of single characters; index i <-> character chars[i]."""
 
     def __init__(self, chars: str):
+        if not isinstance(chars, str):
+            raise ScratchRNNError(f"a vocabulary is a string of characters, got "
+                                  f"{type(chars).__name__}")
         if len(chars) == 0 or len(set(chars)) != len(chars):
             raise ScratchRNNError("a vocabulary needs at least one character and no repeats")
         if not chars.isascii():

@@ -31,6 +31,7 @@ from .export import need
 from .fsutil import atomic_write_bytes
 from .model import CharRNN, ModelConfig
 from .owner import RunFolder, check_run_out
+from .safejson import dumps as json_dumps
 from .text import Vocab
 
 RNN_KEY = re.compile(r"^(.*?)(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(\d+)(_reverse)?$")
@@ -249,6 +250,6 @@ def import_model(path, vocab: str | None = None, out=None) -> Path:
                         meta={"imported_from": str(path.resolve()), "step": 0},
                         opt_state=optim.init_state(config.optimizer, params),
                         state=model.init_state(config.batch))
-        atomic_write_bytes(out / "config.json", json.dumps(config.to_dict(), indent=2).encode(),
+        atomic_write_bytes(out / "config.json", json_dumps(config.to_dict(), indent=2).encode(),
                            "run configuration")
     return out

@@ -5,8 +5,8 @@ the checkpoint, so a resumed run continues bit for bit as if it had never stoppe
 
 from __future__ import annotations
 
-import json
 import math
+import os
 import signal
 import sys
 import threading
@@ -21,13 +21,14 @@ from . import optim
 from .checkpoint import load_checkpoint, save_checkpoint, usable_model
 from .config import MODEL_KEYS, TrainConfig, validate
 from .data import Corpus, corpus_name, load_corpus, make_streams, window, windows_per_epoch
-from .errors import ScratchRNNError
+from .errors import Interrupted, ScratchRNNError
 from .evaluate import evaluate
 from .fsutil import atomic_write_bytes
 from .model import CharRNN, backward, forward
 from .owner import RunFolder
 from .plot import plot_history
 from .resume import check_same_text, corpus_identity, resume_text, vocab_arg
+from .safejson import dumps as json_dumps
 from .sample import generate
 from .sources import absolute
 from .text import Vocab
@@ -44,7 +45,7 @@ class TrainResult:
     epoch: int
     val_loss: float | None
     best_val: float | None
-    stopped: str  # epochs, max_steps, time_budget, SIGINT or SIGTERM
+    stopped: str  # epochs, max_steps, time_budget, SIGINT, SIGTERM or SIGPIPE (stdout closed)
     history: list = field(default_factory=list)
 
     @property
@@ -53,23 +54,55 @@ class TrainResult:
 
 
 class _Signals:
-    """Turn SIGINT/SIGTERM into a flag checked between steps: the update in flight finishes,
-    then the loop saves a checkpoint and returns. Only possible in the main thread."""
+    """Turn SIGINT/SIGTERM into a flag checked between steps, between evaluation windows and
+    between sampled characters: the work in flight stops, then the loop saves a checkpoint and
+    returns. A second signal stops at once (Interrupted), keeping the last checkpoint written.
+    A closed stdout (`scratchrnn train | head`) counts as a signal too: "SIGPIPE". Handlers can
+    only be installed in the main thread; elsewhere only the closed pipe is seen."""
 
-    def __enter__(self):
+    def __init__(self):
         self.received = None
         self._old = {}
+
+    def __enter__(self):
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._old[sig] = signal.signal(sig, self._handle)
         return self
 
     def _handle(self, signum, frame):
-        self.received = self.received or signal.Signals(signum).name
+        name = signal.Signals(signum).name
+        if self.received:
+            raise Interrupted(name)
+        self.received = name
+
+    def stop_requested(self) -> bool:
+        return self.received is not None
+
+    def pipe_closed(self):
+        """stdout is gone: stop like on a signal, and point stdout at /dev/null so that later
+        writes (and the interpreter's last flush) do not fail again."""
+        self.received = self.received or "SIGPIPE"
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass
+
+    def say(self, write, text):
+        """`write(text)` to stdout, turning a closed pipe into a stop request."""
+        try:
+            write(text)
+        except BrokenPipeError:
+            self.pipe_closed()
 
     def __exit__(self, *exc):
         for sig, old in self._old.items():
             signal.signal(sig, old)
+
+
+STOPPED_BY = ("SIGINT", "SIGTERM", "SIGPIPE")
 
 
 def _resume_config(ckpt, overrides: dict) -> TrainConfig:
@@ -121,7 +154,7 @@ def train(config: TrainConfig | None = None, *, resume=None, progress: bool = Tr
                 f"(--seq-len + 1) = {need}; use a smaller --batch or --seq-len, or a longer text")
         if ckpt is None and overwrite:
             run.clear()  # the earlier run's results go only once the new run can start
-        atomic_write_bytes(out / "config.json", json.dumps(cfg.to_dict(), indent=2).encode(),
+        atomic_write_bytes(out / "config.json", json_dumps(cfg.to_dict(), indent=2).encode(),
                            "run configuration")
         if ckpt is not None:
             model = ckpt.trained
@@ -156,24 +189,29 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
     elapsed0 = meta.get("elapsed_s", 0.0)
     metrics_path = out / "metrics.jsonl"
     # Rows after the checkpoint belong to steps that will be trained again.
-    atomic_write_bytes(metrics_path, "".join(json.dumps(r) + "\n" for r in history).encode(),
+    atomic_write_bytes(metrics_path, "".join(json_dumps(r) + "\n" for r in history).encode(),
                        "metrics")
     if total is not None and step >= total:
         log(f"{out} is already finished at step {step}; raise --max-steps or --epochs to go on")
         return TrainResult(usable_model(model, opt_state), corpus.vocab, out, step, epoch,
                            None, best, "finished", history)
-    log(f"training {model!r} on {corpus.name}: {len(corpus.train):,} train / "
-        f"{len(corpus.val):,} val characters, {n_win} windows per epoch -> {out}")
+    signals = _Signals()
+    signals.say(log, f"training {model!r} on {corpus.name}: {len(corpus.train):,} train / "
+                f"{len(corpus.val):,} val characters, {n_win} windows per epoch -> {out}")
+    # what a diverging run can point to: a checkpoint of this run, not one it is replacing
+    last_saved = out / "checkpoint.npz" if meta and (out / "checkpoint.npz").exists() else None
     t0 = time.perf_counter()
     t_log, chars_since = t0, 0
     val = None
     bar = tqdm(total=total, initial=step, unit="step", disable=not progress, dynamic_ncols=True)
 
     def checkpoint(path):
+        nonlocal last_saved
         meta_now = dict(step=step, epoch=epoch, window=win, rng=rng.bit_generator.state,
                         elapsed_s=elapsed0 + time.perf_counter() - t0, history=history,
                         best_val=best, acc=(acc_loss, acc_n), corpus=meta["corpus"])
         save_checkpoint(path, model, corpus.vocab, cfg.to_dict(), meta_now, opt_state, state)
+        last_saved = out / "checkpoint.npz"
 
     def learning_rate(step, seconds):
         if cfg.schedule == "constant":
@@ -183,7 +221,7 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
 
     stopped, lr = None, cfg.lr
     # Overflow shows up as a non-finite loss or gradient norm, handled below with a message.
-    with (_Signals() as signals, open(metrics_path, "a", encoding="utf-8") as metrics, bar,
+    with (signals, open(metrics_path, "a", encoding="utf-8") as metrics, bar,
           np.errstate(over="ignore", invalid="ignore")):
         while stopped is None:
             if corpus.mapped is not None and step % REMAP_EVERY == 0:
@@ -197,10 +235,15 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
             norm = optim.clip(grads, cfg.clip_value, cfg.clip_norm)
             if not (math.isfinite(loss) and math.isfinite(norm)):
                 what = f"loss {loss:.4g}, gradient norm {norm:.4g}"
+                if cfg.on_nan == "stop" and last_saved is None:
+                    raise ScratchRNNError(
+                        f"training diverged at step {step + 1} ({what}) before this run saved "
+                        "a checkpoint; start it again with a lower --lr (or --init-std), or "
+                        "pass --on-nan skip")
                 if cfg.on_nan == "stop":
                     raise ScratchRNNError(
                         f"training diverged at step {step + 1} ({what}); the last good "
-                        f"checkpoint is {out / 'checkpoint.npz'}: resume it with a lower --lr, "
+                        f"checkpoint is {last_saved}: resume it with a lower --lr, "
                         "or pass --on-nan skip")
                 tqdm.write(f"step {step + 1}: {what}; update skipped (--on-nan skip)",
                            file=sys.stderr)
@@ -236,33 +279,49 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
             if step % cfg.log_every == 0:  # off-grid rows (stops, evals) leave the average be
                 acc_loss, acc_n = 0.0, 0
             usable = usable_model(model, opt_state) if evaluating else None
-            if evaluating and stopped not in ("SIGINT", "SIGTERM") and len(corpus.val) > 1:
-                val = evaluate(usable, corpus.val, cfg.seq_len, max_chars=cfg.val_chars)
-                row["val_loss"], row["val_bpc"] = val, val / math.log(2)
+            if evaluating and stopped not in STOPPED_BY and len(corpus.val) > 1:
+                val = evaluate(usable, corpus.val, cfg.seq_len, max_chars=cfg.val_chars,
+                               should_stop=signals.stop_requested)
+                if val is None:  # stopped part way: save now, with no validation loss
+                    stopped = signals.received
+                elif not math.isfinite(val):
+                    val = None  # a diverged average: no number to record or compare
+                else:
+                    row["val_loss"], row["val_bpc"] = val, val / math.log(2)
             history.append(row)
-            metrics.write(json.dumps(row) + "\n")
+            metrics.write(json_dumps(row) + "\n")
             metrics.flush()
             bar.set_postfix(loss=f"{row['train_loss'] or float('nan'):.3f}",
                             val=f"{val:.3f}" if val is not None else "-",
                             cps=f"{row['chars_per_sec']:.0f}")
             bar.update(1)
             if evaluating:
-                improved = val is not None and (best is None or val < best)
+                improved = "val_loss" in row and (best is None or val < best)
                 best = val if improved else best
                 checkpoint(out / "checkpoint.npz")  # first: a kill between the two writes
                 if improved:  # must still leave a resumable run
                     checkpoint(out / "best.npz")
                 plot_history(history, out / "loss.png", f"{model.config.cell} on {corpus.name}")
-                if cfg.sample_length and stopped not in ("SIGINT", "SIGTERM"):
-                    text = "".join(generate(usable, corpus.vocab, "", cfg.sample_length, 0.8,
-                                            seed=step))
-                    tqdm.write(f"--- step {step}, val {val if val is None else round(val, 4)}"
-                               f" nats/char ---\n{text}\n---")
-    if stopped in ("SIGINT", "SIGTERM"):
-        log(f"interrupted by {stopped} at step {step}; saved {out / 'checkpoint.npz'} "
-            f"(continue with: scratchrnn train --resume {out})")
+                if cfg.sample_length and stopped not in STOPPED_BY:
+                    text = []
+                    for ch in generate(usable, corpus.vocab, "", cfg.sample_length, 0.8,
+                                       seed=step):
+                        if signals.received:  # a long sample must not outlive a Ctrl-C
+                            stopped = signals.received
+                            break
+                        text.append(ch)
+                    else:
+                        signals.say(tqdm.write, f"--- step {step}, val "
+                                    f"{val if val is None else round(val, 4)} nats/char ---\n"
+                                    f"{''.join(text)}\n---")
+    if stopped == "SIGPIPE":
+        print(f"scratchrnn: stdout was closed at step {step}; saved {out / 'checkpoint.npz'} "
+              f"(continue with: scratchrnn train --resume {out})", file=sys.stderr)
+    elif stopped in STOPPED_BY:
+        signals.say(log, f"interrupted by {stopped} at step {step}; saved "
+                    f"{out / 'checkpoint.npz'} (continue with: scratchrnn train --resume {out})")
     else:
-        log(f"stopped at step {step} ({stopped}); val {val if val is None else round(val, 4)} "
-            f"nats/char; checkpoints in {out}")
+        signals.say(log, f"stopped at step {step} ({stopped}); val "
+                    f"{val if val is None else round(val, 4)} nats/char; checkpoints in {out}")
     return TrainResult(usable_model(model, opt_state), corpus.vocab, out, step, epoch, val, best,
                        stopped, history)

@@ -1,0 +1,106 @@
+"""Checks made before anything is allocated or any long work starts: argument types and ranges
+(one clear error instead of a TypeError deep inside NumPy), memory a model and its windows will
+need against the memory available, and caps on lengths that would otherwise run for ever.
+
+Sizes are computed with Python integers, so an absurd value (a hidden size of 10^20) is refused
+by arithmetic, never by trying to allocate it."""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+
+MAX_SAMPLE_LENGTH = 10 ** 7  # characters one call generates (about 10 MB of text)
+MAX_LAYERS = 1000  # stacked layers: the loop over them is Python, one step would take minutes
+ARRAY_OVERHEAD = 256  # bytes an array object and its dict entry cost beyond the data
+UNKNOWN_MEMORY = 1 << 40  # the ceiling when the available memory cannot be read
+ALWAYS_FITS = 64 << 20  # needs below this are not checked: no /proc read on every small window
+
+
+def available_memory() -> int | None:
+    """Bytes this process can still allocate without swapping: MemAvailable from
+    /proc/meminfo (Linux), else free physical pages from sysconf, else None."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def human_bytes(n: int) -> str:
+    if n >= 1 << 60:
+        return f"{n / (1 << 30):.3g} GB"
+    for unit, size in (("GB", 1 << 30), ("MB", 1 << 20), ("kB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def check_memory(parts: dict[str, int], what: str, hints: dict[str, str]) -> None:
+    """Refuse `what` when the parts (name -> bytes) add up to more than the memory available.
+    `hints` names, for each part, what the user can lower; the largest part's hint is given."""
+    from .errors import ScratchRNNError
+
+    need = sum(parts.values())
+    if need <= ALWAYS_FITS:
+        return
+    avail = available_memory()
+    limit = UNKNOWN_MEMORY if avail is None else avail
+    if need <= limit:
+        return
+    biggest = max(parts, key=parts.get)
+    detail = ", ".join(f"{k} {human_bytes(v)}" for k, v in parts.items() if v)
+    have = (f"the {human_bytes(avail)} of memory available" if avail is not None
+            else f"the {human_bytes(UNKNOWN_MEMORY)} allowed when free memory is unknown")
+    raise ScratchRNNError(f"{what} needs about {human_bytes(need)} ({detail}), more than "
+                          f"{have}; {hints[biggest]}")
+
+
+def integer(value, name: str, lo: int | None = None, hi: int | None = None,
+            none_ok: bool = False) -> int | None:
+    """`value` as a Python int within [lo, hi], or one clear error naming `name`."""
+    from .errors import ScratchRNNError
+
+    if value is None and none_ok:
+        return None
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        raise ScratchRNNError(f"{name} must be a whole number, got {value!r}")
+    value = int(value)
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        if hi is None:
+            want = "positive" if lo == 1 else f"{lo} or more"
+            raise ScratchRNNError(f"{name} must be {want}, got {value}")
+        raise ScratchRNNError(f"{name} must be between {lo} and {hi:,}, got {value:,}")
+    return value
+
+
+def real(value, name: str, lo: float | None = None, hi: float | None = None,
+         lo_open: bool = False, hi_open: bool = False, none_ok: bool = False,
+         hint: str = "") -> float | None:
+    """`value` as a finite number within the interval, or one clear error naming `name`."""
+    from .errors import ScratchRNNError
+
+    if value is None and none_ok:
+        return None
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if ok:
+        value = float(value)
+        ok = (math.isfinite(value)
+              and (lo is None or (value > lo if lo_open else value >= lo))
+              and (hi is None or (value < hi if hi_open else value <= hi)))
+    if not ok:
+        if lo is not None and hi is not None:
+            want = f"in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+        elif lo is not None:
+            want = "positive" if lo == 0 and lo_open else f"{lo:g} or more"
+        else:
+            want = "a finite number"
+        raise ScratchRNNError(f"{name} must be {want}, got {value!r}{hint}")
+    return value

@@ -1,0 +1,192 @@
+"""The Python API refuses every bad argument the command line would refuse with a
+ScratchRNNError whose message says what is wrong, never a TypeError or ValueError from deep
+inside NumPy, and never by allocating first. One table; add a row for each new way to fail."""
+
+import time
+
+import numpy as np
+import pytest
+
+import scratchrnn as sr
+from scratchrnn import limits
+
+V = 10
+MODEL = sr.CharRNN(V, 8, "gru", 1, seed=0)
+DROPPY = sr.CharRNN(V, 8, "gru", 1, dropout=0.5)
+VOCAB = sr.Vocab("abcdefghij")
+OK = np.array([[1, 2, 3]])
+HUGE = 10 ** 20
+
+
+def train(**kw):
+    return sr.train(sr.TrainConfig(text="unused.txt", **kw), progress=False)
+
+
+CASES = {
+    # sampling
+    "prime not a string": (lambda: sr.sample(MODEL, VOCAB, prime=5), "prompt"),
+    "length not whole": (lambda: sr.sample(MODEL, VOCAB, length=2.5), "--length"),
+    "length negative": (lambda: sr.sample(MODEL, VOCAB, length=-1), "--length"),
+    "length absurd": (lambda: sr.sample(MODEL, VOCAB, length=HUGE), "--length"),
+    "temperature a word": (lambda: sr.generate(MODEL, VOCAB, temperature="hot"),
+                           "--temperature"),
+    "temperature inf": (lambda: sr.sample(MODEL, VOCAB, temperature=float("inf")),
+                        "--temperature"),
+    "temperature nan": (lambda: sr.sample(MODEL, VOCAB, temperature=float("nan")),
+                        "--temperature"),
+    "top-k fractional": (lambda: sr.sample(MODEL, VOCAB, top_k=2.5), "--top-k"),
+    "top-k zero": (lambda: sr.sample(MODEL, VOCAB, top_k=0), "--top-k"),
+    "top-p a word": (lambda: sr.sample(MODEL, VOCAB, top_p="most"), "--top-p"),
+    "seed negative": (lambda: sr.sample(MODEL, VOCAB, seed=-1), "--seed"),
+    "seed a float": (lambda: sr.sample(MODEL, VOCAB, seed=1.5), "--seed"),
+    "model not a model": (lambda: sr.sample("model", VOCAB), "CharRNN"),
+    "vocab not a vocab": (lambda: sr.sample(MODEL, "abc"), "Vocab"),
+    "vocab of another size": (lambda: sr.sample(MODEL, sr.Vocab("abc")), "vocabulary"),
+    "unknown prompt character": (lambda: sr.sample(MODEL, VOCAB, prime="xyz"), "prompt"),
+    # a model's window
+    "negative id": (lambda: MODEL.loss_and_grads(np.array([[-1, 2]]), np.array([[1, 2]])),
+                    "-1"),
+    "id past the vocabulary": (lambda: MODEL.loss_and_grads(OK, np.array([[1, 2, V]])),
+                               "outside"),
+    "float ids": (lambda: MODEL.loss_and_grads(OK.astype(float), OK), "integer"),
+    "1-D ids": (lambda: MODEL.loss_and_grads(np.array([1, 2]), np.array([2, 3])), "shape"),
+    "empty window": (lambda: MODEL.loss_and_grads(np.zeros((1, 0), int),
+                                                  np.zeros((1, 0), int)), "non-empty"),
+    "shapes differ": (lambda: MODEL.loss_and_grads(OK, np.array([[1, 2]])), "same"),
+    "ids as text": (lambda: MODEL.loss(np.array([["a", "b"]]), OK), "integer"),
+    "ragged ids": (lambda: MODEL.loss([[1, 2], [3]], OK), "ids"),
+    "state with wrong keys": (lambda: MODEL.loss(OK, OK, state={"h": np.zeros((1, 8))}),
+                              "state"),
+    "state of wrong shape": (lambda: MODEL.loss(OK, OK, state={"l0.h": np.zeros((2, 8))}),
+                             "state"),
+    "dropout without rng": (lambda: DROPPY.loss_and_grads(OK, OK), "rng"),
+    "rng not a generator": (lambda: MODEL.loss_and_grads(OK, OK, rng=3), "Generator"),
+    "state batch astronomical": (lambda: MODEL.init_state(HUGE), "batch"),
+    # building a model
+    "hidden astronomical": (lambda: sr.CharRNN(V, HUGE), "memory"),
+    "layers absurd": (lambda: sr.CharRNN(V, 8, num_layers=10 ** 8), "num_layers"),
+    "hidden a float": (lambda: sr.CharRNN(V, 8.5), "hidden_size"),
+    "dropout a word": (lambda: sr.CharRNN(V, 8, dropout="half"), "dropout"),
+    "init_std inf": (lambda: sr.CharRNN(V, 8, init_std=float("inf")), "init_std"),
+    "seed negative (model)": (lambda: sr.CharRNN(V, 8, seed=-1), "seed"),
+    "unknown cell": (lambda: sr.CharRNN(V, 8, cell="transformer"), "cell"),
+    # evaluation
+    "eval ids out of range": (lambda: sr.evaluate(MODEL, data=[1, 2, -3, 4]), "-3"),
+    "eval data not ids": (lambda: sr.evaluate(MODEL, data=None), "data"),
+    "eval data text": (lambda: sr.evaluate(MODEL, data="abc"), "data"),
+    "eval float data": (lambda: sr.evaluate(MODEL, data=np.ones(10)), "integer"),
+    "eval seq_len zero": (lambda: sr.evaluate(MODEL, np.ones(10, int), seq_len=0), "seq_len"),
+    "eval batch too big": (lambda: sr.evaluate(MODEL, np.ones(10, int), batch=9), "streams"),
+    "eval should_stop not callable": (lambda: sr.evaluate(MODEL, np.ones(10, int),
+                                                          should_stop=True), "should_stop"),
+    # training configuration
+    "time budget unreadable": (lambda: sr.TrainConfig(time_budget="soon"), "time budget"),
+    "time budget inf": (lambda: train(time_budget=float("inf")), "--time-budget"),
+    "unknown option": (lambda: sr.train(sr.TrainConfig(), hiden=5), "hiden"),
+    "hidden a string": (lambda: train(hidden="256"), "--hidden"),
+    "hidden astronomical (train)": (lambda: train(hidden=HUGE), "--hidden"),
+    "layers absurd (train)": (lambda: train(layers=10 ** 8), "--layers"),
+    "batch astronomical": (lambda: train(batch=HUGE), "--batch"),
+    "seq_len astronomical": (lambda: train(seq_len=HUGE), "--seq-len"),
+    "sample length absurd": (lambda: train(sample_length=HUGE), "--sample-length"),
+    "sample length float": (lambda: train(sample_length=2.5), "--sample-length"),
+    "seed negative (train)": (lambda: train(seed=-1), "--seed"),
+    "dropout a word (train)": (lambda: train(dropout="x"), "--dropout"),
+    "lr a word": (lambda: train(lr="fast"), "--lr"),
+    "min_lr nan": (lambda: train(min_lr=float("nan")), "--min-lr"),
+    "init_std inf (train)": (lambda: train(init_std=float("inf")), "--init-std"),
+    "val_frac nan": (lambda: train(val_frac=float("nan")), "--val-frac"),
+    "fractions sum to one": (lambda: train(val_frac=0.5, test_frac=0.5), "sum"),
+    "empty out": (lambda: train(out=""), "--out"),
+    "empty text": (lambda: sr.train(sr.TrainConfig(text="")), "--text"),
+    "warmup negative": (lambda: train(warmup=-1), "--warmup"),
+    "eval_every a float": (lambda: train(eval_every=0.5), "--eval-every"),
+    "max_steps zero": (lambda: train(max_steps=0), "--max-steps"),
+    "config not a config": (lambda: sr.train(sr.TrainConfig(), cell=3), "--cell"),
+    # text
+    "vocab of a number": (lambda: sr.Vocab(123), "vocabulary"),
+    "metrics of nothing": (lambda: sr.read_metrics("no/such/run"), "metrics"),
+    "clean of nothing": (lambda: sr.clean(None, VOCAB), "string"),
+    "clean with a vocab name": (lambda: sr.clean("text", "ascii"), "Vocab"),
+    "plot of nothing": (lambda: sr.plot_history(None, "x.png"), "rows"),
+    "plot of rows without losses": (lambda: sr.plot_history([{"step": "x"}], "x.png"),
+                                    "no losses"),
+}
+
+
+def test_the_table_is_long_enough():
+    assert len(CASES) >= 40
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_api_refuses(name):
+    call, words = CASES[name]
+    t0 = time.perf_counter()
+    with pytest.raises(sr.ScratchRNNError) as info:
+        result = call()
+        if hasattr(result, "__next__"):  # a generator must refuse before it is consumed
+            pytest.fail("generate() returned before checking its arguments")
+    assert time.perf_counter() - t0 < 5, "a refusal must come before any work"
+    message = str(info.value)
+    assert words in message and len(message) > 20 and "\n" not in message
+
+
+def test_memory_refusal_allocates_nothing(monkeypatch):
+    """With 200 MB available, the default model trains but a 4096-unit one is refused by
+    arithmetic, before anything is allocated."""
+    import tracemalloc
+
+    monkeypatch.setattr(limits, "available_memory", lambda: 200 << 20)
+    tracemalloc.start()
+    try:
+        with pytest.raises(sr.ScratchRNNError, match="lower --hidden or --layers"):
+            train(hidden=4096)
+        with pytest.raises(sr.ScratchRNNError, match="lower --batch or --seq-len"):
+            train(batch=4096, seq_len=1000)
+        with pytest.raises(sr.ScratchRNNError, match="more than the 200.0 MB"):
+            sr.CharRNN(96, 4096, "lstm", 2)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 5 << 20
+    sr.config.validate(sr.TrainConfig())  # the default run fits in 200 MB
+
+
+def test_memory_estimate_covers_a_real_step():
+    """The estimate is not a guess from thin air: a real training step of a mid-sized model
+    allocates less than the window estimate plus the parameter copies."""
+    import tracemalloc
+
+    from scratchrnn.model import param_count, window_memory
+
+    model = sr.CharRNN(96, 128, "lstm", 2, seed=0)
+    x = np.random.default_rng(0).integers(0, 96, (16, 40))
+    tracemalloc.start()
+    model.loss_and_grads(x, np.roll(x, -1, axis=1))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    numbers, _ = param_count(model.config)
+    assert numbers == model.num_params()
+    assert peak <= window_memory(model.config, 16, 40) + 2 * numbers * 4
+
+
+def test_train_accepts_a_duration_string_and_paths(small_text, tmp_path):
+    cfg = sr.TrainConfig(text=small_text, out=tmp_path / "r", time_budget="10m", hidden=8,
+                         batch=2, seq_len=8, max_steps=2, eval_every=2, sample_length=0)
+    assert cfg.time_budget == 600.0 and cfg.text == str(small_text)
+    assert sr.train(cfg, progress=False).step == 2  # config.json holds plain strings
+    assert sr.sample(sr.load_checkpoint(tmp_path / "r").model,
+                     sr.load_checkpoint(tmp_path / "r").vocab, prime=None, length=5)
+
+
+def test_prompt_that_cleans_to_nothing_samples_as_no_prompt():
+    plain = sr.sample(MODEL, VOCAB, length=20, seed=3)
+    for prompt in ("\u0301", "\u200b"):
+        with pytest.warns(UserWarning, match="no characters the model reads"):
+            out = sr.sample(MODEL, VOCAB, prime=prompt, length=20, seed=3)
+        assert out == prompt + plain
+
+
+def test_tiny_temperature_is_argmax_not_nan():
+    greedy = sr.sample(MODEL, VOCAB, length=30, argmax=True)
+    assert sr.sample(MODEL, VOCAB, length=30, temperature=1e-320) == greedy

@@ -150,3 +150,23 @@ def test_screenshot_is_not_blank(driver, pages):
     assert pixels.shape[0] > 500 and pixels.shape[1] > 800
     assert pixels.std() > 0.05  # text, colours and charts, not a blank page
     assert len(np.unique((pixels * 255).astype(np.uint8).reshape(-1, 3), axis=0)) > 200
+
+
+def test_two_notebook_fragments_render_side_by_side(driver, tmp_path):
+    """_repr_html_ as a notebook shows it: two outputs in one document, each its own view."""
+    vocab = sr.Vocab.ascii()
+    insp = sr.inspect(sr.CharRNN(len(vocab), 8, "gru", 1, seed=0), vocab, TEXT[:300])
+    page = tmp_path / "notebook.html"
+    page.write_text("<!DOCTYPE html><html><head><meta charset='utf-8'></head><body>"
+                    + insp._repr_html_() + insp._repr_html_() + "</body></html>")
+    driver.get(page.as_uri())
+    for _ in range(100):
+        ready = driver.execute_script("return Array.from(document.querySelectorAll("
+                                      "'.sr-inside')).map(r => r.dataset.ready)")
+        if ready == ["1", "1"]:
+            break
+        time.sleep(0.05)
+    assert ready == ["1", "1"]
+    assert len(driver.find_elements("css selector", ".sr-text")) == 2
+    assert driver.find_elements("css selector", ".sr-inside h1") == []  # no page header
+    assert severe(driver) == []

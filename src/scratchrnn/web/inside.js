@@ -119,6 +119,8 @@
         + "zero, orange: positive). Pick a unit found automatically on the left, or any layer, "
         + "signal and unit above. Hover over a character, or focus the text and use the arrow "
         + "keys, to see the model's top guesses for the next character."}));
+    }
+    {  // the model card, loss curve and this text's numbers (notebook outputs too)
       var top = el("div", {cls: "sr-top"});
       if (data.model_card) {
         var tb = el("table", {cls: "sr-card"});

@@ -3,7 +3,8 @@ open it in headless Chromium (Selenium, the system chromedriver), pick a unit, h
 character and save the window as a PNG.
 
     python scripts/inside_screenshot.py runs/pg98 --out docs/inside.png
-    python scripts/inside_screenshot.py runs/pg98 --unit 1/h/37 --hover 120 --out docs/inside.png
+    python scripts/inside_screenshot.py runs/pg98 --unit 1/h/37 --stretch --hover 120 \
+        --out docs/inside.png
 """
 
 import argparse
@@ -26,6 +27,7 @@ def main() -> None:
     ap.add_argument("--chars", type=int, default=4000)
     ap.add_argument("--unit", help="LAYER/SIGNAL/UNIT to show (default: the page's choice)")
     ap.add_argument("--hover", type=int, default=60, help="character to hover over")
+    ap.add_argument("--stretch", action="store_true", help="tick 'stretch colours'")
     ap.add_argument("--size", default="1400,980", help="window width,height in CSS pixels")
     args = ap.parse_args()
     opts = webdriver.ChromeOptions()
@@ -48,6 +50,9 @@ def main() -> None:
                 layer, signal, unit = args.unit.split("/")
                 driver.execute_script("return window.srInside.select(arguments[0], arguments[1],"
                                       " arguments[2], 'unit')", int(layer), signal, int(unit))
+                time.sleep(0.3)
+            if args.stretch:
+                driver.find_element("css selector", "input.sr-stretch").click()
                 time.sleep(0.3)
             span = driver.find_elements("css selector", ".sr-text span")[args.hover]
             ActionChains(driver).move_to_element(span).perform()

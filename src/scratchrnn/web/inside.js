@@ -169,7 +169,8 @@
     controls.appendChild(el("label", null, ["Signal", selSignal]));
     controls.appendChild(el("label", null, ["Unit", inUnit, el("span", {cls: "sr-note",
       text: "of " + H})]));
-    controls.appendChild(el("label", {title: "colour from this unit's own minimum to maximum"},
+    controls.appendChild(el("label", {title: "spread this unit's own range (2nd to 98th percentile) "
+      + "over the whole colour scale"},
       [chk, "stretch colours"]));
     var ramp = el("span", {cls: "sr-ramp"});
     var lo = el("span"), hi = el("span");
@@ -321,12 +322,10 @@
         var sc = scaleOf(st.layer, st.signal), base = st.unit * T;
         var centre = gate ? 0.5 : 0, half = gate ? 0.5 : Math.max(Math.abs(a.lo), Math.abs(a.hi));
         if (st.stretch) {
-          var mn = Infinity, mx = -Infinity;
-          for (var t = 0; t < T; t++) {
-            mn = Math.min(mn, q[base + t]);
-            mx = Math.max(mx, q[base + t]);
-          }
-          mn = sc[0] + mn * sc[1]; mx = sc[0] + mx * sc[1];
+          // the 2nd to 98th percentile: one outlier (the zero start state) cannot wash it out
+          var sorted = q.slice(base, base + T).sort();
+          var mn = sc[0] + sorted[Math.floor(0.02 * (T - 1))] * sc[1];
+          var mx = sc[0] + sorted[Math.ceil(0.98 * (T - 1))] * sc[1];
           centre = (mn + mx) / 2; half = Math.max((mx - mn) / 2, 1e-9);
         }
         ramp.style.background = "linear-gradient(to right, " + rgb(NEG) + ", " + rgb(MID) + ", "

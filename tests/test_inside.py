@@ -118,6 +118,7 @@ def test_text_is_cleaned_as_a_prompt_and_unknown_characters_are_named():
         sr.inspect(m, VOCAB, "abc", top_k=0)
     one = sr.inspect(m, VOCAB, "a")  # one character: a guess, no successor to score
     assert one.topk_ids.shape == (1, 5) and one.surprisal.size == 0
+    assert repr(insp).startswith("Inspection(rnn, 1 layers x 12, 12 chars, ")
 
 
 def test_properties_of_a_known_string():

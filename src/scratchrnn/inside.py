@@ -64,6 +64,10 @@ class Inspection:
     vocab: Vocab | None = None
     _units: dict = field(default=None, repr=False)
 
+    def __repr__(self) -> str:  # the arrays would fill a terminal
+        return (f"Inspection({self.cell}, {len(self.layers)} layers x {self.hidden_size}, "
+                f"{len(self.ids):,} chars, {self.mean_surprisal:.4f} nats/char)")
+
     @property
     def mean_surprisal(self) -> float:
         """Mean next-character cross-entropy in nats/char (`scratchrnn eval`'s number)."""

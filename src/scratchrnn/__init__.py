@@ -20,15 +20,16 @@ _WHERE = {
     "PRESETS": "config", "TrainConfig": "config", "with_preset": "config",
     "Corpus": "data", "load_corpus": "data", "evaluate": "evaluate",
     "CharRNN": "model", "ModelConfig": "model", "plot_history": "plot", "read_metrics": "plot",
-    "generate": "sample", "sample": "sample", "Vocab": "text", "clean": "text",
+    "Inspection": "inside", "inspect": "inside", "generate": "sample", "sample": "sample",
+    "Vocab": "text", "clean": "text",
     "TrainResult": "train", "train": "train",
 }
 
 __all__ = [
-    "PRESETS", "CharRNN", "Checkpoint", "Corpus", "ModelConfig", "ScratchRNNError",
-    "TrainConfig", "TrainResult", "Vocab", "clean", "evaluate", "generate", "load_checkpoint",
-    "load_corpus", "plot_history", "read_metrics", "sample", "save_checkpoint", "train",
-    "with_preset",
+    "PRESETS", "CharRNN", "Checkpoint", "Corpus", "Inspection", "ModelConfig", "ScratchRNNError",
+    "TrainConfig", "TrainResult", "Vocab", "clean", "evaluate", "generate", "inspect",
+    "load_checkpoint", "load_corpus", "plot_history", "read_metrics", "sample", "save_checkpoint",
+    "train", "with_preset",
 ]
 __version__ = "0.1.0"
 

@@ -20,6 +20,7 @@ from .resume import vocab_arg
 from .safejson import dumps as json_dumps
 from .sample import generate
 from .train import train
+from .visualize import visualize_run
 
 EXIT_ERROR, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM, EXIT_SIGPIPE = 1, 2, 130, 143, 141
 
@@ -109,6 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--vocab", help="the model's characters in index order, or a file holding "
                    "exactly them (default: the file's metadata, as export writes)")
     m.add_argument("--out", help="run folder to create (default: runs/<file name>)")
+    v = sub.add_parser("visualize", help="write one HTML page that shows inside the model")
+    v.add_argument("run", help="run folder or checkpoint file")
+    where = v.add_mutually_exclusive_group()
+    where.add_argument("--text", help="look at the start of this file")
+    where.add_argument("--split", choices=("val", "test"),
+                       help="look at the start of the run's val (default) or test split")
+    v.add_argument("--chars", type=int, default=4000, help="characters to show (default 4000)")
+    v.add_argument("--out", help="HTML path (default: RUN/inside.html)")
     p = sub.add_parser("plot", help="redraw the loss curve of a run")
     p.add_argument("run", help="run folder")
     p.add_argument("--out", help="PNG path (default: RUN/loss.png)")
@@ -234,13 +243,19 @@ def _cmd_plot(args) -> int:
     return 0
 
 
+def _cmd_visualize(args) -> int:
+    print(visualize_run(args.run, args.text, args.split, args.chars, args.out))
+    return 0
+
+
 def _warn(message, category, filename, lineno, file=None, line=None):
     print(f"scratchrnn: warning: {message}", file=sys.stderr)
 
 
 def main(argv=None) -> int:
     commands = {"train": _cmd_train, "sample": _cmd_sample, "eval": _cmd_eval,
-                "plot": _cmd_plot, "export": _cmd_export, "import": _cmd_import}
+                "plot": _cmd_plot, "export": _cmd_export, "import": _cmd_import,
+                "visualize": _cmd_visualize}
     old_showwarning = warnings.showwarning
     warnings.showwarning = _warn
     try:

@@ -13,6 +13,8 @@ from .layers import softmax
 from .model import CharRNN
 from .text import Vocab
 
+MAX_CLAMP = 10.0  # beyond a few units of a tanh cell's range a clamp only saturates what reads it
+
 
 def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
     if not (temperature > 0 and np.isfinite(temperature)):
@@ -22,6 +24,26 @@ def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -
         raise ScratchRNNError(f"--top-k must be 1 or more, got {top_k}")
     if top_p is not None and not 0 < top_p <= 1:
         raise ScratchRNNError(f"--top-p must be in (0, 1], got {top_p}")
+
+
+def check_clamp(clamp, model: CharRNN) -> tuple[int, int, float] | None:
+    """`clamp` is None or (layer, unit, value): that unit of that layer's h is held at value."""
+    if clamp is None:
+        return None
+    cfg = model.config
+    try:
+        layer, unit, value = clamp
+    except (TypeError, ValueError):
+        raise ScratchRNNError(f"a clamp is LAYER:UNIT:VALUE, got {clamp!r}") from None
+    for name, v, n in (("layer", layer, cfg.num_layers), ("unit", unit, cfg.hidden_size)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or not 0 <= v < n:
+            raise ScratchRNNError(f"the clamp's {name} must be an integer in [0, {n - 1}] for "
+                                  f"this model, got {v!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number) \
+            or not abs(value) <= MAX_CLAMP:
+        raise ScratchRNNError(f"the clamp's value must be a number in [-{MAX_CLAMP:g}, "
+                              f"{MAX_CLAMP:g}], got {value!r} (h of a tanh unit is in (-1, 1))")
+    return int(layer), int(unit), float(value)
 
 
 def filter_probs(probs: np.ndarray, top_k: int | None, top_p: float | None) -> np.ndarray:
@@ -38,8 +60,13 @@ def filter_probs(probs: np.ndarray, top_k: int | None, top_p: float | None) -> n
     return probs / probs.sum()
 
 
-def stepper(model: CharRNN):
+def stepper(model: CharRNN, clamp: tuple[int, int, float] | None = None):
     """A single-stream step `next_logits(char_id) -> (V,) logits` that keeps its own state.
+
+    `clamp=(layer, unit, value)` overwrites that unit of that layer's h after every step, before
+    the layer above (and the next step) reads it: the unit is held at the value while the rest
+    of the network runs as trained (Radford et al. 2017's sentiment-neuron steering). An LSTM's
+    cell c is left to run; only its output h is held.
 
     The cells' equations for one vector at a time, with buffers allocated once: generation is
     one tiny step per character, so per-call overhead, not arithmetic, decides its speed.
@@ -58,6 +85,8 @@ def stepper(model: CharRNN):
     z = np.empty(cells.GATES[cell] * H, cfg.dtype)  # (G*H,) gate pre-activations
     tmp = np.empty(H, cfg.dtype)
     W_yT, b_y = np.ascontiguousarray(P["W_y"].T), P["b_y"]
+    clamp = check_clamp(clamp, model)
+    c_layer, c_unit, c_value = clamp if clamp else (-1, 0, 0.0)
 
     def next_logits(i: int) -> np.ndarray:
         for k in range(L):
@@ -86,6 +115,8 @@ def stepper(model: CharRNN):
                 np.subtract(h, n, out=tmp)
                 np.multiply(tmp, rz[H:], out=tmp)
                 np.add(n, tmp, out=h)
+            if k == c_layer:
+                h[c_unit] = c_value
         return W_yT @ hs[L - 1] + b_y
 
     return next_logits
@@ -93,19 +124,22 @@ def stepper(model: CharRNN):
 
 def generate(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200,
              temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-             argmax: bool = False, seed: int | None = 0) -> Iterator[str]:
-    """Yield `length` generated characters (the prompt itself is not repeated)."""
+             argmax: bool = False, seed: int | None = 0,
+             clamp: tuple[int, int, float] | None = None) -> Iterator[str]:
+    """Yield `length` generated characters (the prompt itself is not repeated); `clamp`:
+    see `stepper` (held while the prompt is read, too)."""
     if len(vocab) != model.config.vocab_size:
         raise ScratchRNNError("the vocabulary does not match the model")
     if length < 0:
         raise ScratchRNNError("--length must be 0 or more")
     check_sampling(temperature, top_k, top_p)
+    clamp = check_clamp(clamp, model)
     if prime:
         ids = vocab.clean_prompt(prime)
     else:  # start as after a line break (or a space), like the start of a paragraph
         ids = [next((vocab.chars.index(c) for c in "\n " if c in vocab.chars), 0)]
     rng = np.random.default_rng(seed)
-    next_logits = stepper(model)
+    next_logits = stepper(model, clamp)
     for i in ids:  # feed the prompt; its last logits predict the first new character
         logits = next_logits(int(i))
     for _ in range(length):
@@ -123,7 +157,8 @@ def generate(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200,
 
 def sample(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200,
            temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-           argmax: bool = False, seed: int | None = 0) -> str:
+           argmax: bool = False, seed: int | None = 0,
+           clamp: tuple[int, int, float] | None = None) -> str:
     """The prompt followed by `length` generated characters."""
     return prime + "".join(generate(model, vocab, prime, length, temperature, top_k, top_p,
-                                    argmax, seed))
+                                    argmax, seed, clamp))

@@ -90,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plot", help="redraw the loss curve of a run")
     p.add_argument("run", help="run folder")
     p.add_argument("--out", help="PNG path (default: RUN/loss.png)")
+    v = sub.add_parser("serve", help="a local playground: look inside the model, generate")
+    v.add_argument("run", help="run folder or checkpoint file")
+    v.add_argument("--host", default="127.0.0.1", help="address to listen on (default: "
+                   "127.0.0.1, this machine only)")
+    v.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free one)")
     return parser
 
 
@@ -149,13 +154,19 @@ def _cmd_plot(args) -> int:
     return 0
 
 
+def _cmd_serve(args) -> int:
+    from .serve import run
+
+    return run(args.run, args.host, args.port)
+
+
 def _warn(message, category, filename, lineno, file=None, line=None):
     print(f"scratchrnn: warning: {message}", file=sys.stderr)
 
 
 def main(argv=None) -> int:
     commands = {"train": _cmd_train, "sample": _cmd_sample, "eval": _cmd_eval,
-                "plot": _cmd_plot}
+                "plot": _cmd_plot, "serve": _cmd_serve}
     old_showwarning = warnings.showwarning
     warnings.showwarning = _warn
     try:

@@ -67,6 +67,15 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     a("--quiet", action="store_true", help="no progress bar")
 
 
+def _clamp(text: str) -> tuple[int, int, float]:
+    try:
+        layer, unit, value = text.split(":")
+        return int(layer), int(unit), float(value)
+    except ValueError:
+        raise ScratchRNNError(f"--clamp takes LAYER:UNIT:VALUE, e.g. 0:17:1.0, got {text!r}") \
+            from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="scratchrnn", description="Character-level RNN, LSTM and GRU language "
                      "models from scratch in NumPy.")
@@ -81,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--top-p", type=float)
     s.add_argument("--argmax", action="store_true", help="always take the likeliest character")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--clamp", metavar="LAYER:UNIT:VALUE", type=_clamp,
+                   help="hold one unit of one layer's h at VALUE while generating, e.g. 0:17:1")
     e = sub.add_parser("eval", help="held-out loss of a trained model")
     e.add_argument("run", help="run folder or checkpoint file")
     e.add_argument("--text", help="evaluate on this file instead of the run's corpus")
@@ -115,7 +126,7 @@ def _cmd_train(args) -> int:
 def _cmd_sample(args) -> int:
     ckpt = load_checkpoint(args.run)
     chars = generate(ckpt.model, ckpt.vocab, args.prime, args.length, args.temperature,
-                     args.top_k, args.top_p, args.argmax, args.seed)
+                     args.top_k, args.top_p, args.argmax, args.seed, args.clamp)
     first = next(chars, "")  # validates the prompt before anything is printed
     sys.stdout.write(args.prime + first)
     for ch in chars:

@@ -136,6 +136,9 @@ def model_card(ckpt: Checkpoint) -> dict:
 
 class Handler(BaseHTTPRequestHandler):
     server_version = "scratchrnn"
+    # What a refusal of an unparsable request line is answered in (http.server's default,
+    # HTTP/0.9, would send the JSON error without a status line).
+    default_request_version = "HTTP/1.0"
     timeout = 30  # seconds a client may stall a read or a write before its thread lets go
     playground: Playground  # set on the subclass make_server builds
 
@@ -175,8 +178,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _handle(self, method: str) -> None:
         try:
-            host = (self.headers.get("Host") or "").rsplit(":", 1)[0]
-            if self.playground.loopback and host not in LOOPBACK:
+            host = self.headers.get("Host")  # browsers always send it; HTTP/1.0 tools may not
+            host = host if host is None else host.rsplit(":", 1)[0]
+            if self.playground.loopback and host is not None and host not in LOOPBACK:
                 # A page elsewhere whose name now points at 127.0.0.1 (DNS rebinding) gets nothing.
                 raise BadRequest(f"unexpected Host {host[:80]!r}", 403)
             self._route(method)()
@@ -263,20 +267,21 @@ class Handler(BaseHTTPRequestHandler):
         pg = self.playground
         args = parse_generate(self._body(), pg.ckpt.model)
         chars = pg.generate(pg.ckpt.model, pg.ckpt.vocab, **args)
-        pending = next(chars, "")  # checks the prompt before the answer starts
+        first = next(chars, "")  # checks the prompt before the answer starts
         self.send_response(200)
         for k, v in {"Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store",
                      "X-Content-Type-Options": "nosniff"}.items():
             self.send_header(k, v)
         self.end_headers()  # HTTP/1.0: the body runs until the connection closes
-        last = 0.0
-        for ch in chars:
+        self.wfile.write(first.encode())
+        pending, last = [], time.perf_counter()
+        for ch in chars:  # written in batches: one send per character costs more than it shows
+            pending.append(ch)
             now = time.perf_counter()
             if now - last >= FLUSH_EVERY:
-                self.wfile.write(pending.encode())
-                pending, last = "", now
-            pending += ch
-        self.wfile.write(pending.encode())
+                self.wfile.write("".join(pending).encode())
+                pending, last = [], now
+        self.wfile.write("".join(pending).encode())
 
 
 def _no_constant(name: str):
@@ -293,7 +298,19 @@ class Playground:
         self.generate = generate  # tests slow it down to watch the stream
 
 
-def make_server(ckpt, host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTTPServer:
+class PlaygroundServer(ThreadingHTTPServer):
+    daemon_threads = True  # a stream in flight does not hold up Ctrl-C
+
+    def handle_error(self, request, client_address):
+        """Whatever escapes a handler (a reset while the request line is read): one line, not
+        socketserver's traceback."""
+        e = sys.exc_info()[1]
+        if not isinstance(e, ConnectionError | TimeoutError):
+            print(f"scratchrnn serve: {client_address[0]}: {type(e).__name__}: "
+                  f"{' '.join(str(e).split())}", file=sys.stderr, flush=True)
+
+
+def make_server(ckpt, host: str = "127.0.0.1", port: int = 8000) -> PlaygroundServer:
     """A server for `ckpt` (a Checkpoint, run folder or .npz) on host:port (0: any free port),
     not yet serving: call `serve_forever()` (in a thread, for tests) and `shutdown()`."""
     if not isinstance(ckpt, Checkpoint):
@@ -303,11 +320,10 @@ def make_server(ckpt, host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTT
     handler = type("PlaygroundHandler", (Handler,),
                    {"playground": Playground(ckpt, host in LOOPBACK)})
     try:
-        server = ThreadingHTTPServer((host, port), handler)
+        server = PlaygroundServer((host, port), handler)
     except OSError as e:
         raise ScratchRNNError(f"cannot listen on {host}:{port} ({e.strerror or e}); pick "
                               "another --port or --host") from None
-    server.daemon_threads = True  # a stream in flight does not hold up Ctrl-C
     return server
 
 

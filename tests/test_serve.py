@@ -15,12 +15,11 @@ import threading
 import time
 
 import pytest
+from conftest import SMALL_TEXT
 
 import scratchrnn as sr
 from scratchrnn import serve
 from scratchrnn.cli import main
-
-from conftest import SMALL_TEXT
 
 
 @pytest.fixture(scope="module")

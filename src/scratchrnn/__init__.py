@@ -10,6 +10,7 @@ from .config import PRESETS, TrainConfig, with_preset
 from .data import Corpus, load_corpus
 from .errors import ScratchRNNError
 from .evaluate import evaluate
+from .inside import Inspection, inspect
 from .model import CharRNN, ModelConfig
 from .plot import plot_history, read_metrics
 from .sample import generate, sample
@@ -17,9 +18,9 @@ from .text import Vocab, clean
 from .train import TrainResult, train
 
 __all__ = [
-    "PRESETS", "CharRNN", "Checkpoint", "Corpus", "ModelConfig", "ScratchRNNError",
-    "TrainConfig", "TrainResult", "Vocab", "clean", "evaluate", "generate", "load_checkpoint",
-    "load_corpus", "plot_history", "read_metrics", "sample", "save_checkpoint", "train",
-    "with_preset",
+    "PRESETS", "CharRNN", "Checkpoint", "Corpus", "Inspection", "ModelConfig", "ScratchRNNError",
+    "TrainConfig", "TrainResult", "Vocab", "clean", "evaluate", "generate", "inspect",
+    "load_checkpoint", "load_corpus", "plot_history", "read_metrics", "sample", "save_checkpoint",
+    "train", "with_preset",
 ]
 __version__ = "0.1.0"

@@ -16,6 +16,7 @@ from .evaluate import evaluate, report
 from .plot import plot_history, read_metrics
 from .sample import generate
 from .train import train
+from .visualize import visualize_run
 
 EXIT_ERROR, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM = 1, 2, 130, 143
 
@@ -98,6 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", choices=("val", "test", "all"),
                    help="which part of the text (default: val; all with --text)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
+    v = sub.add_parser("visualize", help="write one HTML page that shows inside the model")
+    v.add_argument("run", help="run folder or checkpoint file")
+    where = v.add_mutually_exclusive_group()
+    where.add_argument("--text", help="look at the start of this file")
+    where.add_argument("--split", choices=("val", "test"),
+                       help="look at the start of the run's val (default) or test split")
+    v.add_argument("--chars", type=int, default=4000, help="characters to show (default 4000)")
+    v.add_argument("--out", help="HTML path (default: RUN/inside.html)")
     p = sub.add_parser("plot", help="redraw the loss curve of a run")
     p.add_argument("run", help="run folder")
     p.add_argument("--out", help="PNG path (default: RUN/loss.png)")
@@ -165,6 +174,11 @@ def _cmd_plot(args) -> int:
     return 0
 
 
+def _cmd_visualize(args) -> int:
+    print(visualize_run(args.run, args.text, args.split, args.chars, args.out))
+    return 0
+
+
 def _cmd_serve(args) -> int:
     from .serve import run
 
@@ -177,7 +191,7 @@ def _warn(message, category, filename, lineno, file=None, line=None):
 
 def main(argv=None) -> int:
     commands = {"train": _cmd_train, "sample": _cmd_sample, "eval": _cmd_eval,
-                "plot": _cmd_plot, "serve": _cmd_serve}
+                "plot": _cmd_plot, "visualize": _cmd_visualize, "serve": _cmd_serve}
     old_showwarning = warnings.showwarning
     warnings.showwarning = _warn
     try:

@@ -1,0 +1,239 @@
+"""Looking inside a model: every layer's hidden state and gates under each character of a text,
+the model's next-character guesses, and the units that track simple properties of the text.
+
+All values come from the model's own batched forward pass (`model.forward` and the cells'
+caches), run over windows of the text with the state carried, so memory stays bounded by the
+window and the (T, H) arrays kept. Surprisal is -log p(next char) in nats, read from the
+softmax cache exactly as the loss reads it, so its mean is `evaluate`'s loss on the same text.
+Units are ranked by |Pearson correlation| with per-character properties, as Karpathy, Johnson
+& Fei-Fei (2016), "Visualizing and Understanding Recurrent Networks", found cells by hand.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import ScratchRNNError
+from .model import CharRNN, forward
+from .text import Vocab
+
+# Signals kept per layer and cell, in the order the page lists them.
+SIGNALS = {"rnn": ("h",), "lstm": ("h", "c", "i", "f", "g", "o"), "gru": ("h", "r", "z", "n")}
+GATES = {"i", "f", "o", "r", "z"}  # sigmoid gates, in [0, 1]: saturation is measured on these
+WINDOW = 512  # characters per forward pass
+MAX_BYTES = 2 << 30  # refuse an inspection whose arrays would pass this
+
+
+def _signals(cell: str, cell_cache) -> dict[str, np.ndarray]:
+    """The per-step signals of one layer from its cell cache, each (W, H) for one stream."""
+    if cell == "rnn":
+        hs, _ = cell_cache
+        return {"h": hs[1:, 0]}
+    if cell == "lstm":
+        hs, cs, acts, _, _ = cell_cache  # acts: i f g o after their nonlinearity
+        H = hs.shape[-1]
+        out = {"h": hs[1:, 0], "c": cs[1:, 0]}
+        for j, name in enumerate("ifgo"):
+            out[name] = acts[:, 0, j * H:(j + 1) * H]
+        return out
+    hs, rzs, ns, _, _ = cell_cache  # gru
+    return {"h": hs[1:, 0], "r": rzs[:, 0, 0], "z": rzs[:, 1, 0], "n": ns[:, 0]}
+
+
+@dataclass
+class Inspection:
+    """What a model does under each character of `text` (T characters, one stream).
+
+    layers[k][signal] is (T, H): the value after reading character t. topk_*[t] and the
+    next_* arrays describe the distribution after reading character t, i.e. the guess for
+    character t + 1; next_* and surprisal have T - 1 entries (the last character has no
+    successor)."""
+
+    text: str
+    ids: np.ndarray  # (T,)
+    cell: str
+    layers: list[dict[str, np.ndarray]]  # per layer: signal -> (T, H)
+    topk_ids: np.ndarray  # (T, k)
+    topk_probs: np.ndarray  # (T, k)
+    next_prob: np.ndarray  # (T-1,)
+    next_rank: np.ndarray  # (T-1,) 1 = the model's first guess
+    surprisal: np.ndarray  # (T-1,) nats
+    vocab: Vocab | None = None
+    _units: dict = field(default=None, repr=False)
+
+    @property
+    def mean_surprisal(self) -> float:
+        """Mean next-character cross-entropy in nats/char (`scratchrnn eval`'s number)."""
+        return float(self.surprisal.mean()) if self.surprisal.size else float("nan")
+
+    @property
+    def bits_per_char(self) -> float:
+        return self.mean_surprisal / math.log(2)
+
+    @property
+    def hidden_size(self) -> int:
+        return self.layers[0]["h"].shape[1]
+
+    def signal_names(self) -> tuple[str, ...]:
+        return SIGNALS[self.cell]
+
+    def units(self, top: int = 3) -> dict[str, list[tuple[int, str, int, float]]]:
+        """The `top` (layer, signal, unit, correlation) per text property, best |corr| first."""
+        if self._units is None or len(next(iter(self._units.values()), [])) < top:
+            self._units = find_units(self.layers, properties(self.text), max(top, 3))
+        return {name: rows[:top] for name, rows in self._units.items()}
+
+    def saturation(self, low: float = 0.1, high: float = 0.9) -> list[dict[str, np.ndarray]]:
+        """Per layer and sigmoid gate: (fraction of steps < low, fraction > high), each (H,)."""
+        return [{s: np.stack([(v < low).mean(axis=0), (v > high).mean(axis=0)])
+                 for s, v in layer.items() if s in GATES} for layer in self.layers]
+
+    def to_dict(self, levels: int = 256) -> dict:
+        """JSON-ready page data (see visualize.page_data): signals quantised to `levels`."""
+        from .visualize import page_data
+        return page_data(self, levels=levels)
+
+    def _repr_html_(self) -> str:
+        from .visualize import render_fragment
+        return render_fragment(self)
+
+
+def inspect(model: CharRNN, vocab: Vocab, text: str, top_k: int = 5, clean: bool = True,
+            window: int = WINDOW) -> Inspection:
+    """Run `model` over `text` (cleaned as a prompt is, unless clean=False) from a zero state
+    and keep every layer's signals and the next-character distribution's top-k."""
+    if len(vocab) != model.config.vocab_size:
+        raise ScratchRNNError("the vocabulary does not match the model")
+    if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
+        raise ScratchRNNError(f"top_k must be a positive whole number, got {top_k!r}")
+    if not isinstance(window, int) or window < 1:
+        raise ScratchRNNError(f"window must be a positive whole number, got {window!r}")
+    ids = vocab.clean_prompt(text) if clean else vocab.encode(text)  # unknown chars: one error
+    cfg = model.config
+    T, H, k = len(ids), cfg.hidden_size, min(top_k, cfg.vocab_size)
+    if T < 1:
+        raise ScratchRNNError("there is no text to look at; pass a longer text")
+    itemsize = np.dtype(cfg.dtype).itemsize
+    need = T * (cfg.num_layers * len(SIGNALS[cfg.cell]) * H * itemsize + k * 16 + 32)
+    if need > MAX_BYTES:
+        raise ScratchRNNError(f"looking at {T:,} characters would take {need / 2**30:.1f} GiB; "
+                              "pass a shorter text")
+    layers = [{s: np.empty((T, H), cfg.dtype) for s in SIGNALS[cfg.cell]}  # (T, H) each
+              for _ in range(cfg.num_layers)]
+    topk_ids = np.empty((T, k), np.int64)  # (T, k)
+    topk_probs = np.empty((T, k), cfg.dtype)  # (T, k)
+    next_prob = np.empty(T - 1, cfg.dtype)  # (T-1,)
+    next_rank = np.empty(T - 1, np.int64)  # (T-1,)
+    surprisal = np.empty(T - 1, np.float64)  # (T-1,)
+    state = model.init_state(1)
+    ids64 = ids.astype(np.int64)
+    for a in range(0, T, window):
+        b = min(a + window, T)
+        x = ids64[a:b][None]  # (1, W)
+        # The last character has no successor: its target is a placeholder whose loss is unused.
+        y = ids64[a + 1:b + 1]
+        y = np.concatenate([y, np.zeros(b - a - len(y), np.int64)])[None]  # (1, W)
+        _, state, (caches, _, ce_cache) = forward(model.params, cfg, x, y, state)
+        for k_layer, (_, cell_cache, _) in enumerate(caches):
+            for name, value in _signals(cfg.cell, cell_cache).items():
+                layers[k_layer][name][a:b] = value
+        e, sums, rows, _ = ce_cache  # e = exp(logits - max) (W, V), sums (W, 1)
+        probs = e / sums  # (W, V)
+        top = np.argsort(-probs, axis=1, kind="stable")[:, :k]  # (W, k)
+        topk_ids[a:b] = top
+        topk_probs[a:b] = np.take_along_axis(probs, top, axis=1)
+        n = min(b, T - 1) - a  # positions of this window that have a next character
+        if n > 0:
+            tgt = ids64[a + 1:a + 1 + n]
+            p = probs[rows[:n], tgt]  # (n,)
+            next_prob[a:a + n] = p
+            next_rank[a:a + n] = 1 + (probs[:n] > p[:, None]).sum(axis=1)
+            # As the loss computes it: log(sum exp) minus the target's shifted logit, in float64.
+            picked = np.log(np.maximum(e[rows[:n], tgt].astype(np.float64), np.finfo(e.dtype).tiny))
+            surprisal[a:a + n] = np.log(sums[:n, 0].astype(np.float64)) - picked
+    return Inspection(vocab.decode(ids), ids, cfg.cell, layers, topk_ids, topk_probs, next_prob,
+                      next_rank, surprisal, vocab)
+
+
+# ---------------------------------------------------------------------------- text properties
+
+PROPERTIES = {
+    "in_quotes": "inside double quotes",
+    "bracket_depth": "depth of ( [ { brackets",
+    "line_position": "characters since the last newline",
+    "word_position": "position inside the current word",
+    "in_word": "inside a word (a letter)",
+    "sentence_start": "after a sentence's end, before the next word",
+    "after_newline": "a newline",
+    "vowel": "a vowel",
+    "uppercase": "an uppercase letter",
+    "space": "a space",
+}
+
+
+def properties(text: str) -> dict[str, np.ndarray]:
+    """Per-character properties of `text`, each (T,) float64, describing the situation after
+    reading character t (what a unit's state at t could track)."""
+    c = np.frombuffer(text.encode("ascii", "replace"), np.uint8)  # (T,)
+    T = len(c)
+    idx = np.arange(T)
+    is_ = lambda chars: np.isin(c, np.frombuffer(chars.encode(), np.uint8))
+    letter = ((c >= 65) & (c <= 90)) | ((c >= 97) & (c <= 122))
+    newline = c == 10
+    out = {}
+    out["in_quotes"] = (np.cumsum(c == 34) % 2).astype(np.float64)
+    depth = np.cumsum(is_("([{").astype(np.int64) - is_(")]}"))
+    # A closing bracket with no opener does not go below zero (the walk reflected at 0).
+    out["bracket_depth"] = (depth - np.minimum.accumulate(np.minimum(depth, 0))).astype(float)
+    last_nl = np.maximum.accumulate(np.where(newline, idx, -1))  # as if a newline came first
+    out["line_position"] = (idx - last_nl).astype(np.float64)
+    # Start index of the current run of letters: the last non-letter before t, plus one.
+    last_non = np.maximum.accumulate(np.where(~letter, idx, -1))
+    out["word_position"] = np.where(letter, idx - last_non, 0).astype(np.float64)
+    out["in_word"] = letter.astype(np.float64)
+    # The last character that is not a space or a quote ends a sentence: a capital is due.
+    last_sig = np.maximum.accumulate(np.where(~is_(" \n\"'"), idx, -1))
+    out["sentence_start"] = ((last_sig >= 0) & is_(".!?")[np.maximum(last_sig, 0)]).astype(float)
+    out["after_newline"] = newline.astype(np.float64)
+    out["vowel"] = is_("aeiouAEIOU").astype(np.float64)
+    out["uppercase"] = ((c >= 65) & (c <= 90)).astype(np.float64)
+    out["space"] = (c == 32).astype(np.float64)
+    return out
+
+
+def _standardise(m: np.ndarray) -> np.ndarray:
+    """Columns of (T, n) to zero mean and unit norm (constant columns become zeros)."""
+    m = m - m.mean(axis=0)
+    norm = np.sqrt((m * m).sum(axis=0))
+    return m / np.where(norm > 0, norm, np.inf)
+
+
+def correlations(signal: np.ndarray, props: np.ndarray) -> np.ndarray:
+    """Pearson correlation of every unit (column of (T, U)) with every property (column of
+    (T, P)) as one (U, T) @ (T, P) product; 0 where either side is constant."""
+    return _standardise(signal.astype(np.float64)).T @ _standardise(props)  # (U, P)
+
+
+def find_units(layers: list[dict[str, np.ndarray]], props: dict[str, np.ndarray],
+               top: int = 3) -> dict[str, list[tuple[int, str, int, float]]]:
+    """For each property that varies in the text: the `top` (layer, signal, unit, corr) by
+    |corr| over every unit of every signal of every layer."""
+    names = [n for n, v in props.items() if v.size > 1 and v.std() > 0]
+    if not names:
+        return {}
+    P = np.stack([props[n] for n in names], axis=1)  # (T, P)
+    blocks, labels = [], []
+    for k, layer in enumerate(layers):
+        for s, v in layer.items():
+            blocks.append(correlations(v, P))  # (H, P)
+            labels.append((k, s, v.shape[1]))
+    corr = np.concatenate(blocks)  # (units, P)
+    where = [(k, s, u) for k, s, H in labels for u in range(H)]
+    out = {}
+    for j, name in enumerate(names):
+        order = np.argsort(-np.abs(corr[:, j]), kind="stable")[:top]
+        out[name] = [(*where[i], float(corr[i, j])) for i in order]
+    return out

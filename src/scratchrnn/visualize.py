@@ -1,0 +1,290 @@
+"""One self-contained HTML page showing an `Inspection`: the text coloured by any unit, the top-5
+guesses under each character, the surprisal, the units found automatically, gate saturation
+(Karpathy, Johnson & Fei-Fei 2016) and the run's loss curve and model card.
+
+The page makes no network request: CSS, JS and data are inline, and a Content-Security-Policy
+allows only its own script. The corpus text is untrusted, so the data travels as JSON inside
+`<script type="application/json">` with < > & and U+2028/9 escaped, and the script builds the
+DOM with textContent only. Activations are quantised to `levels` steps (64: 0.03 of tanh's
+range, below what a colour shows), stored unit-major and zlib-compressed, which keeps 4,000
+characters of a 2x256 GRU near 2 MB.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import itertools
+import json
+import math
+import re
+import secrets
+import zlib
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ScratchRNNError
+from .fsutil import atomic_write_bytes, make_dir
+from .inside import GATES, PROPERTIES, Inspection
+
+MARKER = "<!-- scratchrnn inside page: written by 'scratchrnn visualize'"
+LEVELS = 64
+FRAGMENT_CHARS = 2000  # a notebook output stays light
+_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028",
+            "\u2029": "\\u2029"}
+_counter = itertools.count()
+
+
+def _asset(name: str) -> str:
+    return resources.files("scratchrnn").joinpath("web", name).read_text("utf-8")
+
+
+def renderer_js() -> str:
+    """The activation view's script: defines `ScratchRNNInside.render(root, data)`."""
+    return _asset("inside.js")
+
+
+def renderer_css() -> str:
+    """The activation view's stylesheet (every rule under `.sr-inside`)."""
+    return _asset("inside.css")
+
+
+def script_json(obj) -> str:
+    """JSON that is safe inside a <script> element: no </script>, <!--, & or line separators
+    can appear in it, whatever the strings hold."""
+    text = json.dumps(obj, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+    return re.sub(r"[<>&\u2028\u2029]", lambda m: _ESCAPES[m.group()], text)
+
+
+def _range(signal: str, values: np.ndarray) -> tuple[float, float]:
+    if signal in GATES:
+        return 0.0, 1.0
+    if signal == "c":  # unbounded: symmetric around zero so white still means 0
+        m = float(np.abs(values).max()) if values.size else 1.0
+        return -max(m, 1e-6), max(m, 1e-6)
+    return -1.0, 1.0  # tanh outputs: h, n, g
+
+
+def quantise(values: np.ndarray, lo: float, hi: float, levels: int = LEVELS) -> np.ndarray:
+    """(T, H) floats -> (H, T) uint8 steps of (hi - lo) / (levels - 1), unit-major."""
+    q = np.rint((values.astype(np.float64) - lo) * ((levels - 1) / (hi - lo)))  # (T, H)
+    return np.ascontiguousarray(np.clip(q, 0, levels - 1).astype(np.uint8).T)  # (H, T)
+
+
+def dequantise(entry: dict, levels: int, T: int) -> np.ndarray:
+    """The inverse of the page's encoding, (T, H) float64: for tests and other readers."""
+    q = np.frombuffer(zlib.decompress(base64.b64decode(entry["data"])), np.uint8)
+    step = (entry["hi"] - entry["lo"]) / (levels - 1)
+    return (entry["lo"] + q.reshape(-1, T).astype(np.float64) * step).T
+
+
+def _round(a: np.ndarray, digits: int) -> list:
+    return [round(float(x), digits) for x in np.asarray(a).ravel()]
+
+
+def page_data(insp: Inspection, levels: int = LEVELS, model_card: dict | None = None,
+              history: list | None = None, title: str | None = None,
+              max_chars: int | None = None) -> dict:
+    """Everything the page's script reads, as JSON-ready Python values."""
+    if not isinstance(levels, int) or not 2 <= levels <= 256:
+        raise ScratchRNNError(f"levels must be a whole number in [2, 256], got {levels!r}")
+    T = len(insp.ids) if max_chars is None else min(len(insp.ids), max_chars)
+    if insp.vocab is None:
+        raise ScratchRNNError("this inspection has no vocabulary; make it with sr.inspect")
+    acts = []
+    for layer in insp.layers:
+        entry = {}
+        for name, values in layer.items():
+            lo, hi = _range(name, values[:T])
+            q = quantise(values[:T], lo, hi, levels)
+            entry[name] = {"lo": lo, "hi": hi,
+                           "data": base64.b64encode(zlib.compress(q.tobytes(), 6)).decode()}
+        acts.append(entry)
+    units = insp.units(3) if T == len(insp.ids) else _units_of(insp, T)
+    surprisal = insp.surprisal[:T - 1]
+    mean = float(surprisal.mean()) if surprisal.size else None
+    return {
+        "version": 1,
+        "title": title,
+        "text": insp.text[:T],
+        "ids": [int(i) for i in insp.ids[:T]],
+        "chars": insp.vocab.chars,
+        "cell": insp.cell,
+        "num_layers": len(insp.layers),
+        "hidden": insp.hidden_size,
+        "signals": list(insp.signal_names()),
+        "gates": sorted(GATES & set(insp.signal_names())),
+        "k": int(insp.topk_ids.shape[1]),
+        "topk_ids": [int(i) for i in insp.topk_ids[:T].ravel()],
+        "topk_probs": _round(insp.topk_probs[:T], 4),
+        "next_prob": _round(insp.next_prob[:T - 1], 5),
+        "next_rank": [int(r) for r in insp.next_rank[:T - 1]],
+        "surprisal": _round(surprisal, 4),
+        "mean_surprisal": mean,
+        "bits_per_char": None if mean is None else mean / math.log(2),
+        "acts": {"levels": levels, "layout": "zlib(uint8[H, T]) in base64", "layers": acts},
+        "units": {p: [[k, s, u, round(c, 4)] for k, s, u, c in rows]
+                  for p, rows in units.items()},
+        "properties": PROPERTIES,
+        "saturation": [{g: [_round(v[0], 4), _round(v[1], 4)] for g, v in layer.items()}
+                       for layer in _saturation(insp, T)],
+        "model_card": model_card,
+        "history": history or [],
+    }
+
+
+def _units_of(insp: Inspection, T: int) -> dict:
+    from .inside import find_units, properties
+    return find_units([{s: v[:T] for s, v in layer.items()} for layer in insp.layers],
+                      properties(insp.text[:T]), 3)
+
+
+def _saturation(insp: Inspection, T: int) -> list[dict]:
+    return [{s: np.stack([(v[:T] < 0.1).mean(axis=0), (v[:T] > 0.9).mean(axis=0)])
+             for s, v in layer.items() if s in GATES} for layer in insp.layers]
+
+
+def render_page(insp: Inspection, model_card: dict | None = None, history: list | None = None,
+                title: str | None = None, levels: int = LEVELS) -> str:
+    """The whole self-contained HTML page as a string."""
+    title = title or "Inside a character model"
+    data = page_data(insp, levels, model_card, history, title)
+    parts = {"NONCE": secrets.token_urlsafe(16), "TITLE": html.escape(title),
+             "CSS": renderer_css(), "DATA": script_json(data), "JS": renderer_js()}
+    # One pass, so nothing substituted (the data) is searched for placeholders again.
+    return re.sub(r"\{\{([A-Z]+)\}\}", lambda m: parts[m.group(1)], _asset("page.html"))
+
+
+def render_fragment(insp: Inspection, max_chars: int = FRAGMENT_CHARS,
+                    levels: int = LEVELS) -> str:
+    """A <div> with its own style, script and data, for a notebook cell (`_repr_html_`); the
+    first `max_chars` characters only, so a notebook stays small."""
+    data = page_data(insp, levels, max_chars=max_chars)
+    data["title"] = None
+    root = f"sr-inside-{next(_counter)}-{secrets.token_hex(3)}"
+    note = ""
+    if len(insp.ids) > max_chars:
+        note = (f"<p style='color:#5c6670'>The first {max_chars:,} of {len(insp.ids):,} "
+                "characters; write the whole with scratchrnn.visualize.write_page.</p>")
+    return (f"<div class='sr-inside-fragment'><style>{renderer_css()}</style>{note}"
+            f"<div id='{root}'></div>"
+            f"<script type='application/json' id='{root}-data'>{script_json(data)}</script>"
+            f"<script>{renderer_js()}\nScratchRNNInside.render(document.getElementById("
+            f"'{root}'), JSON.parse(document.getElementById('{root}-data').textContent), "
+            "{header: false});</script></div>")
+
+
+def check_out(out: Path) -> None:
+    """Refuse to replace a file this command did not write (no marker) or a folder."""
+    if out.is_dir():
+        raise ScratchRNNError(f"{out} is a folder; pass --out FILE.html")
+    if out.exists():
+        try:
+            with open(out, "rb") as f:
+                head = f.read(300).decode("utf-8", "replace")
+        except OSError as e:
+            raise ScratchRNNError(f"cannot read {out}: {e.strerror}; pass another --out") from None
+        if MARKER not in head:
+            raise ScratchRNNError(f"{out} exists and was not written by 'scratchrnn visualize'; "
+                                  "pass another --out or remove it")
+
+
+def write_page(insp: Inspection, out, model_card: dict | None = None,
+               history: list | None = None, title: str | None = None,
+               levels: int = LEVELS) -> Path:
+    """Write the page atomically to `out`, which must be new or a page written here before."""
+    out = Path(out)
+    check_out(out)
+    page = render_page(insp, model_card, history, title, levels)
+    make_dir(out.parent, "pass a writable --out")
+    atomic_write_bytes(out, page.encode("utf-8"), "page")
+    return out
+
+
+# ------------------------------------------------------------------------------ from a run
+
+MAX_CHARS = 50_000  # about 25 MB of page: more than a browser shows comfortably
+
+
+def model_card(ckpt) -> dict:
+    """The facts a reader wants beside the picture, as label -> text."""
+    from .config import TrainConfig
+    cfg, m, meta = TrainConfig.from_dict(ckpt.config), ckpt.model.config, ckpt.meta
+    card = {"cell": m.cell.upper(), "layers": m.num_layers, "hidden units": m.hidden_size,
+            "parameters": f"{ckpt.model.num_params():,}",
+            "vocabulary": f"{len(ckpt.vocab)} characters ({cfg.vocab})",
+            "corpus": Path(cfg.text).name if cfg.text else "A Tale of Two Cities (pg98)",
+            "steps": f"{meta.get('step', 0):,}"}
+    val = meta.get("best_val")
+    vals = [r["val_loss"] for r in meta.get("history", []) if r.get("val_loss") is not None]
+    if vals:
+        val = vals[-1]
+    if val is not None:
+        card["validation loss"] = f"{val:.4f} nats/char ({val / math.log(2):.3f} bits/char)"
+    secs = meta.get("elapsed_s")
+    if secs is not None:
+        card["training time"] = (f"{int(secs // 3600)}h {int(secs % 3600 // 60)}m" if secs >= 3600
+                                 else f"{int(secs // 60)}m {int(secs % 60)}s")
+    if cfg.ema:
+        card["weights"] = f"moving average (ema {cfg.ema})"
+    return card
+
+
+def run_history(run_dir: Path, meta: dict, max_points: int = 2000) -> list:
+    """[step, train loss, val loss] rows from metrics.jsonl (else the checkpoint's history)."""
+    from .plot import read_metrics
+    try:
+        rows = read_metrics(run_dir)
+    except ScratchRNNError:
+        rows = list(meta.get("history", []))
+    rows = [r for r in rows if isinstance(r.get("step"), int | float)]
+    every = max(1, len(rows) // max_points)
+    keep = [r for i, r in enumerate(rows) if i % every == 0 or r.get("val_loss") is not None]
+
+    def num(v):
+        return round(float(v), 5) if isinstance(v, int | float) and math.isfinite(v) else None
+
+    return [[r["step"], num(r.get("train_loss")), num(r.get("val_loss"))] for r in keep]
+
+
+def visualize_run(run, text=None, split: str | None = None, chars: int = 4000,
+                  out=None) -> Path:
+    """`scratchrnn visualize`: inspect the first `chars` characters of a file or of the run's
+    validation/test split and write the page (default RUN/inside.html)."""
+    from .checkpoint import load_checkpoint, resolve
+    from .config import TrainConfig
+    from .data import load_corpus
+    from .inside import inspect
+    if not isinstance(chars, int) or isinstance(chars, bool) or not 2 <= chars <= MAX_CHARS:
+        raise ScratchRNNError(f"--chars must be a whole number from 2 to {MAX_CHARS:,}, "
+                              f"got {chars!r}")
+    if text is not None and split is not None:
+        raise ScratchRNNError("pass --text or --split, not both")
+    if split not in (None, "val", "test"):
+        raise ScratchRNNError(f"unknown --split {split!r}; choose val or test")
+    path = resolve(run)
+    run_dir = path.parent
+    out = Path(out) if out is not None else run_dir / "inside.html"
+    check_out(out)
+    ckpt = load_checkpoint(path)
+    cfg = TrainConfig.from_dict(ckpt.config)
+    if text is not None:
+        data = load_corpus(text, ckpt.vocab, 0.0, 0.0, encoding=cfg.encoding).train
+        source = Path(text).name
+    else:
+        split = split or "val"
+        if cfg.text is not None and not Path(cfg.text).is_file():
+            raise ScratchRNNError(f"the run's corpus {cfg.text} is not here, so its {split} "
+                                  "split cannot be read; pass --text FILE")
+        corpus = load_corpus(cfg.text, ckpt.vocab, cfg.val_frac, cfg.test_frac,
+                             encoding=cfg.encoding, cache=run_dir)
+        data = getattr(corpus, split)
+        source = f"the {split} split of {corpus.name}"
+    data = np.asarray(data[:chars])
+    if len(data) < 2:
+        raise ScratchRNNError(f"{source} has fewer than 2 characters; pass a longer --text")
+    insp = inspect(ckpt.model, ckpt.vocab, ckpt.vocab.decode(data), clean=False)
+    title = f"Inside {run_dir.name}: {len(data):,} characters of {source}"
+    return write_page(insp, out, model_card(ckpt), run_history(run_dir, ckpt.meta), title)

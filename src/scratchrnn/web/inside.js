@@ -1,0 +1,409 @@
+/* scratchrnn: the activation view. ScratchRNNInside.render(root, data) builds the whole view
+   from the page data of scratchrnn.visualize.page_data. Every piece of corpus text reaches the
+   DOM through textContent or createTextNode, never as markup. No network: activations arrive
+   base64 + zlib in the data and are inflated with the browser's DecompressionStream. */
+(function () {
+  "use strict";
+  if (window.ScratchRNNInside) return;
+
+  var NEG = [33, 102, 172], MID = [247, 247, 247], POS = [230, 97, 1];  // blue-white-orange
+  var GATE_COLOURS = {i: "#0072B2", f: "#E69F00", o: "#009E73", r: "#0072B2", z: "#E69F00"};
+  var SIGNAL_NAMES = {h: "h: hidden state", c: "c: cell state", i: "i: input gate",
+    f: "f: forget gate", g: "g: candidate", o: "o: output gate", r: "r: reset gate",
+    z: "z: update gate", n: "n: candidate"};
+  var SURPRISE_MAX = 6;  // nats at which the surprisal colour is full
+  var SVGNS = "http://www.w3.org/2000/svg";
+
+  function el(tag, attrs, children) {
+    var e = document.createElement(tag);
+    if (attrs) for (var k in attrs) {
+      if (k === "text") e.textContent = attrs[k];
+      else if (k === "cls") e.className = attrs[k];
+      else e.setAttribute(k, attrs[k]);
+    }
+    (children || []).forEach(function (c) {
+      e.appendChild(typeof c === "string" ? document.createTextNode(c) : c);
+    });
+    return e;
+  }
+  function svg(tag, attrs) {
+    var e = document.createElementNS(SVGNS, tag);
+    for (var k in attrs) e.setAttribute(k, attrs[k]);
+    return e;
+  }
+  function mix(a, b, t) {
+    return [0, 1, 2].map(function (j) { return Math.round(a[j] + (b[j] - a[j]) * t); });
+  }
+  function rgb(c) { return "rgb(" + c[0] + ", " + c[1] + ", " + c[2] + ")"; }
+  // t in [-1, 1] -> [background, text colour]
+  function diverging(t) {
+    t = Math.max(-1, Math.min(1, t));
+    var c = t < 0 ? mix(MID, NEG, -t) : mix(MID, POS, t);
+    return [rgb(c), Math.abs(t) > 0.62 ? "#fff" : ""];
+  }
+  function show(ch) { return ch === "\n" ? "\u21b5" : ch === " " ? "\u2423" : ch; }
+  function pct(p) { return (100 * p).toFixed(p >= 0.095 ? 1 : 2) + "%"; }
+  function fmt(x, d) { return x === null || x === undefined ? "\u2013" : Number(x).toFixed(d); }
+
+  function inflate(b64) {
+    var bin = atob(b64), bytes = new Uint8Array(bin.length);
+    for (var i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+    var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
+    return new Response(stream).arrayBuffer().then(function (b) { return new Uint8Array(b); });
+  }
+
+  function lossCurve(history) {
+    var W = 380, H = 190, L = 44, R = 10, T = 10, B = 30;
+    var s = svg("svg", {width: W, height: H, viewBox: "0 0 " + W + " " + H, role: "img",
+      "aria-label": "loss curve"});
+    var pts = history.filter(function (r) { return r[1] !== null || r[2] !== null; });
+    if (!pts.length) return null;
+    var xs = pts.map(function (r) { return r[0]; });
+    var ys = [];
+    pts.forEach(function (r) { if (r[1] !== null) ys.push(r[1]); if (r[2] !== null) ys.push(r[2]); });
+    var x0 = Math.min.apply(null, xs), x1 = Math.max.apply(null, xs);
+    var y0 = Math.min.apply(null, ys), y1 = Math.max.apply(null, ys);
+    if (x1 === x0) x1 = x0 + 1;
+    if (y1 === y0) y1 = y0 + 1;
+    var px = function (x) { return L + (x - x0) / (x1 - x0) * (W - L - R); };
+    var py = function (y) { return T + (y1 - y) / (y1 - y0) * (H - T - B); };
+    s.appendChild(svg("rect", {x: L, y: T, width: W - L - R, height: H - T - B, fill: "#fff",
+      stroke: "#d9dee3"}));
+    [y0, (y0 + y1) / 2, y1].forEach(function (y) {
+      var t = svg("text", {x: L - 4, y: py(y) + 4, "text-anchor": "end"});
+      t.textContent = y.toFixed(2);
+      s.appendChild(t);
+    });
+    [[x0, "start"], [x1, "end"]].forEach(function (a) {
+      var t = svg("text", {x: px(a[0]), y: H - 14, "text-anchor": a[1]});
+      t.textContent = "step " + a[0];
+      s.appendChild(t);
+    });
+    var lbl = svg("text", {x: L + (W - L - R) / 2, y: H - 2, "text-anchor": "middle"});
+    lbl.textContent = "loss (nats/char): \u2014 train  \u25cf validation";
+    s.appendChild(lbl);
+    var d = "";
+    pts.forEach(function (r) {
+      if (r[1] !== null) d += (d ? "L" : "M") + px(r[0]).toFixed(1) + "," + py(r[1]).toFixed(1);
+    });
+    if (d) s.appendChild(svg("path", {d: d, fill: "none", stroke: "#2166ac", "stroke-width": 1.3}));
+    pts.forEach(function (r) {
+      if (r[2] !== null) s.appendChild(svg("circle", {cx: px(r[0]), cy: py(r[2]), r: 3,
+        fill: "#e66101"}));
+    });
+    return s;
+  }
+
+  function render(root, data, opts) {
+    opts = opts || {};
+    var T = data.text.length, H = data.hidden, K = data.k;
+    var cache = {};  // "layer/signal" -> Uint8Array (H * T), unit-major
+    var st = {view: "unit", layer: 0, signal: "h", unit: 0, stretch: false, focus: -1};
+    if (data.units) {  // start on the best unit the finder found
+      var best = null;
+      Object.keys(data.units).forEach(function (p) {
+        var u = data.units[p][0];
+        if (u && (!best || Math.abs(u[3]) > Math.abs(best[3]))) best = u;
+      });
+      if (best) { st.layer = best[0]; st.signal = best[1]; st.unit = best[2]; }
+    }
+    root.textContent = "";
+    root.classList.add("sr-inside");
+
+    // ---- header: title, model card, loss curve
+    if (opts.header !== false) {
+      root.appendChild(el("h1", {text: data.title || "Inside a character model"}));
+      root.appendChild(el("p", {cls: "sr-lede", text: "Each character of the text is coloured "
+        + "by one unit of the network after it has read that character (blue: negative, white: "
+        + "zero, orange: positive). Pick a unit found automatically on the left, or any layer, "
+        + "signal and unit above. Hover over a character, or focus the text and use the arrow "
+        + "keys, to see the model's top guesses for the next character."}));
+      var top = el("div", {cls: "sr-top"});
+      if (data.model_card) {
+        var tb = el("table", {cls: "sr-card"});
+        Object.keys(data.model_card).forEach(function (k) {
+          tb.appendChild(el("tr", null, [el("th", {text: k}),
+            el("td", {text: String(data.model_card[k])})]));
+        });
+        top.appendChild(el("div", {cls: "sr-box"}, [el("h2", {text: "Model"}), tb]));
+      }
+      var curve = data.history && data.history.length ? lossCurve(data.history) : null;
+      if (curve) top.appendChild(el("div", {cls: "sr-box"}, [el("h2", {text: "Training"}), curve]));
+      var stat = el("div", {cls: "sr-box sr-stat"}, [el("h2", {text: "This text"})]);
+      stat.appendChild(el("div", null, [el("b", {text: fmt(data.mean_surprisal, 4)}),
+        " nats/char = ", el("b", {text: fmt(data.bits_per_char, 4)}), " bits/char"]));
+      stat.appendChild(el("div", {text: "over " + (T - 1).toLocaleString("en")
+        + " predicted characters"}));
+      var firstGuess = 0;
+      data.next_rank.forEach(function (r) { if (r === 1) firstGuess++; });
+      stat.appendChild(el("div", {text: "first guess right: " + (T > 1 ? pct(firstGuess / (T - 1))
+        : "\u2013")}));
+      top.appendChild(stat);
+      root.appendChild(top);
+    }
+
+    // ---- controls
+    var controls = el("div", {cls: "sr-controls"});
+    var seg = el("span", {cls: "sr-seg", role: "group", "aria-label": "view"});
+    var bUnit = el("button", {type: "button", text: "Unit activation", "data-view": "unit"});
+    var bSurp = el("button", {type: "button", text: "Surprisal", "data-view": "surprisal"});
+    seg.appendChild(bUnit); seg.appendChild(bSurp);
+    controls.appendChild(seg);
+    var selLayer = el("select", {"aria-label": "layer", cls: "sr-layer"});
+    for (var l = 0; l < data.num_layers; l++) selLayer.appendChild(el("option", {value: l,
+      text: "layer " + l}));
+    var selSignal = el("select", {"aria-label": "signal", cls: "sr-signal"});
+    data.signals.forEach(function (s) {
+      selSignal.appendChild(el("option", {value: s, text: SIGNAL_NAMES[s] || s}));
+    });
+    var inUnit = el("input", {type: "number", min: 0, max: H - 1, step: 1, cls: "sr-unit",
+      "aria-label": "unit"});
+    var chk = el("input", {type: "checkbox", cls: "sr-stretch"});
+    controls.appendChild(el("label", null, ["Layer", selLayer]));
+    controls.appendChild(el("label", null, ["Signal", selSignal]));
+    controls.appendChild(el("label", null, ["Unit", inUnit, el("span", {cls: "sr-note",
+      text: "of " + H})]));
+    controls.appendChild(el("label", {title: "colour from this unit's own minimum to maximum"},
+      [chk, "stretch colours"]));
+    var ramp = el("span", {cls: "sr-ramp"});
+    var lo = el("span"), hi = el("span");
+    controls.appendChild(el("span", {cls: "sr-legend"}, [lo, ramp, hi]));
+    root.appendChild(controls);
+
+    // ---- main: units | text | panel
+    var main = el("div", {cls: "sr-main"});
+    var units = el("div", {cls: "sr-box sr-units"}, [el("h2", {text: "Units found automatically"}),
+      el("div", {cls: "sr-note", text: "Best |correlation| with a property of the text, over "
+        + "every unit, signal and layer. Click one to show it."})]);
+    var unitButtons = [];
+    Object.keys(data.units || {}).forEach(function (p) {
+      units.appendChild(el("h3", {text: (data.properties && data.properties[p]) || p}));
+      data.units[p].forEach(function (u) {
+        var b = el("button", {type: "button", cls: "sr-unitpick", "data-property": p,
+          text: "layer " + u[0] + " \u00b7 " + u[1] + " \u00b7 unit " + u[2] + "   r = "
+            + (u[3] >= 0 ? "+" : "") + u[3].toFixed(2)});
+        b.addEventListener("click", function () {
+          select(u[0], u[1], u[2], "unit");
+        });
+        b._u = u;
+        unitButtons.push(b);
+        units.appendChild(b);
+      });
+    });
+    var text = el("div", {cls: "sr-box sr-text", tabindex: 0, role: "application",
+      "aria-label": "the text, one character at a time: arrow keys move"});
+    var spans = new Array(T);
+    var frag = document.createDocumentFragment();
+    for (var t = 0; t < T; t++) {
+      var ch = data.text[t];
+      var sp = document.createElement("span");
+      sp.textContent = ch === "\n" ? "\u21b5" : ch;
+      if (ch === "\n") sp.className = "sr-nl";
+      sp.setAttribute("tabindex", "-1");
+      sp.dataset.i = t;
+      spans[t] = sp;
+      frag.appendChild(sp);
+      if (ch === "\n") frag.appendChild(document.createTextNode("\n"));
+    }
+    text.appendChild(frag);
+    var panel = el("div", {cls: "sr-box sr-panel", "aria-live": "polite"});
+    main.appendChild(units); main.appendChild(text); main.appendChild(panel);
+    root.appendChild(main);
+
+    // ---- bottom: gate saturation per layer
+    var bottom = el("div", {cls: "sr-bottom"});
+    (data.saturation || []).forEach(function (layer, k) {
+      var gates = Object.keys(layer);
+      if (!gates.length) return;
+      var W = 230, L = 34, B = 30, P = 8, S = W - L - P;
+      var s = svg("svg", {width: W, height: W, viewBox: "0 0 " + W + " " + W, role: "img",
+        "aria-label": "gate saturation, layer " + k});
+      s.appendChild(svg("rect", {x: L, y: P, width: S, height: S, fill: "#fff", stroke: "#d9dee3"}));
+      s.appendChild(svg("line", {x1: L, y1: P, x2: L + S, y2: P + S, stroke: "#d9dee3"}));
+      var xl = svg("text", {x: L + S / 2, y: W - 8, "text-anchor": "middle"});
+      xl.textContent = "fraction of steps < 0.1 (off)";
+      var yl = svg("text", {x: 12, y: P + S / 2, "text-anchor": "middle",
+        transform: "rotate(-90 12 " + (P + S / 2) + ")"});
+      yl.textContent = "fraction > 0.9 (on)";
+      s.appendChild(xl); s.appendChild(yl);
+      gates.forEach(function (g) {
+        var off = layer[g][0], on = layer[g][1];
+        for (var u = 0; u < off.length; u++) {
+          var c = svg("circle", {cx: L + off[u] * S, cy: P + (1 - on[u]) * S, r: 2.6,
+            fill: GATE_COLOURS[g] || "#555", "fill-opacity": 0.7, "data-unit": u});
+          var tt = svg("title", {});
+          tt.textContent = g + " gate, unit " + u + ": off " + pct(off[u]) + ", on " + pct(on[u]);
+          c.appendChild(tt);
+          (function (g, u) { c.addEventListener("click", function () { select(k, g, u, "unit"); }); })(g, u);
+          s.appendChild(c);
+        }
+      });
+      var key = el("div", {cls: "sr-note"}, gates.map(function (g) {
+        var sw = el("span", {text: "\u25cf "});
+        sw.style.color = GATE_COLOURS[g];
+        return el("span", null, [sw, (SIGNAL_NAMES[g] || g) + "   "]);
+      }));
+      bottom.appendChild(el("div", {cls: "sr-box"}, [el("h2", {text: "Gate saturation, layer " + k}),
+        s, key]));
+    });
+    if (bottom.childNodes.length) {
+      bottom.appendChild(el("p", {cls: "sr-note", text: "Each dot is one gate unit: how often it "
+        + "is nearly closed (< 0.1) against nearly open (> 0.9) over this text, as in Karpathy, "
+        + "Johnson & Fei-Fei (2016). Dots near the right or top edge act as switches; dots near "
+        + "the corner (0, 0) work in their soft middle range. Click a dot to show that unit."}));
+      root.appendChild(bottom);
+    }
+
+    // ---- behaviour
+    function values(layer, signal) {
+      var key = layer + "/" + signal;
+      if (cache[key]) return Promise.resolve(cache[key]);
+      var a = data.acts.layers[layer][signal];
+      return inflate(a.data).then(function (q) { cache[key] = q; return q; });
+    }
+    function scaleOf(layer, signal) {
+      var a = data.acts.layers[layer][signal];
+      return [a.lo, (a.hi - a.lo) / (data.acts.levels - 1)];
+    }
+    function unitValue(q, layer, signal, unit, t) {
+      var sc = scaleOf(layer, signal);
+      return sc[0] + q[unit * T + t] * sc[1];
+    }
+    var token = 0;
+    function paint() {
+      var my = ++token;
+      bUnit.setAttribute("aria-pressed", st.view === "unit");
+      bSurp.setAttribute("aria-pressed", st.view === "surprisal");
+      selLayer.value = st.layer; selSignal.value = st.signal; inUnit.value = st.unit;
+      unitButtons.forEach(function (b) {
+        var u = b._u;
+        b.setAttribute("aria-pressed", st.view === "unit" && u[0] === st.layer
+          && u[1] === st.signal && u[2] === st.unit);
+      });
+      if (st.view === "surprisal") {
+        ramp.style.background = "linear-gradient(to right, " + rgb(MID) + ", " + rgb(POS) + ")";
+        lo.textContent = "0 nats"; hi.textContent = "\u2265 " + SURPRISE_MAX + " nats";
+        for (var t = 0; t < T; t++) {
+          var c = t === 0 ? ["", ""] : diverging(data.surprisal[t - 1] / SURPRISE_MAX);
+          spans[t].style.backgroundColor = c[0]; spans[t].style.color = c[1];
+        }
+        root.dataset.painted = "surprisal";
+        return Promise.resolve();
+      }
+      return values(st.layer, st.signal).then(function (q) {
+        if (my !== token) return;
+        var a = data.acts.layers[st.layer][st.signal];
+        var gate = data.gates.indexOf(st.signal) >= 0;
+        var sc = scaleOf(st.layer, st.signal), base = st.unit * T;
+        var centre = gate ? 0.5 : 0, half = gate ? 0.5 : Math.max(Math.abs(a.lo), Math.abs(a.hi));
+        if (st.stretch) {
+          var mn = Infinity, mx = -Infinity;
+          for (var t = 0; t < T; t++) { var v = q[base + t]; if (v < mn) mn = v; if (v > mx) mx = v; }
+          mn = sc[0] + mn * sc[1]; mx = sc[0] + mx * sc[1];
+          centre = (mn + mx) / 2; half = Math.max((mx - mn) / 2, 1e-9);
+        }
+        ramp.style.background = "linear-gradient(to right, " + rgb(NEG) + ", " + rgb(MID) + ", "
+          + rgb(POS) + ")";
+        lo.textContent = (centre - half).toFixed(2); hi.textContent = "+" + (centre + half).toFixed(2);
+        for (var t = 0; t < T; t++) {
+          var c = diverging((sc[0] + q[base + t] * sc[1] - centre) / half);
+          spans[t].style.backgroundColor = c[0]; spans[t].style.color = c[1];
+        }
+        root.dataset.painted = st.layer + "/" + st.signal + "/" + st.unit;
+        if (st.focus >= 0) describe(st.focus);
+      });
+    }
+    function select(layer, signal, unit, view) {
+      st.layer = +layer; st.signal = signal;
+      st.unit = Math.max(0, Math.min(H - 1, +unit || 0));
+      if (view) st.view = view;
+      return paint();
+    }
+    function describe(t) {
+      st.focus = t;
+      panel.textContent = "";
+      var ch = data.text[t];
+      panel.appendChild(el("h2", null, ["Character " + t + ": ", el("code", {text: show(ch)})]));
+      if (t > 0) {
+        panel.appendChild(el("div", {cls: "sr-stat"}, ["Its own probability was ",
+          el("b", {text: pct(data.next_prob[t - 1])}), ", rank " + data.next_rank[t - 1] + ", "
+          + fmt(data.surprisal[t - 1], 2) + " nats"]));
+      }
+      if (st.view === "unit" && cache[st.layer + "/" + st.signal]) {
+        var v = unitValue(cache[st.layer + "/" + st.signal], st.layer, st.signal, st.unit, t);
+        panel.appendChild(el("div", {cls: "sr-stat"}, ["layer " + st.layer + " \u00b7 "
+          + st.signal + " \u00b7 unit " + st.unit + " = ", el("b", {text: (v >= 0 ? "+" : "")
+          + v.toFixed(2)})]));
+      }
+      panel.appendChild(el("h2", {text: "Top " + K + " guesses for the next character",
+        style: "margin-top:10px"}));
+      var next = t + 1 < T ? data.ids[t + 1] : -1;
+      for (var j = 0; j < K; j++) {
+        var id = data.topk_ids[t * K + j], p = data.topk_probs[t * K + j];
+        var bar = el("div", {cls: "sr-bar"});
+        bar.style.width = Math.max(1, Math.round(100 * p)) + "%";
+        panel.appendChild(el("div", {cls: "sr-guess" + (id === next ? " sr-hit" : "")},
+          [el("code", {text: show(data.chars[id])}), el("div", null, [bar]),
+            el("span", {text: pct(p)})]));
+      }
+      if (next >= 0) {
+        panel.appendChild(el("div", {cls: "sr-stat", style: "margin-top:8px"}, ["Actual next: ",
+          el("code", {text: show(data.chars[next])}), " ",
+          el("b", {text: pct(data.next_prob[t])}), ", rank " + data.next_rank[t]
+            + (data.next_rank[t] === 1 ? " (the first guess)" : "")]));
+      } else {
+        panel.appendChild(el("div", {cls: "sr-hint", text: "(the text ends here)"}));
+      }
+    }
+    function idle() {
+      panel.textContent = "";
+      panel.appendChild(el("h2", {text: "Next-character guesses"}));
+      panel.appendChild(el("p", {cls: "sr-hint", text: "Hover over a character, or click the "
+        + "text and use the arrow keys, to see what the model expected next."}));
+    }
+    function focusChar(t) {
+      t = Math.max(0, Math.min(T - 1, t));
+      if (st.focus >= 0 && spans[st.focus]) spans[st.focus].setAttribute("tabindex", "-1");
+      spans[t].setAttribute("tabindex", "0");
+      spans[t].focus();
+    }
+    text.addEventListener("mouseover", function (e) {
+      if (e.target.dataset && e.target.dataset.i !== undefined) describe(+e.target.dataset.i);
+    });
+    text.addEventListener("focusin", function (e) {
+      if (e.target.dataset && e.target.dataset.i !== undefined) describe(+e.target.dataset.i);
+      else if (e.target === text && T) focusChar(st.focus >= 0 ? st.focus : 0);
+    });
+    text.addEventListener("click", function (e) {
+      if (e.target.dataset && e.target.dataset.i !== undefined) focusChar(+e.target.dataset.i);
+    });
+    text.addEventListener("keydown", function (e) {
+      var t = st.focus < 0 ? 0 : st.focus, moves = {ArrowRight: 1, ArrowLeft: -1,
+        ArrowDown: 40, ArrowUp: -40, PageDown: 400, PageUp: -400};
+      if (e.key in moves) t += moves[e.key];
+      else if (e.key === "Home") t = 0;
+      else if (e.key === "End") t = T - 1;
+      else return;
+      e.preventDefault();
+      focusChar(t);
+    });
+    bUnit.addEventListener("click", function () { st.view = "unit"; paint(); });
+    bSurp.addEventListener("click", function () { st.view = "surprisal"; paint(); });
+    selLayer.addEventListener("change", function () { select(selLayer.value, st.signal, st.unit, "unit"); });
+    selSignal.addEventListener("change", function () { select(st.layer, selSignal.value, st.unit, "unit"); });
+    inUnit.addEventListener("change", function () { select(st.layer, st.signal, inUnit.value, "unit"); });
+    chk.addEventListener("change", function () { st.stretch = chk.checked; paint(); });
+    idle();
+    var api = {select: select, describe: describe, state: st, ready: null};
+    api.ready = (typeof DecompressionStream === "undefined")
+      ? Promise.reject(new Error("this browser cannot inflate the data (no DecompressionStream)"))
+      : paint();
+    api.ready.then(function () { root.dataset.ready = "1"; }, function (err) {
+      root.insertBefore(el("p", {cls: "sr-box", text: "Could not show the activations: "
+        + err.message}), root.firstChild);
+    });
+    return api;
+  }
+
+  window.ScratchRNNInside = {render: render};
+})();

@@ -14,12 +14,14 @@ import sys
 import threading
 import time
 
+import numpy as np
 import pytest
 from conftest import SMALL_TEXT
 
 import scratchrnn as sr
 from scratchrnn import serve
 from scratchrnn.cli import main
+from scratchrnn.visualize import dequantise, page_data
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +98,12 @@ def test_the_page_is_self_contained(server):
     status, headers, body = request(server, "GET", "/")
     page = body.decode()
     assert status == 200 and headers["Content-Type"].startswith("text/html")
-    assert "default-src 'none'" in headers["Content-Security-Policy"]
-    assert "<script>" in page and "<style>" in page
+    csp = headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp and "unsafe-inline" not in csp.split("script-src")[1].split(";")[0]
+    nonce = re.search(r"'nonce-([^']+)'", csp).group(1)
+    assert page.count(f'<script nonce="{nonce}">') == 2 and "<style>" in page
+    assert "{{" not in page and "ScratchRNNInside" in page  # visualize's renderer, inlined
+    assert nonce not in request(server, "GET", "/")[2].decode()  # a fresh nonce each time
     # nothing loaded from anywhere: no src/href to another host, no external script or sheet
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page, re.I)
     assert not re.search(r"<script[^>]+src|<link[^>]+stylesheet|@import", page, re.I)
@@ -116,14 +122,17 @@ def test_model_card(server, ckpt):
 
 
 def test_inspect_gives_the_inspection_of_the_text(server, ckpt):
-    inside = pytest.importorskip("scratchrnn.inside", reason="the viz branch's inside.py")
-    text = 'It was "the best" (of times).\nIt was'
+    text = 'It was "the best" (of times).\nIt was <b>&amp;</b>'
     status, headers, body = request(server, "POST", "/api/inspect", {"text": text})
     assert status == 200 and headers["Content-Type"] == "application/json", body
     got = json.loads(body)
-    want = inside.inspect(ckpt.model, ckpt.vocab, text)
-    assert got == json.loads(json.dumps(want.to_dict()))
+    want = sr.inspect(ckpt.model, ckpt.vocab, text)
+    assert got == json.loads(json.dumps(page_data(want)))
+    assert got["text"] == text and got["num_layers"] == 2 and got["hidden"] == 16
     assert got["mean_surprisal"] == pytest.approx(want.mean_surprisal)
+    h = dequantise(got["acts"]["layers"][1]["h"], got["acts"]["levels"], len(text))  # (T, H)
+    half_step = 1 / (got["acts"]["levels"] - 1)  # h spans [-1, 1] in levels - 1 steps
+    np.testing.assert_allclose(h, want.layers[1]["h"], atol=half_step + 1e-6)
 
 
 @pytest.mark.parametrize("kw", [
@@ -236,9 +245,6 @@ def assert_one_line_error(status, body, want):
 @pytest.mark.parametrize("name", sorted(BAD))
 def test_bad_request(server, name, capsys):
     method, path, body, headers, want = BAD[name]
-    if name.startswith("inspect") and want == 400 and "text" in (body or {}) \
-            and body["text"] and len(body["text"]) <= serve.MAX_PROMPT:
-        pytest.importorskip("scratchrnn.inside", reason="the viz branch's inside.py")
     status, _, answer = request(server, method, path, body, headers)
     assert_one_line_error(status, answer, want)
     log = capsys.readouterr().err

@@ -5,7 +5,8 @@ Sentiment", steered text by fixing one unit's value).
 
     GET  /               the page (inline CSS and JS; nothing from a network)
     GET  /api/model      the model card
-    POST /api/inspect    {"text"} -> the activation view's data (`inside.inspect(...).to_dict()`)
+    POST /api/inspect    {"text"} -> the activation view's data (`visualize.page_data` of
+                         `inside.inspect(...)`, which the page draws with visualize's renderer)
     POST /api/generate   {"prime", "length", "temperature", "top_k", "top_p", "argmax", "seed",
                           "clamp": {"layer", "unit", "value"} | null} -> text/plain, streamed
 
@@ -21,6 +22,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import secrets
 import signal
 import sys
 import threading
@@ -30,7 +33,9 @@ from importlib import resources
 
 from .checkpoint import Checkpoint, load_checkpoint
 from .errors import ScratchRNNError
+from .inside import inspect
 from .sample import check_clamp, check_sampling, generate
+from .visualize import page_data, renderer_css, renderer_js
 
 MAX_BODY = 64 * 1024  # bytes of a request body
 MAX_PROMPT = 4000  # characters of a prompt or an inspected text
@@ -40,9 +45,11 @@ FLUSH_EVERY = 0.03  # seconds between writes of a streamed generation (the first
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 GENERATE_DEFAULTS = dict(prime="", length=200, temperature=0.8, top_k=None, top_p=None,
                          argmax=False, seed=0, clamp=None)
-# The page's only sources are itself: a page cannot load or send anything anywhere else.
-CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-       "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'")
+# The page's only sources are itself: it cannot load or send anything anywhere else, and only
+# its own two scripts (this response's nonce) run.
+CSP = ("default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; "
+       "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; "
+       "frame-ancestors 'none'")
 
 
 class BadRequest(Exception):
@@ -247,8 +254,10 @@ class Handler(BaseHTTPRequestHandler):
         return body
 
     def _page(self) -> None:
-        self._send(200, self.playground.page, "text/html; charset=utf-8",
-                   {"Content-Security-Policy": CSP, "X-Frame-Options": "DENY"})
+        nonce = secrets.token_urlsafe(16)
+        page = self.playground.page.replace(b"{{NONCE}}", nonce.encode())
+        self._send(200, page, "text/html; charset=utf-8",
+                   {"Content-Security-Policy": CSP.format(nonce=nonce), "X-Frame-Options": "DENY"})
 
     def _model(self) -> None:
         self._json(200, self.playground.card)
@@ -259,9 +268,8 @@ class Handler(BaseHTTPRequestHandler):
         text = _text(body, "text")
         if not text:
             raise BadRequest("text is empty; type something to look at")
-        from .inside import inspect
         pg = self.playground
-        self._json(200, inspect(pg.ckpt.model, pg.ckpt.vocab, text).to_dict())
+        self._json(200, page_data(inspect(pg.ckpt.model, pg.ckpt.vocab, text)))
 
     def _generate(self) -> None:
         pg = self.playground
@@ -294,7 +302,10 @@ class Playground:
     def __init__(self, ckpt: Checkpoint, loopback: bool):
         self.ckpt, self.loopback = ckpt, loopback
         self.card = model_card(ckpt)
-        self.page = (resources.files("scratchrnn") / "web" / "playground.html").read_bytes()
+        # The activation view is visualize's renderer, inlined: one page, one copy of the view.
+        parts = {"CSS": renderer_css(), "JS": renderer_js(), "NONCE": "{{NONCE}}"}
+        template = (resources.files("scratchrnn") / "web" / "playground.html").read_text("utf-8")
+        self.page = re.sub(r"\{\{([A-Z]+)\}\}", lambda m: parts[m.group(1)], template).encode()
         self.generate = generate  # tests slow it down to watch the stream
 
 

@@ -99,7 +99,8 @@ def test_the_page_is_self_contained(server):
     page = body.decode()
     assert status == 200 and headers["Content-Type"].startswith("text/html")
     csp = headers["Content-Security-Policy"]
-    assert "default-src 'none'" in csp and "unsafe-inline" not in csp.split("script-src")[1].split(";")[0]
+    script_src = csp.split("script-src")[1].split(";")[0]
+    assert "default-src 'none'" in csp and "unsafe-inline" not in script_src
     nonce = re.search(r"'nonce-([^']+)'", csp).group(1)
     assert page.count(f'<script nonce="{nonce}">') == 2 and "<style>" in page
     assert "{{" not in page and "ScratchRNNInside" in page  # visualize's renderer, inlined

@@ -132,7 +132,8 @@ def main(argv=None) -> int:
               "wall_s": round(wall, 2), "requests_per_s": round(args.clients * args.requests /
                                                                 wall, 1),
               "errors": len(errors), "first_errors": errors[:5], "server_exit": proc.returncode,
-              "server_traceback": "Traceback" in err, "cpus": os.cpu_count(),
+              "server_traceback": "Traceback" in err, "server_log": err.splitlines()[:5],
+              "cpus": os.cpu_count(),
               "load_average_1m": round(os.getloadavg()[0], 2), "endpoints": {}}
     for kind, rows in out.items():
         ends = [r[1] for r in rows]
@@ -154,6 +155,8 @@ def main(argv=None) -> int:
                   f"p99 {e['p99_ms']} ms{extra}")
         for line in errors[:5]:
             print("  error:", line)
+        for line in result["server_log"]:
+            print("  server:", line)
     return 1 if errors or proc.returncode not in (0, 130) else 0
 
 

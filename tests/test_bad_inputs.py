@@ -45,6 +45,8 @@ def world(tmp_path_factory):
     variant("novocab.npz", meta_change=lambda m: {k: v for k, v in m.items() if k != "vocab"})
     variant("noparam.npz", change=lambda m: m.pop("p/l0.W_h"))
     variant("badmeta.npz", change=lambda m: m.update({"meta": np.array("{not json")}))
+    variant("orphan.npz", meta_change=lambda m: dict(m, config=dict(m["config"],
+                                                                   text=str(d / "gone.txt"))))
     marker = d / "PWNED"
     variant("pickle.npz", **{"p/evil": np.array([Evil(marker)], dtype=object)})
     (d / "truncated.npz").write_bytes((run / "checkpoint.npz").read_bytes()[:3000])
@@ -151,6 +153,21 @@ CASES = {
     "out holds a run": ["train", "--text", "{d}/text.txt", "--out", "{d}/run"],
     "plot without metrics": ["plot", "{d}"],
     "empty split": ["eval", "{d}/run", "--split", "test", "--text", "{d}/short.txt"],
+    # visualize
+    "visualize chars zero": ["visualize", "{d}/run", "--chars", "0"],
+    "visualize chars huge": ["visualize", "{d}/run", "--chars", "1000000000"],
+    "visualize chars not a number": ["visualize", "{d}/run", "--chars", "many"],
+    "visualize text and split": ["visualize", "{d}/run", "--text", "{d}/text.txt", "--split",
+                                 "val"],
+    "visualize unknown split": ["visualize", "{d}/run", "--split", "train"],
+    "visualize text missing": ["visualize", "{d}/run", "--text", "{d}/nope.txt"],
+    "visualize binary text": ["visualize", "{d}/run", "--text", "{d}/binary.bin"],
+    "visualize corpus gone": ["visualize", "{d}/orphan.npz", "--split", "test"],
+    "visualize over a foreign file": ["visualize", "{d}/run", "--out", "{d}/text.txt"],
+    "visualize out is a folder": ["visualize", "{d}/run", "--out", "{d}"],
+    "visualize no checkpoint": ["visualize", "{d}/nothing"],
+    "visualize pickled checkpoint": ["visualize", "{d}/pickle.npz"],
+    "visualize text too short": ["visualize", "{d}/run", "--text", "{d}/afile"],
 }
 
 

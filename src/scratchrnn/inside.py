@@ -91,7 +91,7 @@ class Inspection:
         return [{s: np.stack([(v < low).mean(axis=0), (v > high).mean(axis=0)])
                  for s, v in layer.items() if s in GATES} for layer in self.layers]
 
-    def to_dict(self, levels: int = 256) -> dict:
+    def to_dict(self, levels: int = 64) -> dict:
         """JSON-ready page data (see visualize.page_data): signals quantised to `levels`."""
         from .visualize import page_data
         return page_data(self, levels=levels)

@@ -98,7 +98,8 @@
     opts = opts || {};
     var T = data.text.length, H = data.hidden, K = data.k;
     var cache = {};  // "layer/signal" -> Uint8Array (H * T), unit-major
-    var st = {view: "unit", layer: 0, signal: "h", unit: 0, stretch: false, focus: -1};
+    // focus: the character described; cursor: where the arrow keys are (hover moves only focus)
+    var st = {view: "unit", layer: 0, signal: "h", unit: 0, stretch: false, focus: -1, cursor: 0};
     if (data.units) {  // start on the best unit the finder found
       var best = null;
       Object.keys(data.units).forEach(function (p) {
@@ -118,6 +119,8 @@
         + "zero, orange: positive). Pick a unit found automatically on the left, or any layer, "
         + "signal and unit above. Hover over a character, or focus the text and use the arrow "
         + "keys, to see the model's top guesses for the next character."}));
+    }
+    {  // the model card, loss curve and this text's numbers (notebook outputs too)
       var top = el("div", {cls: "sr-top"});
       if (data.model_card) {
         var tb = el("table", {cls: "sr-card"});
@@ -320,7 +323,9 @@
       return paint();
     }
     function describe(t) {
+      if (st.focus >= 0 && spans[st.focus]) spans[st.focus].classList.remove("sr-cur");
       st.focus = t;
+      spans[t].classList.add("sr-cur");
       panel.textContent = "";
       var ch = data.text[t];
       panel.appendChild(el("h2", null, ["Character " + t + ": ", el("code", {text: show(ch)})]));
@@ -363,7 +368,8 @@
     }
     function focusChar(t) {
       t = Math.max(0, Math.min(T - 1, t));
-      if (st.focus >= 0 && spans[st.focus]) spans[st.focus].setAttribute("tabindex", "-1");
+      spans[st.cursor].setAttribute("tabindex", "-1");
+      st.cursor = t;
       spans[t].setAttribute("tabindex", "0");
       spans[t].focus();
     }
@@ -372,13 +378,13 @@
     });
     text.addEventListener("focusin", function (e) {
       if (e.target.dataset && e.target.dataset.i !== undefined) describe(+e.target.dataset.i);
-      else if (e.target === text && T) focusChar(st.focus >= 0 ? st.focus : 0);
+      else if (e.target === text && T) focusChar(st.cursor);
     });
     text.addEventListener("click", function (e) {
       if (e.target.dataset && e.target.dataset.i !== undefined) focusChar(+e.target.dataset.i);
     });
     text.addEventListener("keydown", function (e) {
-      var t = st.focus < 0 ? 0 : st.focus, moves = {ArrowRight: 1, ArrowLeft: -1,
+      var t = st.cursor, moves = {ArrowRight: 1, ArrowLeft: -1,
         ArrowDown: 40, ArrowUp: -40, PageDown: 400, PageUp: -400};
       if (e.key in moves) t += moves[e.key];
       else if (e.key === "Home") t = 0;

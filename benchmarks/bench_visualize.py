@@ -1,0 +1,78 @@
+"""Size and time of `scratchrnn visualize` for the issue's bound (<= 5 MB, <= 10 s): the default
+model (GRU 2x256, untrained: the size and the work do not depend on the weights) over the first
+N characters of the book's text, run as the user runs it (a fresh process, imports included),
+then the library steps timed one by one in this process.
+
+    PYTHONPATH=src python benchmarks/bench_visualize.py        # 4,000 characters, 3 runs
+    PYTHONPATH=src python benchmarks/bench_visualize.py --chars 20000 --runs 1
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import scratchrnn as sr
+from scratchrnn import visualize as viz
+
+SHARED_BOOK = Path(__file__).resolve().parents[2] / "shared" / "data" / "pg98.txt"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--chars", type=int, default=4000)
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    cfg = sr.TrainConfig()
+    vocab = sr.Vocab.ascii()
+    model = sr.CharRNN(len(vocab), cfg.hidden, cfg.cell, cfg.layers, seed=0)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "run").mkdir()
+        sr.save_checkpoint(tmp / "run" / "checkpoint.npz", model, vocab, cfg.to_dict(),
+                           {"step": 0})
+        text = tmp / "text.txt"
+        if SHARED_BOOK.is_file():  # skip the front matter: chapter text, quotes and all
+            book = SHARED_BOOK.read_text(encoding="utf-8-sig")
+            text.write_text(book[20000:20000 + 3 * args.chars])
+        else:
+            text.write_text('"It was," said he, "the best (and [worst]) of times."\n' * (
+                args.chars // 50 + 1))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+        cmd = [sys.executable, "-m", "scratchrnn", "visualize", str(tmp / "run"), "--text",
+               str(text), "--chars", str(args.chars)]
+        walls, cpus = [], []  # CPU seconds too: a busy shared machine inflates the wall time
+        for _ in range(args.runs):
+            t0, c0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
+            subprocess.run(cmd, check=True, env=env, capture_output=True)
+            c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            walls.append(time.perf_counter() - t0)
+            cpus.append(c1.ru_utime - c0.ru_utime + c1.ru_stime - c0.ru_stime)
+        size = (tmp / "run" / "inside.html").stat().st_size
+        # the steps, in this process
+        ids = sr.load_corpus(text, vocab, 0.0, 0.0).train[:args.chars]
+        t0 = time.perf_counter()
+        insp = sr.inspect(model, vocab, vocab.decode(ids), clean=False)
+        t1 = time.perf_counter()
+        insp.units(3)
+        t2 = time.perf_counter()
+        viz.render_page(insp)
+        t3 = time.perf_counter()
+    print(json.dumps({
+        "model": f"{cfg.cell} {cfg.layers}x{cfg.hidden}", "chars": args.chars,
+        "page_mb": round(size / 1e6, 3), "command_s_median": round(statistics.median(walls), 2),
+        "command_s_all": [round(w, 2) for w in walls],
+        "command_cpu_s_median": round(statistics.median(cpus), 2), "inspect_s": round(t1 - t0, 2),
+        "units_s": round(t2 - t1, 2), "render_s": round(t3 - t2, 2), "cpus": os.cpu_count(),
+        "load_avg_1m": round(os.getloadavg()[0], 1),
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -21,7 +21,7 @@ from conftest import SMALL_TEXT
 import scratchrnn as sr
 from scratchrnn import serve
 from scratchrnn.cli import main
-from scratchrnn.visualize import dequantise, page_data
+from scratchrnn.visualize import dequantise
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +129,7 @@ def test_inspect_gives_the_inspection_of_the_text(server, ckpt):
     assert status == 200 and headers["Content-Type"] == "application/json", body
     got = json.loads(body)
     want = sr.inspect(ckpt.model, ckpt.vocab, text)
-    assert got == json.loads(json.dumps(page_data(want)))
+    assert got == json.loads(json.dumps(want.to_dict()))
     assert got["text"] == text and got["num_layers"] == 2 and got["hidden"] == 16
     assert got["mean_surprisal"] == pytest.approx(want.mean_surprisal)
     h = dequantise(got["acts"]["layers"][1]["h"], got["acts"]["levels"], len(text))  # (T, H)

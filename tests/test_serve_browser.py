@@ -108,13 +108,14 @@ def test_typing_updates_the_view_and_hover_shows_the_top_five(driver, server):
     box = driver.find_element("id", "prompt")
     box.clear()
     before = driver.execute_script("return document.body.dataset.inspected")
-    typed = 'He said "no" (twice) <b>&amp;</b>'
+    typed = 'He said "no" (twice) <b>&amp;</b><img src=x onerror="window.__pwned=1">'
     box.send_keys(typed)
     wait(driver, "return document.body.dataset.inspected !== arguments[0] && "
                  "document.querySelectorAll('#view .sr-text span').length === arguments[1]",
          20, before, len(typed))
     assert view_text(driver) == typed  # the markup shows as text
-    assert driver.execute_script("return document.querySelector('#view b')") is None
+    assert driver.execute_script("return document.querySelector('.sr-text b, .sr-text img')"
+                                 " === null && window.__pwned === undefined")
     from selenium.webdriver.common.action_chains import ActionChains
     span = driver.find_elements("css selector", "#view .sr-text span")[3]
     ActionChains(driver).move_to_element(span).perform()

@@ -5,8 +5,8 @@ Sentiment", steered text by fixing one unit's value).
 
     GET  /               the page (inline CSS and JS; nothing from a network)
     GET  /api/model      the model card
-    POST /api/inspect    {"text"} -> the activation view's data (`visualize.page_data` of
-                         `inside.inspect(...)`, which the page draws with visualize's renderer)
+    POST /api/inspect    {"text"} -> the activation view's data (`inside.inspect(...).to_dict()`,
+                         which the page draws with visualize's renderer)
     POST /api/generate   {"prime", "length", "temperature", "top_k", "top_p", "argmax", "seed",
                           "clamp": {"layer", "unit", "value"} | null} -> text/plain, streamed
 
@@ -35,7 +35,7 @@ from .checkpoint import Checkpoint, load_checkpoint
 from .errors import ScratchRNNError
 from .inside import inspect
 from .sample import check_clamp, check_sampling, generate
-from .visualize import page_data, renderer_css, renderer_js
+from .visualize import renderer_css, renderer_js
 
 MAX_BODY = 64 * 1024  # bytes of a request body
 MAX_PROMPT = 4000  # characters of a prompt or an inspected text
@@ -269,7 +269,7 @@ class Handler(BaseHTTPRequestHandler):
         if not text:
             raise BadRequest("text is empty; type something to look at")
         pg = self.playground
-        self._json(200, page_data(inspect(pg.ckpt.model, pg.ckpt.vocab, text)))
+        self._json(200, inspect(pg.ckpt.model, pg.ckpt.vocab, text).to_dict())
 
     def _generate(self) -> None:
         pg = self.playground

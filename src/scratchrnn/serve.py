@@ -41,6 +41,7 @@ MAX_BODY = 64 * 1024  # bytes of a request body
 MAX_PROMPT = 4000  # characters of a prompt or an inspected text
 MAX_LENGTH = 5000  # characters generated per request
 MAX_SEED = 2**63 - 1
+MAX_INSPECTIONS = 4  # computed at once; more requests wait their turn
 FLUSH_EVERY = 0.03  # seconds between writes of a streamed generation (the first goes at once)
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 GENERATE_DEFAULTS = dict(prime="", length=200, temperature=0.8, top_k=None, top_p=None,
@@ -218,20 +219,10 @@ class Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
-    def do_GET(self):
-        self._handle("GET")
+    def do_GET(self):  # and the other methods http.server dispatches to do_<METHOD>
+        self._handle(self.command)
 
-    def do_POST(self):
-        self._handle("POST")
-
-    def do_PUT(self):
-        self._handle("PUT")
-
-    def do_DELETE(self):
-        self._handle("DELETE")
-
-    def do_PATCH(self):
-        self._handle("PATCH")
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_GET
 
     def _body(self) -> dict:
         ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
@@ -269,7 +260,9 @@ class Handler(BaseHTTPRequestHandler):
         if not text:
             raise BadRequest("text is empty; type something to look at")
         pg = self.playground
-        self._json(200, inspect(pg.ckpt.model, pg.ckpt.vocab, text).to_dict())
+        with pg.inspecting:
+            data = inspect(pg.ckpt.model, pg.ckpt.vocab, text).to_dict()
+        self._json(200, data)
 
     def _generate(self) -> None:
         pg = self.playground
@@ -307,6 +300,9 @@ class Playground:
         template = (resources.files("scratchrnn") / "web" / "playground.html").read_text("utf-8")
         self.page = re.sub(r"\{\{([A-Z]+)\}\}", lambda m: parts[m.group(1)], template).encode()
         self.generate = generate  # tests slow it down to watch the stream
+        # An inspection holds every signal of every layer for the whole text (about 32 MB at
+        # 4,000 characters of the default model): a few at a time bound the memory.
+        self.inspecting = threading.BoundedSemaphore(MAX_INSPECTIONS)
 
 
 class PlaygroundServer(ThreadingHTTPServer):

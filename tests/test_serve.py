@@ -123,6 +123,14 @@ def test_model_card(server, ckpt):
     assert card["limits"]["prompt"] == serve.MAX_PROMPT
 
 
+def test_the_card_is_json_whatever_the_run_logged(ckpt):
+    ckpt.meta["history"].append({"step": 41, "val_loss": float("nan")})
+    ckpt.meta["elapsed_s"] = float("inf")
+    card = serve.model_card(ckpt)
+    assert card["val_loss"] is None and card["training_seconds"] is None
+    json.dumps(card, allow_nan=False)
+
+
 def test_inspect_gives_the_inspection_of_the_text(server, ckpt):
     text = 'It was "the best" (of times).\nIt was <b>&amp;</b>'
     status, headers, body = request(server, "POST", "/api/inspect", {"text": text})

@@ -130,14 +130,21 @@ def parse_generate(body: dict, model) -> dict:
     return dict(args, argmax=argmax, clamp=clamp)
 
 
+def _finite(x):
+    """A number JSON.parse can read (NaN and infinities are not JSON), else None."""
+    return x if isinstance(x, int | float) and math.isfinite(x) else None
+
+
 def model_card(ckpt: Checkpoint) -> dict:
+    """The facts the page shows, as JSON values (visualize.model_card has them as text)."""
     cfg, meta = ckpt.model.config, ckpt.meta
     vals = [r["val_loss"] for r in meta.get("history", []) if r.get("val_loss") is not None]
     return {"cell": cfg.cell, "layers": cfg.num_layers, "hidden": cfg.hidden_size,
             "parameters": int(ckpt.model.num_params()), "vocab": ckpt.vocab.chars,
-            "vocab_size": len(ckpt.vocab), "dtype": cfg.dtype, "step": meta.get("step"),
-            "val_loss": vals[-1] if vals else None, "best_val": meta.get("best_val"),
-            "training_seconds": meta.get("elapsed_s"),
+            "vocab_size": len(ckpt.vocab), "dtype": cfg.dtype, "step": _finite(meta.get("step")),
+            "val_loss": _finite(vals[-1]) if vals else None,
+            "best_val": _finite(meta.get("best_val")),
+            "training_seconds": _finite(meta.get("elapsed_s")),
             "checkpoint": ckpt.path.parent.name if ckpt.path else None,
             "limits": {"prompt": MAX_PROMPT, "length": MAX_LENGTH, "body": MAX_BODY}}
 
@@ -164,7 +171,7 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _json(self, status: int, obj, extra: dict | None = None) -> None:
-        self._send(status, json.dumps(obj).encode(), "application/json", extra)
+        self._send(status, json.dumps(obj, allow_nan=False).encode(), "application/json", extra)
 
     def _fail(self, status: int, message: str, extra: dict | None = None) -> None:
         line = " ".join(str(message).split())  # one line, whatever the message held

@@ -39,7 +39,7 @@
   function diverging(t) {
     t = Math.max(-1, Math.min(1, t));
     var c = t < 0 ? mix(MID, NEG, -t) : mix(MID, POS, t);
-    return [rgb(c), Math.abs(t) > 0.62 ? "#fff" : ""];
+    return [rgb(c), t < -0.62 ? "#fff" : ""];  // dark text keeps its contrast on the orange
   }
   function show(ch) { return ch === "\n" ? "\u21b5" : ch === " " ? "\u2423" : ch; }
   function pct(p) { return (100 * p).toFixed(p >= 0.095 ? 1 : 2) + "%"; }
@@ -183,8 +183,8 @@
       units.appendChild(el("h3", {text: (data.properties && data.properties[p]) || p}));
       data.units[p].forEach(function (u) {
         var b = el("button", {type: "button", cls: "sr-unitpick", "data-property": p,
-          text: "layer " + u[0] + " \u00b7 " + u[1] + " \u00b7 unit " + u[2] + "   r = "
-            + (u[3] >= 0 ? "+" : "") + u[3].toFixed(2)});
+          text: "layer " + u[0] + " \u00b7 " + u[1] + " \u00b7 unit " + u[2] + "   corr "
+            + (u[3] >= 0 ? "+" : "\u2212") + Math.abs(u[3]).toFixed(2)});
         b.addEventListener("click", function () {
           select(u[0], u[1], u[2], "unit");
         });
@@ -229,6 +229,12 @@
         transform: "rotate(-90 12 " + (P + S / 2) + ")"});
       yl.textContent = "fraction > 0.9 (on)";
       s.appendChild(xl); s.appendChild(yl);
+      [[L, P + S + 12, "0", "middle"], [L + S, P + S + 12, "1", "middle"],
+        [L - 4, P + 4, "1", "end"]].forEach(function (a) {
+        var tk = svg("text", {x: a[0], y: a[1], "text-anchor": a[3]});
+        tk.textContent = a[2];
+        s.appendChild(tk);
+      });
       gates.forEach(function (g) {
         var off = layer[g][0], on = layer[g][1];
         for (var u = 0; u < off.length; u++) {

@@ -455,3 +455,19 @@ def test_make_server_takes_a_checkpoint_object_and_binds_loopback(ckpt):
         assert serve.url(srv).startswith("http://127.0.0.1:")
     finally:
         srv.server_close()
+
+
+def test_ipv6_loopback(ckpt):
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 here")
+    try:
+        srv = serve.make_server(ckpt, "::1", 0)
+    except sr.ScratchRNNError as e:
+        pytest.skip(f"::1 is not available here: {e}")
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        assert serve.url(srv).startswith("http://[::1]:")
+        assert_alive(srv)  # http.client sends Host: [::1]:PORT, which the Host check allows
+    finally:
+        srv.shutdown()
+        srv.server_close()

@@ -25,6 +25,7 @@ import math
 import re
 import secrets
 import signal
+import socket
 import sys
 import threading
 import time
@@ -335,8 +336,12 @@ def make_server(ckpt, host: str = "127.0.0.1", port: int = 8000) -> PlaygroundSe
         raise ScratchRNNError(f"--port must be in [0, 65535], got {port!r}")
     handler = type("PlaygroundHandler", (Handler,),
                    {"playground": Playground(ckpt, host in LOOPBACK)})
+    server_class = PlaygroundServer
+    if ":" in host:  # an IPv6 address such as ::1
+        server_class = type("PlaygroundServer6", (PlaygroundServer,),
+                            {"address_family": socket.AF_INET6})
     try:
-        server = PlaygroundServer((host, port), handler)
+        server = server_class((host, port), handler)
     except OSError as e:
         raise ScratchRNNError(f"cannot listen on {host}:{port} ({e.strerror or e}); pick "
                               "another --port or --host") from None

@@ -312,6 +312,34 @@ def test_a_stalled_client_does_not_block_others(server, monkeypatch):
     assert_alive(server)
 
 
+def test_no_request_opens_a_file(server, monkeypatch):
+    """Once started, the server answers everything (traversal attempts included) without
+    opening a single file."""
+    for path, body in (("/api/inspect", {"text": "warm up"}), ("/api/generate", {})):
+        request(server, "POST", path, body)
+    opened = []
+    real_open = open
+
+    def watch(*a, **kw):
+        opened.append(a[0] if a else kw)
+        return real_open(*a, **kw)
+
+    monkeypatch.setattr("builtins.open", watch)
+    monkeypatch.setattr("io.open", watch)
+    for method, path, body in [("GET", "/", None), ("GET", "/api/model", None),
+                               ("POST", "/api/inspect", {"text": "It was ../../etc/passwd"}),
+                               ("POST", "/api/generate", {"prime": "/etc/passwd", "length": 50}),
+                               ("GET", "/../../../../etc/passwd", None),
+                               ("GET", "/%2e%2e/%2e%2e/etc/passwd", None),
+                               ("GET", "//etc/passwd", None),
+                               ("GET", "/web/playground.html", None),
+                               ("GET", "/api/model/../../pyproject.toml", None)]:
+        status, _, answer = request(server, method, path, body)
+        assert status in (200, 404), (path, status)
+        assert b"root:" not in answer and b"[project]" not in answer
+    assert opened == []
+
+
 # ---------------------------------------------------------------------------- load, streaming
 
 

@@ -357,8 +357,8 @@ def run(ckpt, host: str = "127.0.0.1", port: int = 8000, log=print) -> int:
     """Serve until Ctrl-C (or SIGTERM); returns the exit status, 0."""
     server = make_server(ckpt, host, port)
     if host not in LOOPBACK:
-        log(f"scratchrnn: warning: listening on {host}, so other machines can reach the "
-            "playground; it is meant for 127.0.0.1")
+        print(f"scratchrnn: warning: listening on {host}, so other machines can reach the "
+              "playground; it is meant for 127.0.0.1", file=sys.stderr, flush=True)
     log(f"scratchrnn: playground at {url(server)} (Ctrl-C stops it)")
     sys.stdout.flush()
     old = None

@@ -172,3 +172,14 @@ def test_page_data_checks_its_levels(run):
     insp = sr.inspect(ckpt.model, ckpt.vocab, "It was.")
     with pytest.raises(sr.ScratchRNNError, match="levels"):
         viz.page_data(insp, levels=1)
+
+
+@pytest.mark.parametrize("cell,signals,gates", [("rnn", ["h"], []),
+                                                ("gru", ["h", "r", "z", "n"], ["r", "z"])])
+def test_every_cell_makes_a_page(cell, signals, gates):
+    vocab = sr.Vocab.ascii()
+    insp = sr.inspect(sr.CharRNN(len(vocab), 8, cell, 2, seed=0), vocab, TEXT[:200])
+    data = data_of(viz.render_page(insp))
+    assert data["signals"] == signals and data["gates"] == gates
+    assert [sorted(layer) for layer in data["saturation"]] == [gates, gates]
+    assert [sorted(layer) for layer in data["acts"]["layers"]] == [sorted(signals)] * 2

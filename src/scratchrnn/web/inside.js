@@ -60,7 +60,10 @@
     if (!pts.length) return null;
     var xs = pts.map(function (r) { return r[0]; });
     var ys = [];
-    pts.forEach(function (r) { if (r[1] !== null) ys.push(r[1]); if (r[2] !== null) ys.push(r[2]); });
+    pts.forEach(function (r) {
+      if (r[1] !== null) ys.push(r[1]);
+      if (r[2] !== null) ys.push(r[2]);
+    });
     var x0 = Math.min.apply(null, xs), x1 = Math.max.apply(null, xs);
     var y0 = Math.min.apply(null, ys), y1 = Math.max.apply(null, ys);
     if (x1 === x0) x1 = x0 + 1;
@@ -179,8 +182,17 @@
       el("div", {cls: "sr-note", text: "Best |correlation| with a property of the text, over "
         + "every unit, signal and layer. Click one to show it."})]);
     var unitButtons = [];
-    Object.keys(data.units || {}).forEach(function (p) {
-      units.appendChild(el("h3", {text: (data.properties && data.properties[p]) || p}));
+    // Strongest property first; a property no unit tracks (|corr| < 0.3) is shown muted.
+    var strength = function (p) {
+      return data.units[p].length ? Math.abs(data.units[p][0][3]) : 0;
+    };
+    var byStrength = Object.keys(data.units || {}).sort(function (a, b) {
+      return strength(b) - strength(a);
+    });
+    byStrength.forEach(function (p) {
+      var h3 = el("h3", {text: (data.properties && data.properties[p]) || p});
+      if (strength(p) < 0.3) h3.className = "sr-weak";
+      units.appendChild(h3);
       data.units[p].forEach(function (u) {
         var b = el("button", {type: "button", cls: "sr-unitpick", "data-property": p,
           text: "layer " + u[0] + " \u00b7 " + u[1] + " \u00b7 unit " + u[2] + "   corr "
@@ -189,6 +201,7 @@
           select(u[0], u[1], u[2], "unit");
         });
         b._u = u;
+        if (Math.abs(u[3]) < 0.3) b.classList.add("sr-weak");
         unitButtons.push(b);
         units.appendChild(b);
       });
@@ -221,7 +234,8 @@
       var W = 230, L = 34, B = 30, P = 8, S = W - L - P;
       var s = svg("svg", {width: W, height: W, viewBox: "0 0 " + W + " " + W, role: "img",
         "aria-label": "gate saturation, layer " + k});
-      s.appendChild(svg("rect", {x: L, y: P, width: S, height: S, fill: "#fff", stroke: "#d9dee3"}));
+      s.appendChild(svg("rect", {x: L, y: P, width: S, height: S, fill: "#fff",
+        stroke: "#d9dee3"}));
       s.appendChild(svg("line", {x1: L, y1: P, x2: L + S, y2: P + S, stroke: "#d9dee3"}));
       var xl = svg("text", {x: L + S / 2, y: W - 8, "text-anchor": "middle"});
       xl.textContent = "fraction of steps < 0.1 (off)";
@@ -243,7 +257,7 @@
           var tt = svg("title", {});
           tt.textContent = g + " gate, unit " + u + ": off " + pct(off[u]) + ", on " + pct(on[u]);
           c.appendChild(tt);
-          (function (g, u) { c.addEventListener("click", function () { select(k, g, u, "unit"); }); })(g, u);
+          c.addEventListener("click", select.bind(null, k, g, u, "unit"));
           s.appendChild(c);
         }
       });
@@ -252,7 +266,8 @@
         sw.style.color = GATE_COLOURS[g];
         return el("span", null, [sw, (SIGNAL_NAMES[g] || g) + "   "]);
       }));
-      bottom.appendChild(el("div", {cls: "sr-box"}, [el("h2", {text: "Gate saturation, layer " + k}),
+      bottom.appendChild(el("div", {cls: "sr-box"}, [
+        el("h2", {text: "Gate saturation, layer " + k}),
         s, key]));
     });
     if (bottom.childNodes.length) {
@@ -307,13 +322,17 @@
         var centre = gate ? 0.5 : 0, half = gate ? 0.5 : Math.max(Math.abs(a.lo), Math.abs(a.hi));
         if (st.stretch) {
           var mn = Infinity, mx = -Infinity;
-          for (var t = 0; t < T; t++) { var v = q[base + t]; if (v < mn) mn = v; if (v > mx) mx = v; }
+          for (var t = 0; t < T; t++) {
+            mn = Math.min(mn, q[base + t]);
+            mx = Math.max(mx, q[base + t]);
+          }
           mn = sc[0] + mn * sc[1]; mx = sc[0] + mx * sc[1];
           centre = (mn + mx) / 2; half = Math.max((mx - mn) / 2, 1e-9);
         }
         ramp.style.background = "linear-gradient(to right, " + rgb(NEG) + ", " + rgb(MID) + ", "
           + rgb(POS) + ")";
-        lo.textContent = (centre - half).toFixed(2); hi.textContent = "+" + (centre + half).toFixed(2);
+        lo.textContent = (centre - half).toFixed(2);
+        hi.textContent = "+" + (centre + half).toFixed(2);
         for (var t = 0; t < T; t++) {
           var c = diverging((sc[0] + q[base + t] * sc[1] - centre) / half);
           spans[t].style.backgroundColor = c[0]; spans[t].style.color = c[1];
@@ -401,9 +420,15 @@
     });
     bUnit.addEventListener("click", function () { st.view = "unit"; paint(); });
     bSurp.addEventListener("click", function () { st.view = "surprisal"; paint(); });
-    selLayer.addEventListener("change", function () { select(selLayer.value, st.signal, st.unit, "unit"); });
-    selSignal.addEventListener("change", function () { select(st.layer, selSignal.value, st.unit, "unit"); });
-    inUnit.addEventListener("change", function () { select(st.layer, st.signal, inUnit.value, "unit"); });
+    selLayer.addEventListener("change", function () {
+      select(selLayer.value, st.signal, st.unit, "unit");
+    });
+    selSignal.addEventListener("change", function () {
+      select(st.layer, selSignal.value, st.unit, "unit");
+    });
+    inUnit.addEventListener("change", function () {
+      select(st.layer, st.signal, inUnit.value, "unit");
+    });
     chk.addEventListener("change", function () { st.stretch = chk.checked; paint(); });
     idle();
     var api = {select: select, describe: describe, state: st, ready: null};

@@ -220,6 +220,18 @@ CASES = {
     "top-p above one": ["sample", "{d}/run", "--top-p", "2"],
     "top-k zero": ["sample", "{d}/run", "--top-k", "0"],
     "negative length": ["sample", "{d}/run", "--length", "-1"],
+    "clamp not three numbers": ["sample", "{d}/run", "--clamp", "0:1"],
+    "clamp not a number": ["sample", "{d}/run", "--clamp", "0:a:1"],
+    "clamp layer too high": ["sample", "{d}/run", "--clamp", "9:0:1"],
+    "clamp unit too high": ["sample", "{d}/run", "--clamp", "0:16:1"],
+    "clamp value too big": ["sample", "{d}/run", "--clamp", "0:0:1e9"],
+    "clamp value nan": ["sample", "{d}/run", "--clamp", "0:0:nan"],
+    # the playground
+    "serve no checkpoint": ["serve", "{d}/nothing"],
+    "serve broken checkpoint": ["serve", "{d}/truncated.npz"],
+    "serve port too high": ["serve", "{d}/run", "--port", "70000"],
+    "serve port negative": ["serve", "{d}/run", "--port", "-1"],
+    "serve port not a number": ["serve", "{d}/run", "--port", "http"],
     # output folders
     "out inside a file": ["train", "--text", "{d}/text.txt", "--out", "{d}/afile/run"],
     "out holds a run": ["train", "--text", "{d}/text.txt", "--out", "{d}/run"],

@@ -78,6 +78,15 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     a("--quiet", action="store_true", help="no progress bar")
 
 
+def _clamp(text: str) -> tuple[int, int, float]:
+    try:
+        layer, unit, value = text.split(":")
+        return int(layer), int(unit), float(value)
+    except ValueError:
+        raise ScratchRNNError(f"--clamp takes LAYER:UNIT:VALUE, e.g. 0:17:1.0, got {text!r}") \
+            from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="scratchrnn", description="Character-level RNN, LSTM and GRU language "
                      "models from scratch in NumPy.")
@@ -92,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--top-p", type=float)
     s.add_argument("--argmax", action="store_true", help="always take the likeliest character")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--clamp", metavar="LAYER:UNIT:VALUE", type=_clamp,
+                   help="hold one unit of one layer's h at VALUE while generating, e.g. 0:17:1")
     e = sub.add_parser("eval", help="held-out loss of a trained model")
     e.add_argument("run", help="run folder or checkpoint file")
     e.add_argument("--text", nargs="+", help="evaluate on this text (a file, folder, glob or "
@@ -121,6 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plot", help="redraw the loss curve of a run")
     p.add_argument("run", help="run folder")
     p.add_argument("--out", help="PNG path (default: RUN/loss.png)")
+    v = sub.add_parser("serve", help="a local playground: look inside the model, generate")
+    v.add_argument("run", help="run folder or checkpoint file")
+    v.add_argument("--host", default="127.0.0.1", help="address to listen on (default: "
+                   "127.0.0.1, this machine only)")
+    v.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free one)")
     return parser
 
 
@@ -152,7 +168,7 @@ def _cmd_train(args) -> int:
 def _cmd_sample(args) -> int:
     ckpt = load_checkpoint(args.run)
     chars = generate(ckpt.model, ckpt.vocab, args.prime, args.length, args.temperature,
-                     args.top_k, args.top_p, args.argmax, args.seed)
+                     args.top_k, args.top_p, args.argmax, args.seed, args.clamp)
     first = next(chars, "")  # validates the prompt before anything is printed
     try:
         sys.stdout.write(args.prime + first)
@@ -248,6 +264,12 @@ def _cmd_visualize(args) -> int:
     return 0
 
 
+def _cmd_serve(args) -> int:
+    from .serve import run
+
+    return run(args.run, args.host, args.port)
+
+
 def _warn(message, category, filename, lineno, file=None, line=None):
     print(f"scratchrnn: warning: {message}", file=sys.stderr)
 
@@ -255,7 +277,7 @@ def _warn(message, category, filename, lineno, file=None, line=None):
 def main(argv=None) -> int:
     commands = {"train": _cmd_train, "sample": _cmd_sample, "eval": _cmd_eval,
                 "plot": _cmd_plot, "export": _cmd_export, "import": _cmd_import,
-                "visualize": _cmd_visualize}
+                "visualize": _cmd_visualize, "serve": _cmd_serve}
     old_showwarning = warnings.showwarning
     warnings.showwarning = _warn
     try:

@@ -14,12 +14,34 @@ from .layers import softmax
 from .model import CharRNN
 from .text import Vocab
 
+MAX_CLAMP = 10.0  # beyond a few units of a tanh cell's range a clamp only saturates what reads it
+
 
 def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
     limits.real(temperature, "--temperature", 0.0, lo_open=True,
                 hint="; use --argmax for the most likely character every time")
     limits.integer(top_k, "--top-k", 1, none_ok=True)
     limits.real(top_p, "--top-p", 0.0, 1.0, lo_open=True, none_ok=True)
+
+
+def check_clamp(clamp, model: CharRNN) -> tuple[int, int, float] | None:
+    """`clamp` is None or (layer, unit, value): that unit of that layer's h is held at value."""
+    if clamp is None:
+        return None
+    cfg = model.config
+    try:
+        layer, unit, value = clamp
+    except (TypeError, ValueError):
+        raise ScratchRNNError(f"a clamp is LAYER:UNIT:VALUE, got {clamp!r}") from None
+    for name, v, n in (("layer", layer, cfg.num_layers), ("unit", unit, cfg.hidden_size)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or not 0 <= v < n:
+            raise ScratchRNNError(f"the clamp's {name} must be an integer in [0, {n - 1}] for "
+                                  f"this model, got {v!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float | np.number) \
+            or not abs(value) <= MAX_CLAMP:
+        raise ScratchRNNError(f"the clamp's value must be a number in [-{MAX_CLAMP:g}, "
+                              f"{MAX_CLAMP:g}], got {value!r} (h of a tanh unit is in (-1, 1))")
+    return int(layer), int(unit), float(value)
 
 
 def filter_probs(probs: np.ndarray, top_k: int | None, top_p: float | None) -> np.ndarray:
@@ -36,8 +58,13 @@ def filter_probs(probs: np.ndarray, top_k: int | None, top_p: float | None) -> n
     return probs / probs.sum()
 
 
-def stepper(model: CharRNN):
+def stepper(model: CharRNN, clamp: tuple[int, int, float] | None = None):
     """A single-stream step `next_logits(char_id) -> (V,) logits` that keeps its own state.
+
+    `clamp=(layer, unit, value)` overwrites that unit of that layer's h after every step, before
+    the layer above (and the next step) reads it: the unit is held at the value while the rest
+    of the network runs as trained (Radford et al. 2017's sentiment-neuron steering). An LSTM's
+    cell c is left to run; only its output h is held.
 
     The cells' equations for one vector at a time, with buffers allocated once: generation is
     one tiny step per character, so per-call overhead, not arithmetic, decides its speed.
@@ -56,6 +83,8 @@ def stepper(model: CharRNN):
     z = np.empty(cells.GATES[cell] * H, cfg.dtype)  # (G*H,) gate pre-activations
     tmp = np.empty(H, cfg.dtype)
     W_yT, b_y = np.ascontiguousarray(P["W_y"].T), P["b_y"]
+    clamp = check_clamp(clamp, model)
+    c_layer, c_unit, c_value = clamp if clamp else (-1, 0, 0.0)
 
     def next_logits(i: int) -> np.ndarray:
         for k in range(L):
@@ -84,6 +113,8 @@ def stepper(model: CharRNN):
                 np.subtract(h, n, out=tmp)
                 np.multiply(tmp, rz[H:], out=tmp)
                 np.add(n, tmp, out=h)
+            if k == c_layer:
+                h[c_unit] = c_value
         return W_yT @ hs[L - 1] + b_y
 
     return next_logits
@@ -91,10 +122,12 @@ def stepper(model: CharRNN):
 
 def generate(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200,
              temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-             argmax: bool = False, seed: int | None = 0) -> Iterator[str]:
-    """Yield `length` generated characters (the prompt itself is not repeated). Every argument
-    is checked before the first character is made; stop consuming to stop generating (the
-    training loop checks for Ctrl-C between characters)."""
+             argmax: bool = False, seed: int | None = 0,
+             clamp: tuple[int, int, float] | None = None) -> Iterator[str]:
+    """Yield `length` generated characters (the prompt itself is not repeated); `clamp`: see
+    `stepper` (held while the prompt is read, too). Every argument is checked before the first
+    character is made; stop consuming to stop generating (the training loop checks for Ctrl-C
+    between characters)."""
     if not isinstance(model, CharRNN):
         raise ScratchRNNError(f"model must be a CharRNN, got {type(model).__name__}")
     if not isinstance(vocab, Vocab):
@@ -105,6 +138,7 @@ def generate(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200,
         raise ScratchRNNError(f"the prompt must be a string, got {type(prime).__name__}")
     limits.integer(length, "--length", 0, limits.MAX_SAMPLE_LENGTH)
     check_sampling(temperature, top_k, top_p)
+    clamp = check_clamp(clamp, model)
     limits.integer(seed, "--seed", 0, none_ok=True)
     ids = vocab.clean_prompt(prime) if prime else []
     if prime and len(ids) == 0:
@@ -114,12 +148,13 @@ def generate(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200,
                       "sampling without a prompt", stacklevel=2)
     if len(ids) == 0:  # start as after a line break (or a space), like the start of a paragraph
         ids = [next((vocab.chars.index(c) for c in "\n " if c in vocab.chars), 0)]
-    return _chars(model, vocab, ids, length, temperature, top_k, top_p, argmax, seed)
+    return _chars(model, vocab, ids, length, temperature, top_k, top_p, argmax, seed, clamp)
 
 
-def _chars(model, vocab, ids, length, temperature, top_k, top_p, argmax, seed) -> Iterator[str]:
+def _chars(model, vocab, ids, length, temperature, top_k, top_p, argmax, seed,
+           clamp) -> Iterator[str]:
     rng = np.random.default_rng(seed)
-    next_logits = stepper(model)
+    next_logits = stepper(model, clamp)
     for i in ids:  # feed the prompt; its last logits predict the first new character
         logits = next_logits(int(i))
     for _ in range(length):
@@ -140,8 +175,9 @@ def _chars(model, vocab, ids, length, temperature, top_k, top_p, argmax, seed) -
 
 def sample(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200,
            temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-           argmax: bool = False, seed: int | None = 0) -> str:
+           argmax: bool = False, seed: int | None = 0,
+           clamp: tuple[int, int, float] | None = None) -> str:
     """The prompt followed by `length` generated characters (prime=None: no prompt)."""
-    chars = generate(model, vocab, prime, length, temperature, top_k, top_p, argmax, seed)
+    chars = generate(model, vocab, prime, length, temperature, top_k, top_p, argmax, seed, clamp)
     return (prime or "") + "".join(chars)
 

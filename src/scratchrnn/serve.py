@@ -1,0 +1,375 @@
+"""The playground: `scratchrnn serve RUN` serves one self-contained page and a small JSON API on
+127.0.0.1, to look inside a trained model while typing and to generate, streamed, with a unit
+clamped (Radford, Jozefowicz & Sutskever 2017, "Learning to Generate Reviews and Discovering
+Sentiment", steered text by fixing one unit's value).
+
+    GET  /               the page (inline CSS and JS; nothing from a network)
+    GET  /api/model      the model card
+    POST /api/inspect    {"text"} -> the activation view's data (`inside.inspect(...).to_dict()`,
+                         which the page draws with visualize's renderer)
+    POST /api/generate   {"prime", "length", "temperature", "top_k", "top_p", "argmax", "seed",
+                          "clamp": {"layer", "unit", "value"} | null} -> text/plain, streamed
+
+Standard library only (`http.server.ThreadingHTTPServer`): a local, single-user tool needs no
+new dependency, and a thread per request serves several clients (NOTES-serve.md has the load
+figures). The model is read-only; every request builds its own state. No request names a file:
+the page is read from the package once, at start. Every input is checked; a bad request gets a
+4xx and one line of JSON, an unexpected failure a 500 and one line on stderr, never a traceback
+or a dead server.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import secrets
+import signal
+import socket
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+
+from .checkpoint import Checkpoint, load_checkpoint
+from .errors import ScratchRNNError
+from .inside import inspect
+from .sample import check_clamp, check_sampling, generate
+from .visualize import renderer_css, renderer_js
+
+MAX_BODY = 64 * 1024  # bytes of a request body
+MAX_PROMPT = 4000  # characters of a prompt or an inspected text
+MAX_LENGTH = 5000  # characters generated per request
+MAX_SEED = 2**63 - 1
+MAX_INSPECTIONS = 4  # computed at once; more requests wait their turn
+FLUSH_EVERY = 0.03  # seconds between writes of a streamed generation (the first goes at once)
+LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+GENERATE_DEFAULTS = dict(prime="", length=200, temperature=0.8, top_k=None, top_p=None,
+                         argmax=False, seed=0, clamp=None)
+# The page's only sources are itself: it cannot load or send anything anywhere else, and only
+# its own two scripts (this response's nonce) run.
+CSP = ("default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; "
+       "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; "
+       "frame-ancestors 'none'")
+
+
+class BadRequest(Exception):
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+def _api_words(message: str) -> str:
+    """sample.check_sampling speaks in command-line flags; the API's fields are named so."""
+    for flag, key in (("--temperature", "temperature"), ("--top-k", "top_k"),
+                      ("--top-p", "top_p"), ("--argmax", '"argmax": true'),
+                      ("--length", "length")):
+        message = message.replace(flag, key)
+    return message
+
+
+def _only(body: dict, allowed) -> None:
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise BadRequest(f"unknown field {unknown[0]!r}; the fields are {', '.join(allowed)}")
+
+
+def _text(body: dict, key: str, default: str | None = None) -> str:
+    value = body.get(key, default)
+    if not isinstance(value, str):
+        raise BadRequest(f"{key} must be a string")
+    if len(value) > MAX_PROMPT:
+        raise BadRequest(f"{key} has {len(value):,} characters; the most is {MAX_PROMPT:,}")
+    return value
+
+
+def _int(body: dict, key: str, lo: int, hi: int, optional: bool = False) -> int | None:
+    value = body.get(key, GENERATE_DEFAULTS.get(key))
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise BadRequest(f"{key} must be a whole number in [{lo}, {hi}]"
+                         f"{' or null' if optional else ''}, got {value!r}")
+    return value
+
+
+def _number(body: dict, key: str, optional: bool = False) -> float | None:
+    value = body.get(key, GENERATE_DEFAULTS.get(key))
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise BadRequest(f"{key} must be a finite number{' or null' if optional else ''}, "
+                         f"got {value!r}")
+    return float(value)
+
+
+def parse_generate(body: dict, model) -> dict:
+    """The keyword arguments of `sample.generate` from a request, every field checked."""
+    _only(body, GENERATE_DEFAULTS)
+    args = dict(prime=_text(body, "prime", ""), length=_int(body, "length", 1, MAX_LENGTH),
+                temperature=_number(body, "temperature"),
+                top_k=_int(body, "top_k", 1, 10**6, optional=True),
+                top_p=_number(body, "top_p", optional=True),
+                seed=_int(body, "seed", 0, MAX_SEED, optional=True))
+    argmax = body.get("argmax", False)
+    if not isinstance(argmax, bool):
+        raise BadRequest(f"argmax must be true or false, got {argmax!r}")
+    clamp = body.get("clamp")
+    if clamp is not None:
+        if not isinstance(clamp, dict):
+            raise BadRequest("clamp must be null or {\"layer\": L, \"unit\": U, \"value\": V}")
+        _only(clamp, ("layer", "unit", "value"))
+        if len(clamp) != 3:
+            raise BadRequest("clamp needs layer, unit and value")
+        clamp = (clamp["layer"], clamp["unit"], clamp["value"])
+    try:
+        check_sampling(args["temperature"], args["top_k"], args["top_p"])
+        clamp = check_clamp(clamp, model)
+    except ScratchRNNError as e:
+        raise BadRequest(_api_words(str(e))) from None
+    return dict(args, argmax=argmax, clamp=clamp)
+
+
+def _finite(x):
+    """A number JSON.parse can read (NaN and infinities are not JSON), else None."""
+    return x if isinstance(x, int | float) and math.isfinite(x) else None
+
+
+def model_card(ckpt: Checkpoint) -> dict:
+    """The facts the page shows, as JSON values (visualize.model_card has them as text)."""
+    cfg, meta = ckpt.model.config, ckpt.meta
+    vals = [r["val_loss"] for r in meta.get("history", []) if r.get("val_loss") is not None]
+    return {"cell": cfg.cell, "layers": cfg.num_layers, "hidden": cfg.hidden_size,
+            "parameters": int(ckpt.model.num_params()), "vocab": ckpt.vocab.chars,
+            "vocab_size": len(ckpt.vocab), "dtype": cfg.dtype, "step": _finite(meta.get("step")),
+            "val_loss": _finite(vals[-1]) if vals else None,
+            "best_val": _finite(meta.get("best_val")),
+            "training_seconds": _finite(meta.get("elapsed_s")),
+            "checkpoint": ckpt.path.parent.name if ckpt.path else None,
+            "limits": {"prompt": MAX_PROMPT, "length": MAX_LENGTH, "body": MAX_BODY}}
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "scratchrnn"
+    # What a refusal of an unparsable request line is answered in (http.server's default,
+    # HTTP/0.9, would send the JSON error without a status line).
+    default_request_version = "HTTP/1.0"
+    timeout = 30  # seconds a client may stall a read or a write before its thread lets go
+    playground: Playground  # set on the subclass make_server builds
+
+    def log_message(self, format, *args):  # noqa: A002 (the base class's name)
+        pass  # one line per failed request instead (_fail), not one per request
+
+    def _send(self, status: int, body: bytes, ctype: str, extra: dict | None = None) -> None:
+        self.send_response(status)
+        headers = {"Content-Type": ctype, "Content-Length": str(len(body)),
+                   "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
+                   "Referrer-Policy": "no-referrer", **(extra or {})}
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, status: int, obj, extra: dict | None = None) -> None:
+        self._send(status, json.dumps(obj, allow_nan=False).encode(), "application/json", extra)
+
+    def _fail(self, status: int, message: str, extra: dict | None = None) -> None:
+        line = " ".join(str(message).split())  # one line, whatever the message held
+        print(f"scratchrnn serve: {self.command} {getattr(self, 'path', '')[:80]!r} -> "
+              f"{status}: {line}",
+              file=sys.stderr, flush=True)
+        self._json(status, {"error": line}, extra)
+
+    def _route(self, method: str):
+        routes = {"/": ("GET", self._page), "/api/model": ("GET", self._model),
+                  "/api/inspect": ("POST", self._inspect),
+                  "/api/generate": ("POST", self._generate)}
+        if self.path not in routes:
+            raise BadRequest(f"no such page {self.path[:80]!r}; the playground is at /", 404)
+        allowed, handler = routes[self.path]
+        if method != allowed:
+            raise BadRequest(f"{self.path} takes {allowed}, not {method}", 405)
+        return handler
+
+    def _handle(self, method: str) -> None:
+        try:
+            host = self.headers.get("Host")  # browsers always send it; HTTP/1.0 tools may not
+            host = host if host is None else host.rsplit(":", 1)[0]
+            if self.playground.loopback and host is not None and host not in LOOPBACK:
+                # A page elsewhere whose name now points at 127.0.0.1 (DNS rebinding) gets nothing.
+                raise BadRequest(f"unexpected Host {host[:80]!r}", 403)
+            self._route(method)()
+        except BadRequest as e:
+            extra = {"Allow": "GET" if self.path in ("/", "/api/model") else "POST"} \
+                if e.status == 405 else None
+            self._fail(e.status, str(e), extra)
+        except ScratchRNNError as e:
+            self._fail(400, _api_words(str(e)))
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            self.close_connection = True  # the client went away; nothing to answer
+        except Exception as e:  # never a traceback, never a dead server
+            print(f"scratchrnn serve: {self.command} {self.path[:80]!r}: internal error: "
+                  f"{type(e).__name__}: {' '.join(str(e).split())}", file=sys.stderr, flush=True)
+            try:
+                self._json(500, {"error": f"internal error ({type(e).__name__}); see the "
+                                          "server's log"})
+            except OSError:
+                pass
+
+    def send_error(self, code, message=None, explain=None):
+        """http.server's own refusals (a malformed request line, an unknown method, headers
+        too long) answer in the API's one-line JSON too."""
+        code = 405 if code == 501 else code  # an unknown method is a method not allowed
+        self.close_connection = True
+        try:
+            self._fail(code, message or explain or "bad request")
+        except OSError:
+            pass
+
+    def do_GET(self):  # and the other methods http.server dispatches to do_<METHOD>
+        self._handle(self.command)
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_GET
+
+    def _body(self) -> dict:
+        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if ctype != "application/json":  # also keeps other sites' plain form posts out
+            raise BadRequest("send the request body as Content-Type: application/json", 415)
+        length = self.headers.get("Content-Length")
+        if length is None or not length.strip().isdigit():
+            raise BadRequest("a request body needs a Content-Length", 411)
+        if int(length) > MAX_BODY:
+            raise BadRequest(f"the request body has {int(length):,} bytes; the most is "
+                             f"{MAX_BODY:,}", 413)
+        raw = self.rfile.read(int(length))
+        try:
+            body = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+        except (UnicodeDecodeError, ValueError, RecursionError) as e:
+            raise BadRequest(f"the body is not valid JSON ({' '.join(str(e).split())[:120]})") \
+                from None
+        if not isinstance(body, dict):
+            raise BadRequest("the body must be a JSON object")
+        return body
+
+    def _page(self) -> None:
+        nonce = secrets.token_urlsafe(16)
+        page = self.playground.page.replace(b"{{NONCE}}", nonce.encode())
+        self._send(200, page, "text/html; charset=utf-8",
+                   {"Content-Security-Policy": CSP.format(nonce=nonce), "X-Frame-Options": "DENY"})
+
+    def _model(self) -> None:
+        self._json(200, self.playground.card)
+
+    def _inspect(self) -> None:
+        body = self._body()
+        _only(body, ("text",))
+        text = _text(body, "text")
+        if not text:
+            raise BadRequest("text is empty; type something to look at")
+        pg = self.playground
+        with pg.inspecting:
+            data = inspect(pg.ckpt.model, pg.ckpt.vocab, text).to_dict()
+        self._json(200, data)
+
+    def _generate(self) -> None:
+        pg = self.playground
+        args = parse_generate(self._body(), pg.ckpt.model)
+        chars = pg.generate(pg.ckpt.model, pg.ckpt.vocab, **args)
+        first = next(chars, "")  # checks the prompt before the answer starts
+        self.send_response(200)
+        for k, v in {"Content-Type": "text/plain; charset=utf-8", "Cache-Control": "no-store",
+                     "X-Content-Type-Options": "nosniff"}.items():
+            self.send_header(k, v)
+        self.end_headers()  # HTTP/1.0: the body runs until the connection closes
+        self.wfile.write(first.encode())
+        pending, last = [], time.perf_counter()
+        for ch in chars:  # written in batches: one send per character costs more than it shows
+            pending.append(ch)
+            now = time.perf_counter()
+            if now - last >= FLUSH_EVERY:
+                self.wfile.write("".join(pending).encode())
+                pending, last = [], now
+        self.wfile.write("".join(pending).encode())
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+class Playground:
+    """What every request reads: the checkpoint, its card and the page (read once, here)."""
+
+    def __init__(self, ckpt: Checkpoint, loopback: bool):
+        self.ckpt, self.loopback = ckpt, loopback
+        self.card = model_card(ckpt)
+        # The activation view is visualize's renderer, inlined: one page, one copy of the view.
+        parts = {"CSS": renderer_css(), "JS": renderer_js(), "NONCE": "{{NONCE}}"}
+        template = (resources.files("scratchrnn") / "web" / "playground.html").read_text("utf-8")
+        self.page = re.sub(r"\{\{([A-Z]+)\}\}", lambda m: parts[m.group(1)], template).encode()
+        self.generate = generate  # tests slow it down to watch the stream
+        # An inspection holds every signal of every layer for the whole text (about 32 MB at
+        # 4,000 characters of the default model): a few at a time bound the memory.
+        self.inspecting = threading.BoundedSemaphore(MAX_INSPECTIONS)
+
+
+class PlaygroundServer(ThreadingHTTPServer):
+    daemon_threads = True  # a stream in flight does not hold up Ctrl-C
+    # socketserver's default backlog of 5 reset connections under 20 clients (bench_serve.py)
+    request_queue_size = 128
+
+    def handle_error(self, request, client_address):
+        """Whatever escapes a handler (a reset while the request line is read): one line, not
+        socketserver's traceback."""
+        e = sys.exc_info()[1]
+        if not isinstance(e, ConnectionError | TimeoutError):
+            print(f"scratchrnn serve: {client_address[0]}: {type(e).__name__}: "
+                  f"{' '.join(str(e).split())}", file=sys.stderr, flush=True)
+
+
+def make_server(ckpt, host: str = "127.0.0.1", port: int = 8000) -> PlaygroundServer:
+    """A server for `ckpt` (a Checkpoint, run folder or .npz) on host:port (0: any free port),
+    not yet serving: call `serve_forever()` (in a thread, for tests) and `shutdown()`."""
+    if not isinstance(ckpt, Checkpoint):
+        ckpt = load_checkpoint(ckpt)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ScratchRNNError(f"--port must be in [0, 65535], got {port!r}")
+    handler = type("PlaygroundHandler", (Handler,),
+                   {"playground": Playground(ckpt, host in LOOPBACK)})
+    server_class = PlaygroundServer
+    if ":" in host:  # an IPv6 address such as ::1
+        server_class = type("PlaygroundServer6", (PlaygroundServer,),
+                            {"address_family": socket.AF_INET6})
+    try:
+        server = server_class((host, port), handler)
+    except OSError as e:
+        raise ScratchRNNError(f"cannot listen on {host}:{port} ({e.strerror or e}); pick "
+                              "another --port or --host") from None
+    return server
+
+
+def url(server: ThreadingHTTPServer) -> str:
+    host, port = server.server_address[:2]
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+
+
+def run(ckpt, host: str = "127.0.0.1", port: int = 8000, log=print) -> int:
+    """Serve until Ctrl-C (or SIGTERM); returns the exit status, 0."""
+    server = make_server(ckpt, host, port)
+    if host not in LOOPBACK:
+        print(f"scratchrnn: warning: listening on {host}, so other machines can reach the "
+              "playground; it is meant for 127.0.0.1", file=sys.stderr, flush=True)
+    log(f"scratchrnn: playground at {url(server)} (Ctrl-C stops it)")
+    sys.stdout.flush()
+    old = None
+    if threading.current_thread() is threading.main_thread():
+        old = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        server.serve_forever(poll_interval=0.25)
+    except KeyboardInterrupt:
+        log("scratchrnn: stopped")
+    finally:
+        server.server_close()
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
+    return 0

@@ -49,8 +49,11 @@ def test_folder_and_book_are_the_files_joined(tree, book):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         corpus = load_corpus([str(tree), str(book)])
-    py = sorted(tree.rglob("*.py"), key=lambda p: p.relative_to(tree).parts)
-    assert len(py) >= 15  # the project's own modules
+    # every text file of the tree: not the hidden .git, the binary logo or the empty file
+    py = sorted((p for p in tree.rglob("*") if p.is_file() and ".git" not in p.parts
+                 and p.name not in ("logo.png", "empty.txt")),
+                key=lambda p: p.relative_to(tree).parts)
+    assert sum(p.suffix == ".py" for p in py) >= 15  # the project's own modules
     np.testing.assert_array_equal(whole(corpus), joined([*py, book], Vocab.ascii()))
     assert [str(w.message) for w in caught] == ["skipped 1 binary or non-UTF-8 file of --text "
                                                 f"({len(py) + 1} read)"]

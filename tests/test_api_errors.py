@@ -109,6 +109,9 @@ CASES = {
     "clean of nothing": (lambda: sr.clean(None, VOCAB), "string"),
     "clean with a vocab name": (lambda: sr.clean("text", "ascii"), "Vocab"),
     "plot of nothing": (lambda: sr.plot_history(None, "x.png"), "rows"),
+    "train with a string config": (lambda: sr.train("book.txt"), "TrainConfig"),
+    "corpus of a number": (lambda: sr.load_corpus(123), "--text"),
+    "corpus of a list with a number": (lambda: sr.load_corpus(["a.txt", 5]), "--text"),
     "plot of rows without losses": (lambda: sr.plot_history([{"step": "x"}], "x.png"),
                                     "no losses"),
 }

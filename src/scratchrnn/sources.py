@@ -30,6 +30,10 @@ def is_glob(spec: str) -> bool:
 
 def specs_of(text) -> list[str]:
     """--text as a list of strings (a saved config holds one string or a list)."""
+    if not isinstance(text, str | os.PathLike | list | tuple) or not all(
+            isinstance(t, str | os.PathLike) for t in ([text] if isinstance(
+                text, str | os.PathLike) else text)):
+        raise ScratchRNNError(f"--text must be a path or a list of paths, got {text!r}"[:200])
     return [str(text)] if isinstance(text, str | os.PathLike) else [str(t) for t in text]
 
 

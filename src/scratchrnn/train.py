@@ -124,6 +124,8 @@ def train(config: TrainConfig | None = None, *, resume=None, progress: bool = Tr
     checkpoint `resume` (keyword overrides may raise --max-steps, --epochs, change --lr ...).
     A resumed run checks that its text has the content it started with (`text=` may name the
     same text under another path); `allow_new_text` goes on over a changed text instead."""
+    if config is not None and not isinstance(config, TrainConfig):
+        raise ScratchRNNError(f"config must be a TrainConfig, got {type(config).__name__}")
     ckpt = load_checkpoint(resume) if resume is not None else None
     text = overrides.pop("text", None) if ckpt is not None else None  # compared by content
     if ckpt is not None:

@@ -94,7 +94,7 @@ def train(config: TrainConfig | None = None, *, resume=None, progress: bool = Tr
           overwrite: bool = False, log=print, **overrides) -> TrainResult:
     """Train a new run from `config` (plus keyword overrides), or continue the run folder or
     checkpoint `resume` (keyword overrides may raise --max-steps, --epochs, change --lr ...)."""
-    ckpt = load_checkpoint(resume) if resume is not None else None
+    ckpt = load_checkpoint(resume, resume=True) if resume is not None else None
     if ckpt is not None:
         cfg = _resume_config(ckpt, overrides)
     else:

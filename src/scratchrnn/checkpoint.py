@@ -103,7 +103,7 @@ def load_checkpoint(path, resume: bool = False) -> Checkpoint:
     except schema.Invalid as e:
         raise _bad(path, str(e)) from None
     except _OtherFormat as e:
-        raise ScratchRNNError(f"{path} has checkpoint format {e.args[0]!r}, this scratchrnn "
+        raise ScratchRNNError(f"{path} has checkpoint format {e.args[0]}, this scratchrnn "
                               f"reads format {FORMAT_VERSION}; use the scratchrnn version that "
                               "wrote it") from None
     except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError,

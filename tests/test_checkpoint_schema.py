@@ -179,6 +179,13 @@ def test_hostile_checkpoint_is_refused_in_one_line(name, bases, tmp_path):
     refused(path, fragment)
 
 
+def test_a_position_past_the_text_is_refused_on_resume(bases, tmp_path, capsys):
+    path = bases["lstm"].write(tmp_path / "x.npz", [(("window",), "1000")])
+    assert main(["train", "--resume", str(path), "--max-steps", "9", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "window 1000" in err
+
+
 def test_pickled_metadata_is_refused_without_unpickling(bases, tmp_path):
     path = tmp_path / "x.npz"
     write_zip(path, [("meta.npy", npy(np.array([bases["gru"].meta], dtype=object))),
@@ -266,7 +273,7 @@ def _paths(value, where=()):
     return out
 
 
-RAW = ["null", "true", "false", "0", "1", "-1", "2", "3", "8", str(2**31), str(2**64),
+RAW = ["null", "true", "false", "0", "1", "-1", "2", "3", "8", "1000", str(2**31), str(2**64),
        str(-2**70), "0.0", "0.5", "-0.5", "1e308", "1e999", "-1e999", "NaN", "Infinity",
        '""', '"x"', '"gru"', '"\\u0000"', '"PCG64"', "[]", "[1]", "[0.5, 3]", "{}",
        '{"step": 1}', deep(50), deep(100_000), "1" + "0" * 5000]

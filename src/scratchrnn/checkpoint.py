@@ -16,6 +16,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from tokenize import TokenError
 
 import numpy as np
 from numpy.lib import format as npformat
@@ -192,7 +193,8 @@ def _read_npy(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, spec) -> np
             if read_header is None:
                 raise ValueError(f"format {version}")
             shape, fortran, dtype = read_header(f)
-        except ValueError as e:
+        except (ValueError, SyntaxError, TokenError, RecursionError, TypeError) as e:
+            # numpy parses the header as a Python literal, and tokenizes it when that fails
             raise schema.Invalid(f"member {name} has no readable array header "
                                  f"({str(e)[:60]})") from None
         if dtype.hasobject:

@@ -229,8 +229,10 @@ class _OtherFormat(Exception):
 def _parse_meta(arr: np.ndarray) -> dict:
     try:
         meta = json.loads(str(arr[()]))
-    except (ValueError, RecursionError):  # also: numbers of over 4300 digits
-        raise schema.Invalid("unreadable metadata") from None
+    except RecursionError:
+        raise schema.Invalid("unreadable metadata: nested too deeply") from None
+    except ValueError as e:  # also: numbers of over 4300 digits
+        raise schema.Invalid(f"unreadable metadata: {str(e)[:60]}") from None
     if not isinstance(meta, dict):
         raise schema.Invalid("unreadable metadata")
     return meta

@@ -22,7 +22,7 @@ import scratchrnn as sr
 from scratchrnn import schema
 from scratchrnn.cli import main
 
-EXAMPLES = int(os.environ.get("SCRATCHRNN_FUZZ", 40))
+EXAMPLES = int(os.environ.get("SCRATCHRNN_FUZZ", 15))  # CI: seconds; fuzz.py: thousands
 TEXT = ("It was the best of times, it was the worst of times, it was the age of wisdom, it "
         "was the age of foolishness.\n") * 20
 BASES = {  # every cell, optimizer slot and state member at least once

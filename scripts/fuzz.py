@@ -1,6 +1,6 @@
-"""The property tests (cleaner, decoder, prompt encoder, vocabulary, checkpoint loader, and
-structured mutations of real checkpoints) with a
-large example budget, and the SIGKILL loop with many kills. Not part of CI: minutes to hours.
+"""The property tests (cleaner, decoder, prompt encoder, vocabulary, checkpoint loader and
+mutations of real checkpoints) with a large example budget, and the SIGKILL loop with many
+kills. Not part of CI: minutes to hours.
 
     python scripts/fuzz.py --examples 20000 --kills 200
 """
@@ -21,8 +21,8 @@ ap.add_argument("--examples", type=int, default=20000)
 ap.add_argument("--kills", type=int, default=200)
 args = ap.parse_args()
 env = dict(os.environ, SCRATCHRNN_FUZZ=str(args.examples), SCRATCHRNN_KILLS=str(args.kills))
-tests = [str(ROOT / "tests" / f) for f in ("test_text.py", "test_reliability.py",
-                                                      "test_checkpoint_schema.py")]
+tests = [str(ROOT / "tests" / f)
+         for f in ("test_text.py", "test_reliability.py", "test_checkpoint_schema.py")]
 sys.exit(subprocess.call([sys.executable, "-m", "pytest", "-q", *tests, "-k",
                           f"{FUZZ} or test_sigkill", "--hypothesis-show-statistics"],
                          env=env, cwd=ROOT))

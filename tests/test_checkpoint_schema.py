@@ -6,6 +6,7 @@ extra one): each mutant is refused with ScratchRNNError, or it loads and then su
 eval and a one-step resume. SCRATCHRNN_FUZZ=N runs N examples per property."""
 
 import copy
+import io
 import json
 import os
 import subprocess
@@ -133,6 +134,7 @@ HOSTILE = {  # name -> (meta edits, member edits, fragment of the message)
     "config batch zero": ([(("config", "batch"), "0")], [], "--batch"),
     "config seed negative": ([(("config", "seed"), "-3")], [], "config.seed"),
     "config text with NUL": ([(("config", "text"), '"a\\u0000b"')], [], "config.text"),
+    "config text a lone surrogate": ([(("config", "text"), '"\\ud800"')], [], "config.text"),
     "config huge sample": ([(("config", "sample_length"), "10000000")], [], "sample_length"),
     "config fractions": ([(("config", "val_frac"), "0.7"), (("config", "test_frac"), "0.7")],
                          [], "val_frac and test_frac"),
@@ -186,6 +188,17 @@ def test_a_position_past_the_text_is_refused_on_resume(bases, tmp_path, capsys):
     assert main(["train", "--resume", str(path), "--max-steps", "9", "--quiet"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "window 1000" in err
+
+
+@pytest.mark.parametrize("descr,data", [("<U1", b"\xff\xff\xff\xff"), ("<U0", b""),
+                                        ("|V0", b""), ("<U2", "\ud800".encode(
+                                            "utf-32-le", "surrogatepass") + bytes(4))])
+def test_metadata_that_is_no_text_is_refused(descr, data, tmp_path):
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": descr, "fortran_order": False,
+                                                  "shape": ()})
+    write_zip(tmp_path / "x.npz", [("meta.npy", header.getvalue() + data)])
+    refused(tmp_path / "x.npz", "metadata")
 
 
 def test_pickled_metadata_is_refused_without_unpickling(bases, tmp_path):
@@ -277,7 +290,7 @@ def _paths(value, where=()):
 
 RAW = ["null", "true", "false", "0", "1", "-1", "2", "3", "8", "1000", str(2**31), str(2**64),
        str(-2**70), "0.0", "0.5", "-0.5", "1e308", "1e999", "-1e999", "NaN", "Infinity",
-       '""', '"x"', '"gru"', '"\\u0000"', '"PCG64"', "[]", "[1]", "[0.5, 3]", "{}",
+       '""', '"x"', '"gru"', '"\\u0000"', '"\\ud800"', '"PCG64"', "[]", "[1]", "[0.5, 3]", "{}",
        '{"step": 1}', deep(50), deep(100_000), "1" + "0" * 5000]
 JSON_VALUES = st.one_of(
     st.sampled_from(RAW), st.integers().map(str),

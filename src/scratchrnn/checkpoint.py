@@ -125,7 +125,7 @@ def _read(zf: zipfile.ZipFile, resume: bool):
     meta = _parse_meta(_read_npy(zf, infos["meta"], "meta", None))
     version = meta.get("format_version")
     if type(version) is not int or version != FORMAT_VERSION:  # before the rest: it may differ
-        raise _OtherFormat(schema._show(version))
+        raise _OtherFormat(schema.show(version))
     m = schema.validate_meta(meta)
     specs = schema.member_specs(m)
     for name in infos:  # every size is checked before any array's data is decompressed
@@ -227,8 +227,9 @@ class _OtherFormat(Exception):
 
 
 def _parse_meta(arr: np.ndarray) -> dict:
-    try:
-        meta = json.loads(str(arr[()]))
+    try:  # decoded here: numpy's own str() fails with SystemError on invalid code points
+        meta = json.loads(arr.astype(arr.dtype.newbyteorder("<")).tobytes()
+                          .decode("utf-32-le").rstrip("\0"))
     except RecursionError:
         raise schema.Invalid("unreadable metadata: nested too deeply") from None
     except ValueError as e:  # also: numbers of over 4300 digits

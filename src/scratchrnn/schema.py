@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 import types
 import typing
@@ -36,7 +37,7 @@ class Invalid(Exception):
     """A value a scratchrnn checkpoint cannot hold; the message says which and why."""
 
 
-def _show(v) -> str:
+def show(v) -> str:
     if isinstance(v, dict | list):  # repr of a deeply nested value would itself recurse
         return f"a {'dict' if isinstance(v, dict) else 'list'} of {len(v)}"
     text = repr(v)
@@ -56,7 +57,7 @@ def _is_num(v) -> bool:
 def integer(lo=0, hi=INT64_MAX):
     def check(v, where):
         if not (_is_int(v) and lo <= v <= hi):
-            raise Invalid(f"{where} must be a whole number in [{lo}, {hi}], not {_show(v)}")
+            raise Invalid(f"{where} must be a whole number in [{lo}, {hi}], not {show(v)}")
     return check
 
 
@@ -65,7 +66,7 @@ def number(lo=-math.inf, finite=True):
         if not _is_num(v) or (finite and not math.isfinite(v)) or v < lo:
             need = "a finite number" if finite else "a number"
             raise Invalid(f"{where} must be {need}{f' >= {lo}' if lo > -math.inf else ''}, "
-                          f"not {_show(v)}")
+                          f"not {show(v)}")
     return check
 
 
@@ -77,23 +78,29 @@ def optional(check):
 
 
 def text(v, where):
-    if not isinstance(v, str) or "\0" in v:
-        raise Invalid(f"{where} must be a string without NUL characters, not {_show(v)}")
+    """A string that can name a file: no NUL, no lone surrogate (JSON's "\\ud800")."""
+    if isinstance(v, str) and "\0" not in v:
+        try:
+            os.fsencode(v)
+            return
+        except UnicodeEncodeError:
+            pass
+    raise Invalid(f"{where} must be a string that can name a file, not {show(v)}")
 
 
 def sha256(v, where):
     if not (isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v)):
-        raise Invalid(f"{where} must be 64 lowercase hex digits, not {_show(v)}")
+        raise Invalid(f"{where} must be 64 lowercase hex digits, not {show(v)}")
 
 
 def record(table: dict, optional_keys=()):
     """A dict with exactly the keys of `table` (those in `optional_keys` may be missing)."""
     def check(v, where):
         if not isinstance(v, dict):
-            raise Invalid(f"{where} must be a dict, not {_show(v)}")
+            raise Invalid(f"{where} must be a dict, not {show(v)}")
         unknown = set(v) - set(table)
         if unknown:
-            raise Invalid(f"{where} has an unknown key {_show(sorted(unknown)[0])}")
+            raise Invalid(f"{where} has an unknown key {show(sorted(unknown)[0])}")
         for key, sub in table.items():
             if key in v:
                 sub(v[key], f"{where}.{key}")
@@ -105,7 +112,7 @@ def record(table: dict, optional_keys=()):
 def list_of(item, max_len):
     def check(v, where):
         if not isinstance(v, list) or len(v) > max_len:
-            raise Invalid(f"{where} must be a list of at most {max_len} items, not {_show(v)}")
+            raise Invalid(f"{where} must be a list of at most {max_len} items, not {show(v)}")
         for i, x in enumerate(v):
             item(x, f"{where}[{i}]")
     return check
@@ -114,7 +121,7 @@ def list_of(item, max_len):
 def pair(first, second):
     def check(v, where):
         if not (isinstance(v, list) and len(v) == 2):
-            raise Invalid(f"{where} must be a pair, not {_show(v)}")
+            raise Invalid(f"{where} must be a pair, not {show(v)}")
         first(v[0], f"{where}[0]")
         second(v[1], f"{where}[1]")
     return check
@@ -124,11 +131,11 @@ def history_row(v, where):
     """A metrics row: numbers (or null) by name, with its step; plots and metrics.jsonl
     are drawn from them on resume."""
     if not isinstance(v, dict) or len(v) > 64:
-        raise Invalid(f"{where} must be a dict of metrics, not {_show(v)}")
+        raise Invalid(f"{where} must be a dict of metrics, not {show(v)}")
     integer(0, MAX_STEPS)(v.get("step"), f"{where}.step")
     for key, x in v.items():
         if x is not None and not _is_num(x):
-            raise Invalid(f"{where}.{key} must be a number or null, not {_show(x)}")
+            raise Invalid(f"{where}.{key} must be a number or null, not {show(x)}")
 
 
 def pcg64_state(v, where):
@@ -144,7 +151,7 @@ def pcg64_state(v, where):
 
 
 def _raise(where, want, got):
-    raise Invalid(f"{where} must be {want}, not {_show(got)}")
+    raise Invalid(f"{where} must be {want}, not {show(got)}")
 
 
 def choice(*allowed):
@@ -243,7 +250,7 @@ def validate_meta(meta) -> Meta:
         _raise("the metadata", "a JSON object", meta)
     unknown = set(meta) - set(META)
     if unknown:
-        raise Invalid(f"unknown metadata key {_show(sorted(unknown)[0])}")
+        raise Invalid(f"unknown metadata key {show(sorted(unknown)[0])}")
     for key, (required, check) in META.items():
         if key in meta:
             check(meta[key], key)
@@ -258,8 +265,8 @@ def validate_meta(meta) -> Meta:
                       f"{model.vocab_size}")
     for mkey, ckey in SAME.items():
         if ckey in meta["config"] and meta["config"][ckey] != getattr(model, mkey):
-            raise Invalid(f"config.{ckey} is {_show(meta['config'][ckey])} but the model's "
-                          f"{mkey} is {_show(getattr(model, mkey))}")
+            raise Invalid(f"config.{ckey} is {show(meta['config'][ckey])} but the model's "
+                          f"{mkey} is {show(getattr(model, mkey))}")
     return Meta(model, vocab, TrainConfig.from_dict(meta["config"]))
 
 

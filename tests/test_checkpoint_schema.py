@@ -318,6 +318,13 @@ def _reshape(kind, a):
     return np.asarray(a.reshape(-1)[:1].sum())  # scalar
 
 
+def _astype(a, dt):
+    try:
+        return a.astype(dt)
+    except (ValueError, TypeError):  # a string that reads as no number: keep it
+        return a
+
+
 DTYPES = ["float16", "float32", "float64", "int64", "int32", "uint8", "bool", "complex64",
           ">f4", ">f8", "U3", "object"]
 EXTRA = ["p/l9.W_x", "p/l1.b_hn", "opt/m.W_y", "opt/G.b_y", "opt/ema.W_y", "opt/t",
@@ -331,7 +338,7 @@ def member_edit(draw, names):
                                  "fortran"]))
     if kind == "dtype":
         dt = draw(st.sampled_from(DTYPES))
-        return lambda m: m.update({name: m[name].astype(dt)}) if name in m else None
+        return lambda m: m.update({name: _astype(m[name], dt)}) if name in m else None
     if kind == "shape":
         how = draw(st.sampled_from(["ravel", "lead", "transpose", "grow", "shrink", "empty",
                                     "scalar"]))

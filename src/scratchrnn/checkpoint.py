@@ -2,8 +2,13 @@
 
 Members: `p/<key>` parameters, `opt/<key>` optimizer state, `state/<key>` the hidden state carried
 into the next window, and `meta`, a JSON string (format version, model and training config,
-vocabulary, step, data position, RNG state, metric history). Written atomically; read with
-`allow_pickle=False` and validated member by member, so a hostile file can only be refused.
+vocabulary, step, data position, RNG state, metric history). Written atomically (uncompressed).
+
+Read as untrusted input, in an order that never decompresses or allocates more than the declared
+model needs: the zip's member list and declared sizes, then the metadata (at most META_BYTES)
+checked against `schema.META`, then every member's declared size and .npy header against the
+shape and dtype the metadata implies, and only then the data, without pickle. A hostile file is
+refused in one line; a decompression bomb in milliseconds.
 """
 
 from __future__ import annotations

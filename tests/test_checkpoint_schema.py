@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 import zipfile
 
 import numpy as np
@@ -63,8 +64,10 @@ class Base:
             except (KeyError, IndexError, TypeError):
                 pass  # an earlier edit replaced a parent
         members, extra = {k: v.copy() for k, v in self.members.items()}, []
-        for edit in member_edits:
-            extra += edit(members) or []
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the casts of a mutation lose values on purpose
+            for edit in member_edits:
+                extra += edit(members) or []
         write_zip(path, [("meta.npy", meta_npy(meta, raw)), *members_of(members), *extra])
         return path
 

@@ -420,3 +420,19 @@ def test_fuzz_bytes_of_a_real_checkpoint(bases, tmp_path_factory, data, kind):
 def test_schema_rows_are_checks():
     for key, (required, check) in schema.META.items():
         assert isinstance(required, bool) and callable(check), key
+
+
+@pytest.mark.parametrize("hint,good,bad", [
+    (int, [0, 3, -2], [True, 2.0, "3", None, 2**70]),
+    (float | None, [None, 2, 2.5, float("nan")], [True, "x", [1.0]]),
+    (str | None, [None, "utf-8"], [3, "a\0b", "\ud800"]),
+    (bool, [True, False], [1, None]),  # a field added later by another part of the package
+    (list[str] | None, [None, ["a"]], ["a", {}]),
+])
+def test_config_fields_are_checked_by_their_annotation(hint, good, bad):
+    check = schema.field_check(hint)
+    for v in good:
+        check(v, "config.x")
+    for v in bad:
+        with pytest.raises(schema.Invalid):
+            check(v, "config.x")

@@ -175,23 +175,31 @@ def vocab_chars(v, where):
         _raise(where, "a string of characters", v)
 
 
-def _field_check(hint):
-    """A check from a TrainConfig annotation: int, float, str, each maybe | None."""
+def field_check(hint):
+    """A check from a TrainConfig annotation (int, float, str, bool, ... maybe | None): the
+    type, and for numbers and strings what `validate` cannot see (size, NUL, encodability)."""
     allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
     checks = {int: integer(-INT64_MAX, INT64_MAX), float: number(finite=False), str: text}
 
+    def accepts(t, v):
+        if t is float:  # JSON writes 2.0 as 2.0, but a hand-edited config may say 2
+            return _is_num(v)
+        if t is int:
+            return _is_int(v)
+        origin = typing.get_origin(t) or t
+        return isinstance(origin, type) and isinstance(v, origin)
+
     def check(v, where):
-        if v is None and type(None) in allowed:
-            return
         for t in allowed:
-            if t in checks and (isinstance(v, t) or (t is float and _is_int(v))):
-                return checks[t](v, where)
-        names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
+            if accepts(t, v):
+                return checks.get(t, lambda v, where: None)(v, where)
+        names = " or ".join("null" if t is type(None) else getattr(t, "__name__", str(t))
+                            for t in allowed)
         _raise(where, names, v)
     return check
 
 
-CONFIG_FIELDS = {name: _field_check(hint)
+CONFIG_FIELDS = {name: field_check(hint)
                  for name, hint in typing.get_type_hints(TrainConfig).items()}
 
 

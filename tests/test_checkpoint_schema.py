@@ -436,3 +436,13 @@ def test_config_fields_are_checked_by_their_annotation(hint, good, bad):
     for v in bad:
         with pytest.raises(schema.Invalid):
             check(v, "config.x")
+
+
+@pytest.mark.skipif(not os.environ.get("SCRATCHRNN_SWEEP"), reason="minutes: scripts/fuzz.py")
+def test_sweep_every_field_with_every_value(bases, tmp_path, capsys):
+    """Not random: every position of every base's metadata, deleted or replaced by each RAW
+    value (about 9000 checkpoints)."""
+    for base in bases.values():
+        for where in _paths(base.meta):
+            for value in [None, *RAW]:
+                survives(base.write(tmp_path / "x.npz", [(where, value)]), capsys)

@@ -14,6 +14,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from hostile import deep, members_of, npy, npy_header, write_zip
 
 from scratchrnn.cli import main
 
@@ -48,6 +49,22 @@ def world(tmp_path_factory):
     variant("badmeta.npz", change=lambda m: m.update({"meta": np.array("{not json")}))
     variant("orphan.npz", meta_change=lambda m: dict(m, config=dict(m["config"],
                                                                    text=str(d / "gone.txt"))))
+    # metadata with the right keys and wrong types or shapes, members that cannot be ours
+    variant("strconfig.npz", meta_change=lambda m: dict(m, config="gru"))
+    variant("listvocab.npz", meta_change=lambda m: dict(m, vocab=list(m["vocab"])))
+    variant("deepmeta.npz", change=lambda m: m.update(meta=np.array(
+        json.dumps(dict(meta, history="@")).replace('"@"', deep(100_000)))))
+    variant("badstep.npz", meta_change=lambda m: dict(m, step="4"))
+    variant("badrng.npz", meta_change=lambda m: dict(m, rng=[1, 2]))
+    variant("badhistory.npz", meta_change=lambda m: dict(m, history=[{"step": [1]}]))
+    variant("badoptt.npz", change=lambda m: m.update({"opt/t": np.zeros(3, np.int64)}))
+    variant("badstate.npz", change=lambda m: m.update({"state/l0.h": np.zeros((5, 16),
+                                                                               np.float32)}))
+    variant("unknownmember.npz", notes=np.arange(3))
+    n = 3 << 30  # the 3 MB file that inflates to 3 GB
+    write_zip(d / "bomb.npz", [*members_of({k: v for k, v in good.items() if k != "p/W_y"}),
+                               ("p/W_y.npy", (npy_header((n // 4,), np.float32), n))])
+    write_zip(d / "duplicate.npz", [*members_of(good), ("p/b_y.npy", npy(good["p/b_y"]))])
     marker = d / "PWNED"
     variant("pickle.npz", **{"p/evil": np.array([Evil(marker)], dtype=object)})
     (d / "truncated.npz").write_bytes((run / "checkpoint.npz").read_bytes()[:3000])
@@ -199,6 +216,19 @@ CASES = {
     "missing parameter": ["sample", "{d}/noparam.npz"],
     "broken metadata": ["sample", "{d}/badmeta.npz"],
     "text as checkpoint": ["sample", "{d}/text.txt"],
+}
+HOSTILE_CHECKPOINTS = {
+    "string config": "strconfig.npz", "list vocabulary": "listvocab.npz",
+    "deeply nested metadata": "deepmeta.npz", "step a string": "badstep.npz",
+    "rng a list": "badrng.npz", "history of lists": "badhistory.npz",
+    "opt/t of shape (3,)": "badoptt.npz", "hidden state of the wrong batch": "badstate.npz",
+    "unknown member": "unknownmember.npz", "decompression bomb": "bomb.npz",
+    "duplicate member": "duplicate.npz",
+}
+for _name, _file in HOSTILE_CHECKPOINTS.items():  # refused alike by every command
+    for _cmd in (["sample"], ["eval"], ["train", "--resume"]):
+        CASES[f"{_name} ({_cmd[0]})"] = [*_cmd, "{d}/" + _file]
+CASES |= {
     # resume
     "resume changes hidden": ["train", "--resume", "{d}/run", "--hidden", "64"],
     "resume changes cell": ["train", "--resume", "{d}/run", "--cell", "lstm"],

@@ -12,6 +12,7 @@ from interop_util import random_model, random_state, real_ids, reference, stacke
 
 from scratchrnn.checkpoint import save_checkpoint
 from scratchrnn.cli import main
+from scratchrnn.config import TrainConfig
 from scratchrnn.text import Vocab
 
 CELLS = ["rnn", "lstm", "gru"]
@@ -21,7 +22,10 @@ NOTES = Path(__file__).resolve().parents[1] / "README.md"
 
 def saved_run(model, path="runs/m"):
     Path(path).mkdir(parents=True, exist_ok=True)
-    save_checkpoint(Path(path) / "checkpoint.npz", model, Vocab.ascii(), {"cell": "x"})
+    c = model.config  # a config that agrees with the model, as the loader checks
+    config = TrainConfig(cell=c.cell, hidden=c.hidden_size, layers=c.num_layers,
+                         dropout=c.dropout, dtype=c.dtype, init_std=c.init_std)
+    save_checkpoint(Path(path) / "checkpoint.npz", model, Vocab.ascii(), config.to_dict())
     return Path(path)
 
 

@@ -20,14 +20,14 @@ from .errors import ScratchRNNError
 OPTIMIZERS = ("sgd", "adagrad", "adam")
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
+SLOTS = {"sgd": (), "adagrad": ("G",), "adam": ("m", "v")}  # per-parameter state of each
 
 
 def init_state(name: str, params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     if name not in OPTIMIZERS:
         raise ScratchRNNError(f"unknown optimizer {name!r}; choose sgd, adagrad or adam")
     state = {"t": np.zeros((), np.int64)}
-    slots = {"sgd": (), "adagrad": ("G",), "adam": ("m", "v")}[name]
-    for slot in slots:
+    for slot in SLOTS[name]:
         state.update({f"{slot}.{k}": np.zeros_like(p) for k, p in params.items()})
     return state
 

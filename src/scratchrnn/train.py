@@ -126,7 +126,7 @@ def train(config: TrainConfig | None = None, *, resume=None, progress: bool = Tr
     same text under another path); `allow_new_text` goes on over a changed text instead."""
     if config is not None and not isinstance(config, TrainConfig):
         raise ScratchRNNError(f"config must be a TrainConfig, got {type(config).__name__}")
-    ckpt = load_checkpoint(resume) if resume is not None else None
+    ckpt = load_checkpoint(resume, resume=True) if resume is not None else None
     text = overrides.pop("text", None) if ckpt is not None else None  # compared by content
     if ckpt is not None:
         cfg = _resume_config(ckpt, overrides)
@@ -182,6 +182,10 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
     limits = [n for n in (cfg.max_steps, cfg.epochs and cfg.epochs * n_win) if n]
     total = min(limits) if limits else None
     step, epoch, win = meta.get("step", 0), meta.get("epoch", 0), meta.get("window", 0)
+    if win >= n_win:  # a checkpoint cannot hold a position past the end of its own text
+        raise ScratchRNNError(f"the checkpoint stands at window {win} of an epoch, but this text "
+                              f"has {n_win} windows per epoch; resume it on the text it was "
+                              "trained on")
     history = list(meta.get("history", []))
     best = meta.get("best_val")
     acc_loss, acc_n = meta.get("acc", (0.0, 0))

@@ -138,7 +138,7 @@ HOSTILE = {  # name -> (meta edits, member edits, fragment of the message)
     "config seed negative": ([(("config", "seed"), "-3")], [], "config.seed"),
     "config text with NUL": ([(("config", "text"), '"a\\u0000b"')], [], "config.text"),
     "config text a lone surrogate": ([(("config", "text"), '"\\ud800"')], [], "config.text"),
-    "config huge sample": ([(("config", "sample_length"), "100000000")], [], "sample_length"),
+    "config huge sample": ([(("config", "sample_length"), "100000000")], [], "--sample-length"),
     "config fractions": ([(("config", "val_frac"), "0.7"), (("config", "test_frac"), "0.7")],
                          [], "val_frac and test_frac"),
     "corpus bad hash": ([(("corpus",), '{"chars": 3, "sha256": "xyz", "path": null}')], [],

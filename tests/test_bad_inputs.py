@@ -144,6 +144,7 @@ def state_dicts(d: pathlib.Path) -> None:
     variant("sd_extra.safetensors", **{"norm.weight": np.ones(H, np.float32)})
     variant("sd_two.safetensors", **{"rnn2.weight_ih_l0": good["rnn.weight_ih_l0"],
                                      "rnn2.weight_hh_l0": good["rnn.weight_hh_l0"]})
+    variant("sd_inf.safetensors", **{"fc.bias": np.full(V, np.inf, np.float32)})
     variant("sd_gates.safetensors", **{"rnn.weight_hh_l0": np.zeros((2 * H, H), np.float32)})
     (d / "evil.pt").write_bytes(pickle.dumps(Evil(d / "PWNED")))
 
@@ -303,6 +304,7 @@ CASES |= {
     "import unknown tensor": ["import", "{d}/sd_extra.safetensors", "--vocab", "abcdefghij"],
     "import two recurrent modules": ["import", "{d}/sd_two.safetensors", "--vocab",
                                      "abcdefghij"],
+    "import infinite weights": ["import", "{d}/sd_inf.safetensors", "--vocab", "abcdefghij"],
     "import two gates": ["import", "{d}/sd_gates.safetensors", "--vocab", "abcdefghij"],
     "import into a non-empty folder": ["import", "{d}/sd_good.safetensors", "--vocab",
                                        "abcdefghij", "--out", "{d}"],

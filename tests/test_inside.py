@@ -73,6 +73,17 @@ def test_mean_surprisal_equals_evaluate(cell, num_layers):
     assert len(insp.surprisal) == len(TEXT) - 1
 
 
+def test_surprisal_of_a_very_unlikely_character_is_not_capped():
+    """float32: exp of a shifted logit under -87 underflows; the surprisal must still be the
+    loss's own float64 arithmetic (evaluate's number), not a capped log."""
+    m = model("gru", 1, dtype="float32")
+    m.params["b_y"][VOCAB.chars.index("e")] += 120.0  # every other character becomes absurd
+    insp = sr.inspect(m, VOCAB, TEXT)
+    expected = sr.evaluate(m, VOCAB.encode(TEXT), 50, batch=1)
+    assert insp.surprisal.max() > 100
+    assert abs(insp.mean_surprisal - expected) < 1e-3 * expected
+
+
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_topk_and_ranks_agree_with_the_full_softmax(cell):
     m = model(cell, 2)

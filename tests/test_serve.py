@@ -232,6 +232,8 @@ BAD = {
     "inspect unknown char": ("POST", "/api/inspect", {"text": "tab\x07"}, None, 400),
     "inspect too long": ("POST", "/api/inspect", {"text": "a" * (serve.MAX_PROMPT + 1)}, None,
                          400),
+    "inspect long once cleaned": ("POST", "/api/inspect", {"text": "\ufdfd" * 400}, None, 400),
+    "prime long once cleaned": ("POST", "/api/generate", {"prime": "\ufdfd" * 400}, None, 400),
     "unknown path": ("GET", "/etc/passwd", None, None, 404),
     "path climbing": ("GET", "/../../etc/passwd", None, None, 404),
     "static file": ("GET", "/playground.html", None, None, 404),
@@ -242,7 +244,14 @@ BAD = {
     "DELETE inspect": ("DELETE", "/api/inspect", None, None, 405),
     "unknown method": ("BREW", "/", None, None, 405),
     "foreign host": ("GET", "/api/model", None, {"Host": "attacker.example:8000"}, 403),
+    "foreign IPv6 host": ("GET", "/api/model", None, {"Host": "[fe80::1]:8000"}, 403),
 }
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:8000", "localhost", "[::1]:8000", "[::1]", "::1"])
+def test_loopback_host_headers_are_served(server, host):
+    status, _, _ = request(server, "GET", "/api/model", headers={"Host": host})
+    assert status == 200
 
 
 def assert_one_line_error(status, body, want):
@@ -266,6 +275,8 @@ def test_bad_request(server, name, capsys):
     (b"POST /api/generate HTTP/1.0\r\nContent-Type: application/json\r\n\r\n{}", 411),
     (b"POST /api/generate HTTP/1.0\r\nContent-Type: application/json\r\n"
      b"Content-Length: -5\r\n\r\n{}", 411),
+    (b"POST /api/generate HTTP/1.0\r\nContent-Type: application/json\r\n"
+     b"Content-Length: \xc2\xb2\r\n\r\n{}", 411),  # a superscript two is a digit to isdigit()
     (b"GARBAGE\r\n\r\n", 400),
     (b"GET / HTTP/9.9\r\n\r\n", 505),
     (b"GET /" + b"a" * 70000 + b" HTTP/1.0\r\n\r\n", 414),

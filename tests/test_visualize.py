@@ -183,3 +183,24 @@ def test_every_cell_makes_a_page(cell, signals, gates):
     assert data["signals"] == signals and data["gates"] == gates
     assert [sorted(layer) for layer in data["saturation"]] == [gates, gates]
     assert [sorted(layer) for layer in data["acts"]["layers"]] == [sorted(signals)] * 2
+
+
+@pytest.mark.parametrize("spec", ["folder", "two files"])
+def test_a_run_on_many_files_is_visualized(tmp_path, spec):
+    """A run trained on a folder or on several paths: its split and its name come from all of
+    them (the page neither refuses the folder nor trips over a list)."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(2):
+        (corpus / f"part{i}.txt").write_text(TEXT)
+    text = [str(corpus)] if spec == "folder" else [str(p) for p in sorted(corpus.iterdir())]
+    run = tmp_path / "run"
+    assert main(["train", "--text", *text, "--out", str(run), *TRAIN]) == 0
+    before = sorted(p.name for p in run.iterdir())
+    assert main(["visualize", str(run), "--chars", "200"]) == 0
+    page = (run / "inside.html").read_text()
+    assert len(data_of(page)["text"]) == 200
+    assert main(["visualize", str(run), "--text", str(corpus / "part0.txt"), "--out",
+                 str(tmp_path / "p.html"), "--chars", "300"]) == 0
+    assert sorted(p.name for p in run.iterdir()) == sorted([*before, "inside.html"])
+

@@ -144,7 +144,7 @@ def inspect(model: CharRNN, vocab: Vocab, text: str, top_k: int = 5, clean: bool
         for k_layer, (_, cell_cache, _) in enumerate(caches):
             for name, value in _signals(cfg.cell, cell_cache).items():
                 layers[k_layer][name][a:b] = value
-        e, sums, rows, _ = ce_cache  # e = exp(logits - max) (W, V), sums (W, 1)
+        e, sums, rows, _, shifted = ce_cache  # e = exp(logits - max) (W, V), sums (W, 1)
         probs = e / sums  # (W, V)
         top = np.argsort(-probs, axis=1, kind="stable")[:, :k]  # (W, k)
         topk_ids[a:b] = top
@@ -155,9 +155,9 @@ def inspect(model: CharRNN, vocab: Vocab, text: str, top_k: int = 5, clean: bool
             p = probs[rows[:n], tgt]  # (n,)
             next_prob[a:a + n] = p
             next_rank[a:a + n] = 1 + (probs[:n] > p[:, None]).sum(axis=1)
-            # As the loss computes it: log(sum exp) minus the target's shifted logit, in float64.
-            picked = np.log(np.maximum(e[rows[:n], tgt].astype(np.float64), np.finfo(e.dtype).tiny))
-            surprisal[a:a + n] = np.log(sums[:n, 0].astype(np.float64)) - picked
+            # As the loss computes it, in float64: log(sum exp) minus the target's shifted logit
+            # (never log of an exp that underflowed in float32).
+            surprisal[a:a + n] = np.log(sums[:n, 0].astype(np.float64)) - shifted[:n]
     return Inspection(vocab.decode(ids), ids, cfg.cell, layers, topk_ids, topk_probs, next_prob,
                       next_rank, surprisal, vocab)
 

@@ -55,11 +55,11 @@ def softmax_xent_forward(logits: np.ndarray, targets: np.ndarray):
     np.exp(logits, out=logits)
     sums = logits.sum(axis=1, keepdims=True)  # (N, 1)
     loss = float(np.log(sums, dtype=np.float64).sum() - picked.sum()) / N
-    return loss, (logits, sums, rows, targets)
+    return loss, (logits, sums, rows, targets, picked)  # picked: (N,) shifted target logits
 
 
 def softmax_xent_backward(cache, dloss: float = 1.0):
-    probs, sums, rows, targets = cache
+    probs, sums, rows, targets, _ = cache
     N = probs.shape[0]
     probs /= sums
     probs[rows, targets] -= 1.0

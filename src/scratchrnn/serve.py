@@ -35,7 +35,9 @@ from importlib import resources
 from .checkpoint import Checkpoint, load_checkpoint
 from .errors import ScratchRNNError
 from .inside import inspect
+from .safejson import dumps as json_dumps
 from .sample import check_clamp, check_sampling, generate
+from .text import to_ascii
 from .visualize import renderer_css, renderer_js
 
 MAX_BODY = 64 * 1024  # bytes of a request body
@@ -79,8 +81,10 @@ def _text(body: dict, key: str, default: str | None = None) -> str:
     value = body.get(key, default)
     if not isinstance(value, str):
         raise BadRequest(f"{key} must be a string")
-    if len(value) > MAX_PROMPT:
-        raise BadRequest(f"{key} has {len(value):,} characters; the most is {MAX_PROMPT:,}")
+    # Counted after cleaning too: transliteration can make one character many (U+FDFD is 18).
+    n = max(len(value), len(to_ascii(value)) if len(value) <= MAX_PROMPT else 0)
+    if n > MAX_PROMPT:
+        raise BadRequest(f"{key} has {n:,} characters once cleaned; the most is {MAX_PROMPT:,}")
     return value
 
 
@@ -131,6 +135,13 @@ def parse_generate(body: dict, model) -> dict:
     return dict(args, argmax=argmax, clamp=clamp)
 
 
+def _hostname(host: str) -> str:
+    """The name in a Host header: "[::1]:8000" -> "::1", "localhost:8000" -> "localhost"."""
+    if host.startswith("["):
+        return host[1:host.index("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
 def _finite(x):
     """A number JSON.parse can read (NaN and infinities are not JSON), else None."""
     return x if isinstance(x, int | float) and math.isfinite(x) else None
@@ -172,7 +183,7 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _json(self, status: int, obj, extra: dict | None = None) -> None:
-        self._send(status, json.dumps(obj, allow_nan=False).encode(), "application/json", extra)
+        self._send(status, json_dumps(obj).encode(), "application/json", extra)
 
     def _fail(self, status: int, message: str, extra: dict | None = None) -> None:
         line = " ".join(str(message).split())  # one line, whatever the message held
@@ -195,7 +206,7 @@ class Handler(BaseHTTPRequestHandler):
     def _handle(self, method: str) -> None:
         try:
             host = self.headers.get("Host")  # browsers always send it; HTTP/1.0 tools may not
-            host = host if host is None else host.rsplit(":", 1)[0]
+            host = host if host is None else _hostname(host)
             if self.playground.loopback and host is not None and host not in LOOPBACK:
                 # A page elsewhere whose name now points at 127.0.0.1 (DNS rebinding) gets nothing.
                 raise BadRequest(f"unexpected Host {host[:80]!r}", 403)
@@ -237,7 +248,7 @@ class Handler(BaseHTTPRequestHandler):
         if ctype != "application/json":  # also keeps other sites' plain form posts out
             raise BadRequest("send the request body as Content-Type: application/json", 415)
         length = self.headers.get("Content-Length")
-        if length is None or not length.strip().isdigit():
+        if length is None or not re.fullmatch(r"[0-9]{1,9}", length.strip()):
             raise BadRequest("a request body needs a Content-Length", 411)
         if int(length) > MAX_BODY:
             raise BadRequest(f"the request body has {int(length):,} bytes; the most is "

@@ -191,6 +191,8 @@ def to_params(tensors: dict, vocab: Vocab, path="the state dict") -> tuple[Model
     for k, v in tensors.items():
         if v.dtype.kind != "f":
             raise _bad(path, f"tensor {k} is {v.dtype}, not floating point")
+        if not np.isfinite(v).all():
+            raise _bad(path, f"tensor {k} holds NaN or infinity")
     V = len(vocab)
     prefix, L, H, cell, emb, dec = _find(tensors, path, V)
     dtype = "float64" if all(v.dtype == np.float64 for v in tensors.values()) else "float32"

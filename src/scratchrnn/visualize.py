@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import html
 import itertools
-import json
 import math
 import re
 import secrets
@@ -28,7 +27,10 @@ import numpy as np
 from .errors import ScratchRNNError
 from .fsutil import atomic_write_bytes, make_dir
 from .inside import GATES, PROPERTIES, Inspection
-from .owner import check_output
+from .owner import check_output, corpus_cache
+from .resume import vocab_arg
+from .safejson import dumps as json_dumps
+from .sources import is_glob, name_of
 
 MARKER = "<!-- scratchrnn inside page: written by 'scratchrnn visualize'"
 LEVELS = 64
@@ -55,7 +57,8 @@ def renderer_css() -> str:
 def script_json(obj) -> str:
     """JSON that is safe inside a <script> element: no </script>, <!--, & or line separators
     can appear in it, whatever the strings hold."""
-    text = json.dumps(obj, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+    # non-finite numbers (a float32 model that overflowed) become null, never invalid JSON
+    text = json_dumps(obj, ensure_ascii=True, separators=(",", ":"))
     return re.sub(r"[<>&\u2028\u2029]", lambda m: _ESCAPES[m.group()], text)
 
 
@@ -215,7 +218,7 @@ def model_card(ckpt) -> dict:
     card = {"cell": m.cell.upper(), "layers": m.num_layers, "hidden units": m.hidden_size,
             "parameters": f"{ckpt.model.num_params():,}",
             "vocabulary": f"{len(ckpt.vocab)} characters ({cfg.vocab})",
-            "corpus": Path(cfg.text).name if cfg.text else "A Tale of Two Cities (pg98)",
+            "corpus": name_of(cfg.text) if cfg.text else "A Tale of Two Cities (pg98)",
             "steps": f"{meta.get('step', 0):,}"}
     val = meta.get("best_val")
     vals = [r["val_loss"] for r in meta.get("history", []) if r.get("val_loss") is not None]
@@ -272,14 +275,16 @@ def visualize_run(run, text=None, split: str | None = None, chars: int = 4000,
     cfg = TrainConfig.from_dict(ckpt.config)
     if text is not None:
         data = load_corpus(text, ckpt.vocab, 0.0, 0.0, encoding=cfg.encoding).train
-        source = Path(text).name
+        source = name_of(text)
     else:
         split = split or "val"
-        if cfg.text is not None and not Path(cfg.text).is_file():
+        if isinstance(cfg.text, str) and not is_glob(cfg.text) and not Path(cfg.text).exists():
             raise ScratchRNNError(f"the run's corpus {cfg.text} is not here, so its {split} "
                                   "split cannot be read; pass --text FILE")
-        corpus = load_corpus(cfg.text, ckpt.vocab, cfg.val_frac, cfg.test_frac,
-                             encoding=cfg.encoding, cache=run_dir)
+        vocab = vocab_arg(cfg.vocab, ckpt.vocab)  # reuses the corpus training prepared
+        corpus = load_corpus(cfg.text, vocab, cfg.val_frac, cfg.test_frac,
+                             encoding=cfg.encoding,
+                             cache=corpus_cache(cfg.text, vocab, cfg.encoding, run_dir))
         data = getattr(corpus, split)
         source = f"the {split} split of {corpus.name}"
     data = np.asarray(data[:chars])

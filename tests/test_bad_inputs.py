@@ -305,6 +305,8 @@ CASES |= {
     "import two recurrent modules": ["import", "{d}/sd_two.safetensors", "--vocab",
                                      "abcdefghij"],
     "import infinite weights": ["import", "{d}/sd_inf.safetensors", "--vocab", "abcdefghij"],
+    "import vocab longer than a file name": ["import", "{d}/sd_good.safetensors", "--vocab",
+                                             "ab" * 150],
     "import two gates": ["import", "{d}/sd_gates.safetensors", "--vocab", "abcdefghij"],
     "import into a non-empty folder": ["import", "{d}/sd_good.safetensors", "--vocab",
                                        "abcdefghij", "--out", "{d}"],

@@ -89,6 +89,15 @@ def _read_torch(path: Path) -> dict[str, np.ndarray]:
             for k, v in obj.items()}
 
 
+def _is_file(spec: str) -> bool:
+    """Whether --vocab names a file; a string of characters may be no possible path at all
+    (longer than a file name may be), which is an answer too, not an error."""
+    try:
+        return Path(spec).is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def read_vocab(spec: str | None, meta: dict[str, str]) -> Vocab:
     """--vocab: a file holding exactly the characters (a .json file: a JSON string), else the
     characters themselves with \\n, \\t and \\\\ escapes; None: the file's own metadata."""
@@ -97,7 +106,7 @@ def read_vocab(spec: str | None, meta: dict[str, str]) -> Vocab:
             raise ScratchRNNError("pass the model's characters in index order with --vocab "
                                   "(directly, or a file holding them)")
         chars = json.loads(meta["vocab"])
-    elif Path(spec).is_file():
+    elif _is_file(spec):
         if Path(spec).stat().st_size > MAX_VOCAB_FILE:
             raise ScratchRNNError(f"the --vocab file {spec} is too big for a character list")
         raw = Path(spec).read_bytes()

@@ -141,6 +141,10 @@ def train(config: TrainConfig | None = None, *, resume=None, progress: bool = Tr
     cfg = cfg.replace(out=str(out))
     with RunFolder(out, resume_from=ckpt.path.parent if ckpt else None,
                    overwrite=overwrite) as run:
+        if ckpt is not None and out.resolve() == ckpt.path.parent.resolve():
+            # Read again under the lock: a training that held it until now may have saved a
+            # newer checkpoint than the one read above, and this run must go on from that.
+            ckpt = load_checkpoint(ckpt.path, resume=True)
         source = (resume_text(ckpt.meta, ckpt.config, text) if ckpt is not None
                   else absolute(cfg.text))
         cfg = cfg.replace(text=source)  # stored absolute: the run resumes from any folder

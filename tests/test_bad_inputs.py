@@ -330,6 +330,7 @@ CASES |= {
     "time budget overflows": ["train", "--text", "{d}/text.txt", "--time-budget", "9" * 400],
     "eval-every zero": ["train", "--text", "{d}/text.txt", "--eval-every", "0"],
     "log-every negative": ["train", "--text", "{d}/text.txt", "--log-every", "-3"],
+    "val-chars one": ["train", "--text", "{d}/text.txt", "--val-chars", "1"],
     "val-chars zero": ["train", "--text", "{d}/text.txt", "--val-chars", "0"],
     "test-frac nan": ["train", "--text", "{d}/text.txt", "--test-frac", "nan"],
     "temperature inf": ["sample", "{d}/run", "--temperature", "inf"],

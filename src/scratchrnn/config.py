@@ -140,8 +140,10 @@ def validate(cfg: TrainConfig) -> None:
     for name in ("hidden", "batch", "seq_len", "eval_every", "log_every"):
         limits.integer(getattr(cfg, name), flag(name), 1)
     limits.integer(cfg.layers, "--layers", 1, limits.MAX_LAYERS)
-    for name in ("epochs", "max_steps", "val_chars"):
+    for name in ("epochs", "max_steps"):
         limits.integer(getattr(cfg, name), flag(name), 1, none_ok=True)
+    # one character predicts nothing: a validation of it would be NaN
+    limits.integer(cfg.val_chars, "--val-chars", 2, none_ok=True)
     limits.integer(cfg.warmup, "--warmup", 0)
     limits.integer(cfg.seed, "--seed", 0)
     limits.integer(cfg.sample_length, "--sample-length", 0, limits.MAX_SAMPLE_LENGTH)

@@ -323,6 +323,25 @@ def test_a_stalled_client_does_not_block_others(server, monkeypatch):
     assert_alive(server)
 
 
+def test_idle_connections_past_the_cap_get_a_503_and_free_their_slots(server, monkeypatch):
+    monkeypatch.setattr(serve, "MAX_CONNECTIONS", 3)
+    monkeypatch.setattr(server, "slots", threading.BoundedSemaphore(3))
+    idle = [socket.create_connection(server.server_address[:2]) for _ in range(3)]
+    time.sleep(0.3)  # the server has taken all three
+    try:
+        with socket.create_connection(server.server_address[:2]) as s:
+            s.settimeout(10)
+            answer = s.recv(1000)
+        assert answer.startswith(b"HTTP/1.0 503") and b'{"error": "too many' in answer
+    finally:
+        for s in idle:
+            s.close()
+    deadline = time.time() + 10
+    while time.time() < deadline and server.slots._value < 3:
+        time.sleep(0.05)
+    assert_alive(server)
+
+
 def test_no_request_opens_a_file(server, monkeypatch):
     """Once started, the server answers everything (traversal attempts included) without
     opening a single file."""

@@ -11,7 +11,7 @@ Sentiment", steered text by fixing one unit's value).
                           "clamp": {"layer", "unit", "value"} | null} -> text/plain, streamed
 
 Standard library only (`http.server.ThreadingHTTPServer`): a local, single-user tool needs no
-new dependency, and a thread per request serves several clients (NOTES-serve.md has the load
+new dependency, and a thread per request serves several clients (BENCHMARKS.md has the load
 figures). The model is read-only; every request builds its own state. No request names a file:
 the page is read from the package once, at start. Every input is checked; a bad request gets a
 4xx and one line of JSON, an unexpected failure a 500 and one line on stderr, never a traceback
@@ -36,111 +36,31 @@ from .checkpoint import Checkpoint, load_checkpoint
 from .errors import ScratchRNNError
 from .inside import inspect
 from .safejson import dumps as json_dumps
-from .sample import check_clamp, check_sampling, generate
-from .text import to_ascii
+from .sample import generate
+from .serve_requests import (  # noqa: F401 (the limits are part of serve's API too)
+    GENERATE_DEFAULTS,
+    MAX_BODY,
+    MAX_LENGTH,
+    MAX_PROMPT,
+    BadRequest,
+    _api_words,
+    _hostname,
+    _no_constant,
+    _only,
+    _text,
+    parse_generate,
+)
 from .visualize import renderer_css, renderer_js
 
-MAX_BODY = 64 * 1024  # bytes of a request body
-MAX_PROMPT = 4000  # characters of a prompt or an inspected text
-MAX_LENGTH = 5000  # characters generated per request
-MAX_SEED = 2**63 - 1
+MAX_CONNECTIONS = 64  # connections served at once; more get a 503
 MAX_INSPECTIONS = 4  # computed at once; more requests wait their turn
 FLUSH_EVERY = 0.03  # seconds between writes of a streamed generation (the first goes at once)
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
-GENERATE_DEFAULTS = dict(prime="", length=200, temperature=0.8, top_k=None, top_p=None,
-                         argmax=False, seed=0, clamp=None)
 # The page's only sources are itself: it cannot load or send anything anywhere else, and only
 # its own two scripts (this response's nonce) run.
 CSP = ("default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; "
        "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; "
        "frame-ancestors 'none'")
-
-
-class BadRequest(Exception):
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.status = status
-
-
-def _api_words(message: str) -> str:
-    """sample.check_sampling speaks in command-line flags; the API's fields are named so."""
-    for flag, key in (("--temperature", "temperature"), ("--top-k", "top_k"),
-                      ("--top-p", "top_p"), ("--argmax", '"argmax": true'),
-                      ("--length", "length")):
-        message = message.replace(flag, key)
-    return message
-
-
-def _only(body: dict, allowed) -> None:
-    unknown = sorted(set(body) - set(allowed))
-    if unknown:
-        raise BadRequest(f"unknown field {unknown[0]!r}; the fields are {', '.join(allowed)}")
-
-
-def _text(body: dict, key: str, default: str | None = None) -> str:
-    value = body.get(key, default)
-    if not isinstance(value, str):
-        raise BadRequest(f"{key} must be a string")
-    # Counted after cleaning too: transliteration can make one character many (U+FDFD is 18).
-    n = max(len(value), len(to_ascii(value)) if len(value) <= MAX_PROMPT else 0)
-    if n > MAX_PROMPT:
-        raise BadRequest(f"{key} has {n:,} characters once cleaned; the most is {MAX_PROMPT:,}")
-    return value
-
-
-def _int(body: dict, key: str, lo: int, hi: int, optional: bool = False) -> int | None:
-    value = body.get(key, GENERATE_DEFAULTS.get(key))
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise BadRequest(f"{key} must be a whole number in [{lo}, {hi}]"
-                         f"{' or null' if optional else ''}, got {value!r}")
-    return value
-
-
-def _number(body: dict, key: str, optional: bool = False) -> float | None:
-    value = body.get(key, GENERATE_DEFAULTS.get(key))
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise BadRequest(f"{key} must be a finite number{' or null' if optional else ''}, "
-                         f"got {value!r}")
-    return float(value)
-
-
-def parse_generate(body: dict, model) -> dict:
-    """The keyword arguments of `sample.generate` from a request, every field checked."""
-    _only(body, GENERATE_DEFAULTS)
-    args = dict(prime=_text(body, "prime", ""), length=_int(body, "length", 1, MAX_LENGTH),
-                temperature=_number(body, "temperature"),
-                top_k=_int(body, "top_k", 1, 10**6, optional=True),
-                top_p=_number(body, "top_p", optional=True),
-                seed=_int(body, "seed", 0, MAX_SEED, optional=True))
-    argmax = body.get("argmax", False)
-    if not isinstance(argmax, bool):
-        raise BadRequest(f"argmax must be true or false, got {argmax!r}")
-    clamp = body.get("clamp")
-    if clamp is not None:
-        if not isinstance(clamp, dict):
-            raise BadRequest("clamp must be null or {\"layer\": L, \"unit\": U, \"value\": V}")
-        _only(clamp, ("layer", "unit", "value"))
-        if len(clamp) != 3:
-            raise BadRequest("clamp needs layer, unit and value")
-        clamp = (clamp["layer"], clamp["unit"], clamp["value"])
-    try:
-        check_sampling(args["temperature"], args["top_k"], args["top_p"])
-        clamp = check_clamp(clamp, model)
-    except ScratchRNNError as e:
-        raise BadRequest(_api_words(str(e))) from None
-    return dict(args, argmax=argmax, clamp=clamp)
-
-
-def _hostname(host: str) -> str:
-    """The name in a Host header: "[::1]:8000" -> "::1", "localhost:8000" -> "localhost"."""
-    if host.startswith("["):
-        return host[1:host.index("]")] if "]" in host else host
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-
 
 def _finite(x):
     """A number JSON.parse can read (NaN and infinities are not JSON), else None."""
@@ -304,10 +224,6 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write("".join(pending).encode())
 
 
-def _no_constant(name: str):
-    raise ValueError(f"{name} is not a JSON number")
-
-
 class Playground:
     """What every request reads: the checkpoint, its card and the page (read once, here)."""
 
@@ -328,6 +244,31 @@ class PlaygroundServer(ThreadingHTTPServer):
     daemon_threads = True  # a stream in flight does not hold up Ctrl-C
     # socketserver's default backlog of 5 reset connections under 20 clients (bench_serve.py)
     request_queue_size = 128
+
+    def __init__(self, *args, **kwargs):
+        # One thread per connection, so idle or trickling clients are capped: past the cap a
+        # connection gets a one-line 503 at once instead of a thread of its own.
+        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request, client_address):
+        if not self.slots.acquire(blocking=False):
+            body = json_dumps({"error": "too many connections; try again in a moment"})
+            try:
+                request.sendall(f"HTTP/1.0 503 Service Unavailable\r\nContent-Type: "
+                                f"application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+                                f"{body}".encode())
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
 
     def handle_error(self, request, client_address):
         """Whatever escapes a handler (a reset while the request line is read): one line, not

@@ -1,4 +1,5 @@
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,15 @@ SMALL_TEXT = (
     "it was the age of foolishness, it was the epoch of belief, it was the epoch of\n"
     "incredulity, it was the season of Light, it was the season of Darkness.\n"
 ) * 12
+
+
+def wait_for(path: Path, proc, timeout=60):
+    """Until `path` exists, while the process `proc` that should make it still runs."""
+    t0 = time.time()
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() - t0 < timeout, f"{path} never appeared"
+        time.sleep(0.05)
 
 
 def shared_file(name: str) -> Path:

@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import wait_for
 
 import scratchrnn as sr
 from scratchrnn.errors import Interrupted
@@ -24,14 +25,6 @@ def cli(*args, **kw):
     kw.setdefault("stdout", subprocess.PIPE)
     return subprocess.Popen([sys.executable, "-m", "scratchrnn", *args], env=env,
                             stderr=subprocess.PIPE, text=True, **kw)
-
-
-def wait_for(path, proc, timeout=60):
-    t0 = time.time()
-    while not path.exists():
-        assert proc.poll() is None, proc.communicate()
-        assert time.time() - t0 < timeout, f"{path} never appeared"
-        time.sleep(0.05)
 
 
 def test_import_is_lazy():

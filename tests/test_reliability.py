@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import wait_for
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -27,14 +28,6 @@ def cli(*args, **kw):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), PYTHONUNBUFFERED="1")
     return subprocess.Popen([sys.executable, "-m", "scratchrnn", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
-
-
-def wait_for(path, proc, timeout=60):
-    t0 = time.time()
-    while not path.exists():
-        assert proc.poll() is None, proc.communicate()
-        assert time.time() - t0 < timeout, f"{path} never appeared"
-        time.sleep(0.05)
 
 
 def test_sigkill_at_random_moments_never_loses_the_run(small_text, tmp_path):

@@ -7,35 +7,22 @@ not blank. SCRATCHRNN_SCREENSHOTS=DIR also keeps the screenshot there (for the R
 
 import io
 import os
-import shutil
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from browser import chromium
 from conftest import SMALL_TEXT
 
 import scratchrnn as sr
 from scratchrnn import serve
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-
 
 @pytest.fixture(scope="module")
 def driver():
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
-    from selenium.webdriver.chrome.service import Service
-    for path in (CHROMIUM, CHROMEDRIVER):
-        if not Path(path).exists() and not shutil.which(Path(path).name):
-            pytest.skip(f"{path} is not installed (apt-get install chromium chromium-driver)")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1400,1100"):
-        opts.add_argument(arg)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    drv = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
+    drv = chromium(1400, 1100)
     yield drv
     drv.quit()
 

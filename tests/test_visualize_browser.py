@@ -4,17 +4,15 @@ errors, choosing a unit recolours the text, hover and keyboard focus show the to
 a hostile corpus runs nothing and shows literally, and a screenshot is not blank."""
 
 import io
-import shutil
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
+from browser import chromium
 
 import scratchrnn as sr
 from scratchrnn.visualize import write_page
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 HOSTILE = ('</script><script>window.__pwned=1</script> <img src=x onerror="window.__pwned=1"> '
            "&amp; \"quoted\" 'single' back\\slash \\u003c <!-- --> ${x}\n")
 TEXT = ('"Where," said he, "is (the [old] key)?" Nobody knew.\nIt was late. ' * 12)
@@ -22,18 +20,7 @@ TEXT = ('"Where," said he, "is (the [old] key)?" Nobody knew.\nIt was late. ' * 
 
 @pytest.fixture(scope="module")
 def driver():
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
-    from selenium.webdriver.chrome.service import Service
-    for path in (CHROMIUM, CHROMEDRIVER):
-        if not Path(path).exists() and not shutil.which(Path(path).name):
-            pytest.skip(f"{path} is not installed (apt-get install chromium chromium-driver)")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1400,1000"):
-        opts.add_argument(arg)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    drv = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
+    drv = chromium(1400, 1000)
     yield drv
     drv.quit()
 

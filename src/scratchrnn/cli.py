@@ -286,6 +286,15 @@ def _warn(message, category, filename, lineno, file=None, line=None):
     print(f"scratchrnn: warning: {message}", file=sys.stderr)
 
 
+def _speaks(argv) -> bool:
+    """Under mpiexec every rank parses the same command line and fails alike before training
+    starts (training's own failures go through distributed.session): rank 0 says it once."""
+    words = sys.argv[1:] if argv is None else argv
+    rank = next((os.environ[v] for v in ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK")
+                 if v in os.environ), "0")
+    return rank == "0" or not any(str(w).startswith("--distributed") for w in words)
+
+
 def main(argv=None) -> int:
     commands = {"train": _cmd_train, "sample": _cmd_sample, "eval": _cmd_eval,
                 "plot": _cmd_plot, "export": _cmd_export, "import": _cmd_import,
@@ -296,7 +305,8 @@ def main(argv=None) -> int:
         args = build_parser().parse_args(argv)
         return commands[args.command](args)
     except ScratchRNNError as e:
-        print(f"scratchrnn: error: {e}", file=sys.stderr)
+        if _speaks(argv):
+            print(f"scratchrnn: error: {e}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt as e:  # a second Ctrl-C during training is Interrupted
         print("scratchrnn: interrupted", file=sys.stderr)

@@ -61,6 +61,10 @@ def connect(timeout: float | None = None) -> MPIComm:
     return MPIComm(MPI, MPI.COMM_WORLD, timeout)
 
 
+class PeerFailure(ScratchRNNError):
+    """Another rank failed or stopped answering."""
+
+
 class _StreamRows:
     """A Generator stand-in for model.forward's dropout: it draws the (T, B, H) mask of all B
     streams, exactly as one process would, and hands back this rank's rows."""
@@ -80,6 +84,7 @@ class MPIComm:
         self.MPI, self.comm, self.timeout = MPI, comm, timeout
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
         self.steps = 0  # reductions so far: the test hook's clock
+        self.saved = None  # the run's last checkpoint, which a failure points to
         kind, rank, step = (os.environ.get(FAULT_VAR, "") + "::").split(":")[:3]
         self._fault = (kind, int(rank), int(step)) if kind else None
 
@@ -138,12 +143,12 @@ class MPIComm:
                 if self.comm.Iprobe(source=self.MPI.ANY_SOURCE, tag=ERROR_TAG, status=status):
                     report = bytearray(status.Get_count(self.MPI.BYTE))
                     self.comm.Recv([report, self.MPI.BYTE], status.Get_source(), ERROR_TAG)
-                    raise ScratchRNNError(f"MPI rank {status.Get_source()} of {self.size} "
-                                          f"failed: {report.decode(errors='replace')}")
+                    raise PeerFailure(f"MPI rank {status.Get_source()} of {self.size} failed: "
+                                      f"{report.decode(errors='replace')}")
                 if time.monotonic() > deadline:
-                    raise ScratchRNNError(
-                        f"an MPI rank sent no {what} for {self.timeout:g} s (it hung or died); "
-                        "the job is stopped (set SCRATCHRNN_MPI_TIMEOUT for slower ranks)")
+                    raise PeerFailure(
+                        f"an MPI rank sent no {what} for {self.timeout:g} s (it hung or died; "
+                        "SCRATCHRNN_MPI_TIMEOUT allows slower ranks more)")
             time.sleep(pause)  # spin first: a step's all-reduce takes microseconds to ms
             pause = min(0.01, pause * 2 or 1e-5)
 
@@ -163,6 +168,10 @@ class MPIComm:
         text = str(exc) if isinstance(exc, ScratchRNNError) else (
             "interrupted" if interrupted else f"{type(exc).__name__}: {exc}")
         code = getattr(exc, "exit_code", 130) if interrupted else 1
+        if isinstance(exc, PeerFailure):
+            text += (f"; the job is stopped, its last checkpoint is {self.saved} (continue "
+                     f"with: scratchrnn train --resume {self.saved.parent})" if self.saved else
+                     "; the job is stopped before it saved a checkpoint")
         if self.rank == 0:
             print(f"scratchrnn: {text}" if interrupted else f"scratchrnn: error: {text}",
                   file=sys.stderr, flush=True)

@@ -109,7 +109,7 @@ STOPPED_BY = ("SIGINT", "SIGTERM", "SIGPIPE")
 class _Alone:
     """The one-process communicator: what distributed.MPIComm does for N ranks, for one."""
 
-    rank, size = 0, 1
+    rank, size, saved = 0, 1, None
 
     def rows(self, batch):
         return slice(None)
@@ -239,6 +239,7 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
                 f"{len(corpus.val):,} val characters, {n_win} windows per epoch -> {out}")
     # what a diverging run can point to: a checkpoint of this run, not one it is replacing
     last_saved = out / "checkpoint.npz" if meta and (out / "checkpoint.npz").exists() else None
+    comm.saved = last_saved
     t0 = time.perf_counter()
     t_log, chars_since = t0, 0
     val = None
@@ -251,7 +252,7 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
                         elapsed_s=elapsed0 + time.perf_counter() - t0, history=history,
                         best_val=best, acc=(acc_loss, acc_n), corpus=meta["corpus"])
         save_checkpoint(path, model, corpus.vocab, cfg.to_dict(), meta_now, opt_state, state)
-        last_saved = out / "checkpoint.npz"
+        last_saved = comm.saved = out / "checkpoint.npz"
 
     def learning_rate(step, seconds):
         if cfg.schedule == "constant":

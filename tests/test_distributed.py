@@ -230,3 +230,26 @@ def test_dropout_masks_do_not_depend_on_the_split():
     for rows in (slice(0, 3), slice(3, 6), slice(2, 4)):
         part = _StreamRows(np.random.default_rng(5), 6, rows).random((7, 99, 3), np.float32)
         np.testing.assert_array_equal(part, whole[:, rows])
+
+
+@pytest.mark.parametrize("argv, local, preset, want", [
+    (["train", "--distributed", "mpi"], "2", None, "share"),
+    (["train", "--distributed=mpi"], "1", None, "share"),
+    (["train", "--distributed", "mpi"], "2", "3", "3"),  # the user's count wins
+    (["train"], "2", None, None),  # not a distributed run: left alone
+])
+def test_blas_threads_per_rank(argv, local, preset, want, monkeypatch):
+    from scratchrnn import entry
+
+    monkeypatch.setattr(sys, "argv", ["scratchrnn", *argv])
+    monkeypatch.setenv("OMPI_COMM_WORLD_LOCAL_SIZE", local)
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.setenv(var, "")  # so that teardown restores what was there before
+        monkeypatch.delenv(var)
+    if preset:
+        monkeypatch.setenv("OPENBLAS_NUM_THREADS", preset)
+    entry._blas_threads()
+    if want == "share":
+        cores = os.cpu_count()
+        want = str(max(1, min(len(os.sched_getaffinity(0)), cores // int(local))))
+    assert os.environ.get("OPENBLAS_NUM_THREADS") == want

@@ -70,7 +70,7 @@ def worker(cell: str, H: int, B: int, steps: int, layers: int, distributed: bool
 
 
 def measure(mode: str, cell: str, H: int, B: int, steps: int, layers: int) -> dict:
-    threads = "2" if mode == "1x2" else "1"
+    threads = mode[-1]  # "1x2": 1 rank x 2 threads, "2x1", "1x1"
     env = dict(os.environ, PYTHONPATH=str(SRC), OPENBLAS_NUM_THREADS=threads,
                OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, OMPI_ALLOW_RUN_AS_ROOT="1",
                OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_rmaps_base_oversubscribe="1")
@@ -88,6 +88,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="H=256 only, 8 steps")
     ap.add_argument("--steps", type=int, help="timed steps per measurement")
     ap.add_argument("--layers", type=int, default=1)
+    ap.add_argument("--with-1x1", action="store_true",
+                    help="also 1 rank x 1 thread: how much of the gain is the second thread's")
     ap.add_argument("--default", action="store_true",
                     help="also time the default model (GRU 2x256, B=32, T=50) in both modes")
     ap.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
@@ -101,8 +103,9 @@ def main() -> None:
                          "libopenmpi-dev) and pip install mpi4py")
     sizes = [256] if args.quick else [128, 256, 512]
     print(f"load before: {os.getloadavg()[0]:.2f} (1-minute average), {os.cpu_count()} cores")
+    extra = f" {'1 rank x 1 thr':>15}" if args.with_1x1 else ""
     print(f"{'cell':5} {'H':>4} {'B':>3} {'1 rank x 2 thr':>15} {'2 ranks x 1 thr':>16} "
-          f"{'ratio':>6}   chars/s (step ms)")
+          f"{'ratio':>6}{extra}   chars/s (step ms)")
     for cell in ("rnn", "lstm", "gru"):
         for H in sizes:
             for B in (8, 32, 64):
@@ -110,9 +113,14 @@ def main() -> None:
                 steps = args.steps or (8 if args.quick else max(6, min(40, round(80 / work))))
                 one = measure("1x2", cell, H, B, steps, args.layers)
                 two = measure("2x1", cell, H, B, steps, args.layers)
-                print(f"{cell:5} {H:4} {B:3} {one['chars_per_sec']:9,.0f} ({one['step_ms']:4.0f})"
-                      f" {two['chars_per_sec']:10,.0f} ({two['step_ms']:4.0f}) "
-                      f"{two['chars_per_sec'] / one['chars_per_sec']:6.2f}", flush=True)
+                line = (f"{cell:5} {H:4} {B:3} {one['chars_per_sec']:9,.0f} "
+                        f"({one['step_ms']:4.0f}) {two['chars_per_sec']:10,.0f} "
+                        f"({two['step_ms']:4.0f}) "
+                        f"{two['chars_per_sec'] / one['chars_per_sec']:6.2f}")
+                if args.with_1x1:
+                    solo = measure("1x1", cell, H, B, steps, args.layers)
+                    line += f" {solo['chars_per_sec']:9,.0f} ({solo['step_ms']:4.0f})"
+                print(line, flush=True)
     if args.default:  # the scaling analysis' compute time: B/N streams per machine
         m = measure("2x1", "gru", 256, 32, args.steps or 20, 2)
         print(f"default model GRU 2x256 T=50 dropout 0.1, B=32, 2 ranks x 1 thread: "

@@ -153,6 +153,7 @@ def train(config: TrainConfig | None = None, *, resume=None, progress: bool = Tr
     other ranks read what it prepared."""
     comm = comm or _Alone()
     lead = comm.rank == 0
+    log = log if lead else (lambda *a, **k: None)  # the other ranks are quiet
     ckpt = load_checkpoint(resume) if resume is not None else None
     text = overrides.pop("text", None) if ckpt is not None else None  # compared by content
     if ckpt is not None:
@@ -206,8 +207,7 @@ def train(config: TrainConfig | None = None, *, resume=None, progress: bool = Tr
             opt_state = optim.init_state(cfg.optimizer, model.params)
             state, meta = model.init_state(cfg.batch), {}
         meta["corpus"] = identity
-        return _loop(cfg, corpus, model, opt_state, state, meta, out, progress,
-                     log if lead else (lambda *a, **k: None), comm)
+        return _loop(cfg, corpus, model, opt_state, state, meta, out, progress, log, comm)
 
 
 def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progress, log, comm):

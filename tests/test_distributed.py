@@ -184,6 +184,19 @@ def test_a_bad_flag_under_mpiexec_is_one_line(tmp_path):
 
 
 @needs_mpi
+def test_a_time_budget_stops_every_rank_at_the_same_step(text, tmp_path):
+    """Each rank reads its own clock; the agreed stop flag keeps them in step (a rank that went
+    on alone would leave the others waiting, and rank 0 would time out)."""
+    out = tmp_path / "run"
+    r = mpirun(2, ["--text", text, "--out", out, *FAULT, "--time-budget", "2s"], timeout=60,
+               env={"SCRATCHRNN_MPI_TIMEOUT": "10"})
+    assert r.returncode == 0, r.stderr
+    said = [line for line in r.stdout.splitlines() if line.startswith("stopped at step")]
+    assert len(said) == 1 and "(time_budget)" in said[0]
+    assert meta(out)["step"] == int(said[0].split()[3])
+
+
+@needs_mpi
 def test_sigterm_to_mpiexec_saves_a_checkpoint(text, tmp_path):
     out = tmp_path / "run"
     proc = mpirun(2, ["--text", text, "--out", out, *FAULT, "--log-every", "1"], popen=True)

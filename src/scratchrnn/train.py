@@ -149,8 +149,8 @@ def train(config: TrainConfig | None = None, *, resume=None, progress: bool = Tr
     checkpoint `resume` (keyword overrides may raise --max-steps, --epochs, change --lr ...).
     A resumed run checks that its text has the content it started with (`text=` may name the
     same text under another path); `allow_new_text` goes on over a changed text instead.
-    `comm` (distributed.connect()) trains data-parallel: rank 0 owns the run folder, and the
-    other ranks read what it prepared."""
+    `comm` (from `with distributed.session() as comm:`, under mpiexec) trains data-parallel:
+    rank 0 owns the run folder, and the other ranks read what it prepared."""
     comm = comm or _Alone()
     lead = comm.rank == 0
     log = log if lead else (lambda *a, **k: None)  # the other ranks are quiet

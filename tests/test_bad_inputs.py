@@ -191,6 +191,12 @@ CASES = {
     "beta1 negative": ["train", "--text", "{d}/text.txt", "--beta1", "-0.1"],
     "ema one": ["train", "--text", "{d}/text.txt", "--ema", "1"],
     "unknown optimizer": ["train", "--text", "{d}/text.txt", "--optimizer", "rmsprop"],
+    # --distributed (the MPI refusals under mpiexec are in test_distributed.py)
+    "distributed bogus": ["train", "--text", "{d}/text.txt", "--distributed", "bogus"],
+    "distributed without mpiexec": ["train", "--text", "{d}/text.txt", "--out", "{d}/mpirun",
+                                    "--distributed", "mpi"],
+    "distributed resume without mpiexec": ["train", "--resume", "{d}/run", "--max-steps", "8",
+                                           "--distributed", "mpi"],
     "unknown cell": ["train", "--text", "{d}/text.txt", "--cell", "transformer"],
     "unknown vocab": ["train", "--text", "{d}/text.txt", "--vocab", "klingon"],
     "dropout one": ["train", "--text", "{d}/text.txt", "--dropout", "1"],

@@ -76,6 +76,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     a("--val-chars", type=int, help="validate on at most this many characters")
     a("--on-nan", help="stop (default) or skip an update whose loss is not finite")
     a("--quiet", action="store_true", help="no progress bar")
+    a("--distributed", choices=("mpi",), help="data-parallel over MPI ranks: run as mpiexec -n N "
+      "scratchrnn train --distributed mpi ... (--batch splits over the N ranks)")
 
 
 def _clamp(text: str) -> tuple[int, int, float]:
@@ -147,20 +149,30 @@ def _one_or_list(text: list[str] | None):
 
 def _cmd_train(args) -> int:
     fields = {k: v for k, v in vars(args).items()
-              if k not in ("command", "preset", "resume", "overwrite", "quiet", "allow_new_text")}
+              if k not in ("command", "preset", "resume", "overwrite", "quiet", "allow_new_text",
+                           "distributed")}
     fields["text"] = _one_or_list(args.text)
     fields["time_budget"] = parse_duration(fields["time_budget"])
+    if args.distributed:
+        from .distributed import session  # mpi4py loads only for distributed runs
+
+        with session() as comm:
+            return _train(args, fields, comm)
+    return _train(args, fields, None)
+
+
+def _train(args, fields, comm) -> int:
     if args.resume:
         if args.preset:
             raise ScratchRNNError("--preset starts a new run; drop it when you --resume")
         result = train(resume=args.resume, progress=not args.quiet,
-                       allow_new_text=args.allow_new_text, **fields)
+                       allow_new_text=args.allow_new_text, comm=comm, **fields)
     else:
         if args.allow_new_text:
             raise ScratchRNNError("--allow-new-text goes with --resume; a new run reads any "
                                   "--text")
         result = train(with_preset(args.preset), progress=not args.quiet,
-                       overwrite=args.overwrite, **fields)
+                       overwrite=args.overwrite, comm=comm, **fields)
     return {"SIGINT": EXIT_SIGINT, "SIGTERM": EXIT_SIGTERM,
             "SIGPIPE": EXIT_SIGPIPE}.get(result.stopped, 0)
 
@@ -274,6 +286,15 @@ def _warn(message, category, filename, lineno, file=None, line=None):
     print(f"scratchrnn: warning: {message}", file=sys.stderr)
 
 
+def _speaks(argv) -> bool:
+    """Under mpiexec every rank parses the same command line and fails alike before training
+    starts (training's own failures go through distributed.session): rank 0 says it once."""
+    words = sys.argv[1:] if argv is None else argv
+    rank = next((os.environ[v] for v in ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK")
+                 if v in os.environ), "0")
+    return rank == "0" or not any(str(w).startswith("--distributed") for w in words)
+
+
 def main(argv=None) -> int:
     commands = {"train": _cmd_train, "sample": _cmd_sample, "eval": _cmd_eval,
                 "plot": _cmd_plot, "export": _cmd_export, "import": _cmd_import,
@@ -284,7 +305,8 @@ def main(argv=None) -> int:
         args = build_parser().parse_args(argv)
         return commands[args.command](args)
     except ScratchRNNError as e:
-        print(f"scratchrnn: error: {e}", file=sys.stderr)
+        if _speaks(argv):
+            print(f"scratchrnn: error: {e}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt as e:  # a second Ctrl-C during training is Interrupted
         print("scratchrnn: interrupted", file=sys.stderr)

@@ -4,6 +4,7 @@ take a good part of a second) SIGINT is only noted and acted on once they are do
 raised inside a C extension's initialisation surfaces as an ImportError, or worse, a crash at
 exit. Keep this module free of heavy imports."""
 
+import os
 import signal
 import sys
 
@@ -16,7 +17,22 @@ def _interrupted(code: int = EXIT_SIGINT) -> None:
     sys.exit(code)
 
 
+def _blas_threads() -> None:
+    """A distributed run's ranks share the machine: each gets its share of the cores for BLAS
+    (cores / ranks on this host, at most the cores it is bound to), unless the user set a count.
+    Must run before NumPy loads: OpenBLAS and MKL read it once."""
+    local = os.environ.get("OMPI_COMM_WORLD_LOCAL_SIZE") or os.environ.get("MPI_LOCALNRANKS")
+    if not local or not any(a.startswith("--distributed") for a in sys.argv):
+        return
+    cores = os.cpu_count() or 1
+    bound = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
+    threads = str(max(1, min(bound, cores // max(1, int(local)))))
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, threads)
+
+
 def main() -> None:
+    _blas_threads()
     pending = []
     try:
         old = signal.signal(signal.SIGINT, lambda signum, frame: pending.append(signum))

@@ -11,6 +11,7 @@ import signal
 import sys
 import threading
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,6 +106,30 @@ class _Signals:
 STOPPED_BY = ("SIGINT", "SIGTERM", "SIGPIPE")
 
 
+class _Alone:
+    """The one-process communicator: what distributed.MPIComm does for N ranks, for one."""
+
+    rank, size, saved = 0, 1, None
+
+    def rows(self, batch):
+        return slice(None)
+
+    def dropout_rng(self, rng, batch):
+        return rng
+
+    def reduce(self, grads, loss, clock):
+        return grads, loss, clock
+
+    def agree(self, stopped):
+        return stopped
+
+    def gather_state(self, state):
+        return state
+
+    def barrier(self, what):
+        pass
+
+
 def _resume_config(ckpt, overrides: dict) -> TrainConfig:
     saved = TrainConfig.from_dict(ckpt.config)
     for key in MODEL_KEYS:
@@ -118,12 +143,17 @@ def _resume_config(ckpt, overrides: dict) -> TrainConfig:
 
 
 def train(config: TrainConfig | None = None, *, resume=None, progress: bool = True,
-          overwrite: bool = False, allow_new_text: bool = False, log=print,
+          overwrite: bool = False, allow_new_text: bool = False, log=print, comm=None,
           **overrides) -> TrainResult:
     """Train a new run from `config` (plus keyword overrides), or continue the run folder or
     checkpoint `resume` (keyword overrides may raise --max-steps, --epochs, change --lr ...).
     A resumed run checks that its text has the content it started with (`text=` may name the
-    same text under another path); `allow_new_text` goes on over a changed text instead."""
+    same text under another path); `allow_new_text` goes on over a changed text instead.
+    `comm` (from `with distributed.session() as comm:`, under mpiexec) trains data-parallel:
+    rank 0 owns the run folder, and the other ranks read what it prepared."""
+    comm = comm or _Alone()
+    lead = comm.rank == 0
+    log = log if lead else (lambda *a, **k: None)  # the other ranks are quiet
     if config is not None and not isinstance(config, TrainConfig):
         raise ScratchRNNError(f"config must be a TrainConfig, got {type(config).__name__}")
     ckpt = load_checkpoint(resume, resume=True) if resume is not None else None
@@ -134,14 +164,16 @@ def train(config: TrainConfig | None = None, *, resume=None, progress: bool = Tr
         cfg = (config or TrainConfig()).replace(**{k: v for k, v in overrides.items()
                                                    if v is not None})
     validate(cfg)
+    comm.rows(cfg.batch)  # refuses a --batch that does not split over the ranks
     if ckpt is not None:  # a resumed run lives where its checkpoint is, unless told otherwise
         out = Path(overrides["out"]) if overrides.get("out") else ckpt.path.parent
     else:
         out = Path(cfg.out) if cfg.out else Path("runs") / corpus_name(cfg.text)
     cfg = cfg.replace(out=str(out))
-    with RunFolder(out, resume_from=ckpt.path.parent if ckpt else None,
-                   overwrite=overwrite) as run:
-        if ckpt is not None and out.resolve() == ckpt.path.parent.resolve():
+    with (RunFolder(out, resume_from=ckpt.path.parent if ckpt else None, overwrite=overwrite)
+          if lead else nullcontext()) as run:
+        if (ckpt is not None and comm.size == 1
+                and out.resolve() == ckpt.path.parent.resolve()):
             # Read again under the lock: a training that held it until now may have saved a
             # newer checkpoint than the one read above, and this run must go on from that.
             ckpt = load_checkpoint(ckpt.path, resume=True)
@@ -149,8 +181,12 @@ def train(config: TrainConfig | None = None, *, resume=None, progress: bool = Tr
                   else absolute(cfg.text))
         cfg = cfg.replace(text=source)  # stored absolute: the run resumes from any folder
         vocab = vocab_arg(cfg.vocab, ckpt.vocab) if ckpt else cfg.vocab
+        if not lead:
+            comm.barrier("corpus")  # rank 0 prepares a large corpus once; the others map it
         corpus = load_corpus(cfg.text, vocab, cfg.val_frac,
                              cfg.test_frac, cfg.encoding, cache=out)
+        if lead:
+            comm.barrier("corpus")
         identity = corpus_identity(corpus, cfg.text)
         new_text = ckpt is not None and check_same_text(ckpt.meta, identity, allow_new_text)
         need = cfg.batch * (cfg.seq_len + 1)
@@ -158,10 +194,11 @@ def train(config: TrainConfig | None = None, *, resume=None, progress: bool = Tr
             raise ScratchRNNError(
                 f"the training text has {len(corpus.train)} characters, fewer than --batch x "
                 f"(--seq-len + 1) = {need}; use a smaller --batch or --seq-len, or a longer text")
-        if ckpt is None and overwrite:
+        if ckpt is None and overwrite and lead:
             run.clear()  # the earlier run's results go only once the new run can start
-        atomic_write_bytes(out / "config.json", json_dumps(cfg.to_dict(), indent=2).encode(),
-                           "run configuration")
+        if lead:
+            atomic_write_bytes(out / "config.json", json_dumps(cfg.to_dict(), indent=2).encode(),
+                               "run configuration")
         if ckpt is not None:
             model = ckpt.trained
             opt_state, state, meta = ckpt.opt_state, ckpt.state, dict(ckpt.meta)
@@ -177,11 +214,13 @@ def train(config: TrainConfig | None = None, *, resume=None, progress: bool = Tr
             opt_state = optim.init_state(cfg.optimizer, model.params)
             state, meta = model.init_state(cfg.batch), {}
         meta["corpus"] = identity
-        return _loop(cfg, corpus, model, opt_state, state, meta, out, progress, log)
+        return _loop(cfg, corpus, model, opt_state, state, meta, out, progress, log, comm)
 
 
-def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progress, log):
-    streams = make_streams(corpus.train, cfg.batch)  # (B, L)
+def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progress, log, comm):
+    lead, rows = comm.rank == 0, comm.rows(cfg.batch)  # this rank's streams
+    streams = make_streams(corpus.train, cfg.batch)[rows]  # (B/N, L)
+    state = {k: v[rows] for k, v in state.items()}  # (B/N, H) each
     n_win = windows_per_epoch(streams, cfg.seq_len)
     limits = [n for n in (cfg.max_steps, cfg.epochs and cfg.epochs * n_win) if n]
     total = min(limits) if limits else None
@@ -196,11 +235,12 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
     rng = np.random.default_rng([cfg.seed, 1])  # dropout
     if "rng" in meta:
         rng.bit_generator.state = meta["rng"]
+    drop_rng = comm.dropout_rng(rng, cfg.batch)  # all B streams' masks, this rank's rows
     elapsed0 = meta.get("elapsed_s", 0.0)
     metrics_path = out / "metrics.jsonl"
-    # Rows after the checkpoint belong to steps that will be trained again.
-    atomic_write_bytes(metrics_path, "".join(json_dumps(r) + "\n" for r in history).encode(),
-                       "metrics")
+    if lead:  # rows after the checkpoint belong to steps that will be trained again
+        atomic_write_bytes(metrics_path, "".join(json_dumps(r) + "\n" for r in history).encode(),
+                           "metrics")
     if total is not None and step >= total:
         log(f"{out} is already finished at step {step}; raise --max-steps or --epochs to go on")
         return TrainResult(usable_model(model, opt_state), corpus.vocab, out, step, epoch,
@@ -210,18 +250,20 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
                 f"{len(corpus.val):,} val characters, {n_win} windows per epoch -> {out}")
     # what a diverging run can point to: a checkpoint of this run, not one it is replacing
     last_saved = out / "checkpoint.npz" if meta and (out / "checkpoint.npz").exists() else None
+    comm.saved = last_saved
     t0 = time.perf_counter()
     t_log, chars_since = t0, 0
     val = None
-    bar = tqdm(total=total, initial=step, unit="step", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=total, initial=step, unit="step", disable=not (progress and lead),
+               dynamic_ncols=True)
 
-    def checkpoint(path):
+    def checkpoint(path, state):
         nonlocal last_saved
         meta_now = dict(step=step, epoch=epoch, window=win, rng=rng.bit_generator.state,
                         elapsed_s=elapsed0 + time.perf_counter() - t0, history=history,
                         best_val=best, acc=(acc_loss, acc_n), corpus=meta["corpus"])
         save_checkpoint(path, model, corpus.vocab, cfg.to_dict(), meta_now, opt_state, state)
-        last_saved = out / "checkpoint.npz"
+        last_saved = comm.saved = out / "checkpoint.npz"
 
     def learning_rate(step, seconds):
         if cfg.schedule == "constant":
@@ -231,17 +273,20 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
 
     stopped, lr = None, cfg.lr
     # Overflow shows up as a non-finite loss or gradient norm, handled below with a message.
-    with (signals, open(metrics_path, "a", encoding="utf-8") as metrics, bar,
+    with (signals, open(metrics_path if lead else os.devnull, "a", encoding="utf-8") as metrics,
+          bar,
           np.errstate(over="ignore", invalid="ignore")):
         while stopped is None:
             if corpus.mapped is not None and step % REMAP_EVERY == 0:
                 corpus = corpus.refresh()  # keeps resident memory small on huge corpora
-                streams = make_streams(corpus.train, cfg.batch)
+                streams = make_streams(corpus.train, cfg.batch)[rows]
             if win == 0:
-                state = model.init_state(cfg.batch)  # each epoch starts from a zero state
-            x, y = window(streams, win, cfg.seq_len)  # (B, T) each
-            loss, new_state, cache = forward(model.params, model.config, x, y, state, rng)
+                state = model.init_state(len(streams))  # each epoch starts from a zero state
+            x, y = window(streams, win, cfg.seq_len)  # (B/N, T) each
+            loss, new_state, cache = forward(model.params, model.config, x, y, state, drop_rng)
             grads, _ = backward(cache, model.config)
+            # the mean over all B streams, and one clock (rank 0's) for a time-based schedule
+            grads, loss, clock = comm.reduce(grads, loss, time.perf_counter() - t0)
             norm = optim.clip(grads, cfg.clip_value, cfg.clip_norm)
             if not (math.isfinite(loss) and math.isfinite(norm)):
                 what = f"loss {loss:.4g}, gradient norm {norm:.4g}"
@@ -255,10 +300,11 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
                         f"training diverged at step {step + 1} ({what}); the last good "
                         f"checkpoint is {last_saved}: resume it with a lower --lr, "
                         "or pass --on-nan skip")
-                tqdm.write(f"step {step + 1}: {what}; update skipped (--on-nan skip)",
-                           file=sys.stderr)
+                if lead:
+                    tqdm.write(f"step {step + 1}: {what}; update skipped (--on-nan skip)",
+                               file=sys.stderr)
             else:
-                lr = learning_rate(step, time.perf_counter() - t0)
+                lr = learning_rate(step, clock)
                 optim.update(cfg.optimizer, model.params, grads, opt_state, lr,
                              (cfg.beta1, cfg.beta2))
                 if cfg.ema:
@@ -266,7 +312,7 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
                 state = new_state
                 acc_loss, acc_n = acc_loss + loss, acc_n + 1
             step, win = step + 1, win + 1
-            chars_since += x.size
+            chars_since += x.size * comm.size
             if win == n_win:
                 epoch, win = epoch + 1, 0
             if signals.received:
@@ -275,6 +321,7 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
                 stopped = "max_steps" if cfg.max_steps and step >= cfg.max_steps else "epochs"
             elif cfg.time_budget and time.perf_counter() - t0 >= cfg.time_budget:
                 stopped = "time_budget"
+            stopped = comm.agree(stopped)  # every rank stops at the same step
             evaluating = step % cfg.eval_every == 0 or stopped is not None
             if step % cfg.log_every and not evaluating:
                 bar.update(1)
@@ -288,8 +335,8 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
             t_log, chars_since = now, 0
             if step % cfg.log_every == 0:  # off-grid rows (stops, evals) leave the average be
                 acc_loss, acc_n = 0.0, 0
-            usable = usable_model(model, opt_state) if evaluating else None
-            if evaluating and stopped not in STOPPED_BY and len(corpus.val) > 1:
+            usable = usable_model(model, opt_state) if evaluating and lead else None
+            if evaluating and lead and stopped not in STOPPED_BY and len(corpus.val) > 1:
                 val = evaluate(usable, corpus.val, cfg.seq_len, max_chars=cfg.val_chars,
                                should_stop=signals.stop_requested)
                 if val is None:  # stopped part way: save now, with no validation loss
@@ -306,11 +353,13 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
                             cps=f"{row['chars_per_sec']:.0f}")
             bar.update(1)
             if evaluating:
+                every = comm.gather_state(state)  # every stream's state: resumable at any N
+            if evaluating and lead:
                 improved = "val_loss" in row and (best is None or val < best)
                 best = val if improved else best
-                checkpoint(out / "checkpoint.npz")  # first: a kill between the two writes
-                if improved:  # must still leave a resumable run
-                    checkpoint(out / "best.npz")
+                checkpoint(out / "checkpoint.npz", every)  # first: a kill between the two
+                if improved:  # writes must still leave a resumable run
+                    checkpoint(out / "best.npz", every)
                 plot_history(history, out / "loss.png", f"{model.config.cell} on {corpus.name}")
                 if cfg.sample_length and stopped not in STOPPED_BY:
                     text = []
@@ -324,7 +373,9 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
                         signals.say(tqdm.write, f"--- step {step}, val "
                                     f"{val if val is None else round(val, 4)} nats/char ---\n"
                                     f"{''.join(text)}\n---")
-    if stopped == "SIGPIPE":
+            if evaluating:  # a signal that cut rank 0's evaluation or sample short
+                stopped = comm.agree(stopped)
+    if stopped == "SIGPIPE" and lead:
         print(f"scratchrnn: stdout was closed at step {step}; saved {out / 'checkpoint.npz'} "
               f"(continue with: scratchrnn train --resume {out})", file=sys.stderr)
     elif stopped in STOPPED_BY:

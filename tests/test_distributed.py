@@ -1,0 +1,268 @@
+"""Data-parallel training over MPI: real `mpiexec -n 2` runs against the one-process run (the
+same parameters to round-off in float64, dropout included), checkpoints that resume at another
+number of ranks, a failing or hanging rank taking the job down, SIGTERM saving, and the one-line
+refusals. The MPI tests skip where mpiexec or mpi4py is missing."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scratchrnn.cli import main
+from scratchrnn.distributed import LAUNCHER_VARS
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+MPIEXEC = shutil.which("mpiexec")
+try:
+    import mpi4py  # noqa: F401
+
+    HAVE_MPI4PY = True
+except ImportError:
+    HAVE_MPI4PY = False
+needs_mpi = pytest.mark.skipif(not (MPIEXEC and HAVE_MPI4PY),
+                               reason="needs mpiexec and mpi4py (pip install 'scratchrnn[mpi]')")
+
+# lstm: two state arrays per layer to gather; dropout: masks that must not depend on the split
+MODEL = ["--cell", "lstm", "--hidden", "16", "--layers", "2", "--dropout", "0.3", "--batch", "4",
+         "--seq-len", "8", "--dtype", "float64", "--sample-length", "0", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def text(tmp_path_factory):
+    from conftest import SMALL_TEXT
+
+    path = tmp_path_factory.mktemp("mpi") / "text.txt"
+    path.write_text(SMALL_TEXT * 3)
+    return path
+
+
+def mpirun(n, argv, *, env=None, timeout=120, popen=False):
+    """`mpiexec -n N python -m scratchrnn train --distributed mpi ARGV` from the worktree's
+    source; Open MPI is told that root and more ranks than cores are fine (MPICH ignores it)."""
+    full_env = dict(os.environ, PYTHONPATH=str(SRC), OMPI_ALLOW_RUN_AS_ROOT="1",
+                    OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_rmaps_base_oversubscribe="1",
+                    **(env or {}))
+    cmd = [MPIEXEC, "-n", str(n), sys.executable, "-m", "scratchrnn", "train",
+           "--distributed", "mpi", *map(str, argv)]
+    if popen:
+        return subprocess.Popen(cmd, env=full_env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    return subprocess.run(cmd, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+def arrays(run: Path) -> dict:
+    with np.load(run / "checkpoint.npz", allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def meta(run: Path) -> dict:
+    return json.loads(str(arrays(run)["meta"]))
+
+
+def assert_same_run(a: Path, b: Path):
+    """Parameters, optimizer state, every stream's hidden state, step and RNG state."""
+    x, y = arrays(a), arrays(b)
+    assert sorted(x) == sorted(y)
+    for k in x:
+        if k != "meta":
+            np.testing.assert_allclose(y[k], x[k], rtol=1e-10, atol=1e-13, err_msg=k)
+    mx, my = json.loads(str(x["meta"])), json.loads(str(y["meta"]))
+    for key in ("step", "epoch", "window", "rng"):
+        assert mx[key] == my[key], key
+
+
+def one_lines(stderr: str) -> list[str]:
+    assert "Traceback" not in stderr, stderr
+    return [line for line in stderr.splitlines() if line.startswith("scratchrnn:")]
+
+
+@pytest.fixture(scope="module")
+def reference(text, tmp_path_factory):
+    """The one-process run, 24 steps."""
+    out = tmp_path_factory.mktemp("ref") / "run"
+    assert main(["train", "--text", str(text), "--out", str(out), *MODEL, "--max-steps", "24",
+                 "--eval-every", "12"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def saved_at_2(text, tmp_path_factory):
+    """The same run stopped after 12 steps at 2 ranks."""
+    out = tmp_path_factory.mktemp("half2") / "run"
+    r = mpirun(2, ["--text", text, "--out", out, *MODEL, "--max-steps", "12",
+                   "--eval-every", "12"])
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+@needs_mpi
+def test_two_ranks_train_the_one_process_run(text, reference, tmp_path):
+    out = tmp_path / "run"
+    r = mpirun(2, ["--text", text, "--out", out, *MODEL, "--max-steps", "24",
+                   "--eval-every", "12"])
+    assert r.returncode == 0, r.stderr
+    assert_same_run(reference, out)
+    assert r.stdout.count("training CharRNN") == 1  # rank 1 is quiet
+    # rank 0 wrote the run folder's one metrics file, with the global batch's throughput
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == [10, 12, 20, 24]
+
+
+@needs_mpi
+@pytest.mark.parametrize("resume_at", [1, 2])
+def test_a_run_saved_at_2_ranks_resumes_at_any_n(resume_at, saved_at_2, reference, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(saved_at_2, out)
+    assert meta(out)["step"] == 12
+    args = ["--resume", out, "--max-steps", "24", "--quiet"]
+    if resume_at == 1:
+        assert main(["train", *map(str, args)]) == 0
+    else:
+        r = mpirun(2, args)
+        assert r.returncode == 0, r.stderr
+    assert_same_run(reference, out)
+
+
+@needs_mpi
+def test_a_one_process_run_resumes_at_2_ranks(text, reference, tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", "--text", str(text), "--out", str(out), *MODEL, "--max-steps", "12",
+                 "--eval-every", "12"]) == 0
+    r = mpirun(2, ["--resume", out, "--max-steps", "24", "--quiet"])
+    assert r.returncode == 0, r.stderr
+    assert_same_run(reference, out)
+
+
+@needs_mpi
+def test_a_batch_that_does_not_split_is_one_line(text, tmp_path):
+    out = tmp_path / "run"
+    r = mpirun(2, ["--text", text, "--out", out, *MODEL, "--batch", "3", "--max-steps", "2"])
+    assert r.returncode != 0
+    lines = one_lines(r.stderr)
+    assert len(lines) == 1 and "--batch 3 does not split evenly over 2 MPI ranks" in lines[0]
+    assert not out.exists()
+
+
+FAULT = ["--cell", "gru", "--hidden", "16", "--batch", "4", "--seq-len", "8", "--max-steps",
+         "100000", "--eval-every", "5", "--sample-length", "0", "--quiet"]
+
+
+@needs_mpi
+@pytest.mark.parametrize("fault, says", [
+    ("raise:1:7", "MPI rank 1 of 2 failed: RuntimeError: test fault at step 7; the job is "
+                  "stopped, its last checkpoint is"),
+    ("raise:0:7", "RuntimeError: test fault at step 7"),
+    ("hang:1:7", "an MPI rank sent no gradients for 2 s"),
+    ("exit:1:7", None),  # a crash: mpiexec itself ends the job and says so
+])
+def test_a_failing_rank_takes_the_job_down(fault, says, text, tmp_path):
+    out = tmp_path / "run"
+    t0 = time.monotonic()
+    r = mpirun(2, ["--text", text, "--out", out, *FAULT], timeout=60,
+               env={"SCRATCHRNN_MPI_TEST_FAULT": fault, "SCRATCHRNN_MPI_TIMEOUT": "2"})
+    assert time.monotonic() - t0 < 40  # no hang
+    assert r.returncode != 0
+    lines = one_lines(r.stderr)
+    if says:
+        assert len(lines) == 1 and lines[0].startswith("scratchrnn: error: ") and says in lines[0]
+    assert meta(out)["step"] == 5  # the last checkpoint, intact
+
+
+@needs_mpi
+def test_a_bad_flag_under_mpiexec_is_one_line(tmp_path):
+    r = mpirun(2, ["--hidden", "many"])
+    assert r.returncode != 0
+    lines = one_lines(r.stderr)
+    assert len(lines) == 1 and "--hidden: invalid int value" in lines[0]
+
+
+@needs_mpi
+def test_a_time_budget_stops_every_rank_at_the_same_step(text, tmp_path):
+    """Each rank reads its own clock; the agreed stop flag keeps them in step (a rank that went
+    on alone would leave the others waiting, and rank 0 would time out)."""
+    out = tmp_path / "run"
+    r = mpirun(2, ["--text", text, "--out", out, *FAULT, "--time-budget", "2s"], timeout=60,
+               env={"SCRATCHRNN_MPI_TIMEOUT": "10"})
+    assert r.returncode == 0, r.stderr
+    said = [line for line in r.stdout.splitlines() if line.startswith("stopped at step")]
+    assert len(said) == 1 and "(time_budget)" in said[0]
+    assert meta(out)["step"] == int(said[0].split()[3])
+
+
+@needs_mpi
+def test_sigterm_to_mpiexec_saves_a_checkpoint(text, tmp_path):
+    out = tmp_path / "run"
+    proc = mpirun(2, ["--text", text, "--out", out, *FAULT, "--log-every", "1"], popen=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / "metrics.jsonl").is_file() or not (out / "metrics.jsonl").stat().st_size:
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    said = [line for line in stdout.splitlines() if line.startswith("interrupted by SIG")]
+    assert len(said) == 1, stdout + stderr
+    step = int(said[0].split(" at step ")[1].split(";")[0])
+    assert meta(out)["step"] == step > 0
+    assert json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])["step"] == step
+
+
+def test_distributed_needs_mpiexec(text, tmp_path, monkeypatch, capsys):
+    for var in LAUNCHER_VARS:
+        monkeypatch.delenv(var, raising=False)
+    code = main(["train", "--text", str(text), "--out", str(tmp_path / "run"), "--distributed",
+                 "mpi", "--max-steps", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and "runs under mpiexec" in err[0]
+    assert not (tmp_path / "run").exists()
+
+
+def test_distributed_without_mpi4py_is_one_line(text, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "2")
+    monkeypatch.setitem(sys.modules, "mpi4py", None)  # import fails as if not installed
+    code = main(["train", "--text", str(text), "--out", str(tmp_path / "run"), "--distributed",
+                 "mpi", "--max-steps", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and "needs mpi4py" in err[0] and "[mpi]" in err[0]
+    assert not (tmp_path / "run").exists()
+
+
+def test_dropout_masks_do_not_depend_on_the_split():
+    from scratchrnn.distributed import _StreamRows
+
+    whole = np.random.default_rng(5).random((7, 6, 3), dtype=np.float32)  # (T, B, H)
+    for rows in (slice(0, 3), slice(3, 6), slice(2, 4)):
+        part = _StreamRows(np.random.default_rng(5), 6, rows).random((7, 99, 3), np.float32)
+        np.testing.assert_array_equal(part, whole[:, rows])
+
+
+@pytest.mark.parametrize("argv, local, preset, want", [
+    (["train", "--distributed", "mpi"], "2", None, "share"),
+    (["train", "--distributed=mpi"], "1", None, "share"),
+    (["train", "--distributed", "mpi"], "2", "3", "3"),  # the user's count wins
+    (["train"], "2", None, None),  # not a distributed run: left alone
+])
+def test_blas_threads_per_rank(argv, local, preset, want, monkeypatch):
+    from scratchrnn import entry
+
+    monkeypatch.setattr(sys, "argv", ["scratchrnn", *argv])
+    monkeypatch.setenv("OMPI_COMM_WORLD_LOCAL_SIZE", local)
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.setenv(var, "")  # so that teardown restores what was there before
+        monkeypatch.delenv(var)
+    if preset:
+        monkeypatch.setenv("OPENBLAS_NUM_THREADS", preset)
+    entry._blas_threads()
+    if want == "share":
+        cores = os.cpu_count()
+        want = str(max(1, min(len(os.sched_getaffinity(0)), cores // int(local))))
+    assert os.environ.get("OPENBLAS_NUM_THREADS") == want

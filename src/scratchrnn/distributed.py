@@ -32,6 +32,31 @@ LAUNCHER_VARS = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "MPI_LOCALNRAN
 FAULT_VAR = "SCRATCHRNN_MPI_TEST_FAULT"  # tests only: "raise|hang|exit:RANK:STEP"
 
 
+class Alone:
+    """The one-process communicator: what MPIComm does for N ranks, for one (the training
+    loop is written once, against this interface)."""
+
+    rank, size, saved = 0, 1, None
+
+    def rows(self, batch):
+        return slice(None)
+
+    def dropout_rng(self, rng, batch):
+        return rng
+
+    def reduce(self, grads, loss, clock):
+        return grads, loss, clock
+
+    def agree(self, stopped):
+        return stopped
+
+    def gather_state(self, state):
+        return state
+
+    def barrier(self, what):
+        pass
+
+
 def under_launcher() -> bool:
     """Started by mpiexec (Open MPI, MPICH's hydra or a PMIx launcher)?"""
     return any(v in os.environ for v in LAUNCHER_VARS)
@@ -78,7 +103,7 @@ class _StreamRows:
 
 
 class MPIComm:
-    """What the training loop asks of its peers; train._Alone is the one-process version."""
+    """What the training loop asks of its peers; Alone is the one-process version."""
 
     def __init__(self, MPI, comm, timeout: float):
         self.MPI, self.comm, self.timeout = MPI, comm, timeout

@@ -22,6 +22,7 @@ from . import optim
 from .checkpoint import load_checkpoint, save_checkpoint, usable_model
 from .config import MODEL_KEYS, TrainConfig, validate
 from .data import Corpus, corpus_name, load_corpus, make_streams, window, windows_per_epoch
+from .distributed import Alone  # mpi4py loads only in distributed.connect
 from .errors import Interrupted, ScratchRNNError
 from .evaluate import evaluate
 from .fsutil import atomic_write_bytes
@@ -106,30 +107,6 @@ class _Signals:
 STOPPED_BY = ("SIGINT", "SIGTERM", "SIGPIPE")
 
 
-class _Alone:
-    """The one-process communicator: what distributed.MPIComm does for N ranks, for one."""
-
-    rank, size, saved = 0, 1, None
-
-    def rows(self, batch):
-        return slice(None)
-
-    def dropout_rng(self, rng, batch):
-        return rng
-
-    def reduce(self, grads, loss, clock):
-        return grads, loss, clock
-
-    def agree(self, stopped):
-        return stopped
-
-    def gather_state(self, state):
-        return state
-
-    def barrier(self, what):
-        pass
-
-
 def _resume_config(ckpt, overrides: dict) -> TrainConfig:
     saved = TrainConfig.from_dict(ckpt.config)
     for key in MODEL_KEYS:
@@ -151,7 +128,7 @@ def train(config: TrainConfig | None = None, *, resume=None, progress: bool = Tr
     same text under another path); `allow_new_text` goes on over a changed text instead.
     `comm` (from `with distributed.session() as comm:`, under mpiexec) trains data-parallel:
     rank 0 owns the run folder, and the other ranks read what it prepared."""
-    comm = comm or _Alone()
+    comm = comm or Alone()
     lead = comm.rank == 0
     log = log if lead else (lambda *a, **k: None)  # the other ranks are quiet
     if config is not None and not isinstance(config, TrainConfig):

@@ -253,3 +253,16 @@ def test_sampling_stepper_matches_the_batched_forward(cell, rng):
     for t, i in enumerate(ids):
         logits, state = model.step(np.array([i]), state)
         np.testing.assert_allclose(logits[0], got[t], rtol=1e-10, atol=1e-12)
+
+
+def test_the_input_layer_starts_at_the_scale_of_its_true_fan_in():
+    """Layer 0 reads one-hot characters: fan-in 1, so U(+-1) (as nn.Embedding followed by W_ih
+    scales it), every other matrix U(+-1/sqrt(H)). At 1/sqrt(H) the input was ~10x weaker and
+    training sat at the unigram loss for ~100 steps (BENCHMARKS.md, issue 11)."""
+    H = 64
+    p = sr.CharRNN(96, H, "gru", 2, seed=0).params
+    assert 0.9 < np.abs(p["l0.W_x"]).max() <= 1.0
+    for key in ("l0.W_h", "l1.W_x", "l1.W_h", "W_y"):
+        assert 0.9 / np.sqrt(H) < np.abs(p[key]).max() <= 1.0 / np.sqrt(H), key
+    assert np.abs(sr.CharRNN(96, H, "gru", 1, seed=0, init_std=0.01).params["l0.W_x"]).max() < 0.1
+

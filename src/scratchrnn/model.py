@@ -34,7 +34,7 @@ class ModelConfig:
     num_layers: int = 1
     dropout: float = 0.0
     dtype: str = "float32"
-    init_std: float | None = None  # None: PyTorch's U(+-1/sqrt(H)); else N(0, std)
+    init_std: float | None = None  # None: PyTorch's U(+-1/sqrt(fan_in)); else N(0, std)
 
     def __post_init__(self):
         if self.cell not in cells.GATES:
@@ -133,9 +133,13 @@ def check_ids(name: str, ids, vocab_size: int, ndim: int) -> np.ndarray:
 
 
 def init_params(cfg: ModelConfig, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    bound = 1.0 / np.sqrt(cfg.hidden_size)
     params = {}
     for key, shape in param_shapes(cfg).items():
+        # PyTorch's U(+-1/sqrt(fan_in)), with each matrix's true fan-in: layer 0 reads a one-hot
+        # character, one input at a time, so its fan-in is 1 -- the scale nn.Embedding followed
+        # by W_ih gives. At 1/sqrt(H) the input reached the first cell ~10x weaker than that,
+        # and training sat at the unigram loss for a hundred steps (BENCHMARKS.md, issue 11).
+        bound = 1.0 if key == "l0.W_x" else 1.0 / np.sqrt(cfg.hidden_size)
         if cfg.init_std is not None:
             w = rng.normal(0.0, cfg.init_std, shape) if "W" in key else np.zeros(shape)
         else:

@@ -35,6 +35,15 @@ def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
+def _transposed(W, B):
+    """W.T for the backward pass's per-step product (B, G*H) @ (G*H, H). A contiguous copy
+    makes that product faster at B=64 (368 against 483 us at H=256); at B=1 it is a
+    matrix-vector product that runs as fast on the transposed view (14 us either way), and the
+    copy, a cache-unfriendly transpose of the whole matrix, would cost more than the window's
+    100 products gain (750 us at H=256, measured one thread)."""
+    return W.T if B == 1 else np.ascontiguousarray(W.T)
+
+
 # ---------------------------------------------------------------------------------------- rnn
 
 def rnn_forward(xproj, state, p):
@@ -52,7 +61,7 @@ def rnn_forward(xproj, state, p):
 def rnn_backward(dhs, dstate, cache):
     hs, W_h = cache
     T, B, H = dhs.shape
-    W_hT = np.ascontiguousarray(W_h.T)
+    W_hT = _transposed(W_h, B)
     da = np.empty_like(dhs)  # (T, B, H) gradient wrt the pre-activation
     dh = np.array(dstate["h"], dtype=dhs.dtype) if dstate else np.zeros((B, H), dhs.dtype)
     for t in range(T - 1, -1, -1):
@@ -116,7 +125,7 @@ def lstm_backward(dhs, dstate, cache):
     hs, cs, acts, tcs, W_h = cache
     T, B, H = dhs.shape
     G = 4 * H
-    W_hT = np.ascontiguousarray(W_h.T)
+    W_hT = _transposed(W_h, B)
     # Gate derivative a (alpha - a) + beta: s(1-s) for the sigmoids, 1 - g^2 for g.
     alpha = np.ones(G, dhs.dtype)
     alpha[2 * H:3 * H] = 0.0
@@ -191,7 +200,7 @@ def gru_backward(dhs, dstate, cache):
     hs, rzs, ns, hns, W_h = cache
     T, B, H = dhs.shape
     G = 3 * H
-    W_hT = np.ascontiguousarray(W_h.T)
+    W_hT = _transposed(W_h, B)
     dx = np.empty((T, B, G), dhs.dtype)  # wrt the input pre-activations [r z n]
     dhz = np.empty((T, B, G), dhs.dtype)  # wrt h W_h (+ b_hn): like dx but the n part times r
     dh = np.array(dstate["h"], dtype=dhs.dtype) if dstate else np.zeros((B, H), dhs.dtype)

@@ -24,6 +24,9 @@ import numpy as np
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 STATE_KEYS = {"rnn": ("h",), "lstm": ("h", "c"), "gru": ("h",)}
 BLOCK_BYTES = 256 << 10  # see _chunk; tests set it tiny to run every block boundary
+# From this batch on, the LSTM backward pass works row-wise (see _lstm_backward_rowwise): an
+# elementwise call then costs by the rows it visits, not by the call.
+ROWWISE_B = 16
 
 
 def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -124,45 +127,86 @@ def lstm_forward(xproj, state, p):
     return hs[1:], {"h": hs[T].copy(), "c": cs[T].copy()}, (hs, cs, acts, tcs, p["W_h"])
 
 
+def _lstm_backward_rowwise(dhs, dh, dc, cache, W_hT):
+    """lstm_backward for a large B: there the cost of an elementwise call is not the call but
+    the rows it visits (a (64, H) slice of a (64, 4H) array takes 2.4x the time of a contiguous
+    (64, H) array), so the gate derivatives go over whole contiguous (B, 4H) rows: 16 calls per
+    step, 3-7% faster at B=64 (H=128, 256) than the gate-major preparation that wins at B=1."""
+    hs, cs, acts, tcs, _ = cache
+    T, B, H = dhs.shape
+    G = 4 * H
+    beta = np.zeros(G, dhs.dtype)
+    beta[2 * H:3 * H] = 1.0  # gate derivative (1 - a)(beta + a): s(1-s) for sigmoids, 1-g^2 for g
+    dz = np.empty((T, B, G), dhs.dtype)
+    tmp = np.empty((B, H), dhs.dtype)
+    deriv = np.empty((B, G), dhs.dtype)
+    for t in range(T - 1, -1, -1):
+        dh += dhs[t]
+        a, tc, d = acts[t], tcs[t], dz[t]
+        i, f, g, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
+        np.multiply(dh, tc, out=d[:, 3 * H:])  # dL/do
+        np.multiply(tc, tc, out=tmp)
+        np.subtract(1.0, tmp, out=tmp)
+        tmp *= o
+        tmp *= dh
+        dc += tmp  # through h = o tanh(c)
+        np.multiply(dc, g, out=d[:, :H])  # dL/di
+        np.multiply(dc, cs[t], out=d[:, H:2 * H])  # dL/df
+        np.multiply(dc, i, out=d[:, 2 * H:3 * H])  # dL/dg
+        dc *= f  # to c_{t-1}
+        np.subtract(1.0, a, out=deriv)
+        d *= deriv
+        np.add(a, beta, out=deriv)
+        d *= deriv
+        np.matmul(d, W_hT, out=dh)
+    dW_h = hs[:-1].reshape(-1, H).T @ dz.reshape(-1, G)
+    return dz, {"W_h": dW_h}, {"h": dh, "c": dc}
+
+
 def lstm_backward(dhs, dstate, cache):
     hs, cs, acts, tcs, W_h = cache
     T, B, H = dhs.shape
     G = 4 * H
     W_hT = _transposed(W_h, B)
     # Gate derivative a (alpha - a) + beta: s(1-s) for the sigmoids, 1 - g^2 for g.
-    alpha = np.ones(G, dhs.dtype)
-    alpha[2 * H:3 * H] = 0.0
+    alpha = np.ones((4, 1, H), dhs.dtype)
+    alpha[2] = 0.0
     beta = 1.0 - alpha
     dz = np.empty((T, B, G), dhs.dtype)
     dz4 = dz.reshape(T, B, 4, H)
-    i_, f_, g_, o_ = (acts[:, :, k * H:(k + 1) * H] for k in range(4))  # (T, B, H) views
-    dcs = np.empty((T, B, H), dhs.dtype)  # o (1 - tanh(c)^2): dc per unit of dh
+    gates = acts.reshape(T, B, 4, H).transpose(0, 2, 1, 3)  # (T, 4, B, H) view
+    i_, f_, g_, o_ = (gates[:, k] for k in range(4))  # (T, B, H) views
     dh = np.array(dstate["h"], dtype=dhs.dtype) if dstate else np.zeros((B, H), dhs.dtype)
     dc = np.array(dstate["c"], dtype=dhs.dtype) if dstate else np.zeros((B, H), dhs.dtype)
     tmp = np.empty((B, H), dhs.dtype)
-    n = _chunk(B, G, dhs.itemsize)
+    if B >= ROWWISE_B:
+        return _lstm_backward_rowwise(dhs, dh, dc, cache, W_hT)
+    n = min(T, _chunk(B, G, dhs.itemsize))
+    # Everything that does not depend on the recurrence, for a block of steps at once, in
+    # contiguous gate-major buffers: each gate's gradient is dc (dh for o) times a factor.
+    fac = np.empty((n, 4, B, H), dhs.dtype)  # [g i(1-i), c_prev f(1-f), i(1-g^2), tanh(c) o(1-o)]
+    dcs = np.empty((n, B, H), dhs.dtype)  # o (1 - tanh(c)^2): dc per unit of dh
     for t1 in range(T, 0, -n):
         t0 = max(0, t1 - n)
-        # Everything that does not depend on the recurrence, for a block of steps at once:
-        # dz starts as the factor each gate's gradient gets besides dc (or dh for o).
-        w = slice(t0, t1)
-        np.subtract(alpha, acts[w], out=dz[w])
-        dz[w] *= acts[w]
-        dz[w] += beta
-        dz4[w, :, 0] *= g_[w]  # dL/di = dc g i (1 - i)
-        dz4[w, :, 1] *= cs[w]  # dL/df = dc c_prev f (1 - f)
-        dz4[w, :, 2] *= i_[w]  # dL/dg = dc i (1 - g^2)
-        dz4[w, :, 3] *= tcs[w]  # dL/do = dh tanh(c) o (1 - o)
-        np.multiply(tcs[w], tcs[w], out=dcs[w])
-        np.subtract(1.0, dcs[w], out=dcs[w])
-        dcs[w] *= o_[w]
+        m, w = t1 - t0, slice(t0, t1)
+        F = fac[:m]
+        np.subtract(alpha, gates[w], out=F)
+        F *= gates[w]
+        F += beta
+        F[:, 0] *= g_[w]
+        F[:, 1] *= cs[w]
+        F[:, 2] *= i_[w]
+        F[:, 3] *= tcs[w]
+        np.multiply(tcs[w], tcs[w], out=dcs[:m])
+        np.subtract(1.0, dcs[:m], out=dcs[:m])
+        dcs[:m] *= o_[w]
         for t in range(t1 - 1, t0 - 1, -1):
+            j = t - t0
             dh += dhs[t]
-            np.multiply(dh, dcs[t], out=tmp)
+            np.multiply(dh, dcs[j], out=tmp)
             dc += tmp  # through h = o tanh(c)
-            d = dz4[t]
-            d[:, :3] *= dc[:, None]
-            d[:, 3] *= dh
+            np.multiply(fac[j, :3].transpose(1, 0, 2), dc[:, None], out=dz4[t, :, :3])
+            np.multiply(fac[j, 3], dh, out=dz4[t, :, 3])
             dc *= f_[t]  # to c_{t-1}
             np.matmul(dz[t], W_hT, out=dh)
     dW_h = hs[:-1].reshape(-1, H).T @ dz.reshape(-1, G)

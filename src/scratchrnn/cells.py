@@ -62,9 +62,10 @@ def rnn_forward(xproj, state, p):
     hs = np.empty((T + 1, B, H), xproj.dtype)  # hs[0] is the carried state, hs[t+1] = h_t
     hs[0] = state["h"]
     for t in range(T):
-        np.matmul(hs[t], W_h, out=hs[t + 1])
-        hs[t + 1] += xproj[t]
-        np.tanh(hs[t + 1], out=hs[t + 1])
+        h = hs[t + 1]  # a name, not hs[t + 1] += ...: that would also copy h onto itself
+        np.matmul(hs[t], W_h, out=h)
+        h += xproj[t]
+        np.tanh(h, out=h)
     return hs[1:], {"h": hs[T].copy()}, (hs, W_h)
 
 
@@ -81,8 +82,9 @@ def rnn_backward(dhs, dstate, cache):
         np.subtract(1.0, da[t0:t1], out=da[t0:t1])  # tanh'(a) = 1 - h^2, ahead of the loop
         for t in range(t1 - 1, t0 - 1, -1):
             dh += dhs[t]
-            da[t] *= dh
-            np.matmul(da[t], W_hT, out=dh)
+            d = da[t]
+            d *= dh
+            np.matmul(d, W_hT, out=dh)
     dW_h = hs[:-1].reshape(-1, H).T @ da.reshape(-1, H)
     return da, {"W_h": dW_h}, {"h": dh}
 
@@ -111,19 +113,21 @@ def lstm_forward(xproj, state, p):
     tcs = np.empty((T, B, H), xproj.dtype)  # tanh(c_t)
     ig = np.empty((B, H), xproj.dtype)
     hs[0], cs[0] = state["h"], state["c"]
+    # Per-gate views of the whole window made once: at B=1 a step is a handful of tiny calls,
+    # and slicing each step's gates anew cost about as much as one of them.
+    i_, f_, g_, o_ = (acts[:, :, k * H:(k + 1) * H] for k in range(4))  # (T, B, H) views
     for t in range(T):
-        z = acts[t]
+        z, c = acts[t], cs[t + 1]
         np.matmul(hs[t], W_h, out=z)
         z += xproj[t]
         np.tanh(z, out=z)
         z *= scale
         z += shift
-        i, f, g, o = z[:, :H], z[:, H:2 * H], z[:, 2 * H:3 * H], z[:, 3 * H:]
-        np.multiply(f, cs[t], out=cs[t + 1])
-        np.multiply(i, g, out=ig)
-        cs[t + 1] += ig
-        np.tanh(cs[t + 1], out=tcs[t])
-        np.multiply(o, tcs[t], out=hs[t + 1])
+        np.multiply(f_[t], cs[t], out=c)
+        np.multiply(i_[t], g_[t], out=ig)
+        c += ig
+        np.tanh(c, out=tcs[t])
+        np.multiply(o_[t], tcs[t], out=hs[t + 1])
     return hs[1:], {"h": hs[T].copy(), "c": cs[T].copy()}, (hs, cs, acts, tcs, p["W_h"])
 
 
@@ -227,19 +231,24 @@ def gru_forward(xproj, state, p):
     hns = np.empty((T, B, H), xproj.dtype)  # h W_hn + b_hn, needed for dr
     hz = np.empty((B, G), xproj.dtype)
     hs[0] = state["h"]
+    # Views made once for the whole window (slicing them anew each step cost about as much as
+    # one of the step's tiny calls at B=1): gate-major r, z parts of the inputs and of hz.
+    x_rz = xproj[:, :, :2 * H].reshape(T, B, 2, H).transpose(0, 2, 1, 3)  # (T, 2, B, H)
+    x_n = xproj[:, :, 2 * H:]  # (T, B, H)
+    hz_rz = hz[:, :2 * H].reshape(B, 2, H).transpose(1, 0, 2)  # (2, B, H)
+    hz_n = hz[:, 2 * H:]  # (B, H)
     for t in range(T):
         np.matmul(hs[t], W_h, out=hz)
-        rz, n = rzs[t], ns[t]
-        np.add(xproj[t, :, :2 * H].reshape(B, 2, H).transpose(1, 0, 2),
-               hz[:, :2 * H].reshape(B, 2, H).transpose(1, 0, 2), out=rz)
+        rz, n, hn, h = rzs[t], ns[t], hns[t], hs[t + 1]
+        np.add(x_rz[t], hz_rz, out=rz)
         sigmoid(rz, out=rz)
-        np.add(hz[:, 2 * H:], b_hn, out=hns[t])
-        np.multiply(rz[0], hns[t], out=n)
-        n += xproj[t, :, 2 * H:]
+        np.add(hz_n, b_hn, out=hn)
+        np.multiply(rz[0], hn, out=n)
+        n += x_n[t]
         np.tanh(n, out=n)
-        np.subtract(hs[t], n, out=hs[t + 1])  # h' = n + z (h - n)
-        hs[t + 1] *= rz[1]
-        hs[t + 1] += n
+        np.subtract(hs[t], n, out=h)  # h' = n + z (h - n)
+        h *= rz[1]
+        h += n
     return hs[1:], {"h": hs[T].copy()}, (hs, rzs, ns, hns, W_h)
 
 

@@ -84,7 +84,7 @@ def main() -> None:
             for B in (1, 64):
                 a = count(cell, 1, B, args.hidden)
                 b = count(cell, 1 + args.steps, B, args.hidden)
-                per = [(y - x) / args.steps for x, y in zip(a, b)]
+                per = [(y - x) / args.steps for x, y in zip(a, b, strict=True)]
                 print(f"{cell:5} {B:>3} | {per[0]:6.2f} + {per[1]:4.2f} cp | "
                       f"{per[2]:6.2f} + {per[3]:4.2f} cp")
     finally:

@@ -14,12 +14,15 @@ embedding has the width of a one-hot input, so both models do the same arithmeti
     python benchmarks/bench_train.py --unset-openblas  # also with OPENBLAS_CORETYPE etc. unset
     python benchmarks/bench_train.py --baseline /tmp/old/src  # also an older scratchrnn, per row
     python benchmarks/bench_train.py --threads 1       # every library on one thread
+    python benchmarks/bench_train.py --cpu-time        # one thread, chars per CPU-second
 
 --baseline runs a third worker per row with PYTHONPATH set to another checkout's src/, so a
 change is measured before and after under the same load; --threads sets OMP_NUM_THREADS,
 OPENBLAS_NUM_THREADS and MKL_NUM_THREADS for every worker (on a machine shared with other
 jobs, a thread pool that spins while waiting for a busy core penalises whoever has more
-threads, and one thread each keeps the comparison fair).
+threads, and one thread each keeps the comparison fair). --cpu-time (implies --threads 1)
+times each worker by its own CPU time instead of the wall clock: with one thread per worker
+that is the work done, whatever share of the cores the other jobs on the machine take.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 def worker(impl: str, cell: str, H: int, B: int, reps: int, layers: int = 1) -> dict:
     import resource
+
+    clock = time.process_time if os.environ.get("BENCH_CPU_TIME") else time.perf_counter
 
     import numpy as np
 
@@ -80,16 +85,16 @@ def worker(impl: str, cell: str, H: int, B: int, reps: int, layers: int = 1) -> 
 
     for _ in range(2):
         step()
-    t0 = time.perf_counter()
+    t0 = clock()
     step()
-    per_step = time.perf_counter() - t0
+    per_step = clock() - t0
     n = max(2, int(0.6 / max(per_step, 1e-4)))  # about 0.6 s per repetition
     rates = []
     for _ in range(reps):
-        t0 = time.perf_counter()
+        t0 = clock()
         for _ in range(n):
             step()
-        rates.append(n * B * T / (time.perf_counter() - t0))
+        rates.append(n * B * T / (clock() - t0))
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"rates": rates, "rss_mb": rss_mb}
 
@@ -97,12 +102,13 @@ def worker(impl: str, cell: str, H: int, B: int, reps: int, layers: int = 1) -> 
 def sampling_worker(cell: str, H: int) -> dict:
     import scratchrnn as sr
 
+    clock = time.process_time if os.environ.get("BENCH_CPU_TIME") else time.perf_counter
     model, vocab = sr.CharRNN(V, H, cell), sr.Vocab.ascii()
     sr.sample(model, vocab, "It", 200)
     n = 4000
-    t0 = time.perf_counter()
+    t0 = clock()
     sr.sample(model, vocab, "It", n, temperature=0.8, seed=1)
-    return {"rate": n / (time.perf_counter() - t0)}
+    return {"rate": n / (clock() - t0)}
 
 
 def gemm_peak() -> float:
@@ -204,7 +210,12 @@ def main() -> None:
     ap.add_argument("--baseline", metavar="SRC",
                     help="also time the scratchrnn found under this src/ folder, per row")
     ap.add_argument("--threads", type=int, help="threads for every library in every worker")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="one thread per worker, timed by its CPU time (for a loaded machine)")
     args = ap.parse_args()
+    if args.cpu_time:
+        args.threads = 1
+        os.environ["BENCH_CPU_TIME"] = "1"
     if args.baseline:
         args.baseline = os.path.abspath(args.baseline)
     if args.threads:
@@ -228,7 +239,8 @@ def main() -> None:
           f", {os.cpu_count()} CPUs; python {platform.python_version()}; {torch_txt}")
     print("OPENBLAS variables: " + ", ".join(f"{k}={os.environ.get(k, '(unset)')}"
                                              for k in OPENBLAS_VARS))
-    print(f"threads per library: {args.threads or 'default'}; load average (1, 5, 15 min): "
+    print(f"threads per library: {args.threads or 'default'}; clock: "
+          f"{'CPU time' if args.cpu_time else 'wall'}; load average (1, 5, 15 min): "
           + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
     for label, env in envs:
         peak = run(["--peak"], env)

@@ -114,14 +114,15 @@ def sampling_worker(cell: str, H: int) -> dict:
 def gemm_peak() -> float:
     import numpy as np
 
+    clock = time.process_time if os.environ.get("BENCH_CPU_TIME") else time.perf_counter
     n = 2048
     a = np.random.default_rng(0).random((n, n), dtype=np.float32)
     c = a @ a
     best = 0.0
     for _ in range(6):
-        t0 = time.perf_counter()
+        t0 = clock()
         np.matmul(a, a, out=c)
-        best = max(best, 2 * n ** 3 / (time.perf_counter() - t0) / 1e9)
+        best = max(best, 2 * n ** 3 / (clock() - t0) / 1e9)
     return best
 
 

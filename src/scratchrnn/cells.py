@@ -187,7 +187,7 @@ def lstm_backward(dhs, dstate, cache):
     gates = acts.reshape(T, B, 4, H).transpose(0, 2, 1, 3)  # (T, 4, B, H) view
     i_, f_, g_, o_ = (gates[:, k] for k in range(4))  # (T, B, H) views
     tmp = np.empty((B, H), dhs.dtype)
-    n = min(T, _chunk(B, G, dhs.itemsize))
+    n = max(1, min(T, _chunk(B, G, dhs.itemsize)))  # block buffers no longer than the window
     # Everything that does not depend on the recurrence, for a block of steps at once, in
     # contiguous gate-major buffers: each gate's gradient is dc (dh for o) times a factor.
     fac = np.empty((n, 4, B, H), dhs.dtype)  # [g i(1-i), c_prev f(1-f), i(1-g^2), tanh(c) o(1-o)]
@@ -265,7 +265,7 @@ def gru_backward(dhs, dstate, cache):
     dhz3 = dhz.reshape(T, B, 3, H)
     dh = np.array(dstate["h"], dtype=dhs.dtype) if dstate else np.zeros((B, H), dhs.dtype)
     back = np.empty((B, H), dhs.dtype)
-    n = min(T, _chunk(B, G, dhs.itemsize))
+    n = max(1, min(T, _chunk(B, G, dhs.itemsize)))  # block buffers no longer than the window
     # Every gate gradient is dh times a factor that does not depend on the recurrence, prepared
     # for a block of steps in contiguous gate-major buffers (strided gate columns would make
     # each elementwise call about 2x slower at B=64).

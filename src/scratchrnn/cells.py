@@ -5,7 +5,10 @@ contiguous (B, .) slab. Every cell receives `xproj = x @ W_x + b` for the whole 
 precomputed as one matrix product (or a row gather for the first layer), and may overwrite it
 (it is the caller's scratch buffer). The cell runs only the recurrence: one fused
 (B, H) @ (H, G*H) product per step. The weight gradient of W_h is one big product over all
-steps after the loop. Equations and gate order follow PyTorch:
+steps after the loop. The backward passes prepare whatever does not depend on the recurrence
+(activation derivatives times what each gate meets) for a block of steps before their per-step
+loop, which keeps only the recurrent work: at B=1 a step's cost is its number of NumPy calls
+(benchmarks/count_calls.py counts them). Equations and gate order follow PyTorch:
 
     rnn:  h' = tanh(a),  a = xproj + h W_h
     lstm: [i f g o] = xproj + h W_h;  c' = s(f) c + s(i) tanh(g);  h' = s(o) tanh(c')

@@ -12,6 +12,17 @@ embedding has the width of a one-hot input, so both models do the same arithmeti
     python benchmarks/bench_train.py                 # full table (about 10 minutes)
     python benchmarks/bench_train.py --quick         # H=256 only
     python benchmarks/bench_train.py --unset-openblas  # also with OPENBLAS_CORETYPE etc. unset
+    python benchmarks/bench_train.py --baseline /tmp/old/src  # also an older scratchrnn, per row
+    python benchmarks/bench_train.py --threads 1       # every library on one thread
+    python benchmarks/bench_train.py --cpu-time        # one thread, chars per CPU-second
+
+--baseline runs a third worker per row with PYTHONPATH set to another checkout's src/, so a
+change is measured before and after under the same load; --threads sets OMP_NUM_THREADS,
+OPENBLAS_NUM_THREADS and MKL_NUM_THREADS for every worker (on a machine shared with other
+jobs, a thread pool that spins while waiting for a busy core penalises whoever has more
+threads, and one thread each keeps the comparison fair). --cpu-time (implies --threads 1)
+times each worker by its own CPU time instead of the wall clock: with one thread per worker
+that is the work done, whatever share of the cores the other jobs on the machine take.
 """
 
 from __future__ import annotations
@@ -31,6 +42,8 @@ OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 def worker(impl: str, cell: str, H: int, B: int, reps: int, layers: int = 1) -> dict:
     import resource
+
+    clock = time.process_time if os.environ.get("BENCH_CPU_TIME") else time.perf_counter
 
     import numpy as np
 
@@ -72,16 +85,16 @@ def worker(impl: str, cell: str, H: int, B: int, reps: int, layers: int = 1) -> 
 
     for _ in range(2):
         step()
-    t0 = time.perf_counter()
+    t0 = clock()
     step()
-    per_step = time.perf_counter() - t0
+    per_step = clock() - t0
     n = max(2, int(0.6 / max(per_step, 1e-4)))  # about 0.6 s per repetition
     rates = []
     for _ in range(reps):
-        t0 = time.perf_counter()
+        t0 = clock()
         for _ in range(n):
             step()
-        rates.append(n * B * T / (time.perf_counter() - t0))
+        rates.append(n * B * T / (clock() - t0))
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"rates": rates, "rss_mb": rss_mb}
 
@@ -89,25 +102,27 @@ def worker(impl: str, cell: str, H: int, B: int, reps: int, layers: int = 1) -> 
 def sampling_worker(cell: str, H: int) -> dict:
     import scratchrnn as sr
 
+    clock = time.process_time if os.environ.get("BENCH_CPU_TIME") else time.perf_counter
     model, vocab = sr.CharRNN(V, H, cell), sr.Vocab.ascii()
     sr.sample(model, vocab, "It", 200)
     n = 4000
-    t0 = time.perf_counter()
+    t0 = clock()
     sr.sample(model, vocab, "It", n, temperature=0.8, seed=1)
-    return {"rate": n / (time.perf_counter() - t0)}
+    return {"rate": n / (clock() - t0)}
 
 
 def gemm_peak() -> float:
     import numpy as np
 
+    clock = time.process_time if os.environ.get("BENCH_CPU_TIME") else time.perf_counter
     n = 2048
     a = np.random.default_rng(0).random((n, n), dtype=np.float32)
     c = a @ a
     best = 0.0
     for _ in range(6):
-        t0 = time.perf_counter()
+        t0 = clock()
         np.matmul(a, a, out=c)
-        best = max(best, 2 * n ** 3 / (time.perf_counter() - t0) / 1e9)
+        best = max(best, 2 * n ** 3 / (clock() - t0) / 1e9)
     return best
 
 
@@ -146,14 +161,18 @@ def fmt(rates):
     return f"{statistics.median(rates):>9,.0f} ({min(rates):,.0f}-{max(rates):,.0f})"
 
 
-def table(env: dict, configs, reps: int, peak: float, torch_ok: bool) -> list[dict]:
+def table(env: dict, configs, reps: int, peak: float, torch_ok: bool,
+          baseline: str | None = None) -> list[dict]:
     rows = []
     print(f"{'cell':5} {'H':>4} {'B':>4} | {'scratchrnn chars/s (min-max)':>30} | "
-          f"{'PyTorch chars/s (min-max)':>30} | ratio | GFLOP/s | % peak | RSS MB ours/torch")
+          f"{'PyTorch chars/s (min-max)':>30} | ratio | GFLOP/s | % peak | RSS MB ours/torch"
+          + (" | baseline chars/s, its ratio, speed-up" if baseline else ""))
     for cell, H, B in configs:
         ours = run(["--worker", "scratchrnn", cell, str(H), str(B), str(reps)], env)
         theirs = run(["--worker", "torch", cell, str(H), str(B), str(reps)], env) \
             if torch_ok else {"error": "torch not installed"}
+        old = run(["--worker", "scratchrnn", cell, str(H), str(B), str(reps)],
+                  {**env, "PYTHONPATH": baseline}) if baseline else {}
         if "error" in ours:
             print(f"{cell:5} {H:>4} {B:>4} | scratchrnn failed: {ours['error']}")
             continue
@@ -163,7 +182,12 @@ def table(env: dict, configs, reps: int, peak: float, torch_ok: bool) -> list[di
         theirs_txt = fmt(theirs["rates"]) if "rates" in theirs else theirs["error"][:30]
         print(f"{cell:5} {H:>4} {B:>4} | {fmt(ours['rates']):>30} | {theirs_txt:>30} | "
               f"{ratio:5.2f} | {gflops:7.1f} | {100 * gflops / peak:5.1f}% | "
-              f"{ours['rss_mb']:.0f}/{theirs.get('rss_mb', float('nan')):.0f}", flush=True)
+              f"{ours['rss_mb']:.0f}/{theirs.get('rss_mb', float('nan')):.0f}", end="")
+        if "rates" in old:
+            before = statistics.median(old["rates"])
+            theirs_med = statistics.median(theirs["rates"]) if "rates" in theirs else float("nan")
+            print(f" | {before:9,.0f} {before / theirs_med:5.2f} {med / before:5.2f}x", end="")
+        print(flush=True)
         rows.append(dict(cell=cell, H=H, B=B, ours=med, ratio=ratio, gflops=gflops))
     return rows
 
@@ -184,7 +208,20 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--unset-openblas", action="store_true",
                     help=f"repeat the table with {' and '.join(OPENBLAS_VARS)} unset")
+    ap.add_argument("--baseline", metavar="SRC",
+                    help="also time the scratchrnn found under this src/ folder, per row")
+    ap.add_argument("--threads", type=int, help="threads for every library in every worker")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="one thread per worker, timed by its CPU time (for a loaded machine)")
     args = ap.parse_args()
+    if args.cpu_time:
+        args.threads = 1
+        os.environ["BENCH_CPU_TIME"] = "1"
+    if args.baseline:
+        args.baseline = os.path.abspath(args.baseline)
+    if args.threads:
+        for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[k] = str(args.threads)
     try:
         import torch
 
@@ -203,16 +240,28 @@ def main() -> None:
           f", {os.cpu_count()} CPUs; python {platform.python_version()}; {torch_txt}")
     print("OPENBLAS variables: " + ", ".join(f"{k}={os.environ.get(k, '(unset)')}"
                                              for k in OPENBLAS_VARS))
+    print(f"threads per library: {args.threads or 'default'}; clock: "
+          f"{'CPU time' if args.cpu_time else 'wall'}; load average (1, 5, 15 min): "
+          + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
     for label, env in envs:
         peak = run(["--peak"], env)
         print(f"\n== {label}: BLAS {peak['blas']}; float32 GEMM peak (2048^3) "
               f"{peak['peak']:.0f} GFLOP/s; T={T}, V={V}, Adam, clip +-5 ==")
-        table(env, configs, args.reps, peak["peak"], torch_ok)
+        table(env, configs, args.reps, peak["peak"], torch_ok, args.baseline)
         print("\nsampling, one stream, temperature 0.8 (chars/s):")
         for cell in ("rnn", "lstm", "gru"):
             rates = [run(["--sampling-worker", cell, str(H)], env).get("rate", float("nan"))
                      for H in (128, 512)]
-            print(f"  {cell:5} H=128 {rates[0]:>8,.0f}   H=512 {rates[1]:>8,.0f}")
+            print(f"  {cell:5} H=128 {rates[0]:>8,.0f}   H=512 {rates[1]:>8,.0f}", end="")
+            if args.baseline:
+                base_env = {**env, "PYTHONPATH": args.baseline}
+                old = [run(["--sampling-worker", cell, str(H)], base_env).get("rate",
+                                                                                float("nan"))
+                       for H in (128, 512)]
+                print(f"   (baseline {old[0]:,.0f} / {old[1]:,.0f})", end="")
+            print(flush=True)
+    print("\nload average at the end (1, 5, 15 min): "
+          + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
 
 
 if __name__ == "__main__":

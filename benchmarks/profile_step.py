@@ -1,6 +1,10 @@
 """Where a training step's time goes, phase by phase, for one layer of a given cell and size.
 
     python benchmarks/profile_step.py --cell lstm --hidden 256 --batch 64
+    OPENBLAS_NUM_THREADS=1 python benchmarks/profile_step.py --cpu-time ...  # on a loaded machine
+
+--cpu-time times each phase by the process's CPU time instead of the wall clock: with one
+BLAS thread that is the work done, whatever share of the cores other jobs take.
 """
 
 import argparse
@@ -20,7 +24,9 @@ def main():
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--seq-len", type=int, default=100)
     ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--cpu-time", action="store_true", help="CPU time instead of wall clock")
     args = ap.parse_args()
+    clock = time.process_time if args.cpu_time else time.perf_counter
     V, T, B, H, cell = 96, args.seq_len, args.batch, args.hidden, args.cell
     rng = np.random.default_rng(0)
     x = rng.integers(0, V, (B, T)).astype(np.uint8)
@@ -33,9 +39,9 @@ def main():
     spent = collections.defaultdict(float)
 
     def timed(name, f, *a):
-        t0 = time.perf_counter()
+        t0 = clock()
         out = f(*a)
-        spent[name] += time.perf_counter() - t0
+        spent[name] += clock() - t0
         return out
 
     for i in range(args.steps + 2):

@@ -42,10 +42,15 @@ def test_softmax_xent(rng):
 
 
 @pytest.mark.parametrize("cell", CELLS)
-def test_cell_alone(cell, rng):
+@pytest.mark.parametrize("B,block_bytes", [(3, None), (1, None), (2, 1), (16, None)])
+def test_cell_alone(cell, B, block_bytes, rng, monkeypatch):
     """One recurrent layer: gradients wrt its input projection, weights and initial state,
-    with an upstream gradient on every output and on the final state."""
-    T, B, H = 4, 3, 5
+    with an upstream gradient on every output and on the final state. B=1 takes the
+    matrix-vector path; block_bytes=1 makes the backward pass prepare one step at a time, so
+    every block boundary is crossed; B=16 takes the LSTM's row-wise path (cells.ROWWISE_B)."""
+    if block_bytes is not None:
+        monkeypatch.setattr(cells, "BLOCK_BYTES", block_bytes)
+    T, H = 4, 5
     G = cells.GATES[cell]
     xproj = rng.normal(size=(T, B, G * H))
     p = {"W_h": rng.normal(size=(H, G * H)) * 0.5}

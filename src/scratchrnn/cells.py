@@ -5,7 +5,10 @@ contiguous (B, .) slab. Every cell receives `xproj = x @ W_x + b` for the whole 
 precomputed as one matrix product (or a row gather for the first layer), and may overwrite it
 (it is the caller's scratch buffer). The cell runs only the recurrence: one fused
 (B, H) @ (H, G*H) product per step. The weight gradient of W_h is one big product over all
-steps after the loop. Equations and gate order follow PyTorch:
+steps after the loop. The backward passes prepare whatever does not depend on the recurrence
+(activation derivatives times what each gate meets) for a block of steps before their per-step
+loop, which keeps only the recurrent work: at B=1 a step's cost is its number of NumPy calls
+(benchmarks/count_calls.py counts them). Equations and gate order follow PyTorch:
 
     rnn:  h' = tanh(a),  a = xproj + h W_h
     lstm: [i f g o] = xproj + h W_h;  c' = s(f) c + s(i) tanh(g);  h' = s(o) tanh(c')
@@ -23,6 +26,10 @@ import numpy as np
 # Gate count G per cell: W_x is (I, G*H), W_h is (H, G*H), b is (G*H,).
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 STATE_KEYS = {"rnn": ("h",), "lstm": ("h", "c"), "gru": ("h",)}
+BLOCK_BYTES = 256 << 10  # see _chunk; tests set it tiny to run every block boundary
+# From this batch on, the LSTM backward pass works row-wise (see _lstm_backward_rowwise): an
+# elementwise call then costs by the rows it visits, not by the call.
+ROWWISE_B = 16
 
 
 def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -34,6 +41,22 @@ def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
+def _chunk(B, G, itemsize):
+    # Steps per block of the backward pass's precomputation: about BLOCK_BYTES of (B, G) gate
+    # buffers, so a block stays in cache between being prepared and being used, while at B=1
+    # the whole window is one block and the per-step loop is left with only recurrent work.
+    return max(1, BLOCK_BYTES // (B * G * itemsize))
+
+
+def _transposed(W, B):
+    """W.T for the backward pass's per-step product (B, G*H) @ (G*H, H). A contiguous copy
+    makes that product faster at B=64 (368 against 483 us at H=256); at B=1 it is a
+    matrix-vector product that runs as fast on the transposed view (14 us either way), and the
+    copy, a cache-unfriendly transpose of the whole matrix, would cost more than the window's
+    100 products gain (750 us at H=256, measured one thread)."""
+    return W.T if B == 1 else np.ascontiguousarray(W.T)
+
+
 # ---------------------------------------------------------------------------------------- rnn
 
 def rnn_forward(xproj, state, p):
@@ -42,24 +65,29 @@ def rnn_forward(xproj, state, p):
     hs = np.empty((T + 1, B, H), xproj.dtype)  # hs[0] is the carried state, hs[t+1] = h_t
     hs[0] = state["h"]
     for t in range(T):
-        np.matmul(hs[t], W_h, out=hs[t + 1])
-        hs[t + 1] += xproj[t]
-        np.tanh(hs[t + 1], out=hs[t + 1])
+        h = hs[t + 1]  # a name, not hs[t + 1] += ...: that would also copy h onto itself
+        np.matmul(hs[t], W_h, out=h)
+        h += xproj[t]
+        np.tanh(h, out=h)
     return hs[1:], {"h": hs[T].copy()}, (hs, W_h)
 
 
 def rnn_backward(dhs, dstate, cache):
     hs, W_h = cache
     T, B, H = dhs.shape
-    W_hT = np.ascontiguousarray(W_h.T)  # a contiguous transpose makes each step's product faster
+    W_hT = _transposed(W_h, B)
     da = np.empty_like(dhs)  # (T, B, H) gradient wrt the pre-activation
     dh = np.array(dstate["h"], dtype=dhs.dtype) if dstate else np.zeros((B, H), dhs.dtype)
-    for t in range(T - 1, -1, -1):
-        dh += dhs[t]
-        np.multiply(hs[t + 1], hs[t + 1], out=da[t])
-        np.subtract(1.0, da[t], out=da[t])
-        da[t] *= dh  # tanh'(a) = 1 - h^2
-        np.matmul(da[t], W_hT, out=dh)
+    n = _chunk(B, H, dhs.itemsize)
+    for t1 in range(T, 0, -n):
+        t0 = max(0, t1 - n)
+        np.multiply(hs[t0 + 1:t1 + 1], hs[t0 + 1:t1 + 1], out=da[t0:t1])
+        np.subtract(1.0, da[t0:t1], out=da[t0:t1])  # tanh'(a) = 1 - h^2, ahead of the loop
+        for t in range(t1 - 1, t0 - 1, -1):
+            dh += dhs[t]
+            d = da[t]
+            d *= dh
+            np.matmul(d, W_hT, out=dh)
     dW_h = hs[:-1].reshape(-1, H).T @ da.reshape(-1, H)
     return da, {"W_h": dW_h}, {"h": dh}
 
@@ -88,32 +116,35 @@ def lstm_forward(xproj, state, p):
     tcs = np.empty((T, B, H), xproj.dtype)  # tanh(c_t)
     ig = np.empty((B, H), xproj.dtype)
     hs[0], cs[0] = state["h"], state["c"]
+    # Per-gate views of the whole window made once: at B=1 a step is a handful of tiny calls,
+    # and slicing each step's gates anew cost about as much as one of them.
+    i_, f_, g_, o_ = (acts[:, :, k * H:(k + 1) * H] for k in range(4))  # (T, B, H) views
     for t in range(T):
-        z = acts[t]
+        z, c = acts[t], cs[t + 1]
         np.matmul(hs[t], W_h, out=z)
         z += xproj[t]
         np.tanh(z, out=z)
         z *= scale
         z += shift
-        i, f, g, o = z[:, :H], z[:, H:2 * H], z[:, 2 * H:3 * H], z[:, 3 * H:]
-        np.multiply(f, cs[t], out=cs[t + 1])
-        np.multiply(i, g, out=ig)
-        cs[t + 1] += ig
-        np.tanh(cs[t + 1], out=tcs[t])
-        np.multiply(o, tcs[t], out=hs[t + 1])
+        np.multiply(f_[t], cs[t], out=c)
+        np.multiply(i_[t], g_[t], out=ig)
+        c += ig
+        np.tanh(c, out=tcs[t])
+        np.multiply(o_[t], tcs[t], out=hs[t + 1])
     return hs[1:], {"h": hs[T].copy(), "c": cs[T].copy()}, (hs, cs, acts, tcs, p["W_h"])
 
 
-def lstm_backward(dhs, dstate, cache):
-    hs, cs, acts, tcs, W_h = cache
+def _lstm_backward_rowwise(dhs, dh, dc, cache, W_hT):
+    """lstm_backward for a large B: there the cost of an elementwise call is not the call but
+    the rows it visits (a (64, H) slice of a (64, 4H) array takes 2.4x the time of a contiguous
+    (64, H) array), so the gate derivatives go over whole contiguous (B, 4H) rows: 16 calls per
+    step, 3-7% faster at B=64 (H=128, 256) than the gate-major preparation that wins at B=1."""
+    hs, cs, acts, tcs, _ = cache
     T, B, H = dhs.shape
     G = 4 * H
-    W_hT = np.ascontiguousarray(W_h.T)
     beta = np.zeros(G, dhs.dtype)
     beta[2 * H:3 * H] = 1.0  # gate derivative (1 - a)(beta + a): s(1-s) for sigmoids, 1-g^2 for g
     dz = np.empty((T, B, G), dhs.dtype)
-    dh = np.array(dstate["h"], dtype=dhs.dtype) if dstate else np.zeros((B, H), dhs.dtype)
-    dc = np.array(dstate["c"], dtype=dhs.dtype) if dstate else np.zeros((B, H), dhs.dtype)
     tmp = np.empty((B, H), dhs.dtype)
     deriv = np.empty((B, G), dhs.dtype)
     for t in range(T - 1, -1, -1):
@@ -139,6 +170,58 @@ def lstm_backward(dhs, dstate, cache):
     return dz, {"W_h": dW_h}, {"h": dh, "c": dc}
 
 
+def lstm_backward(dhs, dstate, cache):
+    hs, cs, acts, tcs, W_h = cache
+    T, B, H = dhs.shape
+    G = 4 * H
+    W_hT = _transposed(W_h, B)
+    dh = np.array(dstate["h"], dtype=dhs.dtype) if dstate else np.zeros((B, H), dhs.dtype)
+    dc = np.array(dstate["c"], dtype=dhs.dtype) if dstate else np.zeros((B, H), dhs.dtype)
+    # Dispatch before any window-sized buffer exists: an unused one allocated here made the
+    # next forward pass 20-25% slower at H=128, B=64 (it then ran on freshly mapped pages).
+    if B >= ROWWISE_B:
+        return _lstm_backward_rowwise(dhs, dh, dc, cache, W_hT)
+    # Gate derivative a (alpha - a) + beta: s(1-s) for the sigmoids, 1 - g^2 for g.
+    alpha = np.ones((4, 1, H), dhs.dtype)
+    alpha[2] = 0.0
+    beta = 1.0 - alpha
+    dz = np.empty((T, B, G), dhs.dtype)
+    dz4 = dz.reshape(T, B, 4, H)
+    gates = acts.reshape(T, B, 4, H).transpose(0, 2, 1, 3)  # (T, 4, B, H) view
+    i_, f_, g_, o_ = (gates[:, k] for k in range(4))  # (T, B, H) views
+    tmp = np.empty((B, H), dhs.dtype)
+    n = max(1, min(T, _chunk(B, G, dhs.itemsize)))  # block buffers no longer than the window
+    # Everything that does not depend on the recurrence, for a block of steps at once, in
+    # contiguous gate-major buffers: each gate's gradient is dc (dh for o) times a factor.
+    fac = np.empty((n, 4, B, H), dhs.dtype)  # [g i(1-i), c_prev f(1-f), i(1-g^2), tanh(c) o(1-o)]
+    dcs = np.empty((n, B, H), dhs.dtype)  # o (1 - tanh(c)^2): dc per unit of dh
+    for t1 in range(T, 0, -n):
+        t0 = max(0, t1 - n)
+        m, w = t1 - t0, slice(t0, t1)
+        F = fac[:m]
+        np.subtract(alpha, gates[w], out=F)
+        F *= gates[w]
+        F += beta
+        F[:, 0] *= g_[w]
+        F[:, 1] *= cs[w]
+        F[:, 2] *= i_[w]
+        F[:, 3] *= tcs[w]
+        np.multiply(tcs[w], tcs[w], out=dcs[:m])
+        np.subtract(1.0, dcs[:m], out=dcs[:m])
+        dcs[:m] *= o_[w]
+        for t in range(t1 - 1, t0 - 1, -1):
+            j = t - t0
+            dh += dhs[t]
+            np.multiply(dh, dcs[j], out=tmp)
+            dc += tmp  # through h = o tanh(c)
+            np.multiply(fac[j, :3].transpose(1, 0, 2), dc[:, None], out=dz4[t, :, :3])
+            np.multiply(fac[j, 3], dh, out=dz4[t, :, 3])
+            dc *= f_[t]  # to c_{t-1}
+            np.matmul(dz[t], W_hT, out=dh)
+    dW_h = hs[:-1].reshape(-1, H).T @ dz.reshape(-1, G)
+    return dz, {"W_h": dW_h}, {"h": dh, "c": dc}
+
+
 # ---------------------------------------------------------------------------------------- gru
 
 def gru_forward(xproj, state, p):
@@ -153,19 +236,24 @@ def gru_forward(xproj, state, p):
     hns = np.empty((T, B, H), xproj.dtype)  # h W_hn + b_hn, needed for dr
     hz = np.empty((B, G), xproj.dtype)
     hs[0] = state["h"]
+    # Views made once for the whole window (slicing them anew each step cost about as much as
+    # one of the step's tiny calls at B=1): gate-major r, z parts of the inputs and of hz.
+    x_rz = xproj[:, :, :2 * H].reshape(T, B, 2, H).transpose(0, 2, 1, 3)  # (T, 2, B, H)
+    x_n = xproj[:, :, 2 * H:]  # (T, B, H)
+    hz_rz = hz[:, :2 * H].reshape(B, 2, H).transpose(1, 0, 2)  # (2, B, H)
+    hz_n = hz[:, 2 * H:]  # (B, H)
     for t in range(T):
         np.matmul(hs[t], W_h, out=hz)
-        rz, n = rzs[t], ns[t]
-        np.add(xproj[t, :, :2 * H].reshape(B, 2, H).transpose(1, 0, 2),
-               hz[:, :2 * H].reshape(B, 2, H).transpose(1, 0, 2), out=rz)
+        rz, n, hn, h = rzs[t], ns[t], hns[t], hs[t + 1]
+        np.add(x_rz[t], hz_rz, out=rz)
         sigmoid(rz, out=rz)
-        np.add(hz[:, 2 * H:], b_hn, out=hns[t])
-        np.multiply(rz[0], hns[t], out=n)
-        n += xproj[t, :, 2 * H:]
+        np.add(hz_n, b_hn, out=hn)
+        np.multiply(rz[0], hn, out=n)
+        n += x_n[t]
         np.tanh(n, out=n)
-        np.subtract(hs[t], n, out=hs[t + 1])  # h' = n + z (h - n)
-        hs[t + 1] *= rz[1]
-        hs[t + 1] += n
+        np.subtract(hs[t], n, out=h)  # h' = n + z (h - n)
+        h *= rz[1]
+        h += n
     return hs[1:], {"h": hs[T].copy()}, (hs, rzs, ns, hns, W_h)
 
 
@@ -173,32 +261,45 @@ def gru_backward(dhs, dstate, cache):
     hs, rzs, ns, hns, W_h = cache
     T, B, H = dhs.shape
     G = 3 * H
-    W_hT = np.ascontiguousarray(W_h.T)
+    W_hT = _transposed(W_h, B)
+    r_, z_ = rzs[:, 0], rzs[:, 1]  # (T, B, H) views, each step contiguous
     dx = np.empty((T, B, G), dhs.dtype)  # wrt the input pre-activations [r z n]
     dhz = np.empty((T, B, G), dhs.dtype)  # wrt h W_h (+ b_hn): like dx but the n part times r
+    dhz3 = dhz.reshape(T, B, 3, H)
     dh = np.array(dstate["h"], dtype=dhs.dtype) if dstate else np.zeros((B, H), dhs.dtype)
-    back, dn, omz, tmp, tmp2 = (np.empty((B, H), dhs.dtype) for _ in range(5))
-    for t in range(T - 1, -1, -1):
-        dh += dhs[t]
-        r, z, n, d, e = rzs[t, 0], rzs[t, 1], ns[t], dx[t], dhz[t]
-        np.subtract(1.0, z, out=omz)
-        np.multiply(n, n, out=tmp)
-        np.subtract(1.0, tmp, out=tmp)
-        tmp *= omz
-        np.multiply(tmp, dh, out=dn)  # dL/d(n pre-activation) = dh (1 - z)(1 - n^2)
-        d[:, 2 * H:] = dn
-        np.multiply(dn, r, out=e[:, 2 * H:])
-        np.subtract(hs[t], n, out=tmp)
-        tmp *= dh
-        tmp *= z
-        np.multiply(tmp, omz, out=d[:, H:2 * H])  # dh (h - n) z (1 - z)
-        np.multiply(dn, hns[t], out=tmp)
-        np.subtract(1.0, r, out=tmp2)
-        tmp2 *= r
-        np.multiply(tmp, tmp2, out=d[:, :H])  # dn hn r (1 - r)
-        e[:, :2 * H] = d[:, :2 * H]
-        dh *= z  # the direct path h' = ... + z h
-        dh += np.matmul(e, W_hT, out=back)
+    back = np.empty((B, H), dhs.dtype)
+    n = max(1, min(T, _chunk(B, G, dhs.itemsize)))  # block buffers no longer than the window
+    # Every gate gradient is dh times a factor that does not depend on the recurrence, prepared
+    # for a block of steps in contiguous gate-major buffers (strided gate columns would make
+    # each elementwise call about 2x slower at B=64).
+    fac = np.empty((n, 3, B, H), dhs.dtype)  # for dhz: [dr, dz, dn r] per unit of dh
+    dnf = np.empty((n, B, H), dhs.dtype)  # (1 - z)(1 - n^2): dn per unit of dh
+    omz = np.empty((n, B, H), dhs.dtype)
+    for t1 in range(T, 0, -n):
+        t0 = max(0, t1 - n)
+        m, w = t1 - t0, slice(t0, t1)
+        r, z, a, fr, fz, fn = r_[w], z_[w], dnf[:m], fac[:m, 0], fac[:m, 1], fac[:m, 2]
+        np.subtract(1.0, z, out=omz[:m])
+        np.multiply(ns[w], ns[w], out=a)
+        np.subtract(1.0, a, out=a)
+        a *= omz[:m]
+        np.multiply(a, r, out=fn)  # through r (h W_hn + b_hn)
+        np.subtract(hs[w], ns[w], out=fz)
+        fz *= z
+        fz *= omz[:m]  # (h - n) z (1 - z)
+        np.subtract(1.0, r, out=fr)
+        fr *= r
+        fr *= hns[w]
+        fr *= a  # (1 - z)(1 - n^2) hn r (1 - r)
+        for t in range(t1 - 1, t0 - 1, -1):
+            j = t - t0
+            dh += dhs[t]
+            np.multiply(fac[j].transpose(1, 0, 2), dh[:, None], out=dhz3[t])
+            np.multiply(dnf[j], dh, out=dx[t, :, 2 * H:])
+            dh *= z_[t]  # the direct path h' = ... + z h
+            np.matmul(dhz[t], W_hT, out=back)
+            dh += back
+        dx[w, :, :2 * H] = dhz[w, :, :2 * H]  # while the block is in cache
     dW_h = hs[:-1].reshape(-1, H).T @ dhz.reshape(-1, G)
     db_hn = dhz[:, :, 2 * H:].sum(axis=(0, 1))
     return dx, {"W_h": dW_h, "b_hn": db_hn}, {"h": dh}

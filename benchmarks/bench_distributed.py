@@ -35,14 +35,14 @@ def worker(cell: str, H: int, B: int, steps: int, layers: int, distributed: bool
 
     from scratchrnn import optim
     from scratchrnn.model import CharRNN, backward, forward
-    from scratchrnn.train import _Alone
+    from scratchrnn.distributed import Alone
 
     if distributed:
         from scratchrnn.distributed import connect
 
         comm = connect()
     else:
-        comm = _Alone()
+        comm = Alone()
     rows = comm.rows(B)
     data = np.random.default_rng(0).integers(0, V, (B, T * (steps + 3) + 1)).astype(np.uint8)
     streams = data[rows]  # (B/N, L)

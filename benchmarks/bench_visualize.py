@@ -31,7 +31,7 @@ def main() -> None:
     args = ap.parse_args()
     cfg = sr.TrainConfig()
     vocab = sr.Vocab.ascii()
-    model = sr.CharRNN(len(vocab), cfg.hidden, cfg.cell, cfg.layers, seed=0)
+    model = sr.CharRNN(len(vocab), cfg.hidden, cfg.cell, cfg.layers, cfg.dropout, seed=0)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         (tmp / "run").mkdir()

@@ -120,8 +120,10 @@ def test_a_hostile_corpus_is_data_not_markup(run):
     assert not re.search(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write|eval\(", js)
 
 
-def test_the_default_model_fits_in_five_megabytes(tmp_path):
-    """4,000 characters of the default model (GRU 2x256), untrained: the size bound holds."""
+def test_the_default_model_page_stays_compressed(tmp_path):
+    """4,000 characters of the default model (GRU 2x256), untrained, on synthetic text: a guard
+    against losing the quantisation or the compression (the page would be ~40 MB). A trained
+    model's page is larger (7.3 MB, BENCHMARKS.md): the 5 MB bound of issue 9 is still open."""
     vocab = sr.Vocab.ascii()
     model = sr.CharRNN(len(vocab), 256, "gru", 2, dropout=0.1, seed=0)  # as TrainConfig()
     (tmp_path / "run").mkdir()

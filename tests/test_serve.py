@@ -323,12 +323,16 @@ def test_a_stalled_client_does_not_block_others(server, monkeypatch):
     assert_alive(server)
 
 
-def test_idle_connections_past_the_cap_get_a_503_and_free_their_slots(server, monkeypatch):
-    monkeypatch.setattr(serve, "MAX_CONNECTIONS", 3)
-    monkeypatch.setattr(server, "slots", threading.BoundedSemaphore(3))
-    idle = [socket.create_connection(server.server_address[:2]) for _ in range(3)]
-    time.sleep(0.3)  # the server has taken all three
+def test_idle_connections_past_the_cap_get_a_503_and_free_their_slots(server):
+    # Hold all but 3 of the server's own slots (never a substitute semaphore: a request thread
+    # must release the one it acquired), then let 3 idle clients take the rest.
+    held = serve.MAX_CONNECTIONS - 3
+    for _ in range(held):
+        assert server.slots.acquire(blocking=False)
+    idle = []
     try:
+        idle = [socket.create_connection(server.server_address[:2]) for _ in range(3)]
+        time.sleep(0.3)  # the server has taken all three
         with socket.create_connection(server.server_address[:2]) as s:
             s.settimeout(10)
             answer = s.recv(1000)
@@ -336,9 +340,12 @@ def test_idle_connections_past_the_cap_get_a_503_and_free_their_slots(server, mo
     finally:
         for s in idle:
             s.close()
+        for _ in range(held):
+            server.slots.release()
     deadline = time.time() + 10
-    while time.time() < deadline and server.slots._value < 3:
+    while time.time() < deadline and server.slots._value < serve.MAX_CONNECTIONS:
         time.sleep(0.05)
+    assert server.slots._value == serve.MAX_CONNECTIONS  # every idle client's slot came back
     assert_alive(server)
 
 

@@ -84,6 +84,16 @@ class Inspection:
     def signal_names(self) -> tuple[str, ...]:
         return SIGNALS[self.cell]
 
+    def head(self, n: int) -> Inspection:
+        """The first `n` characters of this inspection (what a page of `n` characters shows);
+        the same object when it has no more than that."""
+        if n >= len(self.ids):
+            return self
+        return Inspection(self.text[:n], self.ids[:n], self.cell,
+                          [{s: v[:n] for s, v in layer.items()} for layer in self.layers],
+                          self.topk_ids[:n], self.topk_probs[:n], self.next_prob[:n - 1],
+                          self.next_rank[:n - 1], self.surprisal[:n - 1], self.vocab)
+
     def units(self, top: int = 3) -> dict[str, list[tuple[int, str, int, float]]]:
         """The `top` (layer, signal, unit, correlation) per text property, best |corr| first."""
         if self._units is None or len(next(iter(self._units.values()), [])) < top:

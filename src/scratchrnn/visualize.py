@@ -94,26 +94,25 @@ def page_data(insp: Inspection, levels: int = LEVELS, model_card: dict | None = 
     """Everything the page's script reads, as JSON-ready Python values."""
     if not isinstance(levels, int) or not 2 <= levels <= 256:
         raise ScratchRNNError(f"levels must be a whole number in [2, 256], got {levels!r}")
-    T = len(insp.ids) if max_chars is None else min(len(insp.ids), max_chars)
     if insp.vocab is None:
         raise ScratchRNNError("this inspection has no vocabulary; make it with sr.inspect")
+    if max_chars is not None:
+        insp = insp.head(max_chars)
     acts = []
     for layer in insp.layers:
         entry = {}
         for name, values in layer.items():
-            lo, hi = _range(name, values[:T])
-            q = quantise(values[:T], lo, hi, levels)
+            lo, hi = _range(name, values)
+            q = quantise(values, lo, hi, levels)
             entry[name] = {"lo": lo, "hi": hi,
                            "data": base64.b64encode(zlib.compress(q.tobytes(), 6)).decode()}
         acts.append(entry)
-    units = insp.units(3) if T == len(insp.ids) else _units_of(insp, T)
-    surprisal = insp.surprisal[:T - 1]
-    mean = float(surprisal.mean()) if surprisal.size else None
+    mean = float(insp.surprisal.mean()) if insp.surprisal.size else None
     return {
         "version": 1,
         "title": title,
-        "text": insp.text[:T],
-        "ids": [int(i) for i in insp.ids[:T]],
+        "text": insp.text,
+        "ids": [int(i) for i in insp.ids],
         "chars": insp.vocab.chars,
         "cell": insp.cell,
         "num_layers": len(insp.layers),
@@ -121,33 +120,22 @@ def page_data(insp: Inspection, levels: int = LEVELS, model_card: dict | None = 
         "signals": list(insp.signal_names()),
         "gates": sorted(GATES & set(insp.signal_names())),
         "k": int(insp.topk_ids.shape[1]),
-        "topk_ids": [int(i) for i in insp.topk_ids[:T].ravel()],
-        "topk_probs": _round(insp.topk_probs[:T], 4),
-        "next_prob": _round(insp.next_prob[:T - 1], 5),
-        "next_rank": [int(r) for r in insp.next_rank[:T - 1]],
-        "surprisal": _round(surprisal, 4),
+        "topk_ids": [int(i) for i in insp.topk_ids.ravel()],
+        "topk_probs": _round(insp.topk_probs, 4),
+        "next_prob": _round(insp.next_prob, 5),
+        "next_rank": [int(r) for r in insp.next_rank],
+        "surprisal": _round(insp.surprisal, 4),
         "mean_surprisal": mean,
         "bits_per_char": None if mean is None else mean / math.log(2),
         "acts": {"levels": levels, "layout": "zlib(uint8[H, T]) in base64", "layers": acts},
         "units": {p: [[k, s, u, round(c, 4)] for k, s, u, c in rows]
-                  for p, rows in units.items()},
+                  for p, rows in insp.units(3).items()},
         "properties": PROPERTIES,
         "saturation": [{g: [_round(v[0], 4), _round(v[1], 4)] for g, v in layer.items()}
-                       for layer in _saturation(insp, T)],
+                       for layer in insp.saturation()],
         "model_card": model_card,
         "history": history or [],
     }
-
-
-def _units_of(insp: Inspection, T: int) -> dict:
-    from .inside import find_units, properties
-    return find_units([{s: v[:T] for s, v in layer.items()} for layer in insp.layers],
-                      properties(insp.text[:T]), 3)
-
-
-def _saturation(insp: Inspection, T: int) -> list[dict]:
-    return [{s: np.stack([(v[:T] < 0.1).mean(axis=0), (v[:T] > 0.9).mean(axis=0)])
-             for s, v in layer.items() if s in GATES} for layer in insp.layers]
 
 
 def render_page(insp: Inspection, model_card: dict | None = None, history: list | None = None,

@@ -13,8 +13,8 @@ from . import limits
 from .data import make_streams
 from .errors import ScratchRNNError
 from .model import CharRNN, check_ids, check_model_memory, forward, window_memory
-from .prepare import CHUNK_BYTES, _raw_chunks, check_file
-from .text import Vocab, decode, gutenberg_body, to_ascii
+from .prepare import ascii_chunks, check_file
+from .text import Vocab
 
 MIN_STREAM = 2000  # characters per evaluation stream: the zero start state costs little past this
 
@@ -85,10 +85,8 @@ def unknown_characters(text, vocab: Vocab, encoding: str | None = None) -> int:
     count, total, seen = 0, 0, np.zeros(128, bool)
     for path in paths:
         check_file(path)
-        decoded = (decode(raw, encoding, name=str(path))
-                   for raw in _raw_chunks(path, CHUNK_BYTES))
-        for piece in gutenberg_body(decoded):
-            codes = np.frombuffer(to_ascii(piece).encode("ascii"), np.uint8)  # (N,)
+        for piece in ascii_chunks(path, encoding):  # the cleaning, up to the vocabulary
+            codes = np.frombuffer(piece.encode("ascii"), np.uint8)  # (N,)
             hit = unknown[codes]
             count += int(hit.sum())
             total += codes.size

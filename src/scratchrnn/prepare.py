@@ -48,13 +48,21 @@ def _raw_chunks(path: Path, chunk_bytes: int) -> Iterator[bytes]:
         raise ScratchRNNError(f"cannot read {path}: {e.strerror}; check its permissions") from None
 
 
+def ascii_chunks(path: Path, encoding: str | None = None,
+                 chunk_bytes: int = CHUNK_BYTES) -> Iterator[str]:
+    """The text of `path` chunk by chunk, decoded, without the Gutenberg header and licence,
+    transliterated to ASCII: every step of text.clean but the vocabulary."""
+    decoded = (decode(raw, encoding, name=str(path)) for raw in _raw_chunks(path, chunk_bytes))
+    for text in gutenberg_body(decoded):
+        yield to_ascii(text)
+
+
 def clean_chunks(path: Path, vocab: Vocab, encoding: str | None = None,
                  chunk_bytes: int = CHUNK_BYTES) -> Iterator[np.ndarray]:
     """Yield the cleaned, encoded text of `path` (uint8 indices into `vocab`) chunk by chunk:
     the steps of text.clean, applied to one chunk at a time."""
-    decoded = (decode(raw, encoding, name=str(path)) for raw in _raw_chunks(path, chunk_bytes))
-    for text in gutenberg_body(decoded):
-        yield vocab.encode_coerced(to_ascii(text))
+    for text in ascii_chunks(path, encoding, chunk_bytes):
+        yield vocab.encode_coerced(text)
 
 
 def _key(paths: list[Path]) -> dict:

@@ -30,7 +30,7 @@ from .inside import GATES, PROPERTIES, Inspection
 from .owner import check_output, corpus_cache
 from .resume import vocab_arg
 from .safejson import dumps as json_dumps
-from .sources import is_glob, name_of
+from .sources import name_of
 
 MARKER = "<!-- scratchrnn inside page: written by 'scratchrnn visualize'"
 LEVELS = 64
@@ -266,9 +266,6 @@ def visualize_run(run, text=None, split: str | None = None, chars: int = 4000,
         source = name_of(text)
     else:
         split = split or "val"
-        if isinstance(cfg.text, str) and not is_glob(cfg.text) and not Path(cfg.text).exists():
-            raise ScratchRNNError(f"the run's corpus {cfg.text} is not here, so its {split} "
-                                  "split cannot be read; pass --text FILE")
         vocab = vocab_arg(cfg.vocab, ckpt.vocab)  # reuses the corpus training prepared
         corpus = load_corpus(cfg.text, vocab, cfg.val_frac, cfg.test_frac,
                              encoding=cfg.encoding,

@@ -23,6 +23,21 @@ def wait_for(path: Path, proc, timeout=60):
         time.sleep(0.05)
 
 
+def tiny_run(folder: Path, cell: str, **config) -> Path:
+    """A small trained run (2 x 16 units, 40 steps on SMALL_TEXT) in `folder`/run, made with
+    its own cache, for module-scoped fixtures that need a real checkpoint."""
+    import scratchrnn as sr
+
+    (folder / "small.txt").write_text(SMALL_TEXT)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SCRATCHRNN_HOME", str(folder / "cache"))
+        sr.train(sr.TrainConfig(**{**dict(
+            text=str(folder / "small.txt"), out=str(folder / "run"), cell=cell, hidden=16,
+            layers=2, batch=4, seq_len=16, max_steps=40, eval_every=20, sample_length=0,
+            val_chars=300), **config}), progress=False, log=lambda *a: None)
+    return folder / "run"
+
+
 def shared_file(name: str) -> Path:
     path = SHARED / name
     if not path.is_file():

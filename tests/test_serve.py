@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import SMALL_TEXT
+from conftest import tiny_run
 
 import scratchrnn as sr
 from scratchrnn import serve
@@ -26,15 +26,7 @@ from scratchrnn.visualize import dequantise
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("serve")
-    (d / "small.txt").write_text(SMALL_TEXT)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SCRATCHRNN_HOME", str(d / "cache"))
-        sr.train(sr.TrainConfig(text=str(d / "small.txt"), out=str(d / "run"), cell="lstm",
-                                hidden=16, layers=2, batch=4, seq_len=16, max_steps=40,
-                                eval_every=20, sample_length=0, val_chars=300),
-                 progress=False, log=lambda *a: None)
-    return d / "run"
+    return tiny_run(tmp_path_factory.mktemp("serve"), "lstm")
 
 
 @pytest.fixture(scope="module")

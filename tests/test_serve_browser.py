@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from browser import chromium
-from conftest import SMALL_TEXT
+from conftest import tiny_run
 
 import scratchrnn as sr
 from scratchrnn import serve
@@ -29,15 +29,8 @@ def driver():
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    d = tmp_path_factory.mktemp("serve-browser")
-    (d / "small.txt").write_text(SMALL_TEXT)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SCRATCHRNN_HOME", str(d / "cache"))
-        sr.train(sr.TrainConfig(text=str(d / "small.txt"), out=str(d / "run"), cell="gru",
-                                hidden=16, layers=2, batch=4, seq_len=16, max_steps=40,
-                                eval_every=40, sample_length=0, val_chars=300),
-                 progress=False, log=lambda *a: None)
-    srv = serve.make_server(d / "run", "127.0.0.1", 0)
+    run = tiny_run(tmp_path_factory.mktemp("serve-browser"), "gru", eval_every=40)
+    srv = serve.make_server(run, "127.0.0.1", 0)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     yield srv
     srv.shutdown()

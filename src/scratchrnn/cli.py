@@ -10,13 +10,12 @@ from pathlib import Path
 
 from .checkpoint import load_checkpoint, resolve
 from .config import PRESETS, TrainConfig, parse_duration, with_preset
-from .data import load_corpus
 from .errors import ScratchRNNError
 from .evaluate import evaluate, report, unknown_characters
 from .fsutil import describe_os_error
-from .owner import check_output, corpus_cache, is_run_folder
+from .owner import check_output, is_run_folder
 from .plot import plot_history, read_metrics
-from .resume import vocab_arg
+from .resume import run_corpus
 from .safejson import dumps as json_dumps
 from .sample import generate
 from .train import train
@@ -225,10 +224,7 @@ def _cmd_eval(args) -> int:
     text = _one_or_list(args.text) if args.text else cfg.text
     if args.text:
         unknown_characters(text, ckpt.vocab, cfg.encoding)
-    fracs = (0.0, 0.0) if split == "all" else (cfg.val_frac, cfg.test_frac)
-    vocab = vocab_arg(cfg.vocab, ckpt.vocab)
-    cache = corpus_cache(text, vocab, cfg.encoding, None if args.text else ckpt.path.parent)
-    corpus = load_corpus(text, vocab, *fracs, encoding=cfg.encoding, cache=cache)
+    corpus = run_corpus(ckpt, text if args.text else None, whole=split == "all")
     data = corpus.train if split == "all" else getattr(corpus, split)
     if len(data) < 2:
         raise ScratchRNNError(f"the {split} split is empty; pick another --split or a --text")

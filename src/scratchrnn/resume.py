@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import Corpus
+from .data import Corpus, load_corpus
 from .errors import ScratchRNNError
 from .sources import absolute, is_glob
 from .text import Vocab
@@ -89,3 +89,19 @@ def check_same_text(meta: dict, now: dict, allow_new_text: bool = False) -> bool
             else f"{where} is not the text this run was trained on")
     raise ScratchRNNError(f"{what} ({sizes}, other content); pass --text with the original "
                           "text, or add --allow-new-text to continue training on the new text")
+
+
+def run_corpus(ckpt, text=None, whole: bool = False) -> Corpus:
+    """The corpus a read-only command reads for a checkpoint: `text` (a file, folder, glob or
+    several) or the run's own, encoded with the run's vocabulary and encoding, split as the run
+    was (`whole`: all of it in `train`). A large corpus is reused where training prepared it, or
+    prepared in a cache of its own (owner.corpus_cache), never beside the checkpoint."""
+    from .config import TrainConfig  # config imports nothing of ours that imports this module
+    from .owner import corpus_cache
+
+    cfg = TrainConfig.from_dict(ckpt.config)
+    vocab = vocab_arg(cfg.vocab, ckpt.vocab)
+    source = cfg.text if text is None else text
+    cache = corpus_cache(source, vocab, cfg.encoding, ckpt.path.parent if text is None else None)
+    fracs = (0.0, 0.0) if whole else (cfg.val_frac, cfg.test_frac)
+    return load_corpus(source, vocab, *fracs, encoding=cfg.encoding, cache=cache)

@@ -27,8 +27,8 @@ import numpy as np
 from .errors import ScratchRNNError
 from .fsutil import atomic_write_bytes, make_dir
 from .inside import GATES, PROPERTIES, Inspection
-from .owner import check_output, corpus_cache
-from .resume import vocab_arg
+from .owner import check_output
+from .resume import run_corpus
 from .safejson import dumps as json_dumps
 from .sources import name_of
 
@@ -245,8 +245,6 @@ def visualize_run(run, text=None, split: str | None = None, chars: int = 4000,
     """`scratchrnn visualize`: inspect the first `chars` characters of a file or of the run's
     validation/test split and write the page (default RUN/inside.html)."""
     from .checkpoint import load_checkpoint, resolve
-    from .config import TrainConfig
-    from .data import load_corpus
     from .inside import inspect
     if not isinstance(chars, int) or isinstance(chars, bool) or not 2 <= chars <= MAX_CHARS:
         raise ScratchRNNError(f"--chars must be a whole number from 2 to {MAX_CHARS:,}, "
@@ -260,16 +258,12 @@ def visualize_run(run, text=None, split: str | None = None, chars: int = 4000,
     out = Path(out) if out is not None else run_dir / "inside.html"
     check_out(out)
     ckpt = load_checkpoint(path)
-    cfg = TrainConfig.from_dict(ckpt.config)
     if text is not None:
-        data = load_corpus(text, ckpt.vocab, 0.0, 0.0, encoding=cfg.encoding).train
+        data = run_corpus(ckpt, text, whole=True).train
         source = name_of(text)
     else:
         split = split or "val"
-        vocab = vocab_arg(cfg.vocab, ckpt.vocab)  # reuses the corpus training prepared
-        corpus = load_corpus(cfg.text, vocab, cfg.val_frac, cfg.test_frac,
-                             encoding=cfg.encoding,
-                             cache=corpus_cache(cfg.text, vocab, cfg.encoding, run_dir))
+        corpus = run_corpus(ckpt)
         data = getattr(corpus, split)
         source = f"the {split} split of {corpus.name}"
     data = np.asarray(data[:chars])

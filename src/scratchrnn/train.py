@@ -107,6 +107,15 @@ class _Signals:
 STOPPED_BY = ("SIGINT", "SIGTERM", "SIGPIPE")
 
 
+def _stat(path: Path) -> tuple[int, int] | None:
+    """A file's (size, mtime): enough to tell whether it was replaced since it was read."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
 def _resume_config(ckpt, overrides: dict) -> TrainConfig:
     saved = TrainConfig.from_dict(ckpt.config)
     for key in MODEL_KEYS:
@@ -134,6 +143,7 @@ def train(config: TrainConfig | None = None, *, resume=None, progress: bool = Tr
     if config is not None and not isinstance(config, TrainConfig):
         raise ScratchRNNError(f"config must be a TrainConfig, got {type(config).__name__}")
     ckpt = load_checkpoint(resume, resume=True) if resume is not None else None
+    read_as = _stat(ckpt.path) if ckpt is not None else None
     text = overrides.pop("text", None) if ckpt is not None else None  # compared by content
     if ckpt is not None:
         cfg = _resume_config(ckpt, overrides)
@@ -149,10 +159,10 @@ def train(config: TrainConfig | None = None, *, resume=None, progress: bool = Tr
     cfg = cfg.replace(out=str(out))
     with (RunFolder(out, resume_from=ckpt.path.parent if ckpt else None, overwrite=overwrite)
           if lead else nullcontext()) as run:
-        if (ckpt is not None and comm.size == 1
+        if (ckpt is not None and comm.size == 1 and _stat(ckpt.path) != read_as
                 and out.resolve() == ckpt.path.parent.resolve()):
-            # Read again under the lock: a training that held it until now may have saved a
-            # newer checkpoint than the one read above, and this run must go on from that.
+            # A training that held the lock until now saved a newer checkpoint than the one
+            # read above: this run must go on from that one.
             ckpt = load_checkpoint(ckpt.path, resume=True)
         source = (resume_text(ckpt.meta, ckpt.config, text) if ckpt is not None
                   else absolute(cfg.text))

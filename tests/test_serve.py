@@ -21,7 +21,7 @@ from conftest import tiny_run
 import scratchrnn as sr
 from scratchrnn import serve
 from scratchrnn.cli import main
-from scratchrnn.visualize import dequantise
+from scratchrnn.visualize import layer_values
 
 
 @pytest.fixture(scope="module")
@@ -132,8 +132,8 @@ def test_inspect_gives_the_inspection_of_the_text(server, ckpt):
     assert got == json.loads(json.dumps(want.to_dict()))
     assert got["text"] == text and got["num_layers"] == 2 and got["hidden"] == 16
     assert got["mean_surprisal"] == pytest.approx(want.mean_surprisal)
-    h = dequantise(got["acts"]["layers"][1]["h"], got["acts"]["levels"], len(text))  # (T, H)
-    half_step = 1 / (got["acts"]["levels"] - 1)  # h spans [-1, 1] in levels - 1 steps
+    h = layer_values(got, 1)["h"]  # (T, H)
+    half_step = 1 / (got["acts"]["layers"][1]["h"]["levels"] - 1)  # h spans [-1, 1]
     np.testing.assert_allclose(h, want.layers[1]["h"], atol=half_step + 1e-6)
 
 

@@ -4,6 +4,8 @@ errors, choosing a unit recolours the text, hover and keyboard focus show the to
 a hostile corpus runs nothing and shows literally, and a screenshot is not blank."""
 
 import io
+import json
+import re
 import time
 
 import numpy as np
@@ -11,7 +13,7 @@ import pytest
 from browser import chromium
 
 import scratchrnn as sr
-from scratchrnn.visualize import write_page
+from scratchrnn.visualize import layer_values, write_page
 
 HOSTILE = ('</script><script>window.__pwned=1</script> <img src=x onerror="window.__pwned=1"> '
            "&amp; \"quoted\" 'single' back\\slash \\u003c <!-- --> ${x}\n")
@@ -38,6 +40,10 @@ def pages(tmp_path_factory):
     bad = write_page(sr.inspect(gru, vocab, HOSTILE * 3), d / "hostile.html",
                      {"corpus": "<b>bold</b>"}, None, "</title><script>window.__pwned=2</script>")
     return {"good": good, "hostile": bad}
+
+
+def data_of(page: str) -> dict:
+    return json.loads(re.search(r'id="sr-data">(.*?)</script>', page, re.S).group(1))
 
 
 def load(driver, path):
@@ -126,6 +132,36 @@ def test_hostile_corpus_runs_nothing_and_shows_literally(driver, pages):
     assert HOSTILE.replace("\n", "\u21b5\n") in shown
     assert driver.title == "</title><script>window.__pwned=2</script>"
     assert "<b>bold</b>" in driver.find_element("css selector", ".sr-card").text
+    assert severe(driver) == []
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
+def test_the_script_decodes_every_signal_as_python_does(driver, tmp_path, cell):
+    """The state travels as its difference from a prediction (pack.py); the script must rebuild
+    exactly the levels Python reads back, for every signal of every layer."""
+    vocab = sr.Vocab.ascii()
+    model = sr.CharRNN(len(vocab), 12, cell, 2, seed=3)
+    model.params = {k: v * 3 for k, v in model.params.items()}  # saturated gates, large c
+    insp = sr.inspect(model, vocab, TEXT[:333])
+    page = write_page(insp, tmp_path / f"{cell}.html")
+    data = data_of(page.read_text())
+    load(driver, page)
+    got = driver.execute_async_script(
+        "var done = arguments[arguments.length - 1], acts = arguments[0], out = {};"
+        "Promise.all(acts.map(function (a) { return window.srInside.levels(a[0], a[1])"
+        ".then(function (q) { out[a[0] + '/' + a[1]] = Array.from(q); }); }))"
+        ".then(function () { done(out); }, function (e) { done(String(e)); });",
+        [[k, s] for k in range(2) for s in insp.signal_names()])
+    assert isinstance(got, dict), got
+    for k in range(2):
+        back = layer_values(data, k)
+        for s in insp.signal_names():
+            e = data["acts"]["layers"][k][s]
+            step = (e["hi"] - e["lo"]) / (e["levels"] - 1)
+            want = np.rint((back[s] - e["lo"]) / step).T.ravel()  # (H * T,) unit-major
+            np.testing.assert_array_equal(got[f"{k}/{s}"], want, err_msg=f"{cell} {k}/{s}")
+    if cell != "rnn":
+        assert "predict" in data["acts"]["layers"][1]["h"]
     assert severe(driver) == []
 
 

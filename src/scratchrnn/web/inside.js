@@ -1,7 +1,9 @@
 /* scratchrnn: the activation view. ScratchRNNInside.render(root, data) builds the whole view
    from the page data of scratchrnn.visualize.page_data. Every piece of corpus text reaches the
    DOM through textContent or createTextNode, never as markup. No network: activations arrive
-   base64 + zlib in the data and are inflated with the browser's DecompressionStream. */
+   deflated in base 85 and are inflated with the browser's DecompressionStream; a state stored
+   as its difference from a prediction is rebuilt by `predict`, the same float64 arithmetic as
+   scratchrnn/pack.py, so it recovers exactly the stored levels. */
 (function () {
   "use strict";
   if (window.ScratchRNNInside) return;
@@ -45,11 +47,62 @@
   function pct(p) { return (100 * p).toFixed(p >= 0.095 ? 1 : 2) + "%"; }
   function fmt(x, d) { return x === null || x === undefined ? "\u2013" : Number(x).toFixed(d); }
 
-  function inflate(b64) {
-    var bin = atob(b64), bytes = new Uint8Array(bin.length);
-    for (var i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-    var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
+  var B85 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz!#$%,()*+-;.=:?@^_`{|}~";
+  var B85_DIGIT = new Int16Array(128).fill(-1);
+  for (var d = 0; d < 85; d++) B85_DIGIT[B85.charCodeAt(d)] = d;
+  function unb85(s) {  // base64.b85decode, with . : , standing for < > &
+    var n = s.length, tail = n % 5, out = new Uint8Array(Math.floor(n / 5) * 4 + Math.max(tail - 1, 0));
+    for (var i = 0, o = 0; i < n; i += 5) {
+      var x = 0;
+      for (var j = i; j < i + 5; j++) {
+        var v = j < n ? B85_DIGIT[s.charCodeAt(j)] : 84;  // a short last group: padded with ~
+        if (v < 0) throw new Error("the page's activation data is damaged");
+        x = x * 85 + v;
+      }
+      for (var b = 3; b >= 0; b--) {
+        if (o + (3 - b) < out.length) out[o + (3 - b)] = Math.floor(x / Math.pow(256, b)) % 256;
+      }
+      o += 4;
+    }
+    return out;
+  }
+  function inflate(text) {
+    var stream = new Blob([unb85(text)]).stream().pipeThrough(new DecompressionStream("deflate"));
     return new Response(stream).arrayBuffer().then(function (b) { return new Uint8Array(b); });
+  }
+  function tanhish(x) {  // pack.py's _tanhish
+    x = Math.min(Math.max(x, -4.97), 4.97);
+    var x2 = x * x;
+    return (x * (135135 + x2 * (17325 + x2 * (378 + x2))))
+      / (135135 + x2 * (62370 + x2 * (3150 + 28 * x2)));
+  }
+  // pack.py's _predict: a state signal's value from its gates (at t) and itself (at t - 1)
+  function predict(cell, signal, g, prev) {
+    if (cell === "gru") return (1 - g.z) * g.n + g.z * prev;  // h
+    if (signal === "c") return g.f * prev + g.i * g.g;
+    return g.o * tanhish(g.c);  // LSTM h
+  }
+  // The levels of a signal stored as (level - guess) mod 256, where the guess is `predict` from
+  // the signals it reads (`deps`: [name, entry, levels], unit-major) rounded as pack.py rounds.
+  function rebuild(cell, signal, a, stored, deps, T) {
+    var L = a.levels, step = (a.hi - a.lo) / (L - 1), scale = (L - 1) / (a.hi - a.lo);
+    var n = stored.length, q = new Uint8Array(n), g = {};
+    var deq = deps.map(function (d) {
+      var e = d[1], v = new Float64Array(n), st = (e.hi - e.lo) / (e.levels - 1);
+      for (var i = 0; i < n; i++) v[i] = e.lo + d[2][i] * st;
+      return v;
+    });
+    for (var u = 0; u < n / T; u++) {
+      var prev = 0;
+      for (var i = u * T; i < (u + 1) * T; i++) {
+        for (var k = 0; k < deps.length; k++) g[deps[k][0]] = deq[k][i];
+        var guess = Math.floor((predict(cell, signal, g, prev) - a.lo) * scale + 0.5);
+        guess = Math.min(Math.max(guess, 0), L - 1);
+        q[i] = (guess + stored[i]) % 256;
+        prev = a.lo + q[i] * step;
+      }
+    }
+    return q;
   }
 
   function lossCurve(history) {
@@ -100,7 +153,8 @@
   function render(root, data, opts) {
     opts = opts || {};
     var T = data.text.length, H = data.hidden, K = data.k;
-    var cache = {};  // "layer/signal" -> Uint8Array (H * T), unit-major
+    var cache = {};  // "layer/signal" -> Uint8Array (H * T) of levels, unit-major
+    var pending = {};  // "layer/signal" -> its Promise while it is being inflated
     // focus: the character described; cursor: where the arrow keys are (hover moves only focus)
     var st = {view: "unit", layer: 0, signal: "h", unit: 0, stretch: false, focus: -1, cursor: 0};
     if (data.units) {  // start on the best unit the finder found
@@ -283,12 +337,20 @@
     function values(layer, signal) {
       var key = layer + "/" + signal;
       if (cache[key]) return Promise.resolve(cache[key]);
-      var a = data.acts.layers[layer][signal];
-      return inflate(a.data).then(function (q) { cache[key] = q; return q; });
+      if (pending[key]) return pending[key];
+      var a = data.acts.layers[layer][signal], deps = a.predict || [];
+      pending[key] = Promise.all([inflate(a.data)].concat(deps.map(function (d) {
+        return values(layer, d);
+      }))).then(function (got) {
+        cache[key] = !deps.length ? got[0] : rebuild(data.cell, signal, a, got[0],
+          deps.map(function (d, j) { return [d, data.acts.layers[layer][d], got[j + 1]]; }), T);
+        return cache[key];
+      });
+      return pending[key];
     }
     function scaleOf(layer, signal) {
       var a = data.acts.layers[layer][signal];
-      return [a.lo, (a.hi - a.lo) / (data.acts.levels - 1)];
+      return [a.lo, (a.hi - a.lo) / (a.levels - 1)];
     }
     function unitValue(q, layer, signal, unit, t) {
       var sc = scaleOf(layer, signal);
@@ -430,7 +492,8 @@
     });
     chk.addEventListener("change", function () { st.stretch = chk.checked; paint(); });
     idle();
-    var api = {select: select, describe: describe, state: st, ready: null};
+    // levels(layer, signal): a Promise of its Uint8Array (H * T) of levels, unit-major
+    var api = {select: select, describe: describe, state: st, ready: null, levels: values};
     api.ready = (typeof DecompressionStream === "undefined")
       ? Promise.reject(new Error("this browser cannot inflate the data (no DecompressionStream)"))
       : paint();

@@ -12,8 +12,14 @@ import pytest
 import scratchrnn as sr
 from scratchrnn import cells, layers
 from scratchrnn.cli import main
-from scratchrnn.model import ModelConfig, forward, init_params, init_state, window_memory
-from scratchrnn.model import orthogonal_blocks
+from scratchrnn.model import (
+    ModelConfig,
+    forward,
+    init_params,
+    init_state,
+    orthogonal_blocks,
+    window_memory,
+)
 
 CELLS = ("rnn", "lstm", "gru")
 

@@ -13,6 +13,7 @@ from scratchrnn import limits
 V = 10
 MODEL = sr.CharRNN(V, 8, "gru", 1, seed=0)
 DROPPY = sr.CharRNN(V, 8, "gru", 1, dropout=0.5)
+WEIGHT_DROPPY = sr.CharRNN(V, 8, "lstm", 1, weight_drop=0.5)
 VOCAB = sr.Vocab("abcdefghij")
 OK = np.array([[1, 2, 3]])
 HUGE = 10 ** 20
@@ -60,6 +61,7 @@ CASES = {
     "state of wrong shape": (lambda: MODEL.loss(OK, OK, state={"l0.h": np.zeros((2, 8))}),
                              "state"),
     "dropout without rng": (lambda: DROPPY.loss_and_grads(OK, OK), "rng"),
+    "weight drop without rng": (lambda: WEIGHT_DROPPY.loss_and_grads(OK, OK), "weight drop"),
     "rng not a generator": (lambda: MODEL.loss_and_grads(OK, OK, rng=3), "Generator"),
     "state batch astronomical": (lambda: MODEL.init_state(HUGE), "batch"),
     # building a model
@@ -68,6 +70,11 @@ CASES = {
     "hidden a float": (lambda: sr.CharRNN(V, 8.5), "hidden_size"),
     "dropout a word": (lambda: sr.CharRNN(V, 8, dropout="half"), "dropout"),
     "init_std inf": (lambda: sr.CharRNN(V, 8, init_std=float("inf")), "init_std"),
+    "weight_drop one": (lambda: sr.CharRNN(V, 8, weight_drop=1.0), "weight_drop"),
+    "weight_drop nan": (lambda: sr.CharRNN(V, 8, weight_drop=float("nan")), "weight_drop"),
+    "weight_drop a word": (lambda: sr.CharRNN(V, 8, weight_drop="x"), "weight_drop"),
+    "unknown recurrent_init": (lambda: sr.CharRNN(V, 8, recurrent_init="foo"),
+                               "recurrent_init"),
     "seed negative (model)": (lambda: sr.CharRNN(V, 8, seed=-1), "seed"),
     "unknown cell": (lambda: sr.CharRNN(V, 8, cell="transformer"), "cell"),
     # evaluation
@@ -95,6 +102,11 @@ CASES = {
     "lr a word": (lambda: train(lr="fast"), "--lr"),
     "min_lr nan": (lambda: train(min_lr=float("nan")), "--min-lr"),
     "init_std inf (train)": (lambda: train(init_std=float("inf")), "--init-std"),
+    "weight_drop one (train)": (lambda: train(weight_drop=1), "--weight-drop"),
+    "weight_drop negative (train)": (lambda: train(weight_drop=-0.1), "--weight-drop"),
+    "weight_drop nan (train)": (lambda: train(weight_drop=float("nan")), "--weight-drop"),
+    "weight_drop a word (train)": (lambda: train(weight_drop="x"), "--weight-drop"),
+    "unknown recurrent_init (train)": (lambda: train(recurrent_init="foo"), "--recurrent-init"),
     "val_frac nan": (lambda: train(val_frac=float("nan")), "--val-frac"),
     "fractions sum to one": (lambda: train(val_frac=0.5, test_frac=0.5), "sum"),
     "empty out": (lambda: train(out=""), "--out"),

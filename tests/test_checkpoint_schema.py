@@ -133,6 +133,20 @@ HOSTILE = {  # name -> (meta edits, member edits, fragment of the message)
     "hidden size huge": ([(("model", "hidden_size"), str(2**40))], [], "model.hidden_size"),
     "hidden size 0.5": ([(("model", "hidden_size"), "0.5")], [], "model.hidden_size"),
     "model and config disagree": ([(("config", "hidden"), "9")], [], "config.hidden is 9"),
+    "model weight_drop one": ([(("model", "weight_drop"), "1.0")], [],
+                              "weight_drop must be in [0, 1)"),
+    "model weight_drop negative": ([(("model", "weight_drop"), "-0.5")], [],
+                                   "model.weight_drop"),
+    "model recurrent_init unknown": ([(("model", "recurrent_init"), '"foo"')], [],
+                                     "model.recurrent_init must be 'uniform' or 'orthogonal'"),
+    "weight_drop disagrees": ([(("config", "weight_drop"), "0.5")], [],
+                              "config.weight_drop is 0.5"),
+    "recurrent_init disagrees": ([(("config", "recurrent_init"), '"orthogonal"')], [],
+                                 "config.recurrent_init is 'orthogonal'"),
+    "config weight_drop one": ([(("config", "weight_drop"), "1.0"),
+                                (("model", "weight_drop"), "1.0")], [], "--weight-drop"),
+    "config recurrent_init a number": ([(("config", "recurrent_init"), "3")], [],
+                                       "config.recurrent_init must be str"),
     "config lr a string": ([(("config", "lr"), '"fast"')], [], "config.lr must be float"),
     "config batch zero": ([(("config", "batch"), "0")], [], "--batch"),
     "config seed negative": ([(("config", "seed"), "-3")], [], "config.seed"),
@@ -216,6 +230,25 @@ def test_the_corpus_record_is_accepted(bases, tmp_path):
     record = '{"chars": 2940, "sha256": "%s", "path": "/data/t.txt"}' % ("0f" * 32)
     path = bases["gru"].write(tmp_path / "x.npz", [(("corpus",), record)])
     assert sr.load_checkpoint(path, resume=True).meta["corpus"]["chars"] == 2940
+
+
+def test_a_checkpoint_from_before_weight_drop_loads_and_resumes(bases, tmp_path, capsys):
+    """Checkpoints written before --weight-drop and --recurrent-init lack both, in the model
+    and in the config: they read as off (the defaults), and sample, evaluate and resume."""
+    base = bases["lstm"]
+    older = [((part, key), None) for part in ("model", "config")
+             for key in ("weight_drop", "recurrent_init")]
+    assert all(key in base.meta[part] for (part, key), _ in older)
+    path = base.write(tmp_path / "old.npz", older)
+    ckpt = sr.load_checkpoint(path, resume=True)
+    assert (ckpt.model.config.weight_drop, ckpt.model.config.recurrent_init) == (0.0, "uniform")
+    step = base.meta["step"]
+    for argv in (["sample", str(path), "--length", "5"], ["eval", str(path)],
+                 ["train", "--resume", str(path), "--out", str(tmp_path / "on"),
+                  "--max-steps", str(step + 1), "--quiet"]):
+        assert main(argv) == 0, capsys.readouterr().err
+    later = sr.load_checkpoint(tmp_path / "on")
+    assert later.meta["step"] == step + 1 and later.model.config.weight_drop == 0.0
 
 
 def test_a_model_only_checkpoint_samples_but_does_not_resume(bases, tmp_path, capsys):

@@ -245,6 +245,29 @@ def test_dropout_masks_do_not_depend_on_the_split():
         np.testing.assert_array_equal(part, whole[:, rows])
 
 
+def test_weight_drop_masks_are_the_same_on_every_rank():
+    """A W_h mask belongs to no stream: each rank draws the whole of it, as one process does,
+    and its generator moves on exactly as the one process's."""
+    from scratchrnn.distributed import _StreamRows
+
+    one = np.random.default_rng(5)
+    whole = one.random((4, 12), dtype=np.float32)  # (H, G*H)
+    for rows in (slice(0, 3), slice(3, 6)):
+        rank = _StreamRows(np.random.default_rng(5), 6, rows)
+        np.testing.assert_array_equal(rank.random((4, 12), np.float32), whole)
+        assert rank.rng.bit_generator.state == one.bit_generator.state
+
+
+@needs_mpi
+def test_two_ranks_train_the_one_process_run_with_weight_drop(text, tmp_path):
+    args = ["--text", text, *MODEL, "--weight-drop", "0.4", "--max-steps", "8",
+            "--eval-every", "8"]
+    assert main(["train", *map(str, args), "--out", str(tmp_path / "one")]) == 0
+    r = mpirun(2, [*args, "--out", tmp_path / "two"])
+    assert r.returncode == 0, r.stderr
+    assert_same_run(tmp_path / "one", tmp_path / "two")
+
+
 @pytest.mark.parametrize("argv, local, preset, want", [
     (["train", "--distributed", "mpi"], "2", None, "share"),
     (["train", "--distributed=mpi"], "1", None, "share"),

@@ -73,29 +73,36 @@ def test_cell_alone(cell, B, block_bytes, rng, monkeypatch):
         assert_close(ds[k], numerical_grad(f, state[k]), f"state {k}")
 
 
-def _model(cell, layers_, dropout=0.0, V=6, H=5, seed=0):
-    cfg = ModelConfig(V, H, cell, layers_, dropout, "float64")
+def _model(cell, layers_, dropout=0.0, V=6, H=5, seed=0, weight_drop=0.0):
+    cfg = ModelConfig(V, H, cell, layers_, dropout, "float64", weight_drop=weight_drop)
     return cfg, init_params(cfg, np.random.default_rng(seed))
 
 
 @pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("num_layers,dropout", [(1, 0.0), (3, 0.0), (2, 0.4)])
-def test_whole_model_through_carried_state(cell, num_layers, dropout, rng):
+@pytest.mark.parametrize("num_layers,dropout,weight_drop", [
+    (1, 0.0, 0.0), (3, 0.0, 0.0), (2, 0.4, 0.0), (2, 0.0, 0.5), (2, 0.3, 0.5)])
+def test_whole_model_through_carried_state(cell, num_layers, dropout, weight_drop, rng):
     """Loss of two consecutive windows, the second starting from the state the first left:
     the gradient of window 2 must flow back through the carried state into window 1.
-    Dropout masks are fixed by re-seeding the same generator for every evaluation."""
-    cfg, params = _model(cell, num_layers, dropout)
+    Dropout and weight-drop masks are fixed by re-seeding the same generator for every
+    evaluation; each window draws its own W_h masks."""
+    cfg, params = _model(cell, num_layers, dropout, weight_drop=weight_drop)
     B, T = 2, 3
     x1, y1, x2, y2 = (rng.integers(0, cfg.vocab_size, (B, T)) for _ in range(4))
     s0 = {k: rng.normal(size=v.shape) * 0.5 for k, v in init_state(cfg, B).items()}
+    masked = dropout or weight_drop
 
     def run():
         r1, r2 = np.random.default_rng(7), np.random.default_rng(8)
-        l1, s1, c1 = forward(params, cfg, x1, y1, s0, r1 if dropout else None)
-        l2, _, c2 = forward(params, cfg, x2, y2, s1, r2 if dropout else None)
+        l1, s1, c1 = forward(params, cfg, x1, y1, s0, r1 if masked else None)
+        l2, _, c2 = forward(params, cfg, x2, y2, s1, r2 if masked else None)
         return l1 + l2, c1, c2
 
     _, c1, c2 = run()
+    if weight_drop:  # the masks drop some recurrent weights, and differ between the windows
+        for k in range(num_layers):
+            m1, m2 = c1[0][k][3], c2[0][k][3]  # (H, G*H)
+            assert 0 < (m1 == 0).sum() < m1.size and not np.array_equal(m1, m2)
     g2, ds1 = backward(c2, cfg)
     g1, ds0 = backward(c1, cfg, dstate=ds1)
     f = lambda: run()[0]

@@ -1,5 +1,6 @@
 """The same weights in PyTorch's nn.RNN / nn.LSTM / nn.GRU: loss, every gradient and the final
-states must agree to float64 round-off (rtol 1e-9, atol 1e-11). Skips without torch."""
+states must agree to float64 round-off (rtol 1e-9, atol 1e-11), also with weight drop and
+dropout under the same masks. Skips without torch."""
 
 import numpy as np
 import pytest
@@ -99,3 +100,50 @@ def test_optimizers_match_torch(name, betas):
         optim.update(name, params, grads, state, lr, *([betas] if betas else []))
     for p, tp in zip(params.values(), t_params, strict=True):
         np.testing.assert_allclose(p, tp.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_weight_drop_matches_torch(cell):
+    """Weight drop (DropConnect on weight_hh, as AWD-LSTM's WeightDrop): torch runs the module
+    on weight_hh * M through functional_call with our masks M, and autograd differentiates
+    through the product to the raw weights. Dropout between the layers too."""
+    rng = np.random.default_rng(3)
+    L, V = 2, 11
+    cfg = ModelConfig(V, 8, cell, L, 0.3, "float64", weight_drop=0.4)
+    params = init_params(cfg, rng)
+    B, T = 3, 7
+    x, y = rng.integers(0, V, (B, T)), rng.integers(0, V, (B, T))
+    state = {k: rng.normal(size=v.shape) * 0.5 for k, v in init_state(cfg, B).items()}
+    loss, state_out, cache = forward(params, cfg, x, y, state, np.random.default_rng(9))
+    grads, _ = backward(cache, cfg)
+    wmasks = [layer[3] for layer in cache[0]]  # (H, G*H) each
+    dmasks = [layer[2] for layer in cache[0]]  # (T, B, H) each
+    assert all(0 < (m == 0).sum() < m.size for m in wmasks)
+
+    # one torch layer at a time, so the dropout masks can go between them
+    rnn, out = torch_twin(cfg, params)
+    kind = {"rnn": torch.nn.RNN, "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell]
+    h = torch.nn.functional.one_hot(torch.from_numpy(x), V).double()  # (B, T, V)
+    finals = []
+    for k in range(L):
+        layer = kind(V if k == 0 else 8, 8, batch_first=True, dtype=torch.float64)
+        # the twin's layer-k leaves, so autograd's gradients land on rnn's parameters
+        weights = {f"{n}_l0": getattr(rnn, f"{n}_l{k}")
+                   for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+        weights["weight_hh_l0"] = weights["weight_hh_l0"] * torch.from_numpy(wmasks[k].T)
+        h0 = torch.from_numpy(state[f"l{k}.h"])[None]
+        if cell == "lstm":
+            h0 = (h0, torch.from_numpy(state[f"l{k}.c"])[None])
+        h, hT = torch.func.functional_call(layer, weights, (h, h0))
+        h = h * torch.from_numpy(dmasks[k].transpose(1, 0, 2))  # (B, T, H)
+        finals.append(hT[0] if cell == "lstm" else hT)
+    t_loss = torch.nn.functional.cross_entropy(out(h).reshape(-1, V),
+                                               torch.from_numpy(y).reshape(-1))
+    t_loss.backward()
+
+    assert loss == pytest.approx(t_loss.item(), rel=1e-12)
+    t_grads = torch_grads(cfg, rnn, out)
+    for k in grads:
+        np.testing.assert_allclose(grads[k], t_grads[k], err_msg=k, **TOL)
+    for k in range(L):
+        np.testing.assert_allclose(state_out[f"l{k}.h"], finals[k][0].detach().numpy(), **TOL)

@@ -70,11 +70,13 @@ def _assert_same_run(a, b, skip_step):
     assert rows(a) == rows(b)
 
 
-@pytest.mark.parametrize("cell,layers,dropout", [("rnn", 1, 0.0), ("lstm", 2, 0.3),
-                                                 ("gru", 2, 0.3)])
-def test_interrupt_and_resume_is_bit_identical(cell, layers, dropout, tmp_path, small_text,
-                                                monkeypatch):
-    common = dict(cell=cell, layers=layers, dropout=dropout, epochs=None, max_steps=50)
+@pytest.mark.parametrize("cell,layers,dropout,weight_drop", [
+    ("rnn", 1, 0.0, 0.0), ("lstm", 2, 0.3, 0.0), ("gru", 2, 0.3, 0.0),
+    ("lstm", 1, 0.0, 0.5), ("gru", 2, 0.3, 0.5)])  # weight drop: W_h masks from the same rng
+def test_interrupt_and_resume_is_bit_identical(cell, layers, dropout, weight_drop, tmp_path,
+                                                small_text, monkeypatch):
+    common = dict(cell=cell, layers=layers, dropout=dropout, weight_drop=weight_drop,
+                  epochs=None, max_steps=50)
     full = sr.train(_run(tmp_path, small_text, "full", **common), progress=False)
     with monkeypatch.context() as m:
         _interrupt_at(m, 23)

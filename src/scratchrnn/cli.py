@@ -49,6 +49,11 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     a("--layers", type=int, help="number of stacked layers")
     a("--dropout", type=float, help="dropout after each layer, in [0, 1)")
     a("--init-std", type=float, help="N(0, std) weights instead of PyTorch's uniform init")
+    a("--weight-drop", type=float, metavar="P", help="DropConnect on the recurrent weights "
+      "(AWD-LSTM): drop each W_h entry with probability P, one mask per training window, in "
+      "[0, 1) (default 0: off)")
+    a("--recurrent-init", help="uniform (default: PyTorch's) or orthogonal recurrent weights "
+      "(each gate's H x H block)")
     a("--batch", type=int, help="parallel streams B")
     a("--seq-len", type=int, help="window length T for truncated BPTT")
     a("--optimizer", help="sgd, adagrad or adam")

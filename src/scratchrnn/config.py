@@ -18,8 +18,8 @@ ADDED_LATER = {"ema": None}
 
 # Flags that change the model or its data: a resumed run must keep them as they were.
 MODEL_KEYS = ("text", "vocab", "encoding", "cell", "hidden", "layers", "dropout", "dtype",
-              "init_std", "batch", "seq_len", "val_frac", "test_frac", "optimizer", "seed",
-              "val_chars")
+              "init_std", "weight_drop", "recurrent_init", "batch", "seq_len", "val_frac",
+              "test_frac", "optimizer", "seed", "val_chars")
 
 
 @dataclass
@@ -34,6 +34,8 @@ class TrainConfig:
     layers: int = 2
     dropout: float = 0.1
     init_std: float | None = None
+    weight_drop: float = 0.0  # DropConnect on the recurrent weights (AWD-LSTM), in training
+    recurrent_init: str = "uniform"  # or "orthogonal" recurrent weights
     batch: int = 32
     seq_len: int = 50  # the state is carried across windows: shorter ones mean more updates
     optimizer: str = "adam"
@@ -156,6 +158,7 @@ def validate(cfg: TrainConfig) -> None:
         limits.real(getattr(cfg, name), flag(name), 0.0, none_ok=True,
                     hint=" (0 for no clipping)")
     limits.real(cfg.dropout, "--dropout", 0.0, 1.0, hi_open=True)
+    limits.real(cfg.weight_drop, "--weight-drop", 0.0, 1.0, hi_open=True)
     limits.real(cfg.time_budget, "--time-budget", 0.0, lo_open=True, none_ok=True,
                 hint="; write it like 90s, 10m or 1.5h")
     limits.real(cfg.init_std, "--init-std", 0.0, lo_open=True, none_ok=True)
@@ -172,7 +175,8 @@ def validate(cfg: TrainConfig) -> None:
                                       f"{one!r}")
     choices = {"vocab": ("ascii", "seed", "corpus"), "cell": ("rnn", "lstm", "gru"),
                "optimizer": ("sgd", "adagrad", "adam"), "schedule": ("constant", "cosine"),
-               "dtype": ("float32", "float64"), "on_nan": ("stop", "skip")}
+               "dtype": ("float32", "float64"), "on_nan": ("stop", "skip"),
+               "recurrent_init": ("uniform", "orthogonal")}
     for name, allowed in choices.items():
         if getattr(cfg, name) not in allowed:
             raise ScratchRNNError(f"unknown {flag(name)} {getattr(cfg, name)!r}; "
@@ -188,7 +192,7 @@ def check_training_memory(cfg: TrainConfig) -> None:
     # The largest vocabulary each choice can have: the corpus one is a subset of ascii's 96.
     vocab_size = 95 if cfg.vocab == "seed" else 96
     model = ModelConfig(vocab_size, cfg.hidden, cfg.cell, cfg.layers, cfg.dropout, cfg.dtype,
-                        cfg.init_std)
+                        cfg.init_std, cfg.weight_drop, cfg.recurrent_init)
     copies = 2 + {"sgd": 0, "adagrad": 1, "adam": 2}[cfg.optimizer] + (1 if cfg.ema else 0)
     window = max(window_memory(model, cfg.batch, cfg.seq_len, backward=True),
                  window_memory(model, 64, cfg.seq_len, backward=False))  # validation's streams

@@ -7,7 +7,8 @@ divided by N, and so is its gradient: one all-reduce (sum) of a flat buffer hold
 gradient (sorted keys), the loss and rank 0's clock, then a division by N. Every rank then clips
 the same global gradient and applies the same update, so parameters stay identical without ever
 being sent. Dropout masks are drawn for all B streams on every rank from the shared generator
-and sliced, so the run is the one-process run whatever N (to round-off in the sums).
+and sliced (weight-drop masks are drawn whole), so the run is the one-process run whatever N
+(to round-off in the sums).
 
 Faults: every collective is non-blocking and polled. Rank 0 gives the others `timeout` seconds
 (SCRATCHRNN_MPI_TIMEOUT, default 300) once it is waiting itself, and watches for the one-line
@@ -92,12 +93,15 @@ class PeerFailure(ScratchRNNError):
 
 class _StreamRows:
     """A Generator stand-in for model.forward's dropout: it draws the (T, B, H) mask of all B
-    streams, exactly as one process would, and hands back this rank's rows."""
+    streams, exactly as one process would, and hands back this rank's rows. A weight-drop mask
+    (2-D, W_h's shape) belongs to no stream: every rank draws it whole, the same one."""
 
     def __init__(self, rng: np.random.Generator, batch: int, rows: slice):
         self.rng, self.batch, self.rows = rng, batch, rows
 
     def random(self, shape, dtype=np.float64):
+        if len(shape) != 3:
+            return self.rng.random(shape, dtype=dtype)  # (H, G*H) shared by all streams
         T, _, H = shape
         return self.rng.random((T, self.batch, H), dtype=dtype)[:, self.rows]  # (T, B/N, H)
 

@@ -151,7 +151,7 @@ def inspect(model: CharRNN, vocab: Vocab, text: str, top_k: int = 5, clean: bool
         y = ids64[a + 1:b + 1]
         y = np.concatenate([y, np.zeros(b - a - len(y), np.int64)])[None]  # (1, W)
         _, state, (caches, _, ce_cache) = forward(model.params, cfg, x, y, state)
-        for k_layer, (_, cell_cache, _) in enumerate(caches):
+        for k_layer, (_, cell_cache, *_) in enumerate(caches):
             for name, value in _signals(cfg.cell, cell_cache).items():
                 layers[k_layer][name][a:b] = value
         e, sums, rows, _, shifted = ce_cache  # e = exp(logits - max) (W, V), sums (W, 1)

@@ -12,6 +12,12 @@ Parameters (G = 1 rnn, 4 lstm, 3 gru; I_0 = V, I_k = H for k > 0; PyTorch's gate
 
 State: `l{k}.h` (B, H) per layer, LSTM also `l{k}.c` (B, H). Loss: mean softmax cross-entropy
 in nats per predicted character. Dropout (inverted, training only) follows every layer.
+
+Weight drop (DropConnect on the recurrent weights, Merity, Keskar & Socher 2017, "Regularizing
+and Optimizing LSTM Language Models"): in training, each window draws one keep-mask M of W_h's
+shape per layer (keep 1 - p, scaled by 1 / (1 - p)) and the cell runs every step on W_h * M;
+by the chain rule dL/dW_h = dL/d(W_h * M) * M. Orthogonal recurrent init (Saxe, McClelland &
+Ganguli 2014) makes each gate's H x H block of W_h orthogonal, as PyTorch's nn.init.orthogonal_.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from . import cells, layers, limits
 from .errors import ScratchRNNError
 
 DTYPES = ("float32", "float64")
+RECURRENT_INITS = ("uniform", "orthogonal")
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,8 @@ class ModelConfig:
     dropout: float = 0.0
     dtype: str = "float32"
     init_std: float | None = None  # None: PyTorch's U(+-1/sqrt(fan_in)); else N(0, std)
+    weight_drop: float = 0.0  # DropConnect probability on every W_h, in training
+    recurrent_init: str = "uniform"  # or "orthogonal": every gate's block of W_h
 
     def __post_init__(self):
         if self.cell not in cells.GATES:
@@ -48,6 +57,10 @@ class ModelConfig:
         if self.dtype not in DTYPES:
             raise ScratchRNNError(f"dtype must be float32 or float64, got {self.dtype!r}")
         limits.real(self.init_std, "init_std", 0.0, lo_open=True, none_ok=True)
+        limits.real(self.weight_drop, "weight_drop", 0.0, 1.0, hi_open=True)
+        if self.recurrent_init not in RECURRENT_INITS:
+            raise ScratchRNNError(f"recurrent_init must be uniform or orthogonal, got "
+                                  f"{self.recurrent_init!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -91,6 +104,8 @@ def window_memory(cfg: ModelConfig, batch: int, seq_len: int, backward: bool = T
     work = n * V  # logits (the loss gradient reuses them)
     if backward:
         work += n * (2 * G * H + H) + n * V  # dz / dhz and dx, then the (N, V) one-hot
+        if cfg.weight_drop > 0:  # per layer a weight mask and the masked W_h the cell keeps
+            kept += L * 2 * H * G * H
     return (kept + work) * size + V * G * H * size  # W + b, gathered by the embedding
 
 
@@ -132,15 +147,30 @@ def check_ids(name: str, ids, vocab_size: int, ndim: int) -> np.ndarray:
     return arr
 
 
+def orthogonal_blocks(H: int, G: int, rng: np.random.Generator) -> np.ndarray:
+    """(H, G*H) whose G column blocks are each an orthogonal H x H matrix: the Q of the QR
+    decomposition of a standard normal matrix, its columns' signs fixed by sign(diag(R)) so
+    that Q is uniformly (Haar) distributed (Mezzadri 2007), as PyTorch's orthogonal_ does."""
+    a = rng.standard_normal((G, H, H))  # (G, H, H) one Gaussian matrix per gate
+    q, r = np.linalg.qr(a)  # (G, H, H) each
+    d = np.sign(np.diagonal(r, axis1=1, axis2=2))  # (G, H)
+    q *= np.where(d == 0, 1.0, d)[:, None, :]
+    return q.transpose(1, 0, 2).reshape(H, G * H)  # block k = q[k]
+
+
 def init_params(cfg: ModelConfig, rng: np.random.Generator) -> dict[str, np.ndarray]:
     params = {}
+    G = cells.GATES[cfg.cell]
     for key, shape in param_shapes(cfg).items():
         # PyTorch's U(+-1/sqrt(fan_in)), with each matrix's true fan-in: layer 0 reads a one-hot
         # character, one input at a time, so its fan-in is 1 -- the scale nn.Embedding followed
         # by W_ih gives. At 1/sqrt(H) the input reached the first cell ~10x weaker than that,
         # and training sat at the unigram loss for a hundred steps (BENCHMARKS.md, issue 11).
         bound = 1.0 if key == "l0.W_x" else 1.0 / np.sqrt(cfg.hidden_size)
-        if cfg.init_std is not None:
+        if cfg.recurrent_init == "orthogonal" and key.endswith(".W_h"):
+            # drawn where the uniform W_h was: with the option off the draw order is unchanged
+            w = orthogonal_blocks(cfg.hidden_size, G, rng)
+        elif cfg.init_std is not None:
             w = rng.normal(0.0, cfg.init_std, shape) if "W" in key else np.zeros(shape)
         else:
             w = rng.uniform(-bound, bound, shape) if "W" in key else np.zeros(shape)
@@ -164,14 +194,21 @@ def _layer(d: dict, k: int) -> dict:
 
 def forward(params, cfg: ModelConfig, inputs, targets, state, rng=None):
     """inputs, targets (B, T) ints; state from `init_state` or a previous window.
-    Dropout is applied when cfg.dropout > 0 and an `rng` is given (training).
-    Returns (loss, state_out, cache)."""
+    Dropout and weight drop are applied when cfg.dropout / cfg.weight_drop > 0 and an `rng` is
+    given (training). The rng draws, layer by layer: layer k's W_h mask (weight drop), then
+    layer k's (T, B, H) dropout mask. Returns (loss, state_out, cache)."""
     ids = np.asarray(inputs).T  # (T, B): time-major inside
     T, B = ids.shape
     caches, state_out = [], {}
     x = None
     for k in range(cfg.num_layers):
         p = _layer(params, k)
+        wmask = None
+        if cfg.weight_drop > 0 and rng is not None:
+            # one mask for the whole window: every step reuses the same dropped connections
+            wmask = layers.dropout_mask(p["W_h"].shape, cfg.weight_drop, rng,
+                                        p["W_h"].dtype)  # (H, G*H)
+            p = dict(p, W_h=p["W_h"] * wmask)  # the cell sees only the masked matrix
         if k == 0:
             xproj, in_cache = layers.embedding_forward(ids, p["W_x"], p["b"])  # (T, B, G*H)
         else:
@@ -182,7 +219,7 @@ def forward(params, cfg: ModelConfig, inputs, targets, state, rng=None):
         if cfg.dropout > 0 and rng is not None:
             mask = layers.dropout_mask(x.shape, cfg.dropout, rng, x.dtype)  # (T, B, H)
             x = x * mask
-        caches.append((in_cache, cell_cache, mask))
+        caches.append((in_cache, cell_cache, mask, wmask))
     logits, out_cache = layers.dense_forward(x, params["W_y"], params["b_y"])  # (T, B, V)
     flat_targets = np.asarray(targets).T.reshape(-1)  # (T*B,) in the logits' order
     loss, ce_cache = layers.softmax_xent_forward(logits.reshape(T * B, -1), flat_targets)
@@ -197,7 +234,7 @@ def backward(cache, cfg: ModelConfig, dstate=None, dloss: float = 1.0):
     dx, g = layers.dense_backward(dlogits, out_cache)  # (T, B, H)
     grads["W_y"], grads["b_y"] = g["W"], g["b"]
     for k in range(cfg.num_layers - 1, -1, -1):
-        in_cache, cell_cache, mask = caches[k]
+        in_cache, cell_cache, mask, wmask = caches[k]
         if mask is not None:
             dx *= mask
         ds = _layer(dstate, k) if dstate else None
@@ -209,6 +246,8 @@ def backward(cache, cfg: ModelConfig, dstate=None, dloss: float = 1.0):
             dx, g = layers.dense_backward(dxproj, in_cache)
         grads[f"l{k}.W_x"], grads[f"l{k}.b"] = g["W"], g["b"]
         grads.update({f"l{k}.{name}": v for name, v in dp.items()})
+        if wmask is not None:  # the cell's dW_h is wrt W_h * mask
+            grads[f"l{k}.W_h"] *= wmask
     return grads, dstate_in
 
 
@@ -233,9 +272,10 @@ class CharRNN:
 
     def __init__(self, vocab_size: int, hidden_size: int = 128, cell: str = "rnn",
                  num_layers: int = 1, dropout: float = 0.0, seed: int = 0,
-                 dtype: str = "float32", init_std: float | None = None):
+                 dtype: str = "float32", init_std: float | None = None,
+                 weight_drop: float = 0.0, recurrent_init: str = "uniform"):
         self.config = ModelConfig(vocab_size, hidden_size, cell, num_layers, dropout, dtype,
-                                  init_std)
+                                  init_std, weight_drop, recurrent_init)
         limits.integer(seed, "seed", 0)
         check_model_memory(self.config)
         self.params = init_params(self.config, np.random.default_rng(seed))
@@ -286,9 +326,10 @@ class CharRNN:
 
     def loss_and_grads(self, inputs, targets, state=None, rng=None):
         """Mean cross-entropy (nats/char) of a (B, T) window, its gradients keyed like params,
-        and the state to carry into the next window. Dropout needs `rng`."""
-        if self.config.dropout > 0 and rng is None:
-            raise ScratchRNNError("this model uses dropout: pass "
+        and the state to carry into the next window. Dropout and weight drop need `rng`."""
+        if (self.config.dropout > 0 or self.config.weight_drop > 0) and rng is None:
+            what = "dropout" if self.config.dropout > 0 else "weight drop"
+            raise ScratchRNNError(f"this model uses {what}: pass "
                                   "rng=np.random.default_rng(...)")
         if rng is not None and not isinstance(rng, np.random.Generator):
             raise ScratchRNNError(f"rng must be a numpy.random.Generator, got {rng!r}")

@@ -22,7 +22,7 @@ import numpy as np
 from . import cells
 from .config import TrainConfig, validate
 from .errors import ScratchRNNError
-from .model import DTYPES, ModelConfig, param_shapes
+from .model import DTYPES, RECURRENT_INITS, ModelConfig, param_shapes
 from .optim import SLOTS
 from .text import Vocab
 
@@ -171,8 +171,10 @@ def model_config(v, where):
     record({"vocab_size": integer(1, 128),  # unique ASCII characters
             "hidden_size": integer(1, MAX_HIDDEN), "num_layers": integer(1, MAX_LAYERS),
             "cell": choice(*cells.GATES), "dropout": number(0), "dtype": choice(*DTYPES),
-            "init_std": optional(number(0))},
-           optional_keys=("hidden_size", "cell", "num_layers", "dropout", "dtype", "init_std")
+            "init_std": optional(number(0)), "weight_drop": number(0),
+            "recurrent_init": choice(*RECURRENT_INITS)},
+           optional_keys=("hidden_size", "cell", "num_layers", "dropout", "dtype", "init_std",
+                          "weight_drop", "recurrent_init")  # added later: default if missing
            )(v, where)
 
 
@@ -248,7 +250,8 @@ META = {
 
 # model field <- the config field it was built from (model.CharRNN(..., cfg.hidden, ...))
 SAME = {"cell": "cell", "hidden_size": "hidden", "num_layers": "layers", "dropout": "dropout",
-        "dtype": "dtype", "init_std": "init_std"}
+        "dtype": "dtype", "init_std": "init_std", "weight_drop": "weight_drop",
+        "recurrent_init": "recurrent_init"}
 
 
 @dataclasses.dataclass

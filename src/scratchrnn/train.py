@@ -197,7 +197,7 @@ def train(config: TrainConfig | None = None, *, resume=None, progress: bool = Tr
                 meta.update(window=0, best_val=None)
         else:
             model = CharRNN(len(corpus.vocab), cfg.hidden, cfg.cell, cfg.layers, cfg.dropout,
-                            cfg.seed, cfg.dtype, cfg.init_std)
+                            cfg.seed, cfg.dtype, cfg.init_std, cfg.weight_drop, cfg.recurrent_init)
             opt_state = optim.init_state(cfg.optimizer, model.params)
             state, meta = model.init_state(cfg.batch), {}
         meta["corpus"] = identity
@@ -219,7 +219,7 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
     history = list(meta.get("history", []))
     best = meta.get("best_val")
     acc_loss, acc_n = meta.get("acc", (0.0, 0))
-    rng = np.random.default_rng([cfg.seed, 1])  # dropout
+    rng = np.random.default_rng([cfg.seed, 1])  # dropout and weight-drop masks
     if "rng" in meta:
         rng.bit_generator.state = meta["rng"]
     drop_rng = comm.dropout_rng(rng, cfg.batch)  # all B streams' masks, this rank's rows

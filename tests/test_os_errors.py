@@ -136,6 +136,22 @@ def test_sample_to_a_full_device(run, length):
                                "output: no space left on the device")
 
 
+def test_train_with_its_log_to_a_full_device(small_text, tmp_path):
+    """No command catches a failing standard output but sample: main says what happened in one
+    line, and Python's flush at exit does not fail a second time with a traceback."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full on this system")
+    with open("/dev/full", "w") as full:
+        proc = _cli(["train", "--text", str(small_text), "--out", str(tmp_path / "r"),
+                     "--hidden", "8", "--batch", "2", "--seq-len", "8", "--max-steps", "2",
+                     "--quiet"], stdout=full)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr
+    assert lines[0] == ("scratchrnn: error: could not write the output to standard output: no "
+                        "space left on the device; free some disk space or write to another "
+                        "folder")
+
+
 def test_file_size_limit_names_its_cause(run):
     proc = _cli(["plot", str(run), "--out", str(run.parent / "big.png")], limit=1000)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]

@@ -318,9 +318,11 @@ def main(argv=None) -> int:
         return EXIT_ERROR
     except BrokenPipeError:  # `scratchrnn sample ... | head` closed the pipe: not an error
         return 0
-    except OSError as e:
-        print(f"scratchrnn: error: {e.strerror or e}"
-              f"{f' ({e.filename})' if e.filename else ''}", file=sys.stderr)
+    except OSError as e:  # what no command caught: most often standard output (> /dev/full)
+        if e.filename is None:
+            _drop_stdout()
+        where = ("output to", "standard output") if e.filename is None else ("file", e.filename)
+        print(f"scratchrnn: error: {describe_os_error(e, where[1], where[0])}", file=sys.stderr)
         return EXIT_ERROR
     finally:
         warnings.showwarning = old_showwarning

@@ -34,8 +34,8 @@ def worker(cell: str, H: int, B: int, steps: int, layers: int, distributed: bool
     import numpy as np
 
     from scratchrnn import optim
-    from scratchrnn.model import CharRNN, backward, forward
     from scratchrnn.distributed import Alone
+    from scratchrnn.model import CharRNN, backward, forward
 
     if distributed:
         from scratchrnn.distributed import connect

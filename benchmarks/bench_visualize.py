@@ -29,7 +29,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--chars", type=int, default=4000)
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--run", type=Path, help="a trained run (default: the default shape, untrained)")
+    ap.add_argument("--run", type=Path, help="a trained run (default: the default shape)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

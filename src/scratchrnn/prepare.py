@@ -11,14 +11,13 @@ streamed the same way.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from .errors import ScratchRNNError
-from .fsutil import atomic_write, make_dir
+from .fsutil import atomic_write, atomic_write_bytes, make_dir
 from .text import Vocab, decode, gutenberg_body, to_ascii
 
 CHUNK_BYTES = 1 << 24  # 16 MB of text at a time
@@ -129,8 +128,8 @@ def encode_file(path: Path | list[Path], vocab: Vocab | str = "ascii",
         return final, ids if remap is None else remap[ids]
     if remap is not None:
         _remap_file(dest, remap)
-    side.write_text(json.dumps({"key": key, "chars": int(counts.sum()),
-                                "chars_in_vocab": final.chars}))
+    atomic_write_bytes(side, json.dumps({"key": key, "chars": int(counts.sum()),
+                                         "chars_in_vocab": final.chars}).encode(), "corpus index")
     return final, np.memmap(dest, np.uint8, mode="r")
 
 
@@ -140,6 +139,6 @@ def _remap_file(path: Path, remap: np.ndarray) -> None:
         for start in range(0, len(src), CHUNK_BYTES):
             f.write(remap[src[start:start + CHUNK_BYTES]].tobytes())
 
-    tmp = path.with_name(path.name + ".remapped")
-    atomic_write(tmp, write, "prepared corpus")
-    os.replace(tmp, path)
+    # the replacement is written beside it and renamed over it; this process still reads the
+    # old file through its open map
+    atomic_write(path, write, "prepared corpus")

@@ -28,7 +28,7 @@ from .cells import _transposed, sigmoid
 EPS = 1e-5
 
 
-def _normalise(v, G):
+def normalise(v, G):
     """v (..., G*H) to zero mean and unit variance over each of its G groups, in place;
     returns the (..., G, 1) reciprocal standard deviations."""
     g = v.reshape(*v.shape[:-1], G, -1)  # (..., G, H) view
@@ -41,7 +41,7 @@ def _normalise(v, G):
     return rstd
 
 
-def _normalise_backward(dxh, xh, rstd, G):
+def normalise_backward(dxh, xh, rstd, G):
     """dL/dv from dL/dx_hat (both (..., G*H)) for x_hat = LN(v); overwrites dxh."""
     d = dxh.reshape(*dxh.shape[:-1], G, -1)  # (..., G, H) views
     x = xh.reshape(d.shape)
@@ -58,7 +58,7 @@ def forward(xproj, state, p):
     T, B, G = xproj.shape
     H = G // 3
     W_h, b_hn, g_h = p["W_h"], p["b_hn"], p["ln_h"]
-    rstd_x = _normalise(xproj, 3)  # (T, B, 3, 1); xproj now holds x_hat
+    rstd_x = normalise(xproj, 3)  # (T, B, 3, 1); xproj now holds x_hat
     ax = xproj * p["ln_x"]  # (T, B, 3H)
     ax += p["b"]
     hs = np.empty((T + 1, B, H), xproj.dtype)
@@ -76,7 +76,7 @@ def forward(xproj, state, p):
     for t in range(T):
         v = hhat[t]
         np.matmul(hs[t], W_h, out=v)
-        rstd_h[t] = _normalise(v, 3)
+        rstd_h[t] = normalise(v, 3)
         np.multiply(v, g_h, out=ah)
         rz, n, hn, h = rzs[t], ns[t], hns[t], hs[t + 1]
         np.add(x_rz[t], ah_rz, out=rz)
@@ -127,7 +127,7 @@ def backward(dhs, dstate, cache):
         np.multiply(dnf[t], dh, out=dax[t, :, 2 * H:])
         d = dv[t]
         np.multiply(dah[t], g_h, out=d)
-        _normalise_backward(d, hhat[t], rstd_h[t], 3)
+        normalise_backward(d, hhat[t], rstd_h[t], 3)
         dh *= z_[t]  # the direct path h' = ... + z h
         np.matmul(d, W_hT, out=back)
         dh += back
@@ -139,4 +139,4 @@ def backward(dhs, dstate, cache):
              "b": flat(dax).sum(axis=0),
              "ln_x": (flat(dax) * flat(xhat)).sum(axis=0)}
     dax *= g_x
-    return _normalise_backward(dax, xhat, rstd_x, 3), grads, {"h": dh}
+    return normalise_backward(dax, xhat, rstd_x, 3), grads, {"h": dh}

@@ -23,17 +23,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from .cells import _transposed, sigmoid
+from .cells import _chunk, _transposed, sigmoid
 
 EPS = 1e-5
 
 
-def normalise(v, G):
-    """v (..., G*H) to zero mean and unit variance over each of its G groups, in place;
-    returns the (..., G, 1) reciprocal standard deviations."""
-    g = v.reshape(*v.shape[:-1], G, -1)  # (..., G, H) view
+def normalise(v, G, tmp):
+    """v (..., G*H) to zero mean and unit variance over each of its G groups, in place, with
+    `tmp` (v's shape) as scratch; returns the (..., G, 1) reciprocal standard deviations."""
+    g = v.reshape(*v.shape[:-1], G, -1)  # (..., G, H) views
+    sq = tmp.reshape(g.shape)
     g -= g.mean(axis=-1, keepdims=True)
-    rstd = (g * g).mean(axis=-1, keepdims=True)  # (..., G, 1)
+    np.multiply(g, g, out=sq)
+    rstd = sq.mean(axis=-1, keepdims=True)  # (..., G, 1)
     rstd += EPS
     np.sqrt(rstd, out=rstd)
     np.divide(1.0, rstd, out=rstd)
@@ -41,13 +43,16 @@ def normalise(v, G):
     return rstd
 
 
-def normalise_backward(dxh, xh, rstd, G):
-    """dL/dv from dL/dx_hat (both (..., G*H)) for x_hat = LN(v); overwrites dxh."""
+def normalise_backward(dxh, xh, rstd, G, tmp):
+    """dL/dv from dL/dx_hat (both (..., G*H)) for x_hat = LN(v), in place in dxh, with `tmp`
+    (dxh's shape) as scratch."""
     d = dxh.reshape(*dxh.shape[:-1], G, -1)  # (..., G, H) views
-    x = xh.reshape(d.shape)
-    dot = (d * x).mean(axis=-1, keepdims=True)  # (..., G, 1)
+    x, t = xh.reshape(d.shape), tmp.reshape(d.shape)
+    np.multiply(d, x, out=t)
+    dot = t.mean(axis=-1, keepdims=True)  # (..., G, 1)
     d -= d.mean(axis=-1, keepdims=True)
-    d -= x * dot
+    np.multiply(x, dot, out=t)
+    d -= t
     d *= rstd
     return dxh
 
@@ -58,8 +63,9 @@ def forward(xproj, state, p):
     T, B, G = xproj.shape
     H = G // 3
     W_h, b_hn, g_h = p["W_h"], p["b_hn"], p["ln_h"]
-    rstd_x = normalise(xproj, 3)  # (T, B, 3, 1); xproj now holds x_hat
-    ax = xproj * p["ln_x"]  # (T, B, 3H)
+    ax = np.empty_like(xproj)  # (T, B, 3H) scratch, then LN(x W_x) g_x + b
+    rstd_x = normalise(xproj, 3, ax)  # (T, B, 3, 1); xproj now holds x_hat
+    np.multiply(xproj, p["ln_x"], out=ax)
     ax += p["b"]
     hs = np.empty((T + 1, B, H), xproj.dtype)
     rzs = np.empty((T, 2, B, H), xproj.dtype)  # sigmoid gates r, z
@@ -76,7 +82,7 @@ def forward(xproj, state, p):
     for t in range(T):
         v = hhat[t]
         np.matmul(hs[t], W_h, out=v)
-        rstd_h[t] = normalise(v, 3)
+        rstd_h[t] = normalise(v, 3, ah)
         np.multiply(v, g_h, out=ah)
         rz, n, hn, h = rzs[t], ns[t], hns[t], hs[t + 1]
         np.add(x_rz[t], ah_rz, out=rz)
@@ -99,44 +105,53 @@ def backward(dhs, dstate, cache):
     G = 3 * H
     W_hT = _transposed(W_h, B)
     r_, z_ = rzs[:, 0], rzs[:, 1]  # (T, B, H) views
-    dax = np.empty((T, B, G), dhs.dtype)  # wrt ax: the input pre-activations [r z n]
-    dah = np.empty((T, B, G), dhs.dtype)  # wrt ah (+ b_hn): like dax but the n part times r
-    dv = np.empty((T, B, G), dhs.dtype)  # wrt h W_h, before the normalisation
+    dah = np.empty((T, B, G), dhs.dtype)  # wrt ah (+ b_hn); becomes dL/dax after the loop
     dah3 = dah.reshape(T, B, 3, H)
+    dxn = np.empty((T, B, H), dhs.dtype)  # wrt ax_n (ax_rz's gradient is ah_rz's)
+    dv = np.empty((T, B, G), dhs.dtype)  # wrt h W_h, before the normalisation
     dh = np.array(dstate["h"], dtype=dhs.dtype) if dstate else np.zeros((B, H), dhs.dtype)
     back = np.empty((B, H), dhs.dtype)
-    # Each gate gradient is dh times a factor that does not depend on the recurrence: all of
-    # them for the whole window at once, in gate-major buffers (as cells.gru_backward).
-    fac = np.empty((T, 3, B, H), dhs.dtype)  # [dr, dz, dn r] per unit of dh
-    dnf = np.empty((T, B, H), dhs.dtype)  # (1 - z)(1 - n^2): dn per unit of dh
-    omz = 1.0 - z_  # (T, B, H)
-    np.multiply(ns, ns, out=dnf)
-    np.subtract(1.0, dnf, out=dnf)
-    dnf *= omz
-    np.multiply(dnf, r_, out=fac[:, 2])  # through r (ah_n + b_hn)
-    np.subtract(hs[:-1], ns, out=fac[:, 1])
-    fac[:, 1] *= z_
-    fac[:, 1] *= omz  # (h - n) z (1 - z)
-    np.subtract(1.0, r_, out=fac[:, 0])
-    fac[:, 0] *= r_
-    fac[:, 0] *= hns
-    fac[:, 0] *= dnf  # (1 - z)(1 - n^2) hn r (1 - r)
-    for t in range(T - 1, -1, -1):
-        dh += dhs[t]
-        np.multiply(fac[t].transpose(1, 0, 2), dh[:, None], out=dah3[t])
-        np.multiply(dnf[t], dh, out=dax[t, :, 2 * H:])
-        d = dv[t]
-        np.multiply(dah[t], g_h, out=d)
-        normalise_backward(d, hhat[t], rstd_h[t], 3)
-        dh *= z_[t]  # the direct path h' = ... + z h
-        np.matmul(d, W_hT, out=back)
-        dh += back
-    dax[:, :, :2 * H] = dah[:, :, :2 * H]
+    tmp = np.empty((B, G), dhs.dtype)
+    n = max(1, min(T, _chunk(B, G, dhs.itemsize)))  # block buffers no longer than the window
+    # Each gate gradient is dh times a factor that does not depend on the recurrence, prepared
+    # for a block of steps in gate-major buffers (as cells.gru_backward).
+    fac = np.empty((n, 3, B, H), dhs.dtype)  # [dr, dz, dn r] per unit of dh
+    dnf = np.empty((n, B, H), dhs.dtype)  # (1 - z)(1 - n^2): dn per unit of dh
+    omz = np.empty((n, B, H), dhs.dtype)
+    for t1 in range(T, 0, -n):
+        t0 = max(0, t1 - n)
+        m, w = t1 - t0, slice(t0, t1)
+        r, z, a, fr, fz, fn = r_[w], z_[w], dnf[:m], fac[:m, 0], fac[:m, 1], fac[:m, 2]
+        np.subtract(1.0, z, out=omz[:m])
+        np.multiply(ns[w], ns[w], out=a)
+        np.subtract(1.0, a, out=a)
+        a *= omz[:m]
+        np.multiply(a, r, out=fn)  # through r (ah_n + b_hn)
+        np.subtract(hs[w], ns[w], out=fz)
+        fz *= z
+        fz *= omz[:m]  # (h - n) z (1 - z)
+        np.subtract(1.0, r, out=fr)
+        fr *= r
+        fr *= hns[w]
+        fr *= a  # (1 - z)(1 - n^2) hn r (1 - r)
+        for t in range(t1 - 1, t0 - 1, -1):
+            j = t - t0
+            dh += dhs[t]
+            np.multiply(fac[j].transpose(1, 0, 2), dh[:, None], out=dah3[t])
+            np.multiply(dnf[j], dh, out=dxn[t])
+            d = dv[t]
+            np.multiply(dah[t], g_h, out=d)
+            normalise_backward(d, hhat[t], rstd_h[t], 3, tmp)
+            dh *= z_[t]  # the direct path h' = ... + z h
+            np.matmul(d, W_hT, out=back)
+            dh += back
     flat = lambda a: a.reshape(-1, G)  # (T*B, 3H)
     grads = {"W_h": hs[:-1].reshape(-1, H).T @ flat(dv),
              "b_hn": dah[:, :, 2 * H:].sum(axis=(0, 1)),
-             "ln_h": (flat(dah) * flat(hhat)).sum(axis=0),
-             "b": flat(dax).sum(axis=0),
-             "ln_x": (flat(dax) * flat(xhat)).sum(axis=0)}
+             "ln_h": np.einsum("ij,ij->j", flat(dah), flat(hhat))}
+    dah[:, :, 2 * H:] = dxn
+    dax = dah  # (T, B, 3H) wrt ax = LN(x W_x) g_x + b
+    grads["b"] = flat(dax).sum(axis=0)
+    grads["ln_x"] = np.einsum("ij,ij->j", flat(dax), flat(xhat))
     dax *= g_x
-    return normalise_backward(dax, xhat, rstd_x, 3), grads, {"h": dh}
+    return normalise_backward(dax, xhat, rstd_x, 3, dv), grads, {"h": dh}

@@ -79,7 +79,7 @@ def stepper(model: CharRNN, clamp: tuple[int, int, float] | None = None):
         if not ln:
             return v + P[f"l{k}.b"]
         v = v.copy()
-        cells_ln.normalise(v, 3)
+        cells_ln.normalise(v, 3, np.empty_like(v))
         v *= gx[k]
         v += P[f"l{k}.b"]
         return v
@@ -94,6 +94,7 @@ def stepper(model: CharRNN, clamp: tuple[int, int, float] | None = None):
     cs = [np.zeros(H, cfg.dtype) for _ in range(L)]  # LSTM cells
     z = np.empty(cells.GATES[cell] * H, cfg.dtype)  # (G*H,) gate pre-activations
     tmp = np.empty(H, cfg.dtype)
+    scratch = np.empty_like(z)
     W_yT, b_y = np.ascontiguousarray(P["W_y"].T), P["b_y"]
     clamp = check_clamp(clamp, model)
     c_layer, c_unit, c_value = clamp if clamp else (-1, 0, 0.0)
@@ -104,7 +105,7 @@ def stepper(model: CharRNN, clamp: tuple[int, int, float] | None = None):
             h = hs[k]
             np.matmul(WhT[k], h, out=z)
             if ln:
-                cells_ln.normalise(z, 3)
+                cells_ln.normalise(z, 3, scratch)
                 np.multiply(z, gh[k], out=z)  # in place; "z *=" would make z local
             if cell == "rnn":
                 np.add(z, x_in, out=z)  # in place; "z +=" would make z local

@@ -30,6 +30,8 @@ def world(tmp_path_factory):
     text.write_text("It was the best of times, it was the worst of times.\n" * 40)
     run = d / "run"
     assert main(["train", "--text", str(text), "--out", str(run), "--cell", "gru", *TRAIN]) == 0
+    assert main(["train", "--text", str(text), "--out", str(d / "run-ln"), "--cell", "gru",
+                 "--layer-norm", *TRAIN]) == 0
     good = dict(np.load(run / "checkpoint.npz", allow_pickle=False))
     meta = json.loads(str(good["meta"]))
 
@@ -205,6 +207,12 @@ CASES = {
     "weight-drop nan": ["train", "--text", "{d}/text.txt", "--weight-drop", "nan"],
     "weight-drop a word": ["train", "--text", "{d}/text.txt", "--weight-drop", "x"],
     "unknown recurrent-init": ["train", "--text", "{d}/text.txt", "--recurrent-init", "foo"],
+    "layer-norm with lstm": ["train", "--text", "{d}/text.txt", "--cell", "lstm",
+                             "--layer-norm"],
+    "layer-norm with rnn": ["train", "--text", "{d}/text.txt", "--cell", "rnn", "--layer-norm"],
+    "layer-norm with the seed preset": ["train", "--text", "{d}/text.txt", "--preset", "seed",
+                                        "--layer-norm"],
+    "layer-norm given a value": ["train", "--text", "{d}/text.txt", "--layer-norm", "yes"],
     "val-frac too big": ["train", "--text", "{d}/text.txt", "--val-frac", "1.5"],
     "fractions sum to one": ["train", "--text", "{d}/text.txt", "--val-frac", "0.5",
                              "--test-frac", "0.5"],
@@ -247,6 +255,8 @@ CASES |= {
     "resume changes weight-drop": ["train", "--resume", "{d}/run", "--weight-drop", "0.5"],
     "resume changes recurrent-init": ["train", "--resume", "{d}/run", "--recurrent-init",
                                       "orthogonal"],
+    "resume adds layer-norm": ["train", "--resume", "{d}/run", "--layer-norm"],
+    "resume a layer-norm run as lstm": ["train", "--resume", "{d}/run-ln", "--cell", "lstm"],
     "resume with preset": ["train", "--resume", "{d}/run", "--preset", "seed"],
     "resume nothing": ["train", "--resume", "{d}/nothing"],
     "resume after the text changed": ["train", "--resume", "{d}/run-changed"],
@@ -302,6 +312,8 @@ CASES |= {
     "export onnx over a foreign file": ["export", "{d}/run", "--format", "onnx", "--out",
                                         "{d}/plain.npz"],
     "export out is a folder": ["export", "{d}/run", "--format", "torch", "--out", "{d}"],
+    "export a layer-norm model": ["export", "{d}/run-ln", "--format", "torch"],
+    "export a layer-norm model to onnx": ["export", "{d}/run-ln", "--format", "onnx"],
     # import
     "import missing file": ["import", "{d}/nope.safetensors", "--vocab", "abcdefghij"],
     "import a text file": ["import", "{d}/text.txt", "--vocab", "abcdefghij"],

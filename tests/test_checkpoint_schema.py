@@ -147,6 +147,14 @@ HOSTILE = {  # name -> (meta edits, member edits, fragment of the message)
                                 (("model", "weight_drop"), "1.0")], [], "--weight-drop"),
     "config recurrent_init a number": ([(("config", "recurrent_init"), "3")], [],
                                        "config.recurrent_init must be str"),
+    "model layer_norm a number": ([(("model", "layer_norm"), "1")], [],
+                                  "model.layer_norm must be true or false"),
+    "config layer_norm a string": ([(("config", "layer_norm"), '"yes"')], [],
+                                   "config.layer_norm must be bool"),
+    "layer_norm on an lstm": ([(("model", "layer_norm"), "true"),
+                               (("config", "layer_norm"), "true")], [], "gru only"),
+    "layer-norm gains in a model without": ([], [lambda m: m.update({"p/l0.ln_x": m["p/l0.b"]})],
+                                            "p/l0.ln_x does not belong"),
     "config lr a string": ([(("config", "lr"), '"fast"')], [], "config.lr must be float"),
     "config batch zero": ([(("config", "batch"), "0")], [], "--batch"),
     "config seed negative": ([(("config", "seed"), "-3")], [], "config.seed"),
@@ -237,11 +245,12 @@ def test_a_checkpoint_from_before_weight_drop_loads_and_resumes(bases, tmp_path,
     and in the config: they read as off (the defaults), and sample, evaluate and resume."""
     base = bases["lstm"]
     older = [((part, key), None) for part in ("model", "config")
-             for key in ("weight_drop", "recurrent_init")]
+             for key in ("weight_drop", "recurrent_init", "layer_norm")]
     assert all(key in base.meta[part] for (part, key), _ in older)
     path = base.write(tmp_path / "old.npz", older)
     ckpt = sr.load_checkpoint(path, resume=True)
     assert (ckpt.model.config.weight_drop, ckpt.model.config.recurrent_init) == (0.0, "uniform")
+    assert ckpt.model.config.layer_norm is False and ckpt.config.get("layer_norm") is None
     step = base.meta["step"]
     for argv in (["sample", str(path), "--length", "5"], ["eval", str(path)],
                  ["train", "--resume", str(path), "--out", str(tmp_path / "on"),
@@ -249,6 +258,12 @@ def test_a_checkpoint_from_before_weight_drop_loads_and_resumes(bases, tmp_path,
         assert main(argv) == 0, capsys.readouterr().err
     later = sr.load_checkpoint(tmp_path / "on")
     assert later.meta["step"] == step + 1 and later.model.config.weight_drop == 0.0
+    assert later.model.config.layer_norm is False and later.config["layer_norm"] is False
+
+
+def test_a_layer_norm_run_whose_model_and_config_disagree_is_refused(bases, tmp_path):
+    path = bases["gru"].write(tmp_path / "x.npz", [(("config", "layer_norm"), "true")])
+    refused(path, "config.layer_norm is True but the model's layer_norm is False")
 
 
 def test_a_model_only_checkpoint_samples_but_does_not_resume(bases, tmp_path, capsys):

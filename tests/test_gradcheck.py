@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from gradcheck import assert_close, numerical_grad
 
-from scratchrnn import cells, layers
+from scratchrnn import cells, cells_ln, layers
 from scratchrnn.model import ModelConfig, backward, forward, init_params, init_state
 
 CELLS = ("rnn", "lstm", "gru")
@@ -73,20 +73,57 @@ def test_cell_alone(cell, B, block_bytes, rng, monkeypatch):
         assert_close(ds[k], numerical_grad(f, state[k]), f"state {k}")
 
 
-def _model(cell, layers_, dropout=0.0, V=6, H=5, seed=0, weight_drop=0.0):
-    cfg = ModelConfig(V, H, cell, layers_, dropout, "float64", weight_drop=weight_drop)
-    return cfg, init_params(cfg, np.random.default_rng(seed))
+@pytest.mark.parametrize("B", [1, 3])
+def test_layer_norm_cell_alone(B, rng):
+    """The layer-normalised GRU: gradients wrt x W_x, W_h, both biases, both LN gains (drawn
+    away from their initial 1, so that a gain missing from a product shows) and the state."""
+    T, H = 4, 5
+    xproj = rng.normal(size=(T, B, 3 * H))
+    p = {"W_h": rng.normal(size=(H, 3 * H)) * 0.5, "b_hn": rng.normal(size=H),
+         "b": rng.normal(size=3 * H), "ln_x": 1 + 0.3 * rng.normal(size=3 * H),
+         "ln_h": 1 + 0.3 * rng.normal(size=3 * H)}
+    state = {"h": rng.normal(size=(B, H))}
+    w_hs, w_st = rng.normal(size=(T, B, H)), rng.normal(size=(B, H))
+
+    def f():
+        hs, st, _ = cells_ln.forward(xproj.copy(), state, p)
+        return float((hs * w_hs).sum() + (st["h"] * w_st).sum())
+
+    _, _, cache = cells_ln.forward(xproj.copy(), state, p)
+    dx, dp, ds = cells_ln.backward(w_hs.copy(), {"h": w_st}, cache)
+    assert set(dp) == set(p)
+    assert_close(dx, numerical_grad(f, xproj), "xproj")
+    for k in p:
+        assert_close(dp[k], numerical_grad(f, p[k]), k)
+    assert_close(ds["h"], numerical_grad(f, state["h"]), "state h")
 
 
-@pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("num_layers,dropout,weight_drop", [
-    (1, 0.0, 0.0), (3, 0.0, 0.0), (2, 0.4, 0.0), (2, 0.0, 0.5), (2, 0.3, 0.5)])
-def test_whole_model_through_carried_state(cell, num_layers, dropout, weight_drop, rng):
+def _model(cell, layers_, dropout=0.0, V=6, H=5, seed=0, weight_drop=0.0, layer_norm=False):
+    cfg = ModelConfig(V, H, cell, layers_, dropout, "float64", weight_drop=weight_drop,
+                      layer_norm=layer_norm)
+    params = init_params(cfg, np.random.default_rng(seed))
+    if layer_norm:  # gains away from 1 and biases away from 0: every product must be right
+        r = np.random.default_rng(seed + 1)
+        for k in params:
+            if ".ln_" in k or k.endswith(".b"):
+                params[k] += 0.3 * r.normal(size=params[k].shape)
+    return cfg, params
+
+
+WHOLE = [(c, *case, False) for c in CELLS for case in (
+    (1, 0.0, 0.0), (3, 0.0, 0.0), (2, 0.4, 0.0), (2, 0.0, 0.5), (2, 0.3, 0.5))]
+WHOLE += [("gru", 1, 0.0, 0.0, True), ("gru", 3, 0.3, 0.0, True), ("gru", 2, 0.3, 0.5, True)]
+
+
+@pytest.mark.parametrize("cell,num_layers,dropout,weight_drop,layer_norm", WHOLE)
+def test_whole_model_through_carried_state(cell, num_layers, dropout, weight_drop, layer_norm,
+                                           rng):
     """Loss of two consecutive windows, the second starting from the state the first left:
     the gradient of window 2 must flow back through the carried state into window 1.
     Dropout and weight-drop masks are fixed by re-seeding the same generator for every
-    evaluation; each window draws its own W_h masks."""
-    cfg, params = _model(cell, num_layers, dropout, weight_drop=weight_drop)
+    evaluation; each window draws its own W_h masks. Also the layer-normalised GRU."""
+    cfg, params = _model(cell, num_layers, dropout, weight_drop=weight_drop,
+                         layer_norm=layer_norm)
     B, T = 2, 3
     x1, y1, x2, y2 = (rng.integers(0, cfg.vocab_size, (B, T)) for _ in range(4))
     s0 = {k: rng.normal(size=v.shape) * 0.5 for k, v in init_state(cfg, B).items()}

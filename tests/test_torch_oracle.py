@@ -147,3 +147,73 @@ def test_weight_drop_matches_torch(cell):
         np.testing.assert_allclose(grads[k], t_grads[k], err_msg=k, **TOL)
     for k in range(L):
         np.testing.assert_allclose(state_out[f"l{k}.h"], finals[k][0].detach().numpy(), **TOL)
+
+
+def _ln_gru_torch(params, cfg, x, state, wmasks, dmasks):
+    """cells_ln.py's equations written out in torch, autograd through F.layer_norm: the
+    layer-normalised GRU (Ba et al. 2016) that torch has no module for. Returns the loss's
+    input (B, T, H), the final states, and the leaf tensors by our parameter names."""
+    F = torch.nn.functional
+    H, V, L = cfg.hidden_size, cfg.vocab_size, cfg.num_layers
+    leaf = {k: torch.from_numpy(v.copy()).requires_grad_() for k, v in params.items()}
+
+    def ln(v, gain):  # each gate's H units normalised on their own
+        shape = v.shape
+        v = F.layer_norm(v.reshape(*shape[:-1], 3, H), (H,), eps=1e-5)
+        return v.reshape(shape) * gain
+
+    h_in = F.one_hot(torch.from_numpy(x), V).double()  # (B, T, V)
+    finals = []
+    for k in range(L):
+        p = {n: leaf[f"l{k}.{n}"] for n in ("W_x", "W_h", "b", "b_hn", "ln_x", "ln_h")}
+        W_h = p["W_h"] * torch.from_numpy(wmasks[k]) if wmasks else p["W_h"]
+        ax = ln(h_in @ p["W_x"], p["ln_x"]) + p["b"]  # (B, T, 3H)
+        h = torch.from_numpy(state[f"l{k}.h"])
+        outs = []
+        for t in range(x.shape[1]):
+            ah = ln(h @ W_h, p["ln_h"])  # (B, 3H)
+            r = torch.sigmoid(ax[:, t, :H] + ah[:, :H])
+            z = torch.sigmoid(ax[:, t, H:2 * H] + ah[:, H:2 * H])
+            n = torch.tanh(ax[:, t, 2 * H:] + r * (ah[:, 2 * H:] + p["b_hn"]))
+            h = (1 - z) * n + z * h
+            outs.append(h)
+        finals.append(h)
+        h_in = torch.stack(outs, dim=1)  # (B, T, H)
+        if dmasks:
+            h_in = h_in * torch.from_numpy(dmasks[k].transpose(1, 0, 2))
+    logits = h_in @ leaf["W_y"] + leaf["b_y"]
+    return logits, finals, leaf
+
+
+@pytest.mark.parametrize("num_layers,dropout,weight_drop", [(1, 0.0, 0.0), (3, 0.0, 0.0),
+                                                             (2, 0.3, 0.4)])
+def test_layer_norm_gru_matches_torch(num_layers, dropout, weight_drop):
+    """--layer-norm: loss, every gradient (the LN gains included) and the final states against
+    torch autograd of the same equations, with dropout and weight-drop masks shared."""
+    rng = np.random.default_rng(num_layers)
+    V, B, T = 11, 3, 7
+    cfg = ModelConfig(V, 8, "gru", num_layers, dropout, "float64", weight_drop=weight_drop,
+                      layer_norm=True)
+    params = init_params(cfg, rng)
+    for k in params:  # gains and biases away from their initial 1 and 0
+        if ".ln_" in k or k.endswith(".b") or k.endswith(".b_hn"):
+            params[k] += 0.3 * rng.normal(size=params[k].shape)
+    x, y = rng.integers(0, V, (B, T)), rng.integers(0, V, (B, T))
+    state = {k: rng.normal(size=v.shape) * 0.5 for k, v in init_state(cfg, B).items()}
+    masked = dropout or weight_drop
+    loss, state_out, cache = forward(params, cfg, x, y, state,
+                                     np.random.default_rng(9) if masked else None)
+    grads, _ = backward(cache, cfg)
+    wmasks = [layer[3] for layer in cache[0]] if weight_drop else None  # (H, G*H) each
+    dmasks = [layer[2] for layer in cache[0]] if dropout else None  # (T, B, H) each
+
+    logits, finals, leaf = _ln_gru_torch(params, cfg, x, state, wmasks, dmasks)
+    t_loss = torch.nn.functional.cross_entropy(logits.reshape(-1, V),
+                                               torch.from_numpy(y).reshape(-1))
+    t_loss.backward()
+    assert loss == pytest.approx(t_loss.item(), rel=1e-12)
+    assert set(grads) == set(leaf) and any(".ln_h" in k for k in grads)
+    for k in grads:
+        np.testing.assert_allclose(grads[k], leaf[k].grad.numpy(), err_msg=k, **TOL)
+    for k in range(num_layers):
+        np.testing.assert_allclose(state_out[f"l{k}.h"], finals[k].detach().numpy(), **TOL)

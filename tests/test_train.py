@@ -70,13 +70,14 @@ def _assert_same_run(a, b, skip_step):
     assert rows(a) == rows(b)
 
 
-@pytest.mark.parametrize("cell,layers,dropout,weight_drop", [
-    ("rnn", 1, 0.0, 0.0), ("lstm", 2, 0.3, 0.0), ("gru", 2, 0.3, 0.0),
-    ("lstm", 1, 0.0, 0.5), ("gru", 2, 0.3, 0.5)])  # weight drop: W_h masks from the same rng
-def test_interrupt_and_resume_is_bit_identical(cell, layers, dropout, weight_drop, tmp_path,
-                                                small_text, monkeypatch):
+@pytest.mark.parametrize("cell,layers,dropout,weight_drop,layer_norm", [
+    ("rnn", 1, 0.0, 0.0, False), ("lstm", 2, 0.3, 0.0, False), ("gru", 2, 0.3, 0.0, False),
+    ("lstm", 1, 0.0, 0.5, False), ("gru", 2, 0.3, 0.5, False),  # W_h masks from the same rng
+    ("gru", 2, 0.3, 0.5, True)])
+def test_interrupt_and_resume_is_bit_identical(cell, layers, dropout, weight_drop, layer_norm,
+                                                tmp_path, small_text, monkeypatch):
     common = dict(cell=cell, layers=layers, dropout=dropout, weight_drop=weight_drop,
-                  epochs=None, max_steps=50)
+                  layer_norm=layer_norm, epochs=None, max_steps=50)
     full = sr.train(_run(tmp_path, small_text, "full", **common), progress=False)
     with monkeypatch.context() as m:
         _interrupt_at(m, 23)
@@ -236,13 +237,19 @@ def test_cli_end_to_end(tmp_path, small_text, capsys):
     assert sr.load_checkpoint(out).meta["step"] == 40
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "gru-ln"])
 def test_sampling_stepper_matches_the_batched_forward(cell, rng):
-    """The generator's one-vector step against the training forward pass, layer by layer."""
+    """The generator's one-vector step against the training forward pass, layer by layer
+    (gru-ln: --layer-norm, its gains and biases moved from their initial 1 and 0)."""
     from scratchrnn.model import forward, init_state
     from scratchrnn.sample import stepper
 
-    model = sr.CharRNN(20, 16, cell, num_layers=3, seed=1, dtype="float64")
+    ln = cell == "gru-ln"
+    model = sr.CharRNN(20, 16, cell.removesuffix("-ln"), num_layers=3, seed=1, dtype="float64",
+                       layer_norm=ln)
+    for k, p in model.params.items():
+        if ln and (".ln_" in k or k.endswith(".b")):
+            p += 0.3 * rng.normal(size=p.shape)
     ids = rng.integers(0, 20, 12)
     step = stepper(model)
     got = np.stack([step(int(i)) for i in ids])  # (T, V)

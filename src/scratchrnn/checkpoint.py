@@ -39,7 +39,7 @@ META_BYTES = 64 << 20  # the metadata's cap: ~100k metric rows, far beyond a lon
 NPY_HEADER_MAX = 12 + 65535  # magic, version, length and a version 1.0 header at most
 BOMB_BYTES, BOMB_RATIO = 1 << 20, 100  # a larger member may not inflate more than 100x
 CHUNK_BYTES = 8 << 20
-_KEY = r"(l\d{1,4}\.(W_x|W_h|b|b_hn)|W_y|b_y)"
+_KEY = r"(l\d{1,4}\.(W_x|W_h|b|b_hn|ln_x|ln_h)|W_y|b_y)"
 MEMBER = re.compile(rf"meta|p/{_KEY}|opt/(t|(m|v|G|ema)\.{_KEY})|state/l\d{{1,4}}\.[hc]")
 
 

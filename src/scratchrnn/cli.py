@@ -54,6 +54,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
       "[0, 1) (default 0: off)")
     a("--recurrent-init", help="uniform (default: PyTorch's) or orthogonal recurrent weights "
       "(each gate's H x H block)")
+    a("--layer-norm", action="store_true", default=None, help="layer-normalise each gate's "
+      "input and recurrent pre-activations (Ba et al. 2016; --cell gru only)")
     a("--batch", type=int, help="parallel streams B")
     a("--seq-len", type=int, help="window length T for truncated BPTT")
     a("--optimizer", help="sgd, adagrad or adam")

@@ -18,7 +18,8 @@ ADDED_LATER = {"ema": None}
 
 # Flags that change the model or its data: a resumed run must keep them as they were.
 MODEL_KEYS = ("text", "vocab", "encoding", "cell", "hidden", "layers", "dropout", "dtype",
-              "init_std", "weight_drop", "recurrent_init", "batch", "seq_len", "val_frac",
+              "init_std", "weight_drop", "recurrent_init", "layer_norm", "batch", "seq_len",
+              "val_frac",
               "test_frac", "optimizer", "seed", "val_chars")
 
 
@@ -36,6 +37,7 @@ class TrainConfig:
     init_std: float | None = None
     weight_drop: float = 0.0  # DropConnect on the recurrent weights (AWD-LSTM), in training
     recurrent_init: str = "uniform"  # or "orthogonal" recurrent weights
+    layer_norm: bool = False  # layer-normalised gates (GRU only; cells_ln.py)
     batch: int = 32
     seq_len: int = 50  # the state is carried across windows: shorter ones mean more updates
     optimizer: str = "adam"
@@ -181,6 +183,12 @@ def validate(cfg: TrainConfig) -> None:
         if getattr(cfg, name) not in allowed:
             raise ScratchRNNError(f"unknown {flag(name)} {getattr(cfg, name)!r}; "
                                   f"choose {', '.join(allowed)}")
+    if not isinstance(cfg.layer_norm, bool):
+        raise ScratchRNNError(f"--layer-norm is on or off (True or False), got "
+                              f"{cfg.layer_norm!r}")
+    if cfg.layer_norm and cfg.cell != "gru":
+        raise ScratchRNNError(f"--layer-norm works with --cell gru only for now, not "
+                              f"{cfg.cell}; use --cell gru or drop --layer-norm")
     check_training_memory(cfg)
 
 
@@ -192,7 +200,7 @@ def check_training_memory(cfg: TrainConfig) -> None:
     # The largest vocabulary each choice can have: the corpus one is a subset of ascii's 96.
     vocab_size = 95 if cfg.vocab == "seed" else 96
     model = ModelConfig(vocab_size, cfg.hidden, cfg.cell, cfg.layers, cfg.dropout, cfg.dtype,
-                        cfg.init_std, cfg.weight_drop, cfg.recurrent_init)
+                        cfg.init_std, cfg.weight_drop, cfg.recurrent_init, cfg.layer_norm)
     copies = 2 + {"sgd": 0, "adagrad": 1, "adam": 2}[cfg.optimizer] + (1 if cfg.ema else 0)
     window = max(window_memory(model, cfg.batch, cfg.seq_len, backward=True),
                  window_memory(model, 64, cfg.seq_len, backward=False))  # validation's streams

@@ -46,8 +46,18 @@ def need(module: str):
                               "pip install 'scratchrnn[export]'") from None
 
 
+def check_exportable(model: CharRNN) -> None:
+    """Refuse what the standard modules cannot compute: a layer-normalised cell (cells_ln.py)
+    has no nn.GRU or ONNX GRU equivalent, and an export without it would be another model."""
+    if model.config.layer_norm:
+        raise ScratchRNNError("cannot export a layer-normalised model (--layer-norm): PyTorch's "
+                              "nn.GRU and ONNX's GRU have no layer normalisation; sample, "
+                              "evaluate and visualize it with scratchrnn itself")
+
+
 def to_torch_state(model: CharRNN) -> dict[str, np.ndarray]:
     """Our parameters under PyTorch's names (see the module docstring), same dtype."""
+    check_exportable(model)
     cfg, p = model.config, model.params
     H = cfg.hidden_size
     state = {}
@@ -140,6 +150,7 @@ def export(run, fmt: str = "torch", out=None) -> Path:
     if fmt == "onnx":
         need("onnx")  # before reading the run
     ckpt = load_checkpoint(run)
+    check_exportable(ckpt.model)  # before anything is written
     out = Path(out) if out else default_out(run, fmt)
     if fmt == "torch":
         return export_torch(ckpt.model, ckpt.vocab, out)

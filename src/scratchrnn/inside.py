@@ -39,7 +39,7 @@ def _signals(cell: str, cell_cache) -> dict[str, np.ndarray]:
         for j, name in enumerate("ifgo"):
             out[name] = acts[:, 0, j * H:(j + 1) * H]
         return out
-    hs, rzs, ns, _, _ = cell_cache  # gru
+    hs, rzs, ns = cell_cache[:3]  # gru, layer-normalised or not (cells_ln.py)
     return {"h": hs[1:, 0], "r": rzs[:, 0, 0], "z": rzs[:, 1, 0], "n": ns[:, 0]}
 
 

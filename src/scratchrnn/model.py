@@ -7,6 +7,7 @@ Parameters (G = 1 rnn, 4 lstm, 3 gru; I_0 = V, I_k = H for k > 0; PyTorch's gate
     l{k}.W_h  (H, G*H)     recurrent weights, all gates fused into one product per step
     l{k}.b    (G*H,)       bias (PyTorch's bias_ih + bias_hh; for the GRU only their r, z parts)
     l{k}.b_hn (H,)         GRU only: the hidden bias of the n gate, which r multiplies
+    l{k}.ln_x, l{k}.ln_h (G*H,)  layer_norm only: gains of LN(x W_x) and LN(h W_h), cells_ln.py
     W_y       (H, V)       output projection
     b_y       (V,)         output bias
 
@@ -26,7 +27,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from . import cells, layers, limits
+from . import cells, cells_ln, layers, limits
 from .errors import ScratchRNNError
 
 DTYPES = ("float32", "float64")
@@ -44,6 +45,7 @@ class ModelConfig:
     init_std: float | None = None  # None: PyTorch's U(+-1/sqrt(fan_in)); else N(0, std)
     weight_drop: float = 0.0  # DropConnect probability on every W_h, in training
     recurrent_init: str = "uniform"  # or "orthogonal": every gate's block of W_h
+    layer_norm: bool = False  # GRU only: each gate's pre-activations layer-normalised
 
     def __post_init__(self):
         if self.cell not in cells.GATES:
@@ -61,6 +63,11 @@ class ModelConfig:
         if self.recurrent_init not in RECURRENT_INITS:
             raise ScratchRNNError(f"recurrent_init must be uniform or orthogonal, got "
                                   f"{self.recurrent_init!r}")
+        if not isinstance(self.layer_norm, bool):
+            raise ScratchRNNError(f"layer_norm must be True or False, got {self.layer_norm!r}")
+        if self.layer_norm and self.cell != "gru":
+            raise ScratchRNNError(f"layer normalisation is implemented for the gru cell only, "
+                                  f"not {self.cell}; use cell gru or leave layer_norm off")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -75,6 +82,9 @@ def param_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
         shapes[f"l{k}.b"] = (G * H,)
         if cfg.cell == "gru":
             shapes[f"l{k}.b_hn"] = (H,)
+        if cfg.layer_norm:  # gains of LN(x W_x) and LN(h W_h), per gate unit
+            shapes[f"l{k}.ln_x"] = (G * H,)
+            shapes[f"l{k}.ln_h"] = (G * H,)
     shapes["W_y"] = (H, V)
     shapes["b_y"] = (V,)
     return shapes
@@ -84,8 +94,10 @@ def param_count(cfg: ModelConfig) -> tuple[int, int]:
     """(numbers, arrays) in the parameters, in closed form: no loop over layers, no arrays."""
     V, H, G, L = cfg.vocab_size, cfg.hidden_size, cells.GATES[cfg.cell], cfg.num_layers
     per_layer = H * G * H + G * H + (H if cfg.cell == "gru" else 0)  # W_h, b (, b_hn)
+    per_layer += 2 * G * H if cfg.layer_norm else 0  # ln_x, ln_h
     numbers = V * G * H + (L - 1) * H * G * H + L * per_layer + H * V + V
-    return numbers, L * (4 if cfg.cell == "gru" else 3) + 2
+    arrays = (4 if cfg.cell == "gru" else 3) + (2 if cfg.layer_norm else 0)
+    return numbers, L * arrays + 2
 
 
 # Per layer and position, the (B, H)-sized buffers a window keeps for the backward pass besides
@@ -106,6 +118,9 @@ def window_memory(cfg: ModelConfig, batch: int, seq_len: int, backward: bool = T
         work += n * (2 * G * H + H) + n * V  # dz / dhz and dx, then the (N, V) one-hot
         if cfg.weight_drop > 0:  # per layer a weight mask and the masked W_h the cell keeps
             kept += L * 2 * H * G * H
+    if cfg.layer_norm:  # LN(h W_h) of every step and both normalisations' 1 / std; while a
+        kept += L * n * (G * H + 2 * G)  # layer runs, its gained input and LN's temporaries
+        work += n * (2 * G * H + H)  # (traced peaks: 0.83-0.99 of the estimate, B 4-64)
     return (kept + work) * size + V * G * H * size  # W + b, gathered by the embedding
 
 
@@ -175,6 +190,8 @@ def init_params(cfg: ModelConfig, rng: np.random.Generator) -> dict[str, np.ndar
         else:
             w = rng.uniform(-bound, bound, shape) if "W" in key else np.zeros(shape)
         params[key] = w.astype(cfg.dtype)
+        if ".ln_" in key:  # LN gains start at 1 (drawing nothing: the other weights are as
+            params[key][:] = 1.0  # without layer normalisation)
     if cfg.cell == "lstm":  # forget gate starts open, so early gradients reach far back
         H = cfg.hidden_size
         for k in range(cfg.num_layers):
@@ -192,6 +209,18 @@ def _layer(d: dict, k: int) -> dict:
     return {key[len(prefix):]: v for key, v in d.items() if key.startswith(prefix)}
 
 
+def cell_pair(cfg: ModelConfig):
+    """(forward, backward) of the configuration's recurrent cell. A layer-normalised cell
+    adds the input bias itself, after the normalisation: it gets x W_x without it."""
+    if cfg.layer_norm:
+        return cells_ln.forward, cells_ln.backward
+    return cells.FORWARD[cfg.cell], cells.BACKWARD[cfg.cell]
+
+
+def _input_bias(p: dict, cfg: ModelConfig):
+    return 0 if cfg.layer_norm else p["b"]
+
+
 def forward(params, cfg: ModelConfig, inputs, targets, state, rng=None):
     """inputs, targets (B, T) ints; state from `init_state` or a previous window.
     Dropout and weight drop are applied when cfg.dropout / cfg.weight_drop > 0 and an `rng` is
@@ -201,6 +230,7 @@ def forward(params, cfg: ModelConfig, inputs, targets, state, rng=None):
     T, B = ids.shape
     caches, state_out = [], {}
     x = None
+    cell_forward = cell_pair(cfg)[0]
     for k in range(cfg.num_layers):
         p = _layer(params, k)
         wmask = None
@@ -209,11 +239,12 @@ def forward(params, cfg: ModelConfig, inputs, targets, state, rng=None):
             wmask = layers.dropout_mask(p["W_h"].shape, cfg.weight_drop, rng,
                                         p["W_h"].dtype)  # (H, G*H)
             p = dict(p, W_h=p["W_h"] * wmask)  # the cell sees only the masked matrix
+        b = _input_bias(p, cfg)
         if k == 0:
-            xproj, in_cache = layers.embedding_forward(ids, p["W_x"], p["b"])  # (T, B, G*H)
+            xproj, in_cache = layers.embedding_forward(ids, p["W_x"], b)  # (T, B, G*H)
         else:
-            xproj, in_cache = layers.dense_forward(x, p["W_x"], p["b"])  # (T, B, G*H)
-        x, st, cell_cache = cells.FORWARD[cfg.cell](xproj, _layer(state, k), p)  # (T, B, H)
+            xproj, in_cache = layers.dense_forward(x, p["W_x"], b)  # (T, B, G*H)
+        x, st, cell_cache = cell_forward(xproj, _layer(state, k), p)  # (T, B, H)
         state_out.update({f"l{k}.{s}": v for s, v in st.items()})
         mask = None
         if cfg.dropout > 0 and rng is not None:
@@ -233,18 +264,20 @@ def backward(cache, cfg: ModelConfig, dstate=None, dloss: float = 1.0):
     dlogits = layers.softmax_xent_backward(ce_cache, dloss)  # (T*B, V)
     dx, g = layers.dense_backward(dlogits, out_cache)  # (T, B, H)
     grads["W_y"], grads["b_y"] = g["W"], g["b"]
+    cell_backward = cell_pair(cfg)[1]
     for k in range(cfg.num_layers - 1, -1, -1):
         in_cache, cell_cache, mask, wmask = caches[k]
         if mask is not None:
             dx *= mask
         ds = _layer(dstate, k) if dstate else None
-        dxproj, dp, ds0 = cells.BACKWARD[cfg.cell](dx, ds, cell_cache)  # (T, B, G*H)
+        dxproj, dp, ds0 = cell_backward(dx, ds, cell_cache)  # (T, B, G*H)
         dstate_in.update({f"l{k}.{s}": v for s, v in ds0.items()})
         if k == 0:
             g = layers.embedding_backward(dxproj, in_cache)
         else:
             dx, g = layers.dense_backward(dxproj, in_cache)
         grads[f"l{k}.W_x"], grads[f"l{k}.b"] = g["W"], g["b"]
+        # after: a layer-normalised cell's own db replaces the projection's
         grads.update({f"l{k}.{name}": v for name, v in dp.items()})
         if wmask is not None:  # the cell's dW_h is wrt W_h * mask
             grads[f"l{k}.W_h"] *= wmask
@@ -255,13 +288,14 @@ def step(params, cfg: ModelConfig, ids, state):
     """One step for generation: ids (B,) -> logits (B, V) and the next state (no dropout)."""
     ids = np.asarray(ids).reshape(1, -1)  # (1, B)
     x, new_state = None, {}
+    cell_forward = cell_pair(cfg)[0]
     for k in range(cfg.num_layers):
         p = _layer(params, k)
         if k == 0:
-            xproj = p["W_x"][ids] + p["b"]  # (1, B, G*H)
+            xproj = p["W_x"][ids] + _input_bias(p, cfg)  # (1, B, G*H)
         else:
-            xproj = x @ p["W_x"] + p["b"]
-        x, st, _ = cells.FORWARD[cfg.cell](xproj, _layer(state, k), p)
+            xproj = x @ p["W_x"] + _input_bias(p, cfg)
+        x, st, _ = cell_forward(xproj, _layer(state, k), p)
         new_state.update({f"l{k}.{s}": v for s, v in st.items()})
     return x[0] @ params["W_y"] + params["b_y"], new_state
 
@@ -273,9 +307,10 @@ class CharRNN:
     def __init__(self, vocab_size: int, hidden_size: int = 128, cell: str = "rnn",
                  num_layers: int = 1, dropout: float = 0.0, seed: int = 0,
                  dtype: str = "float32", init_std: float | None = None,
-                 weight_drop: float = 0.0, recurrent_init: str = "uniform"):
+                 weight_drop: float = 0.0, recurrent_init: str = "uniform",
+                 layer_norm: bool = False):
         self.config = ModelConfig(vocab_size, hidden_size, cell, num_layers, dropout, dtype,
-                                  init_std, weight_drop, recurrent_init)
+                                  init_std, weight_drop, recurrent_init, layer_norm)
         limits.integer(seed, "seed", 0)
         check_model_memory(self.config)
         self.params = init_params(self.config, np.random.default_rng(seed))

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ScratchRNNError
-from .export import check_out, need
+from .export import check_exportable, check_out, need
 from .fsutil import atomic_write_bytes
 from .model import CharRNN
 from .text import Vocab
@@ -53,6 +53,7 @@ def onnx_weights(model: CharRNN, k: int) -> tuple[np.ndarray, np.ndarray, np.nda
 def build(model: CharRNN, vocab: Vocab):
     """The onnx.ModelProto of `model` (checked with onnx.checker)."""
     onnx = need("onnx")
+    check_exportable(model)
     helper, TP = onnx.helper, onnx.TensorProto
     cfg = model.config
     if 4 * model.num_params() > MAX_BYTES:

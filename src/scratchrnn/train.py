@@ -197,7 +197,8 @@ def train(config: TrainConfig | None = None, *, resume=None, progress: bool = Tr
                 meta.update(window=0, best_val=None)
         else:
             model = CharRNN(len(corpus.vocab), cfg.hidden, cfg.cell, cfg.layers, cfg.dropout,
-                            cfg.seed, cfg.dtype, cfg.init_std, cfg.weight_drop, cfg.recurrent_init)
+                            cfg.seed, cfg.dtype, cfg.init_std, cfg.weight_drop, cfg.recurrent_init,
+                            cfg.layer_norm)
             opt_state = optim.init_state(cfg.optimizer, model.params)
             state, meta = model.init_state(cfg.batch), {}
         meta["corpus"] = identity

@@ -1,0 +1,157 @@
+"""The layer-normalised GRU over a whole window: a forward/backward pair like cells.py's.
+
+Layer normalisation inside the recurrent cell (Ba, Kiros & Hinton 2016, "Layer Normalization",
+section 3.1 and the GRU of their appendix): each gate's pre-activation, from the input and from
+the state alike, is normalised over its H units before the gates read it, which keeps the
+recurrent drive at one scale whatever W_h has grown to. PyTorch's gate order r z n; no learned
+shift, since the cell's biases already play that role:
+
+    ax = LN(x W_x) * g_x + b             x W_x (T, B, 3H), LN per gate group of H, g_x (3H,)
+    ah = LN(h W_h) * g_h                 per step, (B, 3H), g_h (3H,)
+    [r z] = s(ax_rz + ah_rz);  n = tanh(ax_n + r (ah_n + b_hn));  h' = (1 - z) n + z h
+
+with LN(v) = (v - mean(v)) / sqrt(var(v) + eps), eps = 1e-5 (torch.nn.functional.layer_norm).
+The model hands `forward` the projection x W_x without its bias (the bias comes after the
+normalisation). LN of x W_x and its backward pass are one batched operation over the window;
+the per-step loops do only the recurrent normalisation. The backward pass of LN, for
+x_hat = (v - mean) * rstd and an upstream dx_hat, is
+
+    dv = rstd * (dx_hat - mean(dx_hat) - x_hat * mean(dx_hat * x_hat))     (means over H)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .cells import _chunk, _transposed, sigmoid
+
+EPS = 1e-5
+
+
+def normalise(v, G, tmp):
+    """v (..., G*H) to zero mean and unit variance over each of its G groups, in place, with
+    `tmp` (v's shape) as scratch; returns the (..., G, 1) reciprocal standard deviations."""
+    g = v.reshape(*v.shape[:-1], G, -1)  # (..., G, H) views
+    sq = tmp.reshape(g.shape)
+    g -= g.mean(axis=-1, keepdims=True)
+    np.multiply(g, g, out=sq)
+    rstd = sq.mean(axis=-1, keepdims=True)  # (..., G, 1)
+    rstd += EPS
+    np.sqrt(rstd, out=rstd)
+    np.divide(1.0, rstd, out=rstd)
+    g *= rstd
+    return rstd
+
+
+def normalise_backward(dxh, xh, rstd, G, tmp):
+    """dL/dv from dL/dx_hat (both (..., G*H)) for x_hat = LN(v), in place in dxh, with `tmp`
+    (dxh's shape) as scratch."""
+    d = dxh.reshape(*dxh.shape[:-1], G, -1)  # (..., G, H) views
+    x, t = xh.reshape(d.shape), tmp.reshape(d.shape)
+    np.multiply(d, x, out=t)
+    dot = t.mean(axis=-1, keepdims=True)  # (..., G, 1)
+    d -= d.mean(axis=-1, keepdims=True)
+    np.multiply(x, dot, out=t)
+    d -= t
+    d *= rstd
+    return dxh
+
+
+def forward(xproj, state, p):
+    """xproj (T, B, 3H) = x W_x without bias (overwritten: it becomes LN(x W_x)), state {"h":
+    (B, H)}, p the layer's W_h, b, b_hn, ln_x, ln_h -> (hs (T, B, H), state, cache)."""
+    T, B, G = xproj.shape
+    H = G // 3
+    W_h, b_hn, g_h = p["W_h"], p["b_hn"], p["ln_h"]
+    ax = np.empty_like(xproj)  # (T, B, 3H) scratch, then LN(x W_x) g_x + b
+    rstd_x = normalise(xproj, 3, ax)  # (T, B, 3, 1); xproj now holds x_hat
+    np.multiply(xproj, p["ln_x"], out=ax)
+    ax += p["b"]
+    hs = np.empty((T + 1, B, H), xproj.dtype)
+    rzs = np.empty((T, 2, B, H), xproj.dtype)  # sigmoid gates r, z
+    ns = np.empty((T, B, H), xproj.dtype)  # candidate n
+    hns = np.empty((T, B, H), xproj.dtype)  # ah_n + b_hn, needed for dr
+    hhat = np.empty((T, B, G), xproj.dtype)  # LN(h W_h) of every step
+    rstd_h = np.empty((T, B, 3, 1), xproj.dtype)
+    ah = np.empty((B, G), xproj.dtype)
+    hs[0] = state["h"]
+    x_rz = ax[:, :, :2 * H].reshape(T, B, 2, H).transpose(0, 2, 1, 3)  # (T, 2, B, H)
+    x_n = ax[:, :, 2 * H:]  # (T, B, H)
+    ah_rz = ah[:, :2 * H].reshape(B, 2, H).transpose(1, 0, 2)  # (2, B, H)
+    ah_n = ah[:, 2 * H:]  # (B, H)
+    for t in range(T):
+        v = hhat[t]
+        np.matmul(hs[t], W_h, out=v)
+        rstd_h[t] = normalise(v, 3, ah)
+        np.multiply(v, g_h, out=ah)
+        rz, n, hn, h = rzs[t], ns[t], hns[t], hs[t + 1]
+        np.add(x_rz[t], ah_rz, out=rz)
+        sigmoid(rz, out=rz)
+        np.add(ah_n, b_hn, out=hn)
+        np.multiply(rz[0], hn, out=n)
+        n += x_n[t]
+        np.tanh(n, out=n)
+        np.subtract(hs[t], n, out=h)  # h' = n + z (h - n)
+        h *= rz[1]
+        h += n
+    cache = (hs, rzs, ns, hns, W_h, xproj, rstd_x, hhat, rstd_h, p["ln_x"], g_h)
+    return hs[1:], {"h": hs[T].copy()}, cache
+
+
+def backward(dhs, dstate, cache):
+    """-> (dL/d(x W_x) (T, B, 3H), {W_h, b_hn, b, ln_x, ln_h}, {"h": dL/dh_0})."""
+    hs, rzs, ns, hns, W_h, xhat, rstd_x, hhat, rstd_h, g_x, g_h = cache
+    T, B, H = dhs.shape
+    G = 3 * H
+    W_hT = _transposed(W_h, B)
+    r_, z_ = rzs[:, 0], rzs[:, 1]  # (T, B, H) views
+    dah = np.empty((T, B, G), dhs.dtype)  # wrt ah (+ b_hn); becomes dL/dax after the loop
+    dah3 = dah.reshape(T, B, 3, H)
+    dxn = np.empty((T, B, H), dhs.dtype)  # wrt ax_n (ax_rz's gradient is ah_rz's)
+    dv = np.empty((T, B, G), dhs.dtype)  # wrt h W_h, before the normalisation
+    dh = np.array(dstate["h"], dtype=dhs.dtype) if dstate else np.zeros((B, H), dhs.dtype)
+    back = np.empty((B, H), dhs.dtype)
+    tmp = np.empty((B, G), dhs.dtype)
+    n = max(1, min(T, _chunk(B, G, dhs.itemsize)))  # block buffers no longer than the window
+    # Each gate gradient is dh times a factor that does not depend on the recurrence, prepared
+    # for a block of steps in gate-major buffers (as cells.gru_backward).
+    fac = np.empty((n, 3, B, H), dhs.dtype)  # [dr, dz, dn r] per unit of dh
+    dnf = np.empty((n, B, H), dhs.dtype)  # (1 - z)(1 - n^2): dn per unit of dh
+    omz = np.empty((n, B, H), dhs.dtype)
+    for t1 in range(T, 0, -n):
+        t0 = max(0, t1 - n)
+        m, w = t1 - t0, slice(t0, t1)
+        r, z, a, fr, fz, fn = r_[w], z_[w], dnf[:m], fac[:m, 0], fac[:m, 1], fac[:m, 2]
+        np.subtract(1.0, z, out=omz[:m])
+        np.multiply(ns[w], ns[w], out=a)
+        np.subtract(1.0, a, out=a)
+        a *= omz[:m]
+        np.multiply(a, r, out=fn)  # through r (ah_n + b_hn)
+        np.subtract(hs[w], ns[w], out=fz)
+        fz *= z
+        fz *= omz[:m]  # (h - n) z (1 - z)
+        np.subtract(1.0, r, out=fr)
+        fr *= r
+        fr *= hns[w]
+        fr *= a  # (1 - z)(1 - n^2) hn r (1 - r)
+        for t in range(t1 - 1, t0 - 1, -1):
+            j = t - t0
+            dh += dhs[t]
+            np.multiply(fac[j].transpose(1, 0, 2), dh[:, None], out=dah3[t])
+            np.multiply(dnf[j], dh, out=dxn[t])
+            d = dv[t]
+            np.multiply(dah[t], g_h, out=d)
+            normalise_backward(d, hhat[t], rstd_h[t], 3, tmp)
+            dh *= z_[t]  # the direct path h' = ... + z h
+            np.matmul(d, W_hT, out=back)
+            dh += back
+    flat = lambda a: a.reshape(-1, G)  # (T*B, 3H)
+    grads = {"W_h": hs[:-1].reshape(-1, H).T @ flat(dv),
+             "b_hn": dah[:, :, 2 * H:].sum(axis=(0, 1)),
+             "ln_h": np.einsum("ij,ij->j", flat(dah), flat(hhat))}
+    dah[:, :, 2 * H:] = dxn
+    dax = dah  # (T, B, 3H) wrt ax = LN(x W_x) g_x + b
+    grads["b"] = flat(dax).sum(axis=0)
+    grads["ln_x"] = np.einsum("ij,ij->j", flat(dax), flat(xhat))
+    dax *= g_x
+    return normalise_backward(dax, xhat, rstd_x, 3, dv), grads, {"h": dh}

@@ -35,7 +35,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
       "quoted glob like 'src/**/*.c', or several (default: A Tale of Two Cities, downloaded "
       "once)")
     a("--out", help="run folder: new, empty or a scratchrnn run (default: runs/<corpus name>)")
-    a("--preset", choices=sorted(PRESETS), help="seed: the original notebook; tiny: a quick look")
+    a("--preset", choices=sorted(PRESETS), help="seed: the original notebook; tiny: a quick "
+      "look; shakespeare: the best 8.4-minute recipe (BENCHMARKS.md)")
     a("--resume", metavar="RUN", help="continue the run in this folder or checkpoint, on the "
       "same text (checked by content; --text may give it under another path)")
     a("--overwrite", action="store_true", help="replace the run already in --out (only the "

@@ -35,7 +35,7 @@ from .inside import GATES
 
 STATE_LEVELS = 64  # h and c
 GATE_LEVELS = 32  # sigmoid gates and tanh candidates
-# What each predicted signal is computed from, in the page script's order (inside.js: PREDICT).
+# What each predicted signal is computed from (the page script's `predict` reads the same).
 PREDICTED = {"gru": {"h": ("z", "n")},
              "lstm": {"c": ("f", "i", "g"), "h": ("o", "c")}}
 _B85 = str.maketrans("<>&", ".:,")

@@ -6,7 +6,7 @@ The page makes no network request: CSS, JS and data are inline, and a Content-Se
 allows only its own script. The corpus text is untrusted, so the data travels as JSON inside
 `<script type="application/json">` with < > & and U+2028/9 escaped, and the script builds the
 DOM with textContent only. Activations travel quantised, deflated and in base 85, the state
-predicted from its gates (pack.py): 4,000 characters of the default 2 x 256 GRU take 4.8 MB.
+predicted from its gates (pack.py): 4,000 characters of the default 2 x 256 GRU take 4.7 MB.
 """
 
 from __future__ import annotations

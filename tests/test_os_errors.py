@@ -137,14 +137,30 @@ def test_sample_to_a_full_device(run, length):
 
 
 def test_train_with_its_log_to_a_full_device(small_text, tmp_path):
-    """No command catches a failing standard output but sample: main says what happened in one
-    line, and Python's flush at exit does not fail a second time with a traceback."""
+    """A log that cannot be written stops training like a closed pipe: it saves, says where
+    in one line, and exits non-zero; nothing trained is lost."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full on this system")
+    out = tmp_path / "r"
+    with open("/dev/full", "w") as full:
+        proc = _cli(["train", "--text", str(small_text), "--out", str(out), "--hidden", "8",
+                     "--batch", "2", "--seq-len", "8", "--max-steps", "50", "--quiet"],
+                    stdout=full)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 141 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith("scratchrnn: stdout could not be written (No space left on "
+                               "device) at step ")
+    step = int(lines[0].split(" at step ")[1].split(";")[0])
+    assert sr.load_checkpoint(out).meta["step"] == step >= 1
+
+
+def test_eval_to_a_full_device(run):
+    """No command but sample and train catches a failing stdout: main says so in one line,
+    and Python's flush at exit does not fail a second time with a traceback."""
     if not os.path.exists("/dev/full"):
         pytest.skip("no /dev/full on this system")
     with open("/dev/full", "w") as full:
-        proc = _cli(["train", "--text", str(small_text), "--out", str(tmp_path / "r"),
-                     "--hidden", "8", "--batch", "2", "--seq-len", "8", "--max-steps", "2",
-                     "--quiet"], stdout=full)
+        proc = _cli(["eval", str(run), "--json"], stdout=full)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 1 and len(lines) == 1, proc.stderr
     assert lines[0] == ("scratchrnn: error: could not write the output to standard output: no "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 import warnings
@@ -205,6 +206,19 @@ def _cmd_sample(args) -> int:
     return 0
 
 
+# errnos of a write that has no file name to blame: standard output's
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
+
+
+def _stdout_writable() -> bool:
+    """False if what stdout still buffers cannot be written: the error came from it."""
+    try:
+        sys.stdout.flush()
+        return True
+    except OSError:
+        return False
+
+
 def _drop_stdout() -> None:
     """Point file descriptor 1 at /dev/null, so that Python's flush at exit does not fail a
     second time (with a traceback) on what stdout still buffers."""
@@ -321,11 +335,13 @@ def main(argv=None) -> int:
         return EXIT_ERROR
     except BrokenPipeError:  # `scratchrnn sample ... | head` closed the pipe: not an error
         return 0
-    except OSError as e:  # what no command caught: most often standard output (> /dev/full)
-        if e.filename is None:
-            _drop_stdout()
-        where = ("output to", "standard output") if e.filename is None else ("file", e.filename)
-        print(f"scratchrnn: error: {describe_os_error(e, where[1], where[0])}", file=sys.stderr)
+    except OSError as e:  # what no command caught
+        if e.filename is None and (e.errno in _WRITE_ERRNOS or not _stdout_writable()):
+            _drop_stdout()  # the likely culprit (`scratchrnn eval > /dev/full`); no exit flush
+            msg = describe_os_error(e, "standard output", "output to")
+        else:
+            msg = f"{e.strerror or e}{f' ({e.filename})' if e.filename else ''}"
+        print(f"scratchrnn: error: {msg}", file=sys.stderr)
         return EXIT_ERROR
     finally:
         warnings.showwarning = old_showwarning

@@ -93,10 +93,12 @@ class _Signals:
             pass
 
     def say(self, write, text):
-        """`write(text)` to stdout, turning a closed pipe into a stop request."""
+        """`write(text)` to stdout, turning a closed pipe, or a stdout that cannot be written
+        (a full disk behind `> log`), into a stop request: the run saves and says so."""
         try:
             write(text)
-        except BrokenPipeError:
+        except OSError as e:
+            self.stdout_error = None if isinstance(e, BrokenPipeError) else e
             self.pipe_closed()
 
     def __exit__(self, *exc):
@@ -364,7 +366,9 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
             if evaluating:  # a signal that cut rank 0's evaluation or sample short
                 stopped = comm.agree(stopped)
     if stopped == "SIGPIPE" and lead:
-        print(f"scratchrnn: stdout was closed at step {step}; saved {out / 'checkpoint.npz'} "
+        why = getattr(signals, "stdout_error", None)
+        why = "was closed" if why is None else f"could not be written ({why.strerror or why})"
+        print(f"scratchrnn: stdout {why} at step {step}; saved {out / 'checkpoint.npz'} "
               f"(continue with: scratchrnn train --resume {out})", file=sys.stderr)
     elif stopped in STOPPED_BY:
         signals.say(log, f"interrupted by {stopped} at step {step}; saved "

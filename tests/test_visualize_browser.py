@@ -165,6 +165,30 @@ def test_the_script_decodes_every_signal_as_python_does(driver, tmp_path, cell):
     assert severe(driver) == []
 
 
+@pytest.mark.parametrize("damage", ["truncate", "foreign", "overflow"])
+def test_damaged_activation_data_says_so_on_the_page(driver, tmp_path, pages, damage):
+    data = data_of(pages["good"].read_text())
+    for layer in data["acts"]["layers"]:
+        for e in layer.values():
+            e["data"] = {"truncate": e["data"][:-7], "foreign": "\u00e9" + e["data"][1:],
+                         "overflow": "~~~~~" + e["data"][5:]}[damage]
+    page = tmp_path / "damaged.html"
+    html = pages["good"].read_text()
+    start = html.index('id="sr-data">') + len('id="sr-data">')
+    end = html.index("</script>", start)
+    page.write_text(html[:start] + json.dumps(data).replace("<", "\\u003c") + html[end:])
+    driver.get(page.as_uri())
+    for _ in range(100):
+        shown = driver.execute_script("return document.getElementById('sr-root').textContent")
+        if "Could not show the activations" in shown:
+            break
+        time.sleep(0.05)
+    assert "Could not show the activations: the page's activation data is damaged" in shown, \
+        shown[:300]
+    assert driver.execute_script("return document.getElementById('sr-root').dataset.ready") \
+        is None
+
+
 def test_screenshot_is_not_blank(driver, pages):
     load(driver, pages["good"])
     png = driver.get_screenshot_as_png()

@@ -55,10 +55,12 @@
     for (var i = 0, o = 0; i < n; i += 5) {
       var x = 0;
       for (var j = i; j < i + 5; j++) {
-        var v = j < n ? B85_DIGIT[s.charCodeAt(j)] : 84;  // a short last group: padded with ~
+        var c = j < n ? s.charCodeAt(j) : 126;  // a short last group: padded with ~
+        var v = c < 128 ? B85_DIGIT[c] : -1;
         if (v < 0) throw new Error("the page's activation data is damaged");
         x = x * 85 + v;
       }
+      if (x > 4294967295) throw new Error("the page's activation data is damaged");
       for (var b = 3; b >= 0; b--) {
         if (o + (3 - b) < out.length) out[o + (3 - b)] = Math.floor(x / Math.pow(256, b)) % 256;
       }
@@ -66,9 +68,18 @@
     }
     return out;
   }
-  function inflate(text) {
-    var stream = new Blob([unb85(text)]).stream().pipeThrough(new DecompressionStream("deflate"));
-    return new Response(stream).arrayBuffer().then(function (b) { return new Uint8Array(b); });
+  // A Promise of the `size` bytes deflated in `text`: damaged data rejects it, so the page
+  // says so where the activations would be.
+  function inflate(text, size) {
+    return Promise.resolve(text).then(function (t) {
+      var stream = new Blob([unb85(t)]).stream().pipeThrough(new DecompressionStream("deflate"));
+      return new Response(stream).arrayBuffer();
+    }).then(function (b) {
+      if (b.byteLength !== size) throw new Error("wrong size");
+      return new Uint8Array(b);
+    }).catch(function () {  // bad digits, a broken deflate stream ("Failed to fetch"), a size
+      throw new Error("the page's activation data is damaged");
+    });
   }
   function tanhish(x) {  // pack.py's _tanhish
     x = Math.min(Math.max(x, -4.97), 4.97);
@@ -339,7 +350,7 @@
       if (cache[key]) return Promise.resolve(cache[key]);
       if (pending[key]) return pending[key];
       var a = data.acts.layers[layer][signal], deps = a.predict || [];
-      pending[key] = Promise.all([inflate(a.data)].concat(deps.map(function (d) {
+      pending[key] = Promise.all([inflate(a.data, H * T)].concat(deps.map(function (d) {
         return values(layer, d);
       }))).then(function (got) {
         cache[key] = !deps.length ? got[0] : rebuild(data.cell, signal, a, got[0],

@@ -213,6 +213,8 @@ CASES = {
     "layer-norm with the seed preset": ["train", "--text", "{d}/text.txt", "--preset", "seed",
                                         "--layer-norm"],
     "layer-norm given a value": ["train", "--text", "{d}/text.txt", "--layer-norm", "yes"],
+    "shakespeare preset with lstm": ["train", "--text", "{d}/text.txt", "--preset",
+                                     "shakespeare", "--cell", "lstm"],
     "val-frac too big": ["train", "--text", "{d}/text.txt", "--val-frac", "1.5"],
     "fractions sum to one": ["train", "--text", "{d}/text.txt", "--val-frac", "0.5",
                              "--test-frac", "0.5"],

@@ -200,6 +200,11 @@ def test_shakespeare_preset_is_the_benchmarked_recipe_and_trains(tmp_path, small
     saved = sr.load_checkpoint(out)
     assert saved.model.config.layer_norm and saved.model.config.hidden_size == 16
     assert saved.config["time_budget"] == 504.0 and saved.meta["step"] == 3
+    # its layer normalisation can be turned off, e.g. to try another cell
+    assert main(["train", "--preset", "shakespeare", "--text", str(small_text), "--out",
+                 str(tmp_path / "lstm"), "--cell", "lstm", "--no-layer-norm", "--hidden", "8",
+                 "--max-steps", "1", "--sample-length", "0", "--quiet"]) == 0
+    assert not sr.load_checkpoint(tmp_path / "lstm").model.config.layer_norm
 
 
 def test_sampling_is_deterministic_and_limits(rng):

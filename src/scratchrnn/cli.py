@@ -37,7 +37,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
       "once)")
     a("--out", help="run folder: new, empty or a scratchrnn run (default: runs/<corpus name>)")
     a("--preset", choices=sorted(PRESETS), help="seed: the original notebook; tiny: a quick "
-      "look; shakespeare: the best 8.4-minute recipe (BENCHMARKS.md)")
+      "look; shakespeare: the best 8.4-minute recipe (BENCHMARKS.md; still give --text)")
     a("--resume", metavar="RUN", help="continue the run in this folder or checkpoint, on the "
       "same text (checked by content; --text may give it under another path)")
     a("--overwrite", action="store_true", help="replace the run already in --out (only the "
@@ -56,8 +56,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
       "[0, 1) (default 0: off)")
     a("--recurrent-init", help="uniform (default: PyTorch's) or orthogonal recurrent weights "
       "(each gate's H x H block)")
-    a("--layer-norm", action="store_true", default=None, help="layer-normalise each gate's "
-      "input and recurrent pre-activations (Ba et al. 2016; --cell gru only)")
+    a("--layer-norm", action=argparse.BooleanOptionalAction, default=None,
+      help="layer-normalise each gate's input and recurrent pre-activations (Ba et al. 2016; "
+      "--cell gru only; on in --preset shakespeare)")
     a("--batch", type=int, help="parallel streams B")
     a("--seq-len", type=int, help="window length T for truncated BPTT")
     a("--optimizer", help="sgd, adagrad or adam")

@@ -195,7 +195,8 @@ def validate(cfg: TrainConfig) -> None:
                               f"{cfg.layer_norm!r}")
     if cfg.layer_norm and cfg.cell != "gru":
         raise ScratchRNNError(f"--layer-norm works with --cell gru only for now, not "
-                              f"{cfg.cell}; use --cell gru or drop --layer-norm")
+                              f"{cfg.cell}; use --cell gru or --no-layer-norm "
+                              "(--preset shakespeare turns it on)")
     check_training_memory(cfg)
 
 

@@ -106,7 +106,8 @@ class Inspection:
                  for s, v in layer.items() if s in GATES} for layer in self.layers]
 
     def to_dict(self, levels: int = 64) -> dict:
-        """JSON-ready page data (see visualize.page_data): signals quantised to `levels`."""
+        """JSON-ready page data (see visualize.page_data): h and c quantised to `levels`,
+        gates and candidates to at most 32 (pack.py)."""
         from .visualize import page_data
         return page_data(self, levels=levels)
 

@@ -18,7 +18,8 @@ Weight drop (DropConnect on the recurrent weights, Merity, Keskar & Socher 2017,
 and Optimizing LSTM Language Models"): in training, each window draws one keep-mask M of W_h's
 shape per layer (keep 1 - p, scaled by 1 / (1 - p)) and the cell runs every step on W_h * M;
 by the chain rule dL/dW_h = dL/d(W_h * M) * M. Orthogonal recurrent init (Saxe, McClelland &
-Ganguli 2014) makes each gate's H x H block of W_h orthogonal, as PyTorch's nn.init.orthogonal_.
+Ganguli 2014) makes each gate's H x H block of W_h orthogonal: nn.init.orthogonal_ applied to
+each gate's chunk (applied to the whole (G*H, H) weight_hh it is only semi-orthogonal).
 """
 
 from __future__ import annotations
@@ -165,7 +166,7 @@ def check_ids(name: str, ids, vocab_size: int, ndim: int) -> np.ndarray:
 def orthogonal_blocks(H: int, G: int, rng: np.random.Generator) -> np.ndarray:
     """(H, G*H) whose G column blocks are each an orthogonal H x H matrix: the Q of the QR
     decomposition of a standard normal matrix, its columns' signs fixed by sign(diag(R)) so
-    that Q is uniformly (Haar) distributed (Mezzadri 2007), as PyTorch's orthogonal_ does."""
+    that Q is uniformly (Haar) distributed (Mezzadri 2007), as in PyTorch's orthogonal_."""
     a = rng.standard_normal((G, H, H))  # (G, H, H) one Gaussian matrix per gate
     q, r = np.linalg.qr(a)  # (G, H, H) each
     d = np.sign(np.diagonal(r, axis1=1, axis2=2))  # (G, H)

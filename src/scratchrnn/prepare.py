@@ -113,6 +113,7 @@ def encode_file(path: Path | list[Path], vocab: Vocab | str = "ascii",
         ids = np.concatenate([np.zeros(0, np.uint8), *chunks()])
     else:
         make_dir(dest.parent, "pass a writable --out folder")
+        side.unlink(missing_ok=True)  # an index beside a half-made file must not vouch for it
         atomic_write(dest, lambda f: f.writelines(c.tobytes() for c in chunks()),
                      "prepared corpus")
     blank = sum(counts[cleaning.chars.index(c)] for c in " \n" if c in cleaning.chars)

@@ -81,7 +81,7 @@ def page_data(insp: Inspection, levels: int = LEVELS, model_card: dict | None = 
     acts = [encode_layer(insp.cell, layer, levels) for layer in insp.layers]
     mean = float(insp.surprisal.mean()) if insp.surprisal.size else None
     return {
-        "version": 1,
+        "version": 2,  # 2: acts per pack.py (levels per signal, base 85)
         "title": title,
         "text": insp.text,
         "ids": [int(i) for i in insp.ids],

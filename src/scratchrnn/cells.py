@@ -224,6 +224,40 @@ def lstm_backward(dhs, dstate, cache):
 
 # ---------------------------------------------------------------------------------------- gru
 
+def gru_gates(x_rz, x_n, hz_rz, hz_n, b_hn, h_prev, rz, n, hn, h):
+    """One GRU step from its input drives x_rz (2, B, H), x_n (B, H) and recurrent drives
+    hz_rz (2, B, H), hz_n (B, H), into the caller's buffers: rz (2, B, H) the gates, hn (B, H)
+    = hz_n + b_hn, n the candidate, h the new state. Shared by the layer-normalised GRU."""
+    np.add(x_rz, hz_rz, out=rz)
+    sigmoid(rz, out=rz)
+    np.add(hz_n, b_hn, out=hn)
+    np.multiply(rz[0], hn, out=n)
+    n += x_n
+    np.tanh(n, out=n)
+    np.subtract(h_prev, n, out=h)  # h' = n + z (h - n)
+    h *= rz[1]
+    h += n
+
+
+def gru_factors(r, z, n, h, hn, fac, dnf, omz):
+    """For a block of steps (m, B, H) each, what each gate's gradient is per unit of dL/dh':
+    fac (m, 3, B, H) = [dr, dz, dn r], dnf = (1 - z)(1 - n^2); omz is scratch. None of it
+    depends on the recurrence, so the backward loop is left with the products by dh."""
+    fr, fz, fn = fac[:, 0], fac[:, 1], fac[:, 2]
+    np.subtract(1.0, z, out=omz)
+    np.multiply(n, n, out=dnf)
+    np.subtract(1.0, dnf, out=dnf)
+    dnf *= omz
+    np.multiply(dnf, r, out=fn)  # through r (h W_hn + b_hn)
+    np.subtract(h, n, out=fz)
+    fz *= z
+    fz *= omz  # (h - n) z (1 - z)
+    np.subtract(1.0, r, out=fr)
+    fr *= r
+    fr *= hn
+    fr *= dnf  # (1 - z)(1 - n^2) hn r (1 - r)
+
+
 def gru_forward(xproj, state, p):
     T, B, G = xproj.shape
     H = G // 3
@@ -244,16 +278,7 @@ def gru_forward(xproj, state, p):
     hz_n = hz[:, 2 * H:]  # (B, H)
     for t in range(T):
         np.matmul(hs[t], W_h, out=hz)
-        rz, n, hn, h = rzs[t], ns[t], hns[t], hs[t + 1]
-        np.add(x_rz[t], hz_rz, out=rz)
-        sigmoid(rz, out=rz)
-        np.add(hz_n, b_hn, out=hn)
-        np.multiply(rz[0], hn, out=n)
-        n += x_n[t]
-        np.tanh(n, out=n)
-        np.subtract(hs[t], n, out=h)  # h' = n + z (h - n)
-        h *= rz[1]
-        h += n
+        gru_gates(x_rz[t], x_n[t], hz_rz, hz_n, b_hn, hs[t], rzs[t], ns[t], hns[t], hs[t + 1])
     return hs[1:], {"h": hs[T].copy()}, (hs, rzs, ns, hns, W_h)
 
 
@@ -278,19 +303,7 @@ def gru_backward(dhs, dstate, cache):
     for t1 in range(T, 0, -n):
         t0 = max(0, t1 - n)
         m, w = t1 - t0, slice(t0, t1)
-        r, z, a, fr, fz, fn = r_[w], z_[w], dnf[:m], fac[:m, 0], fac[:m, 1], fac[:m, 2]
-        np.subtract(1.0, z, out=omz[:m])
-        np.multiply(ns[w], ns[w], out=a)
-        np.subtract(1.0, a, out=a)
-        a *= omz[:m]
-        np.multiply(a, r, out=fn)  # through r (h W_hn + b_hn)
-        np.subtract(hs[w], ns[w], out=fz)
-        fz *= z
-        fz *= omz[:m]  # (h - n) z (1 - z)
-        np.subtract(1.0, r, out=fr)
-        fr *= r
-        fr *= hns[w]
-        fr *= a  # (1 - z)(1 - n^2) hn r (1 - r)
+        gru_factors(r_[w], z_[w], ns[w], hs[w], hns[w], fac[:m], dnf[:m], omz[:m])
         for t in range(t1 - 1, t0 - 1, -1):
             j = t - t0
             dh += dhs[t]

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .cells import _chunk, _transposed, sigmoid
+from .cells import _chunk, _transposed, gru_factors, gru_gates
 
 EPS = 1e-5
 
@@ -84,16 +84,7 @@ def forward(xproj, state, p):
         np.matmul(hs[t], W_h, out=v)
         rstd_h[t] = normalise(v, 3, ah)
         np.multiply(v, g_h, out=ah)
-        rz, n, hn, h = rzs[t], ns[t], hns[t], hs[t + 1]
-        np.add(x_rz[t], ah_rz, out=rz)
-        sigmoid(rz, out=rz)
-        np.add(ah_n, b_hn, out=hn)
-        np.multiply(rz[0], hn, out=n)
-        n += x_n[t]
-        np.tanh(n, out=n)
-        np.subtract(hs[t], n, out=h)  # h' = n + z (h - n)
-        h *= rz[1]
-        h += n
+        gru_gates(x_rz[t], x_n[t], ah_rz, ah_n, b_hn, hs[t], rzs[t], ns[t], hns[t], hs[t + 1])
     cache = (hs, rzs, ns, hns, W_h, xproj, rstd_x, hhat, rstd_h, p["ln_x"], g_h)
     return hs[1:], {"h": hs[T].copy()}, cache
 
@@ -121,19 +112,7 @@ def backward(dhs, dstate, cache):
     for t1 in range(T, 0, -n):
         t0 = max(0, t1 - n)
         m, w = t1 - t0, slice(t0, t1)
-        r, z, a, fr, fz, fn = r_[w], z_[w], dnf[:m], fac[:m, 0], fac[:m, 1], fac[:m, 2]
-        np.subtract(1.0, z, out=omz[:m])
-        np.multiply(ns[w], ns[w], out=a)
-        np.subtract(1.0, a, out=a)
-        a *= omz[:m]
-        np.multiply(a, r, out=fn)  # through r (ah_n + b_hn)
-        np.subtract(hs[w], ns[w], out=fz)
-        fz *= z
-        fz *= omz[:m]  # (h - n) z (1 - z)
-        np.subtract(1.0, r, out=fr)
-        fr *= r
-        fr *= hns[w]
-        fr *= a  # (1 - z)(1 - n^2) hn r (1 - r)
+        gru_factors(r_[w], z_[w], ns[w], hs[w], hns[w], fac[:m], dnf[:m], omz[:m])
         for t in range(t1 - 1, t0 - 1, -1):
             j = t - t0
             dh += dhs[t]

@@ -64,6 +64,7 @@ class _Signals:
 
     def __init__(self):
         self.received = None
+        self.stdout_error = None  # the OSError that stopped a run's log, if not a closed pipe
         self._old = {}
 
     def __enter__(self):
@@ -366,7 +367,7 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
             if evaluating:  # a signal that cut rank 0's evaluation or sample short
                 stopped = comm.agree(stopped)
     if stopped == "SIGPIPE" and lead:
-        why = getattr(signals, "stdout_error", None)
+        why = signals.stdout_error
         why = "was closed" if why is None else f"could not be written ({why.strerror or why})"
         print(f"scratchrnn: stdout {why} at step {step}; saved {out / 'checkpoint.npz'} "
               f"(continue with: scratchrnn train --resume {out})", file=sys.stderr)

@@ -10,7 +10,6 @@ import numpy as np
 
 from . import cells, cells_ln, limits
 from .errors import ScratchRNNError
-from .layers import softmax
 from .model import CharRNN
 from .text import Vocab
 
@@ -74,14 +73,15 @@ def stepper(model: CharRNN, clamp: tuple[int, int, float] | None = None):
     H, L, cell, ln = cfg.hidden_size, cfg.num_layers, cfg.cell, cfg.layer_norm
     gx = [P.get(f"l{k}.ln_x") for k in range(L)]
     gh = [P.get(f"l{k}.ln_h") for k in range(L)]
+    bias = [P[f"l{k}.b"] for k in range(L)]
 
     def normed(v, k):  # v (..., G*H) -> LN(v) g_x + b (layer_norm), else v + b
         if not ln:
-            return v + P[f"l{k}.b"]
+            return v + bias[k]
         v = v.copy()
         cells_ln.normalise(v, 3, np.empty_like(v))
         v *= gx[k]
-        v += P[f"l{k}.b"]
+        v += bias[k]
         return v
 
     first = normed(P["l0.W_x"], 0)  # (V, G*H): each embedding row already holds the bias
@@ -89,11 +89,21 @@ def stepper(model: CharRNN, clamp: tuple[int, int, float] | None = None):
     # Transposed copies: a matrix-vector product reads W^T's rows contiguously, which measured
     # 1.4x faster than h @ W at H=512, and generation is bound by reading the weights.
     WhT = [np.ascontiguousarray(P[f"l{k}.W_h"].T) for k in range(L)]
+    if cell == "lstm":
+        # As in cells.lstm_forward: the sigmoids' x/2 folded into the weights makes all four
+        # gates one tanh and one affine map (3 calls, not 5). Halving is exact in binary
+        # floating point, so the gates are bit for bit those of cells.sigmoid.
+        scale, shift = cells._lstm_consts(H, cfg.dtype)
+        first = first * scale
+        Wx = [None] + [W * scale for W in Wx[1:]]
+        WhT = [W * scale[:, None] for W in WhT]
+        bias = [b * scale for b in bias]
     b_hn = [P.get(f"l{k}.b_hn") for k in range(L)]
     hs = [np.zeros(H, cfg.dtype) for _ in range(L)]  # (H,) per layer
     cs = [np.zeros(H, cfg.dtype) for _ in range(L)]  # LSTM cells
     z = np.empty(cells.GATES[cell] * H, cfg.dtype)  # (G*H,) gate pre-activations
     tmp = np.empty(H, cfg.dtype)
+    rz = np.empty(2 * H, cfg.dtype)  # GRU gates r, z
     scratch = np.empty_like(z)
     W_yT, b_y = np.ascontiguousarray(P["W_y"].T), P["b_y"]
     clamp = check_clamp(clamp, model)
@@ -112,17 +122,19 @@ def stepper(model: CharRNN, clamp: tuple[int, int, float] | None = None):
                 np.tanh(z, out=h)
             elif cell == "lstm":
                 np.add(z, x_in, out=z)  # in place; "z +=" would make z local
-                np.tanh(z[2 * H:3 * H], out=tmp)  # g
-                cells.sigmoid(z, out=z)  # i f . o (the g slot is not used again)
+                np.tanh(z, out=z)
+                np.multiply(z, scale, out=z)
+                np.add(z, shift, out=z)  # i f g o
                 c = cs[k]
                 c *= z[H:2 * H]
-                np.multiply(tmp, z[:H], out=tmp)
+                np.multiply(z[:H], z[2 * H:3 * H], out=tmp)
                 c += tmp
                 np.tanh(c, out=h)
                 h *= z[3 * H:]
             else:  # gru: z holds h W_h = [hr hz hn]
-                rz = cells.sigmoid(z[:2 * H] + x_in[:2 * H])
-                n = z[2 * H:] + b_hn[k]
+                cells.sigmoid(np.add(z[:2 * H], x_in[:2 * H], out=rz), out=rz)
+                n = z[2 * H:]  # a view: z is spent after this step
+                n += b_hn[k]
                 n *= rz[:H]
                 n += x_in[2 * H:]
                 np.tanh(n, out=n)
@@ -173,18 +185,26 @@ def _chars(model, vocab, ids, length, temperature, top_k, top_p, argmax, seed,
     next_logits = stepper(model, clamp)
     for i in ids:  # feed the prompt; its last logits predict the first new character
         logits = next_logits(int(i))
+    filtered = top_k is not None or top_p is not None
+    # One character is ~10 calls on (V,) vectors, so each call's overhead is the cost: the
+    # draw works on unnormalised weights in buffers made once (a softmax's division and sums
+    # and the temporaries of `(z - z.max()) / T` cost 30-45 us per character, the model's
+    # step at H=128 about as much).
+    w = np.empty(model.config.vocab_size, np.float64)  # (V,) exp((z - max z) / T)
+    cum = np.empty_like(w)  # (V,) running sums of w
     for _ in range(length):
         if argmax:
-            nxt = int(np.argmax(logits))
+            nxt = int(logits.argmax())
         else:
             # shifted first: a tiny temperature then sends the others to -inf, never inf - inf
-            z = logits.astype(np.float64)
+            np.subtract(logits, logits.max(), out=w, dtype=np.float64)
             with np.errstate(over="ignore"):
-                probs = softmax((z - z.max()) / temperature)
-            if top_k is not None or top_p is not None:
-                probs = filter_probs(probs, top_k, top_p)
-            nxt = int(np.searchsorted(np.cumsum(probs), rng.random() * probs.sum(), side="right"))
-            nxt = min(nxt, len(probs) - 1)
+                np.divide(w, temperature, out=w)
+            np.exp(w, out=w)
+            if filtered:
+                w[:] = filter_probs(w / w.sum(), top_k, top_p)
+            np.cumsum(w, out=cum)
+            nxt = min(int(cum.searchsorted(rng.random() * cum[-1], side="right")), len(w) - 1)
         yield vocab.chars[nxt]
         logits = next_logits(nxt)
 

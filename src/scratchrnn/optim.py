@@ -78,8 +78,10 @@ def average(params, state, decay: float) -> None:
         avg = state.get(f"ema.{k}")
         if avg is None:
             state[f"ema.{k}"] = p.copy()
-        else:
-            avg += (1 - d) * (p - avg)
+        else:  # avg + (1 - d)(p - avg) as d (avg - p) + p, without two temporaries
+            avg -= p
+            avg *= d
+            avg += p
 
 
 def averaged(params, state) -> dict[str, np.ndarray] | None:

@@ -59,6 +59,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     a("--layer-norm", action=argparse.BooleanOptionalAction, default=None,
       help="layer-normalise each gate's input and recurrent pre-activations (Ba et al. 2016; "
       "--cell gru only; on in --preset shakespeare)")
+    a("--locked-dropout", action=argparse.BooleanOptionalAction, default=None,
+      help="variational dropout (Gal & Ghahramani 2016): one --dropout mask per stream and "
+      "unit for a whole window, not one per step (default: off)")
     a("--batch", type=int, help="parallel streams B")
     a("--seq-len", type=int, help="window length T for truncated BPTT")
     a("--optimizer", help="sgd, adagrad or adam")

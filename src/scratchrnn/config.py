@@ -18,9 +18,8 @@ ADDED_LATER = {"ema": None}
 
 # Flags that change the model or its data: a resumed run must keep them as they were.
 MODEL_KEYS = ("text", "vocab", "encoding", "cell", "hidden", "layers", "dropout", "dtype",
-              "init_std", "weight_drop", "recurrent_init", "layer_norm", "batch", "seq_len",
-              "val_frac",
-              "test_frac", "optimizer", "seed", "val_chars")
+              "init_std", "weight_drop", "recurrent_init", "layer_norm", "locked_dropout",
+              "batch", "seq_len", "val_frac", "test_frac", "optimizer", "seed", "val_chars")
 
 
 @dataclass
@@ -38,6 +37,7 @@ class TrainConfig:
     weight_drop: float = 0.0  # DropConnect on the recurrent weights (AWD-LSTM), in training
     recurrent_init: str = "uniform"  # or "orthogonal" recurrent weights
     layer_norm: bool = False  # layer-normalised gates (GRU only; cells_ln.py)
+    locked_dropout: bool = False  # one dropout mask per stream and unit for a whole window
     batch: int = 32
     seq_len: int = 50  # the state is carried across windows: shorter ones mean more updates
     optimizer: str = "adam"
@@ -199,6 +199,13 @@ def validate(cfg: TrainConfig) -> None:
         raise ScratchRNNError(f"--layer-norm works with --cell gru only for now, not "
                               f"{cfg.cell}; use --cell gru or --no-layer-norm "
                               "(--preset shakespeare turns it on)")
+    if not isinstance(cfg.locked_dropout, bool):
+        raise ScratchRNNError(f"--locked-dropout is on or off (True or False), got "
+                              f"{cfg.locked_dropout!r}")
+    if cfg.locked_dropout and not cfg.dropout > 0:
+        raise ScratchRNNError("--locked-dropout needs --dropout > 0 (it holds dropout's mask "
+                              "fixed over each window); give --dropout P or use "
+                              "--no-locked-dropout")
     check_training_memory(cfg)
 
 
@@ -210,7 +217,8 @@ def check_training_memory(cfg: TrainConfig) -> None:
     # The largest vocabulary each choice can have: the corpus one is a subset of ascii's 96.
     vocab_size = 95 if cfg.vocab == "seed" else 96
     model = ModelConfig(vocab_size, cfg.hidden, cfg.cell, cfg.layers, cfg.dropout, cfg.dtype,
-                        cfg.init_std, cfg.weight_drop, cfg.recurrent_init, cfg.layer_norm)
+                        cfg.init_std, cfg.weight_drop, cfg.recurrent_init, cfg.layer_norm,
+                        cfg.locked_dropout)
     copies = 2 + {"sgd": 0, "adagrad": 1, "adam": 2}[cfg.optimizer] + (1 if cfg.ema else 0)
     window = max(window_memory(model, cfg.batch, cfg.seq_len, backward=True),
                  window_memory(model, 64, cfg.seq_len, backward=False))  # validation's streams

@@ -93,8 +93,9 @@ class PeerFailure(ScratchRNNError):
 
 class _StreamRows:
     """A Generator stand-in for model.forward's dropout: it draws the (T, B, H) mask of all B
-    streams, exactly as one process would, and hands back this rank's rows. A weight-drop mask
-    (2-D, W_h's shape) belongs to no stream: every rank draws it whole, the same one."""
+    streams (or locked dropout's (1, B, H)), exactly as one process would, and hands back this
+    rank's rows. A weight-drop mask (2-D, W_h's shape) belongs to no stream: every rank draws
+    it whole, the same one."""
 
     def __init__(self, rng: np.random.Generator, batch: int, rows: slice):
         self.rng, self.batch, self.rows = rng, batch, rows
@@ -103,7 +104,7 @@ class _StreamRows:
         if len(shape) != 3:
             return self.rng.random(shape, dtype=dtype)  # (H, G*H) shared by all streams
         T, _, H = shape
-        return self.rng.random((T, self.batch, H), dtype=dtype)[:, self.rows]  # (T, B/N, H)
+        return self.rng.random((T, self.batch, H), dtype=dtype)[:, self.rows]  # (T|1, B/N, H)
 
 
 class MPIComm:

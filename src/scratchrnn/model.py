@@ -12,7 +12,10 @@ Parameters (G = 1 rnn, 4 lstm, 3 gru; I_0 = V, I_k = H for k > 0; PyTorch's gate
     b_y       (V,)         output bias
 
 State: `l{k}.h` (B, H) per layer, LSTM also `l{k}.c` (B, H). Loss: mean softmax cross-entropy
-in nats per predicted character. Dropout (inverted, training only) follows every layer.
+in nats per predicted character. Dropout (inverted, training only) follows every layer: a
+fresh mask per position, or with locked_dropout (variational dropout, Gal & Ghahramani 2016;
+AWD-LSTM's LockedDropout) one (1, B, H) mask per window, the same units of each stream dropped
+at every step; the backward pass multiplies by the same broadcast mask.
 
 Weight drop (DropConnect on the recurrent weights, Merity, Keskar & Socher 2017, "Regularizing
 and Optimizing LSTM Language Models"): in training, each window draws one keep-mask M of W_h's
@@ -47,6 +50,7 @@ class ModelConfig:
     weight_drop: float = 0.0  # DropConnect probability on every W_h, in training
     recurrent_init: str = "uniform"  # or "orthogonal": every gate's block of W_h
     layer_norm: bool = False  # GRU only: each gate's pre-activations layer-normalised
+    locked_dropout: bool = False  # one dropout mask per stream and unit for a whole window
 
     def __post_init__(self):
         if self.cell not in cells.GATES:
@@ -69,6 +73,12 @@ class ModelConfig:
         if self.layer_norm and self.cell != "gru":
             raise ScratchRNNError(f"layer normalisation is implemented for the gru cell only, "
                                   f"not {self.cell}; use cell gru or leave layer_norm off")
+        if not isinstance(self.locked_dropout, bool):
+            raise ScratchRNNError(f"locked_dropout must be True or False, got "
+                                  f"{self.locked_dropout!r}")
+        if self.locked_dropout and not self.dropout > 0:
+            raise ScratchRNNError("locked_dropout needs dropout > 0 (it holds dropout's mask "
+                                  "fixed over each window); give dropout or leave it off")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -226,7 +236,8 @@ def forward(params, cfg: ModelConfig, inputs, targets, state, rng=None):
     """inputs, targets (B, T) ints; state from `init_state` or a previous window.
     Dropout and weight drop are applied when cfg.dropout / cfg.weight_drop > 0 and an `rng` is
     given (training). The rng draws, layer by layer: layer k's W_h mask (weight drop), then
-    layer k's (T, B, H) dropout mask. Returns (loss, state_out, cache)."""
+    layer k's (T, B, H) dropout mask, or (1, B, H) with cfg.locked_dropout. Returns
+    (loss, state_out, cache)."""
     ids = np.asarray(inputs).T  # (T, B): time-major inside
     T, B = ids.shape
     caches, state_out = [], {}
@@ -249,8 +260,10 @@ def forward(params, cfg: ModelConfig, inputs, targets, state, rng=None):
         state_out.update({f"l{k}.{s}": v for s, v in st.items()})
         mask = None
         if cfg.dropout > 0 and rng is not None:
-            mask = layers.dropout_mask(x.shape, cfg.dropout, rng, x.dtype)  # (T, B, H)
-            x = x * mask
+            # locked: one mask per stream and unit, broadcast over the window's T steps
+            shape = (1, *x.shape[1:]) if cfg.locked_dropout else x.shape
+            mask = layers.dropout_mask(shape, cfg.dropout, rng, x.dtype)  # (T|1, B, H)
+            x = x * mask  # (T, B, H)
         caches.append((in_cache, cell_cache, mask, wmask))
     logits, out_cache = layers.dense_forward(x, params["W_y"], params["b_y"])  # (T, B, V)
     flat_targets = np.asarray(targets).T.reshape(-1)  # (T*B,) in the logits' order
@@ -269,7 +282,7 @@ def backward(cache, cfg: ModelConfig, dstate=None, dloss: float = 1.0):
     for k in range(cfg.num_layers - 1, -1, -1):
         in_cache, cell_cache, mask, wmask = caches[k]
         if mask is not None:
-            dx *= mask
+            dx *= mask  # (T, B, H) *= (T|1, B, H)
         ds = _layer(dstate, k) if dstate else None
         dxproj, dp, ds0 = cell_backward(dx, ds, cell_cache)  # (T, B, G*H)
         dstate_in.update({f"l{k}.{s}": v for s, v in ds0.items()})
@@ -309,9 +322,10 @@ class CharRNN:
                  num_layers: int = 1, dropout: float = 0.0, seed: int = 0,
                  dtype: str = "float32", init_std: float | None = None,
                  weight_drop: float = 0.0, recurrent_init: str = "uniform",
-                 layer_norm: bool = False):
+                 layer_norm: bool = False, locked_dropout: bool = False):
         self.config = ModelConfig(vocab_size, hidden_size, cell, num_layers, dropout, dtype,
-                                  init_std, weight_drop, recurrent_init, layer_norm)
+                                  init_std, weight_drop, recurrent_init, layer_norm,
+                                  locked_dropout)
         limits.integer(seed, "seed", 0)
         check_model_memory(self.config)
         self.params = init_params(self.config, np.random.default_rng(seed))

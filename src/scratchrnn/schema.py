@@ -172,9 +172,10 @@ def model_config(v, where):
             "hidden_size": integer(1, MAX_HIDDEN), "num_layers": integer(1, MAX_LAYERS),
             "cell": choice(*cells.GATES), "dropout": number(0), "dtype": choice(*DTYPES),
             "init_std": optional(number(0)), "weight_drop": number(0),
-            "recurrent_init": choice(*RECURRENT_INITS), "layer_norm": boolean},
+            "recurrent_init": choice(*RECURRENT_INITS), "layer_norm": boolean,
+            "locked_dropout": boolean},
            optional_keys=("hidden_size", "cell", "num_layers", "dropout", "dtype", "init_std",
-                          "weight_drop", "recurrent_init", "layer_norm"),
+                          "weight_drop", "recurrent_init", "layer_norm", "locked_dropout"),
            )(v, where)  # the optional keys came later: a checkpoint without one has the default
 
 
@@ -256,7 +257,8 @@ META = {
 # model field <- the config field it was built from (model.CharRNN(..., cfg.hidden, ...))
 SAME = {"cell": "cell", "hidden_size": "hidden", "num_layers": "layers", "dropout": "dropout",
         "dtype": "dtype", "init_std": "init_std", "weight_drop": "weight_drop",
-        "recurrent_init": "recurrent_init", "layer_norm": "layer_norm"}
+        "recurrent_init": "recurrent_init", "layer_norm": "layer_norm",
+        "locked_dropout": "locked_dropout"}
 
 
 @dataclasses.dataclass

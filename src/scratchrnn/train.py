@@ -201,7 +201,7 @@ def train(config: TrainConfig | None = None, *, resume=None, progress: bool = Tr
         else:
             model = CharRNN(len(corpus.vocab), cfg.hidden, cfg.cell, cfg.layers, cfg.dropout,
                             cfg.seed, cfg.dtype, cfg.init_std, cfg.weight_drop, cfg.recurrent_init,
-                            cfg.layer_norm)
+                            cfg.layer_norm, cfg.locked_dropout)
             opt_state = optim.init_state(cfg.optimizer, model.params)
             state, meta = model.init_state(cfg.batch), {}
         meta["corpus"] = identity

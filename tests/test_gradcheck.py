@@ -98,9 +98,10 @@ def test_layer_norm_cell_alone(B, rng):
     assert_close(ds["h"], numerical_grad(f, state["h"]), "state h")
 
 
-def _model(cell, layers_, dropout=0.0, V=6, H=5, seed=0, weight_drop=0.0, layer_norm=False):
+def _model(cell, layers_, dropout=0.0, V=6, H=5, seed=0, weight_drop=0.0, layer_norm=False,
+           locked=False):
     cfg = ModelConfig(V, H, cell, layers_, dropout, "float64", weight_drop=weight_drop,
-                      layer_norm=layer_norm)
+                      layer_norm=layer_norm, locked_dropout=locked)
     params = init_params(cfg, np.random.default_rng(seed))
     if layer_norm:  # gains away from 1 and biases away from 0: every product must be right
         r = np.random.default_rng(seed + 1)
@@ -110,20 +111,24 @@ def _model(cell, layers_, dropout=0.0, V=6, H=5, seed=0, weight_drop=0.0, layer_
     return cfg, params
 
 
-WHOLE = [(c, *case, False) for c in CELLS for case in (
+WHOLE = [(c, *case, False, False) for c in CELLS for case in (
     (1, 0.0, 0.0), (3, 0.0, 0.0), (2, 0.4, 0.0), (2, 0.0, 0.5), (2, 0.3, 0.5))]
-WHOLE += [("gru", 1, 0.0, 0.0, True), ("gru", 3, 0.3, 0.0, True), ("gru", 2, 0.3, 0.5, True)]
+WHOLE += [("gru", 1, 0.0, 0.0, True, False), ("gru", 3, 0.3, 0.0, True, False),
+          ("gru", 2, 0.3, 0.5, True, False)]
+WHOLE += [(c, 2, 0.4, 0.0, False, True) for c in CELLS]  # locked dropout
+WHOLE += [("lstm", 3, 0.3, 0.5, False, True), ("gru", 2, 0.3, 0.5, True, True)]
 
 
-@pytest.mark.parametrize("cell,num_layers,dropout,weight_drop,layer_norm", WHOLE)
+@pytest.mark.parametrize("cell,num_layers,dropout,weight_drop,layer_norm,locked", WHOLE)
 def test_whole_model_through_carried_state(cell, num_layers, dropout, weight_drop, layer_norm,
-                                           rng):
+                                           locked, rng):
     """Loss of two consecutive windows, the second starting from the state the first left:
     the gradient of window 2 must flow back through the carried state into window 1.
     Dropout and weight-drop masks are fixed by re-seeding the same generator for every
-    evaluation; each window draws its own W_h masks. Also the layer-normalised GRU."""
+    evaluation; each window draws its own W_h masks. Also the layer-normalised GRU, and
+    locked dropout: one (1, B, H) mask per layer and window, broadcast over its steps."""
     cfg, params = _model(cell, num_layers, dropout, weight_drop=weight_drop,
-                         layer_norm=layer_norm)
+                         layer_norm=layer_norm, locked=locked)
     B, T = 2, 3
     x1, y1, x2, y2 = (rng.integers(0, cfg.vocab_size, (B, T)) for _ in range(4))
     s0 = {k: rng.normal(size=v.shape) * 0.5 for k, v in init_state(cfg, B).items()}
@@ -140,6 +145,9 @@ def test_whole_model_through_carried_state(cell, num_layers, dropout, weight_dro
         for k in range(num_layers):
             m1, m2 = c1[0][k][3], c2[0][k][3]  # (H, G*H)
             assert 0 < (m1 == 0).sum() < m1.size and not np.array_equal(m1, m2)
+    if dropout:  # dropout masks: per step, or one per stream and unit (locked)
+        for k in range(num_layers):
+            assert c1[0][k][2].shape == ((1 if locked else T), B, cfg.hidden_size)
     g2, ds1 = backward(c2, cfg)
     g1, ds0 = backward(c1, cfg, dstate=ds1)
     f = lambda: run()[0]

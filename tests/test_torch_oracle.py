@@ -103,13 +103,15 @@ def test_optimizers_match_torch(name, betas):
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-def test_weight_drop_matches_torch(cell):
+@pytest.mark.parametrize("locked", [False, True])
+def test_weight_drop_matches_torch(cell, locked):
     """Weight drop (DropConnect on weight_hh, as AWD-LSTM's WeightDrop): torch runs the module
     on weight_hh * M through functional_call with our masks M, and autograd differentiates
-    through the product to the raw weights. Dropout between the layers too."""
+    through the product to the raw weights. Dropout between the layers too, per step or
+    locked (AWD-LSTM's LockedDropout: one (B, 1, H) mask that torch broadcasts over time)."""
     rng = np.random.default_rng(3)
     L, V = 2, 11
-    cfg = ModelConfig(V, 8, cell, L, 0.3, "float64", weight_drop=0.4)
+    cfg = ModelConfig(V, 8, cell, L, 0.3, "float64", weight_drop=0.4, locked_dropout=locked)
     params = init_params(cfg, rng)
     B, T = 3, 7
     x, y = rng.integers(0, V, (B, T)), rng.integers(0, V, (B, T))
@@ -117,8 +119,9 @@ def test_weight_drop_matches_torch(cell):
     loss, state_out, cache = forward(params, cfg, x, y, state, np.random.default_rng(9))
     grads, _ = backward(cache, cfg)
     wmasks = [layer[3] for layer in cache[0]]  # (H, G*H) each
-    dmasks = [layer[2] for layer in cache[0]]  # (T, B, H) each
+    dmasks = [layer[2] for layer in cache[0]]  # (T, B, H) each, (1, B, H) locked
     assert all(0 < (m == 0).sum() < m.size for m in wmasks)
+    assert all(m.shape == ((1 if locked else T), B, 8) for m in dmasks)
 
     # one torch layer at a time, so the dropout masks can go between them
     rnn, out = torch_twin(cfg, params)

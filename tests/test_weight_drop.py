@@ -1,10 +1,12 @@
-"""Weight drop (DropConnect on W_h, AWD-LSTM) and orthogonal recurrent init: the masks' values,
-where they come from and in which order, what they cost in memory, that training uses them,
-orthogonality of every gate block, and that both options off leave every result as it was.
-Their gradients are in test_gradcheck.py and test_torch_oracle.py, their exact resume in
-test_train.py, their bad values in test_bad_inputs.py and test_api_errors.py."""
+"""Weight drop (DropConnect on W_h, AWD-LSTM), orthogonal recurrent init and locked dropout:
+the masks' values, shapes, where they come from and in which order, what they cost in memory,
+that training uses them, orthogonality of every gate block, and that the options off leave
+every result as it was. Their gradients are in test_gradcheck.py and test_torch_oracle.py,
+their exact resume in test_train.py, their bad values in test_bad_inputs.py and
+test_api_errors.py, locked dropout over MPI in test_distributed.py."""
 
 import hashlib
+import json
 
 import numpy as np
 import pytest
@@ -94,8 +96,9 @@ def test_orthogonal_blocks_are_the_q_of_a_gaussian_with_positive_r_diagonal():
         assert (np.diag(R) > 0).all()
 
 
-def _cfg(cell="lstm", L=2, dropout=0.0, weight_drop=0.0, H=16, V=10):
-    return ModelConfig(V, H, cell, L, dropout, "float64", weight_drop=weight_drop)
+def _cfg(cell="lstm", L=2, dropout=0.0, weight_drop=0.0, H=16, V=10, locked=False):
+    return ModelConfig(V, H, cell, L, dropout, "float64", weight_drop=weight_drop,
+                       locked_dropout=locked)
 
 
 def _window(cfg, B=3, T=5, seed=0):
@@ -193,3 +196,81 @@ def test_impossible_values_say_what_is_wrong(flag, value, says, small_text, caps
     assert main(["train", "--text", str(small_text), flag, value, "--quiet"]) == 1
     assert capsys.readouterr().err == f"scratchrnn: error: {says}" + (
         " (see 'scratchrnn train --help')\n" if value == "x" else "\n")
+
+
+# sha256 of every dropout mask (shape, then bytes) model.forward drew for one window of a 3-layer
+# model with dropout 0.3, and of the generator's state after, computed by the code before
+# --locked-dropout existed (b64eeb7): with the option off, no draw may change.
+DRAWS_BEFORE = {
+    ("lstm", "float32"): "514c4a2d48012ade77465756b2cbdbdb0739f2e54474f08440c3e678ffb1dfe6",
+    ("gru", "float64"): "6ae7a509b7074c9bd527db2ff7a6f2cb51454bb090763eb378b09b186c170f1f",
+}
+
+
+@pytest.mark.parametrize("cell,dtype", sorted(DRAWS_BEFORE))
+@pytest.mark.parametrize("locked", [None, False])
+def test_dropout_draws_are_unchanged_with_locked_dropout_off(cell, dtype, locked):
+    kw = {} if locked is None else {"locked_dropout": locked}  # the default, and off by name
+    cfg = ModelConfig(10, 16, cell, 3, 0.3, dtype, **kw)
+    params = init_params(cfg, np.random.default_rng(1))
+    r = np.random.default_rng(0)
+    x, y = r.integers(0, 10, (3, 5)), r.integers(0, 10, (3, 5))
+    rng = np.random.default_rng(5)
+    _, _, cache = forward(params, cfg, x, y, init_state(cfg, 3), rng)
+    h = hashlib.sha256()
+    for layer in cache[0]:
+        h.update(str(layer[2].shape).encode())
+        h.update(layer[2].tobytes())
+    h.update(json.dumps(rng.bit_generator.state).encode())
+    assert h.hexdigest() == DRAWS_BEFORE[cell, dtype]
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_locked_dropout_holds_one_mask_per_stream_and_unit_over_the_window(cell):
+    """Each layer's mask is (1, B, H), drawn from the training generator in layer order (after
+    that layer's W_h mask); the output layer's input has the same units of a stream zeroed at
+    every step, different ones in different streams; evaluation drops nothing."""
+    p, B, T, H, L = 0.5, 6, 7, 32, 2
+    cfg = _cfg(cell, L=L, dropout=p, weight_drop=0.3, H=H, locked=True)
+    params = init_params(cfg, np.random.default_rng(1))
+    x, y, s = _window(cfg, B=B, T=T)
+    rng, by_hand = np.random.default_rng(5), np.random.default_rng(5)
+    loss, _, (layers_, out_cache, _) = forward(params, cfg, x, y, s, rng)
+    for k, (_, _, dmask, wmask) in enumerate(layers_):
+        want_w = layers.dropout_mask(params[f"l{k}.W_h"].shape, 0.3, by_hand, np.float64)
+        want_d = layers.dropout_mask((1, B, H), p, by_hand, np.float64)
+        assert dmask.shape == (1, B, H), dmask.shape
+        assert np.array_equal(wmask, want_w) and np.array_equal(dmask, want_d), k
+        assert set(np.unique(dmask)) == {0.0, 1 / (1 - p)}
+    assert rng.bit_generator.state == by_hand.bit_generator.state
+    dropped = out_cache[0].reshape(T, B, H) == 0  # the last layer's output, as W_y reads it
+    assert (dropped == dropped[0]).all()  # the same units at every step of the window
+    assert 0.3 < dropped[0].mean() < 0.7  # about p of them, per element of (B, H)
+    assert all(0 < row.sum() < H for row in dropped[0])  # some units of every stream
+    assert len({row.tobytes() for row in dropped[0]}) > 1  # different ones across streams
+    # per-step dropout would drop different units at different steps from the same seed
+    per_step = _cfg(cell, L=L, dropout=p, weight_drop=0.3, H=H)
+    _, _, (_, out_step, _) = forward(params, per_step, x, y, s, np.random.default_rng(5))
+    step_dropped = out_step[0].reshape(T, B, H) == 0
+    assert not (step_dropped == step_dropped[0]).all()
+    evaluation = forward(params, cfg, x, y, s)[0]  # no rng: nothing dropped, locked or not
+    assert evaluation == forward(params, per_step, x, y, s)[0] and evaluation != loss
+
+
+def test_training_uses_locked_dropout_and_saves_it(tmp_path, small_text):
+    def run(name, **kw):
+        return sr.train(sr.TrainConfig(text=str(small_text), out=str(tmp_path / name),
+                                       cell="gru", hidden=16, batch=4, seq_len=8, max_steps=6,
+                                       eval_every=6, sample_length=0, dropout=0.3, **kw),
+                        progress=False, log=lambda *a: None)
+
+    plain, locked, again = run("plain"), run("locked", locked_dropout=True), \
+        run("again", locked_dropout=True)
+    assert digest(plain.model.params) != digest(locked.model.params)
+    assert digest(locked.model.params) == digest(again.model.params)  # the seed fixes masks
+    ckpt = sr.load_checkpoint(locked.out)
+    assert ckpt.model.config.locked_dropout is True and ckpt.config["locked_dropout"] is True
+    assert sr.load_checkpoint(plain.out).model.config.locked_dropout is False
+    later = sr.train(resume=tmp_path / "locked", max_steps=8, progress=False,
+                     log=lambda *a: None)  # a resumed run keeps it without being told
+    assert later.model.config.locked_dropout is True

@@ -153,6 +153,21 @@ HOSTILE = {  # name -> (meta edits, member edits, fragment of the message)
                                    "config.layer_norm must be bool"),
     "layer_norm on an lstm": ([(("model", "layer_norm"), "true"),
                                (("config", "layer_norm"), "true")], [], "gru only"),
+    "model locked_dropout a number": ([(("model", "locked_dropout"), "1")], [],
+                                      "model.locked_dropout must be true or false"),
+    "config locked_dropout a string": ([(("config", "locked_dropout"), '"yes"')], [],
+                                       "config.locked_dropout must be bool"),
+    "locked_dropout disagrees": ([(("config", "locked_dropout"), "true")], [],
+                                 "config.locked_dropout is True but the model's locked_dropout"),
+    "locked_dropout without dropout": ([(("model", "locked_dropout"), "true"),
+                                        (("config", "locked_dropout"), "true"),
+                                        (("model", "dropout"), "0.0"),
+                                        (("config", "dropout"), "0.0")], [],
+                                       "--locked-dropout needs --dropout > 0"),
+    "model locked_dropout without dropout": ([(("model", "locked_dropout"), "true"),
+                                              (("model", "dropout"), "0.0"),
+                                              (("config", "dropout"), "0.0")], [],
+                                             "locked_dropout needs dropout > 0"),
     "layer-norm gains in a model without": ([], [lambda m: m.update({"p/l0.ln_x": m["p/l0.b"]})],
                                             "p/l0.ln_x does not belong"),
     "config lr a string": ([(("config", "lr"), '"fast"')], [], "config.lr must be float"),
@@ -241,16 +256,19 @@ def test_the_corpus_record_is_accepted(bases, tmp_path):
 
 
 def test_a_checkpoint_from_before_weight_drop_loads_and_resumes(bases, tmp_path, capsys):
-    """Checkpoints written before --weight-drop and --recurrent-init lack both, in the model
-    and in the config: they read as off (the defaults), and sample, evaluate and resume."""
+    """Checkpoints written before --weight-drop, --recurrent-init, --layer-norm and
+    --locked-dropout lack them, in the model and in the config: they read as off (the
+    defaults), and sample, evaluate and resume (with per-step dropout: the base has 0.1)."""
     base = bases["lstm"]
     older = [((part, key), None) for part in ("model", "config")
-             for key in ("weight_drop", "recurrent_init", "layer_norm")]
+             for key in ("weight_drop", "recurrent_init", "layer_norm", "locked_dropout")]
     assert all(key in base.meta[part] for (part, key), _ in older)
     path = base.write(tmp_path / "old.npz", older)
     ckpt = sr.load_checkpoint(path, resume=True)
     assert (ckpt.model.config.weight_drop, ckpt.model.config.recurrent_init) == (0.0, "uniform")
     assert ckpt.model.config.layer_norm is False and ckpt.config.get("layer_norm") is None
+    assert ckpt.model.config.locked_dropout is False and "locked_dropout" not in ckpt.config
+    assert ckpt.model.config.dropout > 0  # so that locked or not would matter
     step = base.meta["step"]
     for argv in (["sample", str(path), "--length", "5"], ["eval", str(path)],
                  ["train", "--resume", str(path), "--out", str(tmp_path / "on"),
@@ -259,6 +277,7 @@ def test_a_checkpoint_from_before_weight_drop_loads_and_resumes(bases, tmp_path,
     later = sr.load_checkpoint(tmp_path / "on")
     assert later.meta["step"] == step + 1 and later.model.config.weight_drop == 0.0
     assert later.model.config.layer_norm is False and later.config["layer_norm"] is False
+    assert later.model.config.locked_dropout is False and later.config["locked_dropout"] is False
 
 
 def test_a_layer_norm_run_whose_model_and_config_disagree_is_refused(bases, tmp_path):

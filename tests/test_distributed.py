@@ -258,6 +258,30 @@ def test_weight_drop_masks_are_the_same_on_every_rank():
         assert rank.rng.bit_generator.state == one.bit_generator.state
 
 
+def test_locked_dropout_masks_do_not_depend_on_the_split():
+    """A locked (1, B, H) mask: each rank gets its streams' rows of the one the single
+    process draws, and the generator moves on as the single process's does."""
+    from scratchrnn.distributed import _StreamRows
+
+    one = np.random.default_rng(5)
+    whole = one.random((1, 6, 3), dtype=np.float32)  # (1, B, H)
+    for rows in (slice(0, 3), slice(3, 6), slice(2, 4)):
+        rank = _StreamRows(np.random.default_rng(5), 6, rows)
+        part = rank.random((1, rows.stop - rows.start, 3), np.float32)  # (1, B/N, H)
+        np.testing.assert_array_equal(part, whole[:, rows])
+        assert rank.rng.bit_generator.state == one.bit_generator.state
+
+
+@needs_mpi
+def test_two_ranks_train_the_one_process_run_with_locked_dropout(text, tmp_path):
+    args = ["--text", text, *MODEL, "--locked-dropout", "--max-steps", "8", "--eval-every", "8"]
+    assert main(["train", *map(str, args), "--out", str(tmp_path / "one")]) == 0
+    r = mpirun(2, [*args, "--out", tmp_path / "two"])
+    assert r.returncode == 0, r.stderr
+    assert meta(tmp_path / "two")["model"]["locked_dropout"] is True
+    assert_same_run(tmp_path / "one", tmp_path / "two")
+
+
 @needs_mpi
 def test_two_ranks_train_the_one_process_run_with_weight_drop(text, tmp_path):
     args = ["--text", text, *MODEL, "--weight-drop", "0.4", "--max-steps", "8",

@@ -72,8 +72,10 @@ def test_torch_export_matches(cell, layers):
         np.testing.assert_allclose(c_T.numpy(), stacked(want_state, "c", layers), **TOL)
 
 
-def test_export_writes_the_weights_sample_uses(small_text):
-    """A run trained with a weight average exports the average, as `sample` uses it."""
+@pytest.mark.parametrize("extra", [[], ["--dropout", "0.3", "--locked-dropout"]])
+def test_export_writes_the_weights_sample_uses(small_text, extra):
+    """A run trained with a weight average exports the average, as `sample` uses it. Locked
+    dropout is training only: such a run exports like any other."""
     pytest.importorskip("safetensors")
     from safetensors.numpy import load_file
 
@@ -81,7 +83,8 @@ def test_export_writes_the_weights_sample_uses(small_text):
 
     assert main(["train", "--text", str(small_text), "--out", "run", "--hidden", "8",
                  "--layers", "1", "--batch", "2", "--seq-len", "8", "--max-steps", "6",
-                 "--eval-every", "6", "--sample-length", "0", "--ema", "0.5", "--quiet"]) == 0
+                 "--eval-every", "6", "--sample-length", "0", "--ema", "0.5", "--quiet",
+                 *extra]) == 0
     assert main(["export", "run", "--format", "torch"]) == 0
     ckpt = load_checkpoint("run")
     tensors = load_file("run/model.safetensors")

@@ -70,15 +70,18 @@ def _assert_same_run(a, b, skip_step):
     assert rows(a) == rows(b)
 
 
-@pytest.mark.parametrize("cell,layers,dropout,weight_drop,layer_norm", [
-    ("rnn", 1, 0.0, 0.0, False), ("lstm", 2, 0.3, 0.0, False), ("gru", 2, 0.3, 0.0, False),
-    ("lstm", 1, 0.0, 0.5, False), ("gru", 2, 0.3, 0.5, False),  # W_h masks from the same rng
-    ("gru", 2, 0.3, 0.5, True)])
+@pytest.mark.parametrize("cell,layers,dropout,weight_drop,layer_norm,locked", [
+    ("rnn", 1, 0.0, 0.0, False, False), ("lstm", 2, 0.3, 0.0, False, False),
+    ("gru", 2, 0.3, 0.0, False, False),
+    ("lstm", 1, 0.0, 0.5, False, False),  # W_h masks from the same rng
+    ("gru", 2, 0.3, 0.5, False, False), ("gru", 2, 0.3, 0.5, True, False),
+    ("lstm", 2, 0.3, 0.0, False, True), ("gru", 2, 0.3, 0.5, False, True)])  # locked dropout
 def test_interrupt_and_resume_is_bit_identical(cell, layers, dropout, weight_drop, layer_norm,
-                                                tmp_path, small_text, monkeypatch):
+                                                locked, tmp_path, small_text, monkeypatch):
     common = dict(cell=cell, layers=layers, dropout=dropout, weight_drop=weight_drop,
-                  layer_norm=layer_norm, epochs=None, max_steps=50)
+                  layer_norm=layer_norm, locked_dropout=locked, epochs=None, max_steps=50)
     full = sr.train(_run(tmp_path, small_text, "full", **common), progress=False)
+    assert sr.load_checkpoint(full.out).model.config.locked_dropout is locked
     with monkeypatch.context() as m:
         _interrupt_at(m, 23)
         cut = sr.train(_run(tmp_path, small_text, "part", **common), progress=False)

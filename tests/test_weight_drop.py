@@ -162,12 +162,16 @@ def test_memory_counts_a_mask_and_a_masked_w_h_per_layer(cell):
     assert window_memory(wd, 4, 10, backward=False) == window_memory(base, 4, 10, False)
 
 
+def _short_run(folder, text, **kw):
+    """Six training steps of a 16-unit model on `text` into `folder`, quietly."""
+    return sr.train(sr.TrainConfig(text=str(text), out=str(folder), hidden=16, batch=4,
+                                   seq_len=8, max_steps=6, eval_every=6, sample_length=0, **kw),
+                    progress=False, log=lambda *a: None)
+
+
 def test_training_uses_weight_drop_and_saves_both_options(tmp_path, small_text):
     def run(name, **kw):
-        return sr.train(sr.TrainConfig(text=str(small_text), out=str(tmp_path / name),
-                                       cell="lstm", hidden=16, batch=4, seq_len=8, max_steps=6,
-                                       eval_every=6, sample_length=0, dropout=0.0, **kw),
-                        progress=False, log=lambda *a: None)
+        return _short_run(tmp_path / name, small_text, cell="lstm", dropout=0.0, **kw)
 
     plain, wd, wd2 = run("plain"), run("wd", weight_drop=0.5), run("wd2", weight_drop=0.5)
     assert digest(plain.model.params) != digest(wd.model.params)
@@ -259,10 +263,7 @@ def test_locked_dropout_holds_one_mask_per_stream_and_unit_over_the_window(cell)
 
 def test_training_uses_locked_dropout_and_saves_it(tmp_path, small_text):
     def run(name, **kw):
-        return sr.train(sr.TrainConfig(text=str(small_text), out=str(tmp_path / name),
-                                       cell="gru", hidden=16, batch=4, seq_len=8, max_steps=6,
-                                       eval_every=6, sample_length=0, dropout=0.3, **kw),
-                        progress=False, log=lambda *a: None)
+        return _short_run(tmp_path / name, small_text, cell="gru", dropout=0.3, **kw)
 
     plain, locked, again = run("plain"), run("locked", locked_dropout=True), \
         run("again", locked_dropout=True)

@@ -28,32 +28,44 @@ from .cells import _chunk, _transposed, gru_factors, gru_gates
 EPS = 1e-5
 
 
-def normalise(v, G, tmp):
-    """v (..., G*H) to zero mean and unit variance over each of its G groups, in place, with
-    `tmp` (v's shape) as scratch; returns the (..., G, 1) reciprocal standard deviations."""
-    g = v.reshape(*v.shape[:-1], G, -1)  # (..., G, H) views
-    sq = tmp.reshape(g.shape)
-    g -= g.mean(axis=-1, keepdims=True)
-    np.multiply(g, g, out=sq)
-    rstd = sq.mean(axis=-1, keepdims=True)  # (..., G, 1)
+def _rows(a, H):
+    """a (..., k*H) as (N, H) rows of the same memory: a view, which the in-place arithmetic
+    below needs (a reshape of a non-contiguous array would silently be a copy)."""
+    if not a.flags.c_contiguous:
+        raise ValueError("layer normalisation works in place on C-contiguous arrays")
+    return a.reshape(-1, H)
+
+
+def normalise(v, G):
+    """v (..., G*H), contiguous, to zero mean and unit variance over each of its G groups, in
+    place; returns the (..., G, 1) reciprocal standard deviations.
+
+    The sums over H are a matrix-vector product with 1/H and an einsum dot product, not
+    ndarray.mean: mean's Python wrapper and the g * g temporary cost ~30% of this function
+    at the preset's (32, 1152) per step (benchmarks in BENCHMARKS.md)."""
+    H = v.shape[-1] // G
+    g = _rows(v, H)  # (N*G, H)
+    g -= (g @ np.full(H, 1.0 / H, v.dtype))[:, None]
+    rstd = np.einsum("ij,ij->i", g, g)  # (N*G,) sums of squares
+    rstd *= 1.0 / H
     rstd += EPS
     np.sqrt(rstd, out=rstd)
     np.divide(1.0, rstd, out=rstd)
-    g *= rstd
-    return rstd
+    g *= rstd[:, None]
+    return rstd.reshape(*v.shape[:-1], G, 1)
 
 
 def normalise_backward(dxh, xh, rstd, G, tmp):
-    """dL/dv from dL/dx_hat (both (..., G*H)) for x_hat = LN(v), in place in dxh, with `tmp`
-    (dxh's shape) as scratch."""
-    d = dxh.reshape(*dxh.shape[:-1], G, -1)  # (..., G, H) views
-    x, t = xh.reshape(d.shape), tmp.reshape(d.shape)
-    np.multiply(d, x, out=t)
-    dot = t.mean(axis=-1, keepdims=True)  # (..., G, 1)
-    d -= d.mean(axis=-1, keepdims=True)
-    np.multiply(x, dot, out=t)
+    """dL/dv from dL/dx_hat (both (..., G*H), contiguous) for x_hat = LN(v), in place in dxh,
+    with `tmp` (dxh's shape) as scratch."""
+    H = dxh.shape[-1] // G
+    d, x, t = _rows(dxh, H), _rows(xh, H), _rows(tmp, H)  # (N*G, H) each
+    dot = np.einsum("ij,ij->i", d, x)  # (N*G,) sums of dx_hat * x_hat, then their means
+    dot *= 1.0 / H
+    d -= (d @ np.full(H, 1.0 / H, d.dtype))[:, None]
+    np.multiply(x, dot[:, None], out=t)
     d -= t
-    d *= rstd
+    d *= rstd.reshape(-1, 1)
     return dxh
 
 
@@ -63,8 +75,8 @@ def forward(xproj, state, p):
     T, B, G = xproj.shape
     H = G // 3
     W_h, b_hn, g_h = p["W_h"], p["b_hn"], p["ln_h"]
-    ax = np.empty_like(xproj)  # (T, B, 3H) scratch, then LN(x W_x) g_x + b
-    rstd_x = normalise(xproj, 3, ax)  # (T, B, 3, 1); xproj now holds x_hat
+    rstd_x = normalise(xproj, 3)  # (T, B, 3, 1); xproj now holds x_hat
+    ax = np.empty_like(xproj)  # (T, B, 3H) LN(x W_x) g_x + b
     np.multiply(xproj, p["ln_x"], out=ax)
     ax += p["b"]
     hs = np.empty((T + 1, B, H), xproj.dtype)
@@ -82,7 +94,7 @@ def forward(xproj, state, p):
     for t in range(T):
         v = hhat[t]
         np.matmul(hs[t], W_h, out=v)
-        rstd_h[t] = normalise(v, 3, ah)
+        rstd_h[t] = normalise(v, 3)
         np.multiply(v, g_h, out=ah)
         gru_gates(x_rz[t], x_n[t], ah_rz, ah_n, b_hn, hs[t], rzs[t], ns[t], hns[t], hs[t + 1])
     cache = (hs, rzs, ns, hns, W_h, xproj, rstd_x, hhat, rstd_h, p["ln_x"], g_h)

@@ -79,7 +79,7 @@ def stepper(model: CharRNN, clamp: tuple[int, int, float] | None = None):
         if not ln:
             return v + bias[k]
         v = v.copy()
-        cells_ln.normalise(v, 3, np.empty_like(v))
+        cells_ln.normalise(v, 3)
         v *= gx[k]
         v += bias[k]
         return v
@@ -104,7 +104,6 @@ def stepper(model: CharRNN, clamp: tuple[int, int, float] | None = None):
     z = np.empty(cells.GATES[cell] * H, cfg.dtype)  # (G*H,) gate pre-activations
     tmp = np.empty(H, cfg.dtype)
     rz = np.empty(2 * H, cfg.dtype)  # GRU gates r, z
-    scratch = np.empty_like(z)
     W_yT, b_y = np.ascontiguousarray(P["W_y"].T), P["b_y"]
     clamp = check_clamp(clamp, model)
     c_layer, c_unit, c_value = clamp if clamp else (-1, 0, 0.0)
@@ -115,7 +114,7 @@ def stepper(model: CharRNN, clamp: tuple[int, int, float] | None = None):
             h = hs[k]
             np.matmul(WhT[k], h, out=z)
             if ln:
-                cells_ln.normalise(z, 3, scratch)
+                cells_ln.normalise(z, 3)
                 np.multiply(z, gh[k], out=z)  # in place; "z *=" would make z local
             if cell == "rnn":
                 np.add(z, x_in, out=z)  # in place; "z +=" would make z local

@@ -1,5 +1,5 @@
 """Whole training steps of the tinyshakespeare recipe with and without its options (layer norm,
-weight drop): the step-cost ratios that turn issue 11's time budget into a step budget for each
+weight drop, the preset): the step-cost ratios that turn issue 11's time budget into a step budget for each
 variant. Real `scratchrnn.train` runs of 90 steps (the time from step 20 to 90, so start-up and
 warm-up do not count), rounds interleaved so that a busy machine slows every variant alike.
 BLAS threads as the environment says: run it as the issue's machine runs (2 threads) and with
@@ -20,8 +20,12 @@ from pathlib import Path
 import scratchrnn as sr
 
 BOOK = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
-VARIANTS = {"plain": {}, "layer norm": {"layer_norm": True},
-            "layer norm + weight drop 0.2": {"layer_norm": True, "weight_drop": 0.2}}
+# "plain" is the issue's recipe (run 11); the preset's own row is the last
+VARIANTS = {"plain": {"locked_dropout": False},
+            "layer norm": {"layer_norm": True, "locked_dropout": False},
+            "layer norm + weight drop 0.2": {"layer_norm": True, "weight_drop": 0.2,
+                                             "locked_dropout": False},
+            "--preset shakespeare": {"layer_norm": True, "weight_drop": 0.2}}
 
 
 def main() -> None:

@@ -47,27 +47,32 @@ def textbook_backward(dxh, xh, rstd, G):
 def parts(a) -> None:
     rng = np.random.default_rng(0)
     for shape in ((a.batch, 3 * a.hidden), (a.seq_len, a.batch, 3 * a.hidden)):
-        v0 = (3 * rng.standard_normal(shape) + 1).astype(np.float32)
-        d0 = rng.standard_normal(shape).astype(np.float32)
-        xh = v0.copy()
-        rstd = cells_ln.normalise(xh, 3)
-        v, d, tmp = np.empty_like(v0), np.empty_like(v0), np.empty_like(v0)
-        ref = v0.copy()
-        assert np.allclose(textbook(ref, 3), rstd, rtol=1e-5) and np.allclose(ref, xh, atol=1e-5)
-        runs = {"normalise": lambda: cells_ln.normalise(v, 3),
-                "textbook": lambda: textbook(v, 3),
-                "backward": lambda: cells_ln.normalise_backward(d, xh, rstd, 3, tmp),
-                "textbook backward": lambda: textbook_backward(d, xh, rstd, 3)}
-        number = max(1, 20_000 // shape[0])
-        best = {}
-        for r in range(a.rounds):  # interleaved; each call on fresh input
-            for name, f in runs.items() if r % 2 == 0 else reversed(runs.items()):
-                t = timeit.repeat(f, setup=lambda: (np.copyto(v, v0), np.copyto(d, d0)),
-                                  number=1, repeat=number)
-                best[name] = min(best.get(name, 1.0), min(t))
+        best = time_parts(shape, a.rounds, rng)
         print(f"{shape}: " + ", ".join(f"{k} {1e6 * t:.0f} us" for k, t in best.items())
               + f"; textbook/ours {best['textbook'] / best['normalise']:.2f} forward, "
               f"{best['textbook backward'] / best['backward']:.2f} backward")
+
+
+def time_parts(shape, rounds, rng) -> dict[str, float]:
+    v0 = (3 * rng.standard_normal(shape) + 1).astype(np.float32)
+    d0 = rng.standard_normal(shape).astype(np.float32)
+    xh = v0.copy()
+    rstd = cells_ln.normalise(xh, 3)
+    v, d, tmp = np.empty_like(v0), np.empty_like(v0), np.empty_like(v0)
+    ref = v0.copy()
+    assert np.allclose(textbook(ref, 3), rstd, rtol=1e-5) and np.allclose(ref, xh, atol=1e-5)
+    runs = {"normalise": lambda: cells_ln.normalise(v, 3),
+            "textbook": lambda: textbook(v, 3),
+            "backward": lambda: cells_ln.normalise_backward(d, xh, rstd, 3, tmp),
+            "textbook backward": lambda: textbook_backward(d, xh, rstd, 3)}
+    number = max(1, 20_000 // shape[0])
+    best = {}
+    for r in range(rounds):  # interleaved; each call on fresh input
+        for name, f in runs.items() if r % 2 == 0 else reversed(runs.items()):
+            t = timeit.repeat(f, setup=lambda: (np.copyto(v, v0), np.copyto(d, d0)),
+                              number=1, repeat=number)
+            best[name] = min(best.get(name, 1.0), min(t))
+    return best
 
 
 def main() -> None:

@@ -1,7 +1,8 @@
 """Whole training steps of the tinyshakespeare recipe with and without its options (layer norm,
-weight drop, the preset): the step-cost ratios that turn issue 11's time budget into a step budget for each
-variant. Real `scratchrnn.train` runs of 90 steps (the time from step 20 to 90, so start-up and
-warm-up do not count), rounds interleaved so that a busy machine slows every variant alike.
+weight drop, the preset): the step-cost ratios that turn issue 11's time budget into a step
+budget for each variant. Real `scratchrnn.train` runs of 90 steps (the time from step 20 to 90,
+so start-up and warm-up do not count), rounds interleaved so that a busy machine slows every
+variant alike.
 BLAS threads as the environment says: run it as the issue's machine runs (2 threads) and with
 OPENBLAS_NUM_THREADS=1; layer normalisation's extra work is elementwise NumPy, which a second
 BLAS thread does not share, so its ratio is larger with two.

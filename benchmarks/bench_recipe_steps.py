@@ -26,7 +26,7 @@ VARIANTS = {"plain": {"locked_dropout": False},
             "layer norm": {"layer_norm": True, "locked_dropout": False},
             "layer norm + weight drop 0.2": {"layer_norm": True, "weight_drop": 0.2,
                                              "locked_dropout": False},
-            "--preset shakespeare": {"layer_norm": True, "weight_drop": 0.15}}
+            "--preset shakespeare": {"layer_norm": True, "weight_drop": 0.1}}
 
 
 def main() -> None:

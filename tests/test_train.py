@@ -195,7 +195,7 @@ def test_shakespeare_preset_is_the_benchmarked_recipe_and_trains(tmp_path, small
     assert (cfg.cell, cfg.layers, cfg.hidden, cfg.dropout, cfg.layer_norm, cfg.weight_drop,
             cfg.locked_dropout, cfg.batch, cfg.seq_len, cfg.lr, cfg.warmup, cfg.min_lr, cfg.ema,
             cfg.time_budget, cfg.val_frac, cfg.test_frac) == (
-        "gru", 2, 384, 0.2, True, 0.1, True, 32, 50, 5e-3, 100, 3e-4, 0.998, 504.0, 0.1, 0.0)
+        "gru", 2, 384, 0.2, True, 0.1, True, 32, 50, 7e-3, 100, 3e-4, 0.998, 504.0, 0.1, 0.0)
     out = tmp_path / "sh"
     assert main(["train", "--preset", "shakespeare", "--text", str(small_text), "--out",
                  str(out), "--hidden", "16", "--max-steps", "3", "--sample-length", "0",

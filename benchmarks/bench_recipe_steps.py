@@ -1,61 +1,82 @@
 """Whole training steps of the tinyshakespeare recipe with and without its options (layer norm,
 weight drop, the preset): the step-cost ratios that turn issue 11's time budget into a step
-budget for each variant. Real `scratchrnn.train` runs of 90 steps (the time from step 20 to 90,
-so start-up and warm-up do not count), rounds interleaved so that a busy machine slows every
-variant alike.
+budget for each variant. Real `scratchrnn train` runs of 90 steps, each in a fresh process (the
+time from step 20 to 90, so start-up and warm-up do not count), rounds interleaved so that a busy
+machine slows every variant alike.
+
+--baseline CHECKOUT adds the issue's recipe run by an older checkout's code (e.g. a worktree of
+the commit the issue measured its 7,873 steps with): the budget is 504 s on the issue's machine,
+the time that code takes for 7,873 steps, so every speed-up since then is steps the preset gets.
+
 BLAS threads as the environment says: run it as the issue's machine runs (2 threads) and with
 OPENBLAS_NUM_THREADS=1; layer normalisation's extra work is elementwise NumPy, which a second
 BLAS thread does not share, so its ratio is larger with two.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_recipe_steps.py
-    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_recipe_steps.py
+    git worktree add /tmp/issue11 a61fc9a
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_recipe_steps.py \
+        --baseline /tmp/issue11 --variants plain "--preset shakespeare"
 """
 
 import argparse
 import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
-import scratchrnn as sr
-
+SRC = Path(__file__).resolve().parents[1] / "src"
 BOOK = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
-# "plain" is the issue's recipe (run 11); the preset's own row is the last
-VARIANTS = {"plain": {"locked_dropout": False},
-            "layer norm": {"layer_norm": True, "locked_dropout": False},
-            "layer norm + weight drop 0.2": {"layer_norm": True, "weight_drop": 0.2,
-                                             "locked_dropout": False},
-            "--preset shakespeare": {"layer_norm": True, "weight_drop": 0.1}}
+# Run 11's recipe, the issue's "plain": flags every checkout since the issue understands.
+PLAIN = ["--cell", "gru", "--layers", "2", "--hidden", "384", "--dropout", "0.2", "--batch", "32",
+         "--seq-len", "50", "--lr", "3e-3", "--warmup", "100", "--min-lr", "3e-4", "--ema",
+         "0.998", "--val-frac", "0.1", "--test-frac", "0"]
+VARIANTS = {"plain": PLAIN,
+            "layer norm": PLAIN + ["--layer-norm"],
+            "layer norm + weight drop 0.2": PLAIN + ["--layer-norm", "--weight-drop", "0.2"],
+            "--preset shakespeare": ["--preset", "shakespeare"]}
+COMMON = ["--max-steps", "90", "--log-every", "10", "--sample-length", "0", "--val-chars",
+          "2000", "--eval-every", "100000", "--epochs", "1000", "--seed", "0", "--quiet"]
+
+
+def seconds_per_step(src: Path, flags: list[str], text: Path, out: Path) -> float:
+    """One fresh `train` process of 90 steps with `src` first on the path; s/step, 20 to 90."""
+    env = dict(os.environ, PYTHONPATH=str(src))
+    subprocess.run([sys.executable, "-m", "scratchrnn", "train", "--text", str(text), "--out",
+                    str(out), *flags, *COMMON], env=env, check=True, stdout=subprocess.DEVNULL)
+    rows = [json.loads(line) for line in open(out / "metrics.jsonl")]
+    at = {row["step"]: row["elapsed_s"] for row in rows if "elapsed_s" in row}
+    return (at[90] - at[20]) / 70
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--text", type=Path, default=BOOK)
+    ap.add_argument("--baseline", type=Path, help="an older checkout: its plain recipe is a row")
+    ap.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     args = ap.parse_args()
     if not args.text.is_file():
         raise SystemExit(f"no {args.text}: pass --text")
-    per_step = {k: [] for k in VARIANTS}
+    runs = {k: (SRC, VARIANTS[k]) for k in args.variants}
+    if args.baseline:
+        if not (args.baseline / "src" / "scratchrnn").is_dir():
+            raise SystemExit(f"{args.baseline} is not a scratchrnn checkout (no src/scratchrnn)")
+        runs = {f"plain @ {args.baseline.name}": (args.baseline / "src", PLAIN), **runs}
+    per_step = {k: [] for k in runs}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
-            for k, options in VARIANTS.items():
-                out = Path(tmp) / f"{r}-{len(per_step[k])}-{k.replace(' ', '_')}"
-                cfg = sr.with_preset("shakespeare", text=str(args.text), out=str(out),
-                                     max_steps=90, log_every=10, sample_length=0,
-                                     val_chars=2000, layer_norm=False, weight_drop=0.0)
-                # no clock: a slow machine must still reach step 90
-                sr.train(cfg.replace(time_budget=None, **options), progress=False)
-                rows = [json.loads(line) for line in open(out / "metrics.jsonl")]
-                at = {row["step"]: row["elapsed_s"] for row in rows if "elapsed_s" in row}
-                per_step[k].append((at[90] - at[20]) / 70)
-    base = statistics.median(per_step["plain"])
+            for i, (k, (src, flags)) in enumerate(runs.items()):
+                per_step[k].append(seconds_per_step(src, flags, args.text, Path(tmp) / f"{r}-{i}"))
+    base = statistics.median(per_step[next(iter(runs))])
     print(json.dumps({"blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"),
                       "load_avg_1m": round(os.getloadavg()[0], 1),
                       "ms_per_step": {k: round(1000 * statistics.median(v), 1)
                                       for k, v in per_step.items()},
-                      "ratio": {k: round(statistics.median(v) / base, 3)
-                                for k, v in per_step.items()}}))
+                      "ratio_to_first": {k: round(statistics.median(v) / base, 3)
+                                         for k, v in per_step.items()}}))
 
 
 if __name__ == "__main__":

@@ -193,9 +193,10 @@ def test_shakespeare_preset_is_the_benchmarked_recipe_and_trains(tmp_path, small
     still win over it (here a tiny width and a few steps, so the test stays fast)."""
     cfg = sr.with_preset("shakespeare")
     assert (cfg.cell, cfg.layers, cfg.hidden, cfg.dropout, cfg.layer_norm, cfg.weight_drop,
-            cfg.locked_dropout, cfg.batch, cfg.seq_len, cfg.lr, cfg.warmup, cfg.min_lr, cfg.ema,
-            cfg.time_budget, cfg.val_frac, cfg.test_frac) == (
-        "gru", 2, 384, 0.2, True, 0.1, True, 32, 50, 7e-3, 100, 3e-4, 0.998, 504.0, 0.1, 0.0)
+            cfg.locked_dropout, cfg.recurrent_init, cfg.batch, cfg.seq_len, cfg.lr, cfg.warmup,
+            cfg.min_lr, cfg.ema, cfg.time_budget, cfg.val_frac, cfg.test_frac) == (
+        "gru", 2, 384, 0.2, True, 0.1, True, "orthogonal", 32, 50, 7e-3, 100, 3e-4, 0.998, 504.0,
+        0.1, 0.0)
     out = tmp_path / "sh"
     assert main(["train", "--preset", "shakespeare", "--text", str(small_text), "--out",
                  str(out), "--hidden", "16", "--max-steps", "3", "--sample-length", "0",
@@ -203,6 +204,7 @@ def test_shakespeare_preset_is_the_benchmarked_recipe_and_trains(tmp_path, small
     saved = sr.load_checkpoint(out)
     assert saved.model.config.layer_norm and saved.model.config.hidden_size == 16
     assert saved.model.config.weight_drop == 0.1 and saved.model.config.locked_dropout
+    assert saved.model.config.recurrent_init == "orthogonal"
     assert saved.config["time_budget"] == 504.0 and saved.meta["step"] == 3
     # its layer normalisation can be turned off, e.g. to try another cell
     assert main(["train", "--preset", "shakespeare", "--text", str(small_text), "--out",

@@ -109,12 +109,12 @@ PRESETS: dict[str, dict] = {
     "tiny": dict(cell="gru", hidden=128, layers=1, dropout=0.0, batch=32, seq_len=64,
                  epochs=1, eval_every=100),
     # The best of BENCHMARKS.md's tinyshakespeare runs (issue 11): a wider layer-normalised
-    # GRU with DropConnect on W_h and locked dropout for 8.4 minutes, the learning rate
-    # following the clock, validated on the last 10% (nanoGPT's split) once at the end. Give
-    # --time-budget what your machine has.
+    # GRU with orthogonal W_h, DropConnect on it and locked dropout for 8.4 minutes, the
+    # learning rate following the clock, validated on the last 10% (nanoGPT's split) once at
+    # the end. Give --time-budget what your machine has.
     "shakespeare": dict(cell="gru", hidden=384, layers=2, dropout=0.2, layer_norm=True,
-                        weight_drop=0.1, locked_dropout=True, batch=32, seq_len=50, lr=7e-3,
-                        warmup=100, min_lr=3e-4, ema=0.998,
+                        weight_drop=0.1, locked_dropout=True, recurrent_init="orthogonal",
+                        batch=32, seq_len=50, lr=7e-3, warmup=100, min_lr=3e-4, ema=0.998,
                         time_budget=504.0, epochs=1000, eval_every=100_000, val_frac=0.1,
                         test_frac=0.0),
 }

@@ -4,18 +4,21 @@ budget for each variant. Real `scratchrnn train` runs of 90 steps, each in a fre
 time from step 20 to 90, so start-up and warm-up do not count), rounds interleaved so that a busy
 machine slows every variant alike.
 
---baseline CHECKOUT adds the issue's recipe run by an older checkout's code (e.g. a worktree of
-the commit the issue measured its 7,873 steps with): the budget is 504 s on the issue's machine,
-the time that code takes for 7,873 steps, so every speed-up since then is steps the preset gets.
+--baseline SRC (another checkout's src/, as in bench_train.py) adds the issue's recipe run by
+that code, e.g. the commit the issue measured its 7,873 steps with: the budget is 504 s on the
+issue's machine, the time that code takes for 7,873 steps, so every speed-up since then is
+steps the preset gets.
 
-BLAS threads as the environment says: run it as the issue's machine runs (2 threads) and with
+The runs have OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset, as a user's machine; BLAS threads as
+the environment says: run it as the issue's machine runs (2 threads) and with
 OPENBLAS_NUM_THREADS=1; layer normalisation's extra work is elementwise NumPy, which a second
 BLAS thread does not share, so its ratio is larger with two.
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_recipe_steps.py
-    git worktree add /tmp/issue11 a61fc9a
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_recipe_steps.py \
-        --baseline /tmp/issue11 --variants plain "--preset shakespeare"
+    python benchmarks/bench_recipe_steps.py
+    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_recipe_steps.py
+    mkdir /tmp/issue11 && git archive a61fc9a | tar -x -C /tmp/issue11
+    python benchmarks/bench_recipe_steps.py --baseline /tmp/issue11/src \
+        --variants plain "--preset shakespeare"
 """
 
 import argparse
@@ -27,6 +30,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench_train import OPENBLAS_VARS
+
 SRC = Path(__file__).resolve().parents[1] / "src"
 BOOK = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
 # Run 11's recipe, the issue's "plain": flags every checkout since the issue understands.
@@ -37,13 +42,16 @@ VARIANTS = {"plain": PLAIN,
             "layer norm": PLAIN + ["--layer-norm"],
             "layer norm + weight drop 0.2": PLAIN + ["--layer-norm", "--weight-drop", "0.2"],
             "--preset shakespeare": ["--preset", "shakespeare"]}
-COMMON = ["--max-steps", "90", "--log-every", "10", "--sample-length", "0", "--val-chars",
-          "2000", "--eval-every", "100000", "--epochs", "1000", "--seed", "0", "--quiet"]
+# --time-budget: the preset's 504 s must not stop a slow machine before step 90
+COMMON = ["--max-steps", "90", "--time-budget", "100h", "--log-every", "10", "--sample-length",
+          "0", "--val-chars", "2000", "--eval-every", "100000", "--epochs", "1000", "--seed", "0",
+          "--quiet"]
 
 
 def seconds_per_step(src: Path, flags: list[str], text: Path, out: Path) -> float:
     """One fresh `train` process of 90 steps with `src` first on the path; s/step, 20 to 90."""
-    env = dict(os.environ, PYTHONPATH=str(src))
+    env = {k: v for k, v in os.environ.items() if k not in OPENBLAS_VARS}
+    env["PYTHONPATH"] = str(src)
     subprocess.run([sys.executable, "-m", "scratchrnn", "train", "--text", str(text), "--out",
                     str(out), *flags, *COMMON], env=env, check=True, stdout=subprocess.DEVNULL)
     rows = [json.loads(line) for line in open(out / "metrics.jsonl")]
@@ -55,16 +63,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--text", type=Path, default=BOOK)
-    ap.add_argument("--baseline", type=Path, help="an older checkout: its plain recipe is a row")
+    ap.add_argument("--baseline", type=Path, metavar="SRC",
+                    help="an older checkout's src/: its plain recipe is a row")
     ap.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     args = ap.parse_args()
     if not args.text.is_file():
         raise SystemExit(f"no {args.text}: pass --text")
     runs = {k: (SRC, VARIANTS[k]) for k in args.variants}
     if args.baseline:
-        if not (args.baseline / "src" / "scratchrnn").is_dir():
-            raise SystemExit(f"{args.baseline} is not a scratchrnn checkout (no src/scratchrnn)")
-        runs = {f"plain @ {args.baseline.name}": (args.baseline / "src", PLAIN), **runs}
+        if not (args.baseline / "scratchrnn").is_dir():
+            raise SystemExit(f"{args.baseline} holds no scratchrnn package: pass a checkout's src/")
+        runs = {f"plain @ {args.baseline}": (args.baseline.resolve(), PLAIN), **runs}
     per_step = {k: [] for k in runs}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):

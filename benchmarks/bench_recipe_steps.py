@@ -19,6 +19,12 @@ BLAS thread does not share, so its ratio is larger with two.
     mkdir /tmp/issue11 && git archive a61fc9a | tar -x -C /tmp/issue11
     python benchmarks/bench_recipe_steps.py --baseline /tmp/issue11/src \
         --variants plain "--preset shakespeare"
+
+--preset-with FLAGS (repeatable) adds the preset with FLAGS on top as a variant, e.g. another
+width: its step cost against the preset's turns the preset's step budget into its own.
+
+    python benchmarks/bench_recipe_steps.py --rounds 2 --variants "--preset shakespeare" \
+        --preset-with "--hidden 320" --preset-with "--hidden 448"
 """
 
 import argparse
@@ -66,10 +72,14 @@ def main() -> None:
     ap.add_argument("--baseline", type=Path, metavar="SRC",
                     help="an older checkout's src/: its plain recipe is a row")
     ap.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    ap.add_argument("--preset-with", action="append", default=[], metavar="FLAGS",
+                    help="also the preset with these flags, e.g. '--hidden 320' (repeatable)")
     args = ap.parse_args()
     if not args.text.is_file():
         raise SystemExit(f"no {args.text}: pass --text")
     runs = {k: (SRC, VARIANTS[k]) for k in args.variants}
+    runs.update({f"--preset shakespeare {f}": (SRC, ["--preset", "shakespeare", *f.split()])
+                 for f in args.preset_with})
     if args.baseline:
         if not (args.baseline / "scratchrnn").is_dir():
             raise SystemExit(f"{args.baseline} holds no scratchrnn package: pass a checkout's src/")

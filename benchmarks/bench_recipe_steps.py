@@ -30,6 +30,7 @@ width: its step cost against the preset's turns the preset's step budget into it
 import argparse
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -78,7 +79,8 @@ def main() -> None:
     if not args.text.is_file():
         raise SystemExit(f"no {args.text}: pass --text")
     runs = {k: (SRC, VARIANTS[k]) for k in args.variants}
-    runs.update({f"--preset shakespeare {f}": (SRC, ["--preset", "shakespeare", *f.split()])
+    preset = "--preset shakespeare"
+    runs.update({f"{preset} {f}": (SRC, VARIANTS[preset] + shlex.split(f))
                  for f in args.preset_with})
     if args.baseline:
         if not (args.baseline / "scratchrnn").is_dir():

@@ -25,6 +25,13 @@ width: its step cost against the preset's turns the preset's step budget into it
 
     python benchmarks/bench_recipe_steps.py --rounds 2 --variants "--preset shakespeare" \
         --preset-with "--hidden 320" --preset-with "--hidden 448"
+
+--src SRC runs every variant on another checkout's src/ (default: this one's), e.g. a branch
+with a cell main does not have:
+
+    mkdir /tmp/mlstm && git archive mlstm | tar -x -C /tmp/mlstm
+    python benchmarks/bench_recipe_steps.py --src /tmp/mlstm/src --rounds 2 \
+        --variants "--preset shakespeare" --preset-with "--cell mlstm --hidden 288"
 """
 
 import argparse
@@ -70,6 +77,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--text", type=Path, default=BOOK)
+    ap.add_argument("--src", type=Path, default=SRC, metavar="SRC",
+                    help="the src/ whose code runs the variants (default: this checkout's)")
     ap.add_argument("--baseline", type=Path, metavar="SRC",
                     help="an older checkout's src/: its plain recipe is a row")
     ap.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
@@ -78,13 +87,15 @@ def main() -> None:
     args = ap.parse_args()
     if not args.text.is_file():
         raise SystemExit(f"no {args.text}: pass --text")
-    runs = {k: (SRC, VARIANTS[k]) for k in args.variants}
+    for src in (args.src, args.baseline):
+        if src is not None and not (src / "scratchrnn").is_dir():
+            raise SystemExit(f"{src} holds no scratchrnn package: pass a checkout's src/")
+    src = args.src.resolve()
+    runs = {k: (src, VARIANTS[k]) for k in args.variants}
     preset = "--preset shakespeare"
-    runs.update({f"{preset} {f}": (SRC, VARIANTS[preset] + shlex.split(f))
+    runs.update({f"{preset} {f}": (src, VARIANTS[preset] + shlex.split(f))
                  for f in args.preset_with})
     if args.baseline:
-        if not (args.baseline / "scratchrnn").is_dir():
-            raise SystemExit(f"{args.baseline} holds no scratchrnn package: pass a checkout's src/")
         runs = {f"plain @ {args.baseline}": (args.baseline.resolve(), PLAIN), **runs}
     per_step = {k: [] for k in runs}
     with tempfile.TemporaryDirectory() as tmp:

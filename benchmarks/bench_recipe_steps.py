@@ -87,13 +87,13 @@ def main() -> None:
     args = ap.parse_args()
     if not args.text.is_file():
         raise SystemExit(f"no {args.text}: pass --text")
-    for src in (args.src, args.baseline):
-        if src is not None and not (src / "scratchrnn").is_dir():
-            raise SystemExit(f"{src} holds no scratchrnn package: pass a checkout's src/")
-    src = args.src.resolve()
-    runs = {k: (src, VARIANTS[k]) for k in args.variants}
+    for given in (args.src, args.baseline):
+        if given is not None and not (given / "scratchrnn").is_dir():
+            raise SystemExit(f"{given} holds no scratchrnn package: pass a checkout's src/")
+    code = args.src.resolve()
+    runs = {k: (code, VARIANTS[k]) for k in args.variants}
     preset = "--preset shakespeare"
-    runs.update({f"{preset} {f}": (src, VARIANTS[preset] + shlex.split(f))
+    runs.update({f"{preset} {f}": (code, VARIANTS[preset] + shlex.split(f))
                  for f in args.preset_with})
     if args.baseline:
         runs = {f"plain @ {args.baseline}": (args.baseline.resolve(), PLAIN), **runs}

@@ -91,6 +91,8 @@ CASES = {
     "eval float data": (lambda: sr.evaluate(MODEL, data=np.ones(10)), "integer"),
     "eval seq_len zero": (lambda: sr.evaluate(MODEL, np.ones(10, int), seq_len=0), "seq_len"),
     "eval batch too big": (lambda: sr.evaluate(MODEL, np.ones(10, int), batch=9), "streams"),
+    "eval burn_in negative": (lambda: sr.evaluate(MODEL, np.ones(10, int), burn_in=-1),
+                              "burn_in"),
     "eval should_stop not callable": (lambda: sr.evaluate(MODEL, np.ones(10, int),
                                                           should_stop=True), "should_stop"),
     # training configuration

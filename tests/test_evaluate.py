@@ -46,5 +46,7 @@ def test_the_burn_in_asks_whether_to_stop():
     assert len(asked) == 1  # before the first burn-in window, not after the burn-in
     asked.clear()
     assert sr.evaluate(model, DATA, 7, batch=4, should_stop=stop_at(10**9)) is not None
-    burn_windows = -(-(len(DATA) // 4 - 1) // 7)  # burn = L = 150: 149 unscored in windows of 7
-    assert len(asked) == burn_windows + -(-(len(DATA) // 4 - 1) // 7)
+    # streams of L = 150: the burn-in (all of the previous stream) reads its first 149
+    # characters in windows of 7, unscored, and each stream its own 149 inputs, scored
+    windows = -(-(len(DATA) // 4 - 1) // 7)
+    assert len(asked) == 2 * windows

@@ -24,7 +24,7 @@ from .model import CharRNN, check_ids, check_model_memory, forward, window_memor
 from .prepare import ascii_chunks, check_file
 from .text import Vocab
 
-MIN_STREAM = 2000  # characters per evaluation stream, so the burn-in adds at most ~13% work
+MIN_STREAM = 2000  # characters per default stream: the burn-in adds at most ~13% to the work
 BURN_IN = 256  # unscored characters before each stream; 200 recover the whole-text loss to 1e-5
 
 

@@ -54,7 +54,7 @@ def evaluate(model: CharRNN, data: np.ndarray, seq_len: int = 100, batch: int | 
         return float("nan")
     data = check_ids("data", data, model.config.vocab_size, 1)
     if batch is None:
-        batch = int(np.clip(len(data) // MIN_STREAM, 1, 64))
+        batch = default_streams(len(data))
     if len(data) // batch < 2:
         raise ScratchRNNError(f"{len(data)} characters cannot be read as {batch} streams; "
                               "use a smaller batch or more text")
@@ -63,28 +63,44 @@ def evaluate(model: CharRNN, data: np.ndarray, seq_len: int = 100, batch: int | 
     check_model_memory(model.config, window_bytes=window_memory(model.config, batch, window,
                                                                 backward=False),
                        hints={"activations": "use a smaller seq_len or batch"})
-    burnt = _burnt_in(model, data, streams.shape, window, burn_in, should_stop)
-    if burnt is None:
+    try:
+        state, total, count = _burnt_in(model, data, streams.shape, window, burn_in, should_stop)
+        _, scored, n = _read(model, streams, window, state, should_stop)
+    except _Stopped:
         return None
-    state, total, count = burnt
+    return (total + scored) / (count + n)
+
+
+def default_streams(n_chars: int) -> int:
+    """How many parallel streams `evaluate` reads n_chars characters as, given no batch."""
+    return int(np.clip(n_chars // MIN_STREAM, 1, 64))
+
+
+class _Stopped(Exception):
+    """should_stop answered True: the evaluation ends without a loss."""
+
+
+def _read(model, streams, window, state, should_stop):
+    """Read streams (B, N) from `state` in windows of `window` inputs, each predicting the
+    next character -> (state after them, summed loss, predictions). should_stop is asked
+    before every window."""
+    total, count = 0.0, 0
     for start in range(0, streams.shape[1] - 1, window):
         if should_stop is not None and should_stop():
-            return None
-        x = streams[:, start:start + window]
+            raise _Stopped
         y = streams[:, start + 1:start + window + 1]
-        x = x[:, :y.shape[1]]
+        x = streams[:, start:start + y.shape[1]]
         loss, state, _ = forward(model.params, model.config, x, y, state)
         total += loss * y.size
         count += y.size
-    return total / count
+    return state, total, count
 
 
 def _burnt_in(model, data, shape, window, burn_in, should_stop):
     """(states, loss, count) for streams of `shape`: the (B, H) states they start from, row b
     that of reading the min(burn_in, L) characters before stream b (row 0 the zero state: its
     stream starts the text), and the summed loss of predicting each later stream's first
-    character, which none of its own windows does, over their count. None when should_stop
-    answers True."""
+    character, which none of its own windows does, over their count."""
     B, L = shape
     state = model.init_state(B)
     burn = min(burn_in, L) if B > 1 else 0
@@ -92,19 +108,13 @@ def _burnt_in(model, data, shape, window, burn_in, should_stop):
         return state, 0.0, 0
     starts = np.arange(1, B) * L  # (B-1,) where the streams after the first start
     before = data[starts[:, None] + np.arange(-burn, 1)]  # (B-1, burn+1), ending at that start
-    rest = {k: v[1:] for k, v in state.items()}  # (B-1, H) each
-    for start in range(0, burn - 1, window):  # unscored: all but the last character before
-        if should_stop is not None and should_stop():
-            return None
-        stop = min(start + window, burn - 1)
-        _, rest, _ = forward(model.params, model.config, before[:, start:stop],
-                             before[:, start + 1:stop + 1], rest)
-    # the last one predicts the stream's first character: scored, like any other
-    loss, rest, _ = forward(model.params, model.config, before[:, burn - 1:burn],
-                            before[:, burn:], rest)
+    rest, _, _ = _read(model, before[:, :burn], window, model.init_state(B - 1),
+                       should_stop)  # unscored: all but the last character before the start
+    # that last one predicts the stream's first character: scored, like any other
+    rest, total, count = _read(model, before[:, burn - 1:], 1, rest, should_stop)
     for k, v in state.items():
         v[1:] = rest[k]
-    return state, loss * (B - 1), B - 1
+    return state, total, count
 
 
 def report(nats: float) -> dict:

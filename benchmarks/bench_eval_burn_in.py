@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 from scratchrnn.checkpoint import load_checkpoint  # noqa: E402
 from scratchrnn.config import TrainConfig  # noqa: E402
 from scratchrnn.data import make_streams  # noqa: E402
-from scratchrnn.evaluate import MIN_STREAM, evaluate  # noqa: E402
+from scratchrnn.evaluate import default_streams, evaluate  # noqa: E402
 from scratchrnn.model import forward  # noqa: E402
 from scratchrnn.resume import run_corpus  # noqa: E402
 
@@ -73,7 +73,7 @@ def main(argv=None):
             new = evaluate(ckpt.model, data, cfg.seq_len)
             print(f"{run}: zero states {old:.4f}, burn-in {new:.4f} ({new - old:+.4f})")
             continue
-        B = int(np.clip(len(data) // MIN_STREAM, 1, 64))
+        B = default_streams(len(data))
         L = len(data) // B
         data = data[:B * L]  # what the streams read
         model, T = ckpt.model, cfg.seq_len

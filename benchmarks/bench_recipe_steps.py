@@ -26,6 +26,13 @@ width: its step cost against the preset's turns the preset's step budget into it
     python benchmarks/bench_recipe_steps.py --rounds 2 --variants "--preset shakespeare" \
         --preset-with "--hidden 320" --preset-with "--hidden 448"
 
+--preset-at SRC (repeatable) adds the preset run by another checkout's src/: a change's gain in
+the same interleaved run, e.g. main's code against a branch's:
+
+    mkdir /tmp/before && git archive main | tar -x -C /tmp/before
+    python benchmarks/bench_recipe_steps.py --rounds 4 --baseline /tmp/issue11/src \
+        --variants plain "--preset shakespeare" --preset-at /tmp/before/src
+
 --src SRC runs every variant on another checkout's src/ (default: this one's), e.g. a branch
 with a cell main does not have:
 
@@ -84,10 +91,13 @@ def main() -> None:
     ap.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     ap.add_argument("--preset-with", action="append", default=[], metavar="FLAGS",
                     help="also the preset with these flags, e.g. '--hidden 320' (repeatable)")
+    ap.add_argument("--preset-at", action="append", default=[], type=Path, metavar="SRC",
+                    help="also the preset run by another checkout's src/, e.g. the code before "
+                         "a change (repeatable)")
     args = ap.parse_args()
     if not args.text.is_file():
         raise SystemExit(f"no {args.text}: pass --text")
-    for given in (args.src, args.baseline):
+    for given in (args.src, args.baseline, *args.preset_at):
         if given is not None and not (given / "scratchrnn").is_dir():
             raise SystemExit(f"{given} holds no scratchrnn package: pass a checkout's src/")
     code = args.src.resolve()
@@ -95,6 +105,7 @@ def main() -> None:
     preset = "--preset shakespeare"
     runs.update({f"{preset} {f}": (code, VARIANTS[preset] + shlex.split(f))
                  for f in args.preset_with})
+    runs.update({f"{preset} @ {at}": (at.resolve(), VARIANTS[preset]) for at in args.preset_at})
     if args.baseline:
         runs = {f"plain @ {args.baseline}": (args.baseline.resolve(), PLAIN), **runs}
     per_step = {k: [] for k in runs}

@@ -75,27 +75,50 @@ def test_cell_alone(cell, B, block_bytes, rng, monkeypatch):
 
 @pytest.mark.parametrize("B", [1, 3])
 def test_layer_norm_cell_alone(B, rng):
-    """The layer-normalised GRU: gradients wrt x W_x, W_h, both biases, both LN gains (drawn
-    away from their initial 1, so that a gain missing from a product shows) and the state."""
+    """The layer-normalised GRU's recurrence: gradients wrt its drive ax, W_h, b_hn, the
+    recurrent LN gain (drawn away from its initial 1, so that a gain missing from a product
+    shows) and the state."""
     T, H = 4, 5
-    xproj = rng.normal(size=(T, B, 3 * H))
+    ax = rng.normal(size=(T, B, 3 * H))
     p = {"W_h": rng.normal(size=(H, 3 * H)) * 0.5, "b_hn": rng.normal(size=H),
-         "b": rng.normal(size=3 * H), "ln_x": 1 + 0.3 * rng.normal(size=3 * H),
          "ln_h": 1 + 0.3 * rng.normal(size=3 * H)}
     state = {"h": rng.normal(size=(B, H))}
     w_hs, w_st = rng.normal(size=(T, B, H)), rng.normal(size=(B, H))
 
     def f():
-        hs, st, _ = cells_ln.forward(xproj.copy(), state, p)
+        hs, st, _ = cells_ln.forward(ax.copy(), state, p)
         return float((hs * w_hs).sum() + (st["h"] * w_st).sum())
 
-    _, _, cache = cells_ln.forward(xproj.copy(), state, p)
+    _, _, cache = cells_ln.forward(ax.copy(), state, p)
     dx, dp, ds = cells_ln.backward(w_hs.copy(), {"h": w_st}, cache)
     assert set(dp) == set(p)
-    assert_close(dx, numerical_grad(f, xproj), "xproj")
+    assert_close(dx, numerical_grad(f, ax), "ax")
     for k in p:
         assert_close(dp[k], numerical_grad(f, p[k]), k)
     assert_close(ds["h"], numerical_grad(f, state["h"]), "state h")
+
+
+@pytest.mark.parametrize("first", [True, False])
+def test_layer_norm_drive(first, rng):
+    """LN(x W_x) g_x + b: gradients wrt W_x, b, the gain and (above the first layer) x. The
+    first layer's ids repeat, so that a row's gradient must sum the positions that read it
+    before LN's backward, and one of the V rows is never read (its gradient is zero)."""
+    T, B, V, H = 4, 3, 6, 5
+    x = rng.integers(0, V - 1, (T, B)) if first else rng.normal(size=(T, B, 4))
+    p = {"W_x": rng.normal(size=(V if first else 4, 3 * H)), "b": rng.normal(size=3 * H),
+         "ln_x": 1 + 0.3 * rng.normal(size=3 * H)}
+    w_out = rng.normal(size=(T, B, 3 * H))
+    f = lambda: float((cells_ln.drive_forward(x, p, first)[0] * w_out).sum())
+    ax, cache = cells_ln.drive_forward(x, p, first)
+    assert ax.shape == (T, B, 3 * H)
+    dx, g = cells_ln.drive_backward(w_out.copy(), cache, first)
+    assert set(g) == set(p)
+    for k in p:
+        assert_close(g[k], numerical_grad(f, p[k]), k)
+    if first:
+        assert dx is None and not g["W_x"][V - 1].any()
+    else:
+        assert_close(dx, numerical_grad(f, x), "x")
 
 
 def _model(cell, layers_, dropout=0.0, V=6, H=5, seed=0, weight_drop=0.0, layer_norm=False,

@@ -221,15 +221,32 @@ def _layer(d: dict, k: int) -> dict:
 
 
 def cell_pair(cfg: ModelConfig):
-    """(forward, backward) of the configuration's recurrent cell. A layer-normalised cell
-    adds the input bias itself, after the normalisation: it gets x W_x without it."""
+    """(forward, backward) of the configuration's recurrent cell: both read the drive that
+    `drive_forward` gives them."""
     if cfg.layer_norm:
         return cells_ln.forward, cells_ln.backward
     return cells.FORWARD[cfg.cell], cells.BACKWARD[cfg.cell]
 
 
-def _input_bias(p: dict, cfg: ModelConfig):
-    return 0 if cfg.layer_norm else p["b"]
+def drive_forward(cfg: ModelConfig, k: int, x, p: dict):
+    """Layer k's input (ids (T, B) for the first layer, else (T, B, H)) -> its cell's drive
+    (T, B, G*H): x W_x + b, or LN(x W_x) g_x + b with layer_norm (cells_ln.py), and a cache."""
+    if cfg.layer_norm:
+        return cells_ln.drive_forward(x, p, first=k == 0)
+    if k == 0:
+        return layers.embedding_forward(x, p["W_x"], p["b"])
+    return layers.dense_forward(x, p["W_x"], p["b"])
+
+
+def drive_backward(cfg: ModelConfig, k: int, d, cache):
+    """dL/d(drive) -> (dL/dx, None for ids; layer k's {"W_x", "b"[, "ln_x"]})."""
+    if cfg.layer_norm:
+        return cells_ln.drive_backward(d, cache, first=k == 0)
+    if k == 0:
+        dx, g = None, layers.embedding_backward(d, cache)
+    else:
+        dx, g = layers.dense_backward(d, cache)
+    return dx, {"W_x": g["W"], "b": g["b"]}
 
 
 def forward(params, cfg: ModelConfig, inputs, targets, state, rng=None):
@@ -251,12 +268,8 @@ def forward(params, cfg: ModelConfig, inputs, targets, state, rng=None):
             wmask = layers.dropout_mask(p["W_h"].shape, cfg.weight_drop, rng,
                                         p["W_h"].dtype)  # (H, G*H)
             p = dict(p, W_h=p["W_h"] * wmask)  # the cell sees only the masked matrix
-        b = _input_bias(p, cfg)
-        if k == 0:
-            xproj, in_cache = layers.embedding_forward(ids, p["W_x"], b)  # (T, B, G*H)
-        else:
-            xproj, in_cache = layers.dense_forward(x, p["W_x"], b)  # (T, B, G*H)
-        x, st, cell_cache = cell_forward(xproj, _layer(state, k), p)  # (T, B, H)
+        drive, in_cache = drive_forward(cfg, k, ids if k == 0 else x, p)  # (T, B, G*H)
+        x, st, cell_cache = cell_forward(drive, _layer(state, k), p)  # (T, B, H)
         state_out.update({f"l{k}.{s}": v for s, v in st.items()})
         mask = None
         if cfg.dropout > 0 and rng is not None:
@@ -284,15 +297,10 @@ def backward(cache, cfg: ModelConfig, dstate=None, dloss: float = 1.0):
         if mask is not None:
             dx *= mask  # (T, B, H) *= (T|1, B, H)
         ds = _layer(dstate, k) if dstate else None
-        dxproj, dp, ds0 = cell_backward(dx, ds, cell_cache)  # (T, B, G*H)
+        ddrive, dp, ds0 = cell_backward(dx, ds, cell_cache)  # (T, B, G*H)
         dstate_in.update({f"l{k}.{s}": v for s, v in ds0.items()})
-        if k == 0:
-            g = layers.embedding_backward(dxproj, in_cache)
-        else:
-            dx, g = layers.dense_backward(dxproj, in_cache)
-        grads[f"l{k}.W_x"], grads[f"l{k}.b"] = g["W"], g["b"]
-        # after: a layer-normalised cell's own db replaces the projection's
-        grads.update({f"l{k}.{name}": v for name, v in dp.items()})
+        dx, g = drive_backward(cfg, k, ddrive, in_cache)  # (T, B, H), None for k = 0
+        grads.update({f"l{k}.{name}": v for name, v in {**g, **dp}.items()})
         if wmask is not None:  # the cell's dW_h is wrt W_h * mask
             grads[f"l{k}.W_h"] *= wmask
     return grads, dstate_in
@@ -305,11 +313,8 @@ def step(params, cfg: ModelConfig, ids, state):
     cell_forward = cell_pair(cfg)[0]
     for k in range(cfg.num_layers):
         p = _layer(params, k)
-        if k == 0:
-            xproj = p["W_x"][ids] + _input_bias(p, cfg)  # (1, B, G*H)
-        else:
-            xproj = x @ p["W_x"] + _input_bias(p, cfg)
-        x, st, _ = cell_forward(xproj, _layer(state, k), p)
+        drive, _ = drive_forward(cfg, k, ids if k == 0 else x, p)  # (1, B, G*H)
+        x, st, _ = cell_forward(drive, _layer(state, k), p)
         new_state.update({f"l{k}.{s}": v for s, v in st.items()})
     return x[0] @ params["W_y"] + params["b_y"], new_state
 

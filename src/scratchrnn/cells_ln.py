@@ -63,11 +63,10 @@ def normalise(v, G):
     return rstd.reshape(*v.shape[:-1], G, 1)
 
 
-def normalise_backward(dxh, xh, rstd, G, tmp=None):
+def normalise_backward(dxh, xh, rstd, G, tmp):
     """dL/dv from dL/dx_hat (both (..., G*H), contiguous) for x_hat = LN(v), in place in dxh,
-    with `tmp` (dxh's shape, allocated if not given) as scratch."""
+    with `tmp` (dxh's shape; it may be xh itself, which it then overwrites) as scratch."""
     H = dxh.shape[-1] // G
-    tmp = np.empty_like(dxh) if tmp is None else tmp
     d, x, t = _rows(dxh, H), _rows(xh, H), _rows(tmp, H)  # (N*G, H) each
     dot = np.einsum("ij,ij->i", d, x)  # (N*G,) sums of dx_hat * x_hat, then their means
     dot *= 1.0 / H
@@ -87,11 +86,12 @@ def _affine_forward(v, g, b):
 
 
 def _affine_backward(dout, cache):
-    """-> (dL/dv, {"b", "ln_x"}); dout is overwritten."""
+    """-> (dL/dv, {"b", "ln_x"}); dout is overwritten, and so is the cache's x_hat, which
+    nothing reads after this and which serves as LN's scratch instead of a new (N, 3H)."""
     xhat, rstd, g = cache
     grads = {"b": dout.sum(axis=0), "ln_x": np.einsum("ij,ij->j", dout, xhat)}
     dout *= g
-    return normalise_backward(dout, xhat, rstd, 3), grads
+    return normalise_backward(dout, xhat, rstd, 3, tmp=xhat), grads
 
 
 def drive_forward(x, p, first: bool):
@@ -113,11 +113,11 @@ def drive_backward(dax, cache, first: bool):
     """dL/dax (T, B, 3H), overwritten -> (dL/dx or None for ids, {"W_x", "b", "ln_x"}).
 
     For the first layer each row of W_x gets the sum of dax over the positions that read it
-    (the one-hot product of layers.embedding_backward), then LN's backward once per row: for a
-    fixed row LN's backward is linear in its upstream gradient, so summing first is exact."""
+    (layers.gather_backward), then LN's backward once per row: for a fixed row LN's backward
+    is linear in its upstream gradient, so summing first is exact."""
     x, W_x, aff = cache
     if first:
-        dv = layers.embedding_backward(dax, (x, aff[0].shape[0]))["W"]  # (V, 3H)
+        dv = layers.gather_backward(dax, x, aff[0].shape[0])  # (V, 3H)
         dW, grads = _affine_backward(dv, aff)
         return None, {"W_x": dW, **grads}
     dv, grads = _affine_backward(dax.reshape(-1, dax.shape[-1]), aff)  # (T*B, 3H)

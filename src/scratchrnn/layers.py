@@ -18,15 +18,20 @@ def embedding_forward(ids: np.ndarray, W: np.ndarray, b: np.ndarray):
 
 
 def embedding_backward(dout: np.ndarray, cache):
-    """dW = onehot(ids)^T @ dout. Measured here: one (V, N) @ (N, D) product beats np.add.at
-    by about 10x, because BLAS streams dout once while add.at scatters row by row."""
+    """dW = onehot(ids)^T @ dout, db = the sum of dout's rows."""
     ids, V = cache
-    D = dout.shape[-1]
+    return {"W": gather_backward(dout, ids, V), "b": dout.reshape(-1, dout.shape[-1]).sum(axis=0)}
+
+
+def gather_backward(dout: np.ndarray, ids: np.ndarray, V: int) -> np.ndarray:
+    """The gradient of a (V, D) table read by row gather at ids: per row, the sum of dout
+    (..., D) over the positions that read it, as onehot(ids)^T @ dout. Measured here: one (V, N)
+    @ (N, D) product beats np.add.at by about 10x, because BLAS streams dout once while add.at
+    scatters row by row."""
     flat = ids.reshape(-1)
     onehot = np.zeros((flat.size, V), dout.dtype)  # (N, V)
     onehot[np.arange(flat.size), flat] = 1.0
-    d2 = dout.reshape(-1, D)
-    return {"W": onehot.T @ d2, "b": d2.sum(axis=0)}
+    return onehot.T @ dout.reshape(-1, dout.shape[-1])  # (V, D)
 
 
 def dense_forward(x: np.ndarray, W: np.ndarray, b: np.ndarray):

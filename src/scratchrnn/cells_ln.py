@@ -77,15 +77,16 @@ def normalise_backward(dxh, xh, rstd, G, tmp):
     return dxh
 
 
-def _affine_forward(v, g, b):
-    """v (N, 3H), overwritten by LN(v) -> (LN(v) g + b, cache)."""
-    rstd = normalise(v, 3)  # (N, 3, 1); v now holds x_hat
-    out = np.multiply(v, g)  # (N, 3H)
+def affine_forward(v, g, b):
+    """v (..., 3H), overwritten by LN(v) -> (LN(v) g + b, cache): the input drive of a
+    layer-normalised layer, here for a window and in sample.py for one character."""
+    rstd = normalise(v, 3)  # (..., 3, 1); v now holds x_hat
+    out = np.multiply(v, g)  # (..., 3H)
     out += b
     return out, (v, rstd, g)
 
 
-def _affine_backward(dout, cache):
+def affine_backward(dout, cache):
     """-> (dL/dv, {"b", "ln_x"}); dout is overwritten, and so is the cache's x_hat, which
     nothing reads after this and which serves as LN's scratch instead of a new (N, 3H)."""
     xhat, rstd, g = cache
@@ -102,10 +103,10 @@ def drive_forward(x, p, first: bool):
     work: 96 rows against 1,600 for 32 streams of 50). Otherwise x (T, B, I) is the layer
     below's output, projected as one product over the window."""
     if first:
-        table, cache = _affine_forward(p["W_x"].copy(), p["ln_x"], p["b"])  # (V, 3H)
+        table, cache = affine_forward(p["W_x"].copy(), p["ln_x"], p["b"])  # (V, 3H)
         return np.take(table, x, axis=0), (x, None, cache)
     x2 = x.reshape(-1, x.shape[-1])  # (T*B, I)
-    ax, cache = _affine_forward(x2 @ p["W_x"], p["ln_x"], p["b"])  # (T*B, 3H)
+    ax, cache = affine_forward(x2 @ p["W_x"], p["ln_x"], p["b"])  # (T*B, 3H)
     return ax.reshape(*x.shape[:-1], -1), (x2, p["W_x"], cache)
 
 
@@ -118,9 +119,9 @@ def drive_backward(dax, cache, first: bool):
     x, W_x, aff = cache
     if first:
         dv = layers.gather_backward(dax, x, aff[0].shape[0])  # (V, 3H)
-        dW, grads = _affine_backward(dv, aff)
+        dW, grads = affine_backward(dv, aff)
         return None, {"W_x": dW, **grads}
-    dv, grads = _affine_backward(dax.reshape(-1, dax.shape[-1]), aff)  # (T*B, 3H)
+    dv, grads = affine_backward(dax.reshape(-1, dax.shape[-1]), aff)  # (T*B, 3H)
     dx = (dv @ W_x.T).reshape(*dax.shape[:-1], W_x.shape[0])  # (T, B, I)
     return dx, {"W_x": x.T @ dv, **grads}
 

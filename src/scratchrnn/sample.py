@@ -75,16 +75,10 @@ def stepper(model: CharRNN, clamp: tuple[int, int, float] | None = None):
     gh = [P.get(f"l{k}.ln_h") for k in range(L)]
     bias = [P[f"l{k}.b"] for k in range(L)]
 
-    def normed(v, k):  # v (..., G*H) -> LN(v) g_x + b (layer_norm), else v + b
-        if not ln:
-            return v + bias[k]
-        v = v.copy()
-        cells_ln.normalise(v, 3)
-        v *= gx[k]
-        v += bias[k]
-        return v
+    def normed(v, k):  # v (..., G*H), overwritten -> LN(v) g_x + b (layer_norm), else v + b
+        return cells_ln.affine_forward(v, gx[k], bias[k])[0] if ln else v + bias[k]
 
-    first = normed(P["l0.W_x"], 0)  # (V, G*H): each embedding row already holds the bias
+    first = normed(P["l0.W_x"].copy(), 0)  # (V, G*H): each embedding row already holds the bias
     Wx = [None] + [P[f"l{k}.W_x"] for k in range(1, L)]
     # Transposed copies: a matrix-vector product reads W^T's rows contiguously, which measured
     # 1.4x faster than h @ W at H=512, and generation is bound by reading the weights.

@@ -31,6 +31,7 @@ from scratchrnn.checkpoint import load_checkpoint  # noqa: E402
 from scratchrnn.config import TrainConfig  # noqa: E402
 from scratchrnn.data import make_streams  # noqa: E402
 from scratchrnn.evaluate import default_streams, evaluate  # noqa: E402
+from scratchrnn.layers import softmax_xent_rows  # noqa: E402
 from scratchrnn.model import forward  # noqa: E402
 from scratchrnn.resume import run_corpus  # noqa: E402
 
@@ -46,9 +47,7 @@ def per_char(model, streams, window):
         x, y = streams[:, s:s + window], streams[:, s + 1:s + window + 1]
         x = x[:, :y.shape[1]]
         _, state, cache = forward(model.params, model.config, x, y, state)
-        _, sums, _, _, picked = cache[2]  # softmax cross-entropy: log(sum exp) - target logit
-        out[:, s:s + y.shape[1]] = (np.log(sums[:, 0].astype(np.float64))
-                                    - picked).reshape(y.shape[1], B).T
+        out[:, s:s + y.shape[1]] = softmax_xent_rows(cache[2]).reshape(y.shape[1], B).T
     return out
 
 

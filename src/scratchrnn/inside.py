@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import ScratchRNNError
+from .layers import softmax_xent_rows
 from .model import CharRNN, forward
 from .text import Vocab
 
@@ -155,7 +156,7 @@ def inspect(model: CharRNN, vocab: Vocab, text: str, top_k: int = 5, clean: bool
         for k_layer, (_, cell_cache, *_) in enumerate(caches):
             for name, value in _signals(cfg.cell, cell_cache).items():
                 layers[k_layer][name][a:b] = value
-        e, sums, rows, _, shifted = ce_cache  # e = exp(logits - max) (W, V), sums (W, 1)
+        e, sums, rows, _, _ = ce_cache  # e = exp(logits - max) (W, V), sums (W, 1)
         probs = e / sums  # (W, V)
         top = np.argsort(-probs, axis=1, kind="stable")[:, :k]  # (W, k)
         topk_ids[a:b] = top
@@ -166,9 +167,7 @@ def inspect(model: CharRNN, vocab: Vocab, text: str, top_k: int = 5, clean: bool
             p = probs[rows[:n], tgt]  # (n,)
             next_prob[a:a + n] = p
             next_rank[a:a + n] = 1 + (probs[:n] > p[:, None]).sum(axis=1)
-            # As the loss computes it, in float64: log(sum exp) minus the target's shifted logit
-            # (never log of an exp that underflowed in float32).
-            surprisal[a:a + n] = np.log(sums[:n, 0].astype(np.float64)) - shifted[:n]
+            surprisal[a:a + n] = softmax_xent_rows(ce_cache)[:n]  # as the loss computes it
     return Inspection(vocab.decode(ids), ids, cfg.cell, layers, topk_ids, topk_probs, next_prob,
                       next_rank, surprisal, vocab)
 

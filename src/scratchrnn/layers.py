@@ -63,6 +63,13 @@ def softmax_xent_forward(logits: np.ndarray, targets: np.ndarray):
     return loss, (logits, sums, rows, targets, picked)  # picked: (N,) shifted target logits
 
 
+def softmax_xent_rows(cache) -> np.ndarray:
+    """Each row's loss (N,) in float64, as the mean loss sums them: log(sum exp) minus the
+    target's shifted logit (never the log of an exp that underflowed in float32)."""
+    _, sums, _, _, picked = cache
+    return np.log(sums[:, 0].astype(np.float64)) - picked
+
+
 def softmax_xent_backward(cache, dloss: float = 1.0):
     probs, sums, rows, targets, _ = cache
     N = probs.shape[0]

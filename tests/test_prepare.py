@@ -1,7 +1,7 @@
 """Streaming preparation gives exactly what cleaning the whole text gives, in memory or as a
 memory-mapped file, whatever the chunk size."""
 
-import sys
+import importlib
 
 import numpy as np
 import pytest
@@ -51,7 +51,8 @@ def test_memory_mapped_file_is_reused(text_file, tmp_path, monkeypatch):
 
 def test_training_on_a_mapped_corpus(text_file, tmp_path, monkeypatch):
     monkeypatch.setattr("scratchrnn.data.MEMMAP_BYTES", 10)
-    monkeypatch.setattr(sys.modules["scratchrnn.train"], "REMAP_EVERY", 3)
+    # the module, imported here: sr.train is the function, and this file may run alone
+    monkeypatch.setattr(importlib.import_module("scratchrnn.train"), "REMAP_EVERY", 3)
     result = sr.train(sr.TrainConfig(text=str(text_file), out=str(tmp_path / "r"), hidden=16,
                                      batch=2, seq_len=10, max_steps=8, eval_every=4,
                                      sample_length=0, val_chars=50), progress=False)

@@ -14,7 +14,7 @@ import numpy as np
 
 from .errors import ScratchRNNError
 from .fsutil import atomic_write_bytes, make_dir
-from .prepare import MEMMAP_BYTES, check_file, encode_file
+from .prepare import MEMMAP_BYTES, check_file, encode_file, map_file
 from .sources import expand, name_of
 from .text import Vocab
 
@@ -74,7 +74,7 @@ class Corpus:
         resident memory with the old mapping (an in-memory corpus is returned as is)."""
         if self.mapped is None:
             return self
-        ids = np.memmap(self.mapped, np.uint8, mode="r")
+        ids = map_file(self.mapped)
         return Corpus(self.name, self.vocab, *split(ids, *self.fracs), self.fracs, self.mapped)
 
 

@@ -4,10 +4,17 @@ Cleaning, in order: decode (UTF-8 with optional BOM, cp1252 fallback), CRLF/CR -
 Project Gutenberg header and licence, transliterate to ASCII (anyascii), tabs -> space, and map
 anything still outside the vocabulary to a space. Every step is idempotent, so cleaning twice
 changes nothing.
+
+Files are cleaned as a stream (prepare.ascii_chunks): fixed-size byte chunks through an
+incremental decoder (`decode_chunks`), cut into whole lines (`whole_lines`) whatever the line
+ends, then the Gutenberg markers (`gutenberg_body`), so memory stays bounded even for a file
+with CR line ends or none at all, and the result is what cleaning the whole text gives.
 """
 
 from __future__ import annotations
 
+import codecs
+import itertools
 import re
 import warnings
 from collections.abc import Iterable, Iterator
@@ -27,40 +34,128 @@ END_MARKER = re.compile(r"\*\*\*\s*END OF (?:THE|THIS) PROJECT GUTENBERG EBOOK",
 # anyascii turns an em dash into "-"; typeset English uses it where ASCII text writes "--".
 _PRE_ASCII = str.maketrans({"\u2014": "--", "\u2015": "--"})
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+NUL_SNIFF = 1 << 16  # a NUL byte this near the start marks a binary file
 
 
 def decode(raw: bytes, encoding: str | None = None, name: str = "text") -> str:
     """Bytes -> str. UTF-8 (BOM allowed) unless `encoding` is given; cp1252 as a warned fallback."""
-    if b"\x00" in raw[:65536]:
-        raise ScratchRNNError(f"{name} looks like a binary file (it contains NUL bytes); "
-                              "pass a plain text file")
-    if encoding is not None:
-        try:
-            return raw.decode(encoding)
-        except LookupError:
-            raise ScratchRNNError(f"unknown encoding {encoding!r}; try utf-8 or cp1252") from None
-        except UnicodeDecodeError as e:
-            raise ScratchRNNError(f"{name} is not valid {encoding} (byte {e.start}); "
-                                  "pass the right --encoding") from None
+    return "".join(decode_chunks([raw], encoding, name))
+
+
+def _incremental(encoding: str):
     try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        warnings.warn(f"{name} is not valid UTF-8; decoding it as cp1252 "
-                      "(pass --encoding to choose)", stacklevel=2)
-        return raw.decode("cp1252", errors="replace")
+        return codecs.getincrementaldecoder(encoding)()
+    except LookupError:
+        raise ScratchRNNError(f"unknown encoding {encoding!r}; try utf-8 or cp1252") from None
 
 
-def gutenberg_body(pieces: Iterable[str]) -> Iterator[str]:
+def decode_chunks(chunks: Iterable[bytes], encoding: str | None = None,
+                  name: str = "text") -> Iterator[str]:
+    """`decode` of the joined byte chunks, one piece per chunk: a character split between two
+    chunks is decoded whole. A NUL byte in the first 64 kB means a binary file. Without
+    `encoding`, UTF-8 until the first invalid byte, and cp1252 (warned) from that chunk on: the
+    whole text as cp1252 when that is in the first chunk (where such bytes nearly always are)."""
+    dec = _incremental(encoding or "utf-8-sig")
+    fed, fallback = 0, False  # bytes given to the decoder so far; cp1252 from here on
+    for raw in chunks:
+        if fed < NUL_SNIFF and b"\x00" in raw[:NUL_SNIFF - fed]:
+            raise ScratchRNNError(f"{name} looks like a binary file (it contains NUL bytes); "
+                                  "pass a plain text file")
+        if fallback:
+            text = raw.decode("cp1252", errors="replace")
+        else:
+            try:
+                text = dec.decode(raw)
+            except UnicodeDecodeError as e:
+                pending = dec.getstate()[0]  # bytes of a character begun in the last chunk
+                if encoding is not None:
+                    raise ScratchRNNError(f"{name} is not valid {encoding} (byte "
+                                          f"{fed - len(pending) + e.start:,}); pass the right "
+                                          "--encoding") from None
+                fallback = True
+                warnings.warn(f"{name} is not valid UTF-8; decoding it as cp1252 "
+                              "(pass --encoding to choose)", stacklevel=2)
+                text = (pending + raw).decode("cp1252", errors="replace")
+        fed += len(raw)
+        if text:
+            yield text
+    if not fallback:
+        try:
+            text = dec.decode(b"", final=True)
+        except UnicodeDecodeError:  # the file ends inside a character
+            pending = dec.getstate()[0]
+            if encoding is not None:
+                raise ScratchRNNError(f"{name} is not valid {encoding} (byte "
+                                      f"{fed - len(pending):,}); pass the right --encoding"
+                                      ) from None
+            warnings.warn(f"{name} is not valid UTF-8; decoding it as cp1252 "
+                          "(pass --encoding to choose)", stacklevel=2)
+            text = pending.decode("cp1252", errors="replace")
+        if text:
+            yield text
+
+
+def whole_lines(pieces: Iterable[str], line_max: int = 1 << 20) -> Iterator[str]:
+    """The text of `pieces` again, cut only after a line break ("\n", "\r\n" or "\r"; a CR
+    ending a piece waits for the next, which may begin with its LF), so a Gutenberg marker is
+    never cut in two. A line longer than `line_max` characters is cut anyway: memory stays
+    bounded for a text with no line breaks at all."""
+    buf = ""
+    for piece in pieces:
+        buf += piece
+        cut = max(buf.rfind("\n"), buf.rfind("\r", 0, len(buf) - 1)) + 1
+        if not cut and len(buf) >= line_max:
+            cut = len(buf) - buf.endswith("\r")
+        if cut:
+            yield buf[:cut]
+            buf = buf[cut:]
+    if buf:
+        yield buf
+
+
+def _held(text: str) -> int:
+    """Where the end of `text` that must wait for the next piece begins: the blank tail that
+    the END marker's rstrip would drop, and a trailing "***" (plus space) that may begin it."""
+    cut = len(text.rstrip("\r\n "))
+    stars = text.rstrip()
+    if stars.endswith("***"):
+        cut = min(cut, len(stars) - 3)
+    return cut
+
+
+def gutenberg_body(pieces: Iterable[str], start_window: int = 1 << 20,
+                   held_max: int = 1 << 20) -> Iterator[str]:
     """The book between Project Gutenberg's START and END markers, when present, from the
-    consecutive pieces of a text (whole lines each: a marker never straddles two). The START
-    marker is looked for in the first piece; nothing after the END marker is read."""
-    for i, text in enumerate(pieces):
-        if i == 0 and (start := START_MARKER.search(text)):
-            text = text[start.end():].lstrip("\r\n ")
+    consecutive pieces of a text cut at line breaks (`whole_lines`): what strip_gutenberg
+    gives for the whole text. The START marker is looked for in the first `start_window`
+    characters (and the pieces that complete them); nothing after the END marker is read. A
+    blank tail of up to `held_max` characters waits for the next piece, where an END marker
+    would drop it."""
+    pieces = iter(pieces)
+    head = []
+    for text in pieces:  # the first piece: at least start_window characters
+        head.append(text)
+        if sum(map(len, head)) >= start_window:
+            break
+    first = "".join(head)
+    leading = False  # after START: blanks are dropped until the book begins
+    if start := START_MARKER.search(first):
+        first, leading = first[start.end():], True
+    held = ""
+    for text in itertools.chain([first], pieces):
+        if leading:
+            text = text.lstrip("\r\n ")
+            leading = not text
+        text = held + text
         if end := END_MARKER.search(text):
             yield text[:end.start()].rstrip("\r\n ")
             return  # what follows the end marker is the licence
-        yield text
+        cut = max(_held(text), len(text) - held_max)
+        if cut:
+            yield text[:cut]
+        held = text[cut:]
+    if held:
+        yield held
 
 
 def strip_gutenberg(text: str) -> str:

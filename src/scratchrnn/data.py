@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ScratchRNNError
-from .fsutil import atomic_write_bytes, make_dir
+from .fsutil import atomic_write_bytes, make_dir, open_regular
 from .prepare import MEMMAP_BYTES, check_file, encode_file, map_file
 from .sources import expand, name_of
 from .text import Vocab
@@ -53,8 +53,11 @@ def download(urls: tuple[str, ...], dest: Path, timeout: float = 30.0) -> Path:
 def book_path(urls: tuple[str, ...] = BOOK_URLS, timeout: float = 30.0) -> Path:
     """The default corpus: the cached book, downloaded on first use."""
     dest = cache_dir() / f"{BOOK_NAME}.txt"
-    if dest.is_file() and dest.stat().st_size > 0:
-        return dest
+    if os.path.lexists(dest):  # a FIFO or device there is refused, not read or replaced
+        with open_regular(dest, "cached book", "remove it (it is downloaded again) or pass "
+                          "--text FILE") as f:
+            if os.fstat(f.fileno()).st_size > 0:
+                return dest
     print(f"downloading A Tale of Two Cities to {dest} ...", flush=True)
     return download(urls, dest, timeout)
 

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 
 from .errors import ScratchRNNError
 from .fsutil import atomic_write
+from .text import printable
 
 
 def read_metrics(path) -> list[dict]:
@@ -55,7 +56,7 @@ def plot_history(rows: list[dict], path, title: str = "") -> Path:
         ax.plot(*zip(*val, strict=True), "o-", label="validation", color="tab:orange")
     ax.set_xlabel("step")
     ax.set_ylabel("loss (nats / character)")
-    ax.set_title(title or "loss")
+    ax.set_title(printable(title) or "loss")  # a run folder's name may not be UTF-8
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()

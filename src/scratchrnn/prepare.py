@@ -38,14 +38,20 @@ def check_file(path: Path) -> None:
         raise ScratchRNNError(f"{path} is empty; pass a file with some text in it")
 
 
-def _raw_chunks(path: Path, chunk_bytes: int) -> Iterator[bytes]:
+def open_text(path: Path, doing: str = "read"):
+    """A text file of --text opened to read (open_regular); one that was there a moment ago
+    and is gone is said to have disappeared while the corpus was being `doing`."""
     try:
-        f = open_regular(path, "text", TEXT_HINT)
+        return open_regular(path, "text", TEXT_HINT)
     except ScratchRNNError:
         if not os.path.lexists(path):
-            raise ScratchRNNError(f"{path} disappeared while the corpus was being read; run "
+            raise ScratchRNNError(f"{path} disappeared while the corpus was being {doing}; run "
                                   "again when the files stay put") from None
         raise
+
+
+def _raw_chunks(path: Path, chunk_bytes: int) -> Iterator[bytes]:
+    f = open_text(path)
     try:
         with f:
             while raw := f.read(chunk_bytes):

@@ -158,6 +158,12 @@ def gutenberg_body(pieces: Iterable[str], start_window: int = 1 << 20,
         yield held
 
 
+def printable(name: str) -> str:
+    """`name` (a file name, a title) with each byte that is not UTF-8 (a surrogate escape,
+    which no terminal, page or plot can show) and each control character replaced by "_"."""
+    return "".join(c if c.isprintable() else "_" for c in name)
+
+
 def strip_gutenberg(text: str) -> str:
     return "".join(gutenberg_body([text]))
 

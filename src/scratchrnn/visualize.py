@@ -29,6 +29,7 @@ from .pack import STATE_LEVELS, decode_layer, encode_layer
 from .resume import run_corpus
 from .safejson import dumps as json_dumps
 from .sources import name_of
+from .text import printable
 
 MARKER = "<!-- scratchrnn inside page: written by 'scratchrnn visualize'"
 LEVELS = STATE_LEVELS
@@ -242,5 +243,5 @@ def visualize_run(run, text=None, split: str | None = None, chars: int = 4000,
     if len(data) < 2:
         raise ScratchRNNError(f"{source} has fewer than 2 characters; pass a longer --text")
     insp = inspect(ckpt.model, ckpt.vocab, ckpt.vocab.decode(data), clean=False)
-    title = f"Inside {run_dir.name}: {len(data):,} characters of {source}"
+    title = f"Inside {printable(run_dir.name)}: {len(data):,} characters of {source}"
     return write_page(insp, out, model_card(ckpt), run_history(run_dir, ckpt.meta), title)

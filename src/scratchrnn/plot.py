@@ -11,8 +11,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from .errors import ScratchRNNError
-from .fsutil import atomic_write
+from .fsutil import atomic_write, open_regular
 from .text import printable
+
+MAX_ROW_BYTES = 1 << 20  # a metrics row is ~200 bytes: a longer line is garbage, read in pieces
 
 
 def read_metrics(path) -> list[dict]:
@@ -23,8 +25,9 @@ def read_metrics(path) -> list[dict]:
         raise ScratchRNNError(f"no metrics at {path}; pass a run folder written by "
                               "'scratchrnn train'")
     rows = []
-    with open(path, "rb") as f:  # bytes: one undecodable line must not cost the others
-        for line in f:
+    # bytes: one undecodable line must not cost the others; no line longer than a row can be
+    with open_regular(path, "metrics", "pass a run folder written by 'scratchrnn train'") as f:
+        for line in iter(lambda: f.readline(MAX_ROW_BYTES), b""):
             try:
                 row = json.loads(line.decode("utf-8"))
             except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError

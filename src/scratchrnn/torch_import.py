@@ -28,7 +28,7 @@ from .checkpoint import save_checkpoint
 from .config import TrainConfig
 from .errors import ScratchRNNError
 from .export import need
-from .fsutil import atomic_write_bytes
+from .fsutil import atomic_write_bytes, open_regular
 from .model import CharRNN, ModelConfig
 from .owner import RunFolder, check_run_out
 from .safejson import dumps as json_dumps
@@ -49,7 +49,7 @@ def read_tensors(path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     if not path.is_file():
         what = "is not a file" if path.exists() else "does not exist"
         raise ScratchRNNError(f"{path} {what}; pass a .safetensors or .pt state dict")
-    with open(path, "rb") as f:
+    with open_regular(path, "state dict", "pass a .safetensors or .pt state dict") as f:
         head = f.read(9)
     if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":  # torch.save's zip, or a bare pickle
         return _read_torch(path), {}
@@ -109,7 +109,9 @@ def read_vocab(spec: str | None, meta: dict[str, str]) -> Vocab:
     elif _is_file(spec):
         if Path(spec).stat().st_size > MAX_VOCAB_FILE:
             raise ScratchRNNError(f"the --vocab file {spec} is too big for a character list")
-        raw = Path(spec).read_bytes()
+        with open_regular(spec, "--vocab file", "pass the characters, or a file of them",
+                          MAX_VOCAB_FILE) as f:
+            raw = f.read()
         try:
             chars = json.loads(raw) if spec.endswith(".json") else raw.decode("utf-8")
         except (UnicodeDecodeError, ValueError):

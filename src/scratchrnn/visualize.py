@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ScratchRNNError
-from .fsutil import atomic_write_bytes, make_dir
+from .fsutil import atomic_write_bytes, make_dir, open_regular
 from .inside import GATES, PROPERTIES, Inspection
 from .owner import check_output
 from .pack import STATE_LEVELS, decode_layer, encode_layer
@@ -144,9 +144,9 @@ def render_fragment(insp: Inspection, max_chars: int = FRAGMENT_CHARS,
 def _ours(path: Path) -> bool:
     """A page this command wrote: our marker near the top of the file."""
     try:
-        with open(path, "rb") as f:
+        with open_regular(path, "page", "") as f:
             return MARKER in f.read(300).decode("utf-8", "replace")
-    except OSError:
+    except (OSError, ScratchRNNError):
         return False
 
 

@@ -61,17 +61,18 @@ def _raw_chunks(path: Path, chunk_bytes: int) -> Iterator[bytes]:
 
 
 def ascii_chunks(path: Path, encoding: str | None = None,
-                 chunk_bytes: int = CHUNK_BYTES) -> Iterator[str]:
+                 chunk_bytes: int | None = None) -> Iterator[str]:
     """The text of `path` chunk by chunk, decoded, without the Gutenberg header and licence,
     transliterated to ASCII: every step of text.clean but the vocabulary, streamed in chunks
-    of `chunk_bytes` bytes whatever the file's line ends."""
+    of `chunk_bytes` bytes (CHUNK_BYTES, read when called) whatever the file's line ends."""
+    chunk_bytes = chunk_bytes or CHUNK_BYTES
     decoded = decode_chunks(_raw_chunks(path, chunk_bytes), encoding, name=str(path))
     for text in gutenberg_body(whole_lines(decoded, max(chunk_bytes, LINE_MAX))):
         yield to_ascii(text)
 
 
 def clean_chunks(path: Path, vocab: Vocab, encoding: str | None = None,
-                 chunk_bytes: int = CHUNK_BYTES) -> Iterator[np.ndarray]:
+                 chunk_bytes: int | None = None) -> Iterator[np.ndarray]:
     """Yield the cleaned, encoded text of `path` (uint8 indices into `vocab`) chunk by chunk:
     the steps of text.clean, applied to one chunk at a time."""
     for text in ascii_chunks(path, encoding, chunk_bytes):

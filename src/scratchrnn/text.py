@@ -96,14 +96,18 @@ def decode_chunks(chunks: Iterable[bytes], encoding: str | None = None,
 
 
 def whole_lines(pieces: Iterable[str], line_max: int = 1 << 20) -> Iterator[str]:
-    """The text of `pieces` again, cut only after a line break ("\n", "\r\n" or "\r"; a CR
-    ending a piece waits for the next, which may begin with its LF), so a Gutenberg marker is
-    never cut in two. A line longer than `line_max` characters is cut anyway: memory stays
+    """The text of `pieces` again, for `gutenberg_body`: cut only after a line break ("\n",
+    "\r\n" or "\r"; a CR ending a piece waits for the next, which may begin with its LF) and
+    before the blank tail that precedes it, with a "***" ending that tail's last line: so a
+    Gutenberg marker, the "***" that may begin it and the blanks it drops are never cut from
+    it. A line (or blank run) longer than `line_max` characters is cut anyway: memory stays
     bounded for a text with no line breaks at all."""
     buf = ""
     for piece in pieces:
         buf += piece
         cut = max(buf.rfind("\n"), buf.rfind("\r", 0, len(buf) - 1)) + 1
+        if cut:
+            cut = _tail(buf, cut)
         if not cut and len(buf) >= line_max:
             cut = len(buf) - buf.endswith("\r")
         if cut:
@@ -113,24 +117,24 @@ def whole_lines(pieces: Iterable[str], line_max: int = 1 << 20) -> Iterator[str]
         yield buf
 
 
-def _held(text: str) -> int:
-    """Where the end of `text` that must wait for the next piece begins: the blank tail that
-    the END marker's rstrip would drop, and a trailing "***" (plus space) that may begin it."""
-    cut = len(text.rstrip("\r\n "))
-    stars = text.rstrip()
-    if stars.endswith("***"):
-        cut = min(cut, len(stars) - 3)
-    return cut
+def _tail(text: str, end: int) -> int:
+    """Where the tail of text[:end] that an END marker may need begins: its blanks (which the
+    marker drops), and before them "***" and any white space (how the marker may begin).
+    Only the last few kB are copied to look at, unless they are all blank."""
+    start = max(0, end - 4096)
+    if not text[start:end].strip():  # a long blank run: look at all of it
+        start = 0
+    window = text[start:end]
+    i = start + len(window.rstrip("\r\n "))
+    j = start + len(window[:i - start].rstrip())
+    return j - 3 if text.endswith("***", 0, j) else i
 
 
-def gutenberg_body(pieces: Iterable[str], start_window: int = 1 << 20,
-                   held_max: int = 1 << 20) -> Iterator[str]:
+def gutenberg_body(pieces: Iterable[str], start_window: int = 1 << 20) -> Iterator[str]:
     """The book between Project Gutenberg's START and END markers, when present, from the
-    consecutive pieces of a text cut at line breaks (`whole_lines`): what strip_gutenberg
-    gives for the whole text. The START marker is looked for in the first `start_window`
-    characters (and the pieces that complete them); nothing after the END marker is read. A
-    blank tail of up to `held_max` characters waits for the next piece, where an END marker
-    would drop it."""
+    consecutive pieces of a text as `whole_lines` cuts them: what strip_gutenberg gives for
+    the whole text. The START marker is looked for in the first `start_window` characters
+    (and the pieces that complete them); nothing after the END marker is read."""
     pieces = iter(pieces)
     head = []
     for text in pieces:  # the first piece: at least start_window characters
@@ -141,21 +145,15 @@ def gutenberg_body(pieces: Iterable[str], start_window: int = 1 << 20,
     leading = False  # after START: blanks are dropped until the book begins
     if start := START_MARKER.search(first):
         first, leading = first[start.end():], True
-    held = ""
     for text in itertools.chain([first], pieces):
         if leading:
             text = text.lstrip("\r\n ")
             leading = not text
-        text = held + text
         if end := END_MARKER.search(text):
             yield text[:end.start()].rstrip("\r\n ")
             return  # what follows the end marker is the licence
-        cut = max(_held(text), len(text) - held_max)
-        if cut:
-            yield text[:cut]
-        held = text[cut:]
-    if held:
-        yield held
+        if text:
+            yield text
 
 
 def printable(name: str) -> str:

@@ -23,7 +23,7 @@ from .errors import ScratchRNNError
 from .fsutil import atomic_write, atomic_write_bytes, make_dir, open_regular
 from .text import Vocab, decode_chunks, gutenberg_body, to_ascii, whole_lines
 
-CHUNK_BYTES = 1 << 24  # 16 MB of text at a time
+CHUNK_BYTES = 1 << 22  # 4 MB of text at a time (each cleaning step copies a chunk)
 LINE_MAX = 1 << 20  # a line longer than this (or than a chunk) may be cut where a chunk ends
 SIDE_BYTES = 64 << 20  # corpus.json: a key of many source files at most
 TEXT_HINT = "pass a text file (or a folder or glob of them) with --text"

@@ -119,7 +119,8 @@ def test_real_book(book):
     assert len(seed.vocab) == 95 and "\n" not in seed.vocab.chars
 
 
-@given(st.text(max_size=80), st.integers(1, 9))
+@given(st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"),
+               max_size=80), st.integers(1, 9))
 def test_decode_chunks_joins_characters_cut_between_chunks(text, size):
     raw = ("\ufeff" + text).encode("utf-8")
     chunks = [raw[i:i + size] for i in range(0, len(raw), size)]
@@ -151,3 +152,9 @@ def test_decode_chunks_goes_on_in_cp1252_from_the_first_bad_chunk():
                                         ("caf\u00e9\n", "caf\u00e9_"), ("a\x1bb", "a_b")])
 def test_printable_names(name, shown):
     assert printable(name) == shown and printable(name).isprintable()
+
+
+@pytest.mark.parametrize("encoding", ["klingon", "rot13", "base64", "zlib"])
+def test_codecs_that_do_not_decode_text_are_unknown_encodings(encoding):
+    with pytest.raises(ScratchRNNError, match=f"unknown encoding '{encoding}'"):
+        decode(b"abcd", encoding)

@@ -43,10 +43,15 @@ def decode(raw: bytes, encoding: str | None = None, name: str = "text") -> str:
 
 
 def _incremental(encoding: str):
+    """An incremental decoder of a text encoding (not base64 or rot13, which Python's codecs
+    also name), or one clear error."""
     try:
-        return codecs.getincrementaldecoder(encoding)()
+        info = codecs.lookup(encoding)
     except LookupError:
-        raise ScratchRNNError(f"unknown encoding {encoding!r}; try utf-8 or cp1252") from None
+        info = None
+    if info is None or not info._is_text_encoding or info.incrementaldecoder is None:
+        raise ScratchRNNError(f"unknown encoding {encoding!r}; try utf-8 or cp1252")
+    return info.incrementaldecoder()
 
 
 def decode_chunks(chunks: Iterable[bytes], encoding: str | None = None,
@@ -57,7 +62,7 @@ def decode_chunks(chunks: Iterable[bytes], encoding: str | None = None,
     whole text as cp1252 when that is in the first chunk (where such bytes nearly always are)."""
     dec = _incremental(encoding or "utf-8-sig")
     fed, fallback = 0, False  # bytes given to the decoder so far; cp1252 from here on
-    for raw in chunks:
+    for raw, final in itertools.chain(((raw, False) for raw in chunks), [(b"", True)]):
         if fed < NUL_SNIFF and b"\x00" in raw[:NUL_SNIFF - fed]:
             raise ScratchRNNError(f"{name} looks like a binary file (it contains NUL bytes); "
                                   "pass a plain text file")
@@ -65,32 +70,18 @@ def decode_chunks(chunks: Iterable[bytes], encoding: str | None = None,
             text = raw.decode("cp1252", errors="replace")
         else:
             try:
-                text = dec.decode(raw)
-            except UnicodeDecodeError as e:
+                text = dec.decode(raw, final)
+            except UnicodeError as e:  # a UnicodeDecodeError, or UTF-16 without its BOM
                 pending = dec.getstate()[0]  # bytes of a character begun in the last chunk
                 if encoding is not None:
-                    raise ScratchRNNError(f"{name} is not valid {encoding} (byte "
-                                          f"{fed - len(pending) + e.start:,}); pass the right "
-                                          "--encoding") from None
+                    at = fed - len(pending) + getattr(e, "start", 0)
+                    raise ScratchRNNError(f"{name} is not valid {encoding} (byte {at:,}); "
+                                          "pass the right --encoding") from None
                 fallback = True
                 warnings.warn(f"{name} is not valid UTF-8; decoding it as cp1252 "
                               "(pass --encoding to choose)", stacklevel=2)
                 text = (pending + raw).decode("cp1252", errors="replace")
         fed += len(raw)
-        if text:
-            yield text
-    if not fallback:
-        try:
-            text = dec.decode(b"", final=True)
-        except UnicodeDecodeError:  # the file ends inside a character
-            pending = dec.getstate()[0]
-            if encoding is not None:
-                raise ScratchRNNError(f"{name} is not valid {encoding} (byte "
-                                      f"{fed - len(pending):,}); pass the right --encoding"
-                                      ) from None
-            warnings.warn(f"{name} is not valid UTF-8; decoding it as cp1252 "
-                          "(pass --encoding to choose)", stacklevel=2)
-            text = pending.decode("cp1252", errors="replace")
         if text:
             yield text
 

@@ -152,15 +152,16 @@ from scratchrnn.text import Vocab
 vocab = Vocab.ascii()
 list(prepare.clean_chunks(Path(sys.argv[2]), vocab, chunk_bytes=1 << 16))  # warm up
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-n = sum(len(ids) for ids in prepare.clean_chunks(Path(sys.argv[1]), vocab, chunk_bytes=1 << 20))
+n = sum(len(ids) for ids in prepare.clean_chunks(Path(sys.argv[1]), vocab, chunk_bytes=1 << 18))
 print(n, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)
 """
 
 
 @pytest.mark.parametrize("end", [b"\r", b" "], ids=["CR line ends", "one line"])
 def test_memory_stays_bounded_without_line_feeds(end, tmp_path):
-    """A 20 MB text with CR line ends, or none, is streamed in 1 MB chunks: the peak memory
-    grows by a few chunks, not by the file (it was read as one line: 5x its size)."""
+    """A 20 MB text with CR line ends, or none, is streamed in 256 kB chunks: the peak memory
+    grows by a few chunks at most, not by the file (it was read as one line: growing by
+    8 to 50 MB here)."""
     line = b"It was the best of times, it was the worst of times" + end
     big, small = tmp_path / "big.txt", tmp_path / "small.txt"
     big.write_bytes(line * (20_000_000 // len(line)))
@@ -170,4 +171,4 @@ def test_memory_stays_bounded_without_line_feeds(end, tmp_path):
                          capture_output=True, text=True, timeout=300, check=True).stdout
     n, grew = map(int, out.split())
     assert n == big.stat().st_size
-    assert grew < big.stat().st_size // 4, f"peak RSS grew {grew >> 20} MB"
+    assert grew < big.stat().st_size // 8, f"peak RSS grew {grew >> 20} MB"

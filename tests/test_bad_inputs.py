@@ -581,11 +581,15 @@ READS |= {
     "import a FIFO": ["import", "{s}/fifo", "--vocab", "abcdefghij", "--out", "{s}/out"],
     "the cached book is a FIFO": ["train", "--out", "{s}/out", *TRAIN],
     "the cached book links to /dev/zero": ["train", "--out", "{s}/out", *TRAIN],
+    "import with a --vocab that links to /dev/urandom": ["import", "{d}/sd_good.safetensors",
+                                                         "--vocab", "{s}/urandom", "--out",
+                                                         "{s}/out"],
 }
 READ_HOMES = {"the cached book is a FIFO": "fifohome", "the cached book links to /dev/zero":
               "zerohome"}  # $SCRATCHRNN_HOME for these
 READ_SAYS = {"plot a run whose metrics are a FIFO": "no metrics",
-             "import a FIFO": "is not a file"}  # else "not a regular file"
+             "import a FIFO": "is not a file",  # else "not a regular file"
+             "import with a --vocab that links to /dev/urandom": "--vocab"}  # read as letters
 _READ_RUNNER = """
 import contextlib, io, json, os, signal, sys
 from scratchrnn.cli import main
@@ -655,3 +659,26 @@ def test_reads_only_regular_files(name, reads):
     rc, err = reads[name]
     assert_one_clean_line(rc, err)
     assert READ_SAYS.get(name, "not a regular file") in err
+
+
+def test_a_run_whose_marker_and_metrics_are_fifos_goes_on(world, tmp_path):
+    """FIFOs in place of a run's marker and metrics.jsonl are no marker and no metrics (they
+    blocked the commands that looked): plot and visualize read the run, and training goes
+    on and replaces them with files. In a child process with a timeout."""
+    run = tmp_path / "run"
+    shutil.copytree(world / "run", run)
+    for name in ("scratchrnn-run.json", "metrics.jsonl"):
+        (run / name).unlink()
+        os.mkfifo(run / name)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    for args in (["visualize", str(run), "--chars", "50"], ["plot", str(run)],
+                 ["train", "--resume", str(run), "--max-steps", "6", "--quiet"]):
+        proc = subprocess.run([sys.executable, "-m", "scratchrnn", *args], env=env,
+                              capture_output=True, text=True, timeout=120)
+        if args[0] == "plot":  # no metrics to plot: said in one line
+            assert_one_clean_line(proc.returncode, proc.stderr)
+            assert "no metrics" in proc.stderr
+        else:
+            assert proc.returncode == 0, proc.stderr
+    assert (run / "metrics.jsonl").is_file() and (run / "scratchrnn-run.json").is_file()
+    assert main(["plot", str(run)]) == 0

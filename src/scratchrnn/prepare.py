@@ -5,9 +5,9 @@ memory-mapped, so a corpus far larger than memory costs little of it.
 Files are read in fixed-size chunks (never a whole line at a time: a file with CR line ends or
 none would be one line); an incremental decoder, `text.whole_lines` and `text.gutenberg_body`
 keep multi-byte characters, CRLF pairs and Gutenberg markers whole, so cleaning chunk by chunk
-gives what cleaning the whole text would. Several files
-(a --text folder, glob or list: sources.py) are cleaned one by one and joined with a newline,
-streamed the same way.
+gives what cleaning the whole text would. Several files (a --text folder, glob or list:
+sources.py) are cleaned one by one and joined with a newline, streamed the same way. Every
+file is opened by fsutil.open_regular: a FIFO or a device is refused, never read.
 """
 
 from __future__ import annotations

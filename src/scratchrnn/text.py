@@ -126,11 +126,11 @@ def gutenberg_body(pieces: Iterable[str], start_window: int = 1 << 20) -> Iterat
     consecutive pieces of a text as `whole_lines` cuts them: what strip_gutenberg gives for
     the whole text. The START marker is looked for in the first `start_window` characters
     (and the pieces that complete them); nothing after the END marker is read."""
-    pieces = iter(pieces)
-    head = []
+    pieces, head, size = iter(pieces), [], 0
     for text in pieces:  # the first piece: at least start_window characters
         head.append(text)
-        if sum(map(len, head)) >= start_window:
+        size += len(text)
+        if size >= start_window:
             break
     first = "".join(head)
     leading = False  # after START: blanks are dropped until the book begins

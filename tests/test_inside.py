@@ -7,7 +7,8 @@ import pytest
 
 import scratchrnn as sr
 from scratchrnn import cells, layers
-from scratchrnn.inside import SIGNALS, correlations, find_units, properties
+from scratchrnn.cells import SIGNALS
+from scratchrnn.inside import correlations, find_units, properties
 from scratchrnn.model import forward
 
 VOCAB = sr.Vocab.ascii()

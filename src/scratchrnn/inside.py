@@ -16,32 +16,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .cells import SIGMOID, SIGNALS
 from .errors import ScratchRNNError
 from .layers import softmax_xent_rows
 from .model import CharRNN, forward
 from .text import Vocab
 
 # Signals kept per layer and cell, in the order the page lists them.
-SIGNALS = {"rnn": ("h",), "lstm": ("h", "c", "i", "f", "g", "o"), "gru": ("h", "r", "z", "n")}
-GATES = {"i", "f", "o", "r", "z"}  # sigmoid gates, in [0, 1]: saturation is measured on these
 WINDOW = 512  # characters per forward pass
 MAX_BYTES = 2 << 30  # refuse an inspection whose arrays would pass this
-
-
-def _signals(cell: str, cell_cache) -> dict[str, np.ndarray]:
-    """The per-step signals of one layer from its cell cache, each (W, H) for one stream."""
-    if cell == "rnn":
-        hs, _ = cell_cache
-        return {"h": hs[1:, 0]}
-    if cell == "lstm":
-        hs, cs, acts, _, _ = cell_cache  # acts: i f g o after their nonlinearity
-        H = hs.shape[-1]
-        out = {"h": hs[1:, 0], "c": cs[1:, 0]}
-        for j, name in enumerate("ifgo"):
-            out[name] = acts[:, 0, j * H:(j + 1) * H]
-        return out
-    hs, rzs, ns = cell_cache[:3]  # gru, layer-normalised or not (cells_ln.py)
-    return {"h": hs[1:, 0], "r": rzs[:, 0, 0], "z": rzs[:, 1, 0], "n": ns[:, 0]}
 
 
 @dataclass
@@ -104,7 +87,7 @@ class Inspection:
     def saturation(self, low: float = 0.1, high: float = 0.9) -> list[dict[str, np.ndarray]]:
         """Per layer and sigmoid gate: (fraction of steps < low, fraction > high), each (H,)."""
         return [{s: np.stack([(v < low).mean(axis=0), (v > high).mean(axis=0)])
-                 for s, v in layer.items() if s in GATES} for layer in self.layers]
+                 for s, v in layer.items() if s in SIGMOID} for layer in self.layers]
 
     def to_dict(self, levels: int = 64) -> dict:
         """JSON-ready page data (see visualize.page_data): h and c quantised to `levels`,
@@ -154,8 +137,8 @@ def inspect(model: CharRNN, vocab: Vocab, text: str, top_k: int = 5, clean: bool
         y = np.concatenate([y, np.zeros(b - a - len(y), np.int64)])[None]  # (1, W)
         _, state, (caches, _, ce_cache) = forward(model.params, cfg, x, y, state)
         for k_layer, (_, cell_cache, *_) in enumerate(caches):
-            for name, value in _signals(cfg.cell, cell_cache).items():
-                layers[k_layer][name][a:b] = value
+            for name, value in cell_cache.signals().items():
+                layers[k_layer][name][a:b] = value[:, 0]  # (W, H): one stream
         e, sums, rows, _, _ = ce_cache  # e = exp(logits - max) (W, V), sums (W, 1)
         probs = e / sums  # (W, V)
         top = np.argsort(-probs, axis=1, kind="stable")[:, :k]  # (W, k)

@@ -21,9 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .cells import SIGMOID
 from .errors import ScratchRNNError
 from .fsutil import atomic_write_bytes, make_dir
-from .inside import GATES, PROPERTIES, Inspection
+from .inside import PROPERTIES, Inspection
 from .owner import check_output
 from .pack import STATE_LEVELS, decode_layer, encode_layer
 from .resume import run_corpus
@@ -90,7 +91,7 @@ def page_data(insp: Inspection, levels: int = LEVELS, model_card: dict | None = 
         "num_layers": len(insp.layers),
         "hidden": insp.hidden_size,
         "signals": list(insp.signal_names()),
-        "gates": sorted(GATES & set(insp.signal_names())),
+        "gates": sorted(SIGMOID & set(insp.signal_names())),
         "k": int(insp.topk_ids.shape[1]),
         "topk_ids": [int(i) for i in insp.topk_ids.ravel()],
         "topk_probs": _round(insp.topk_probs, 4),

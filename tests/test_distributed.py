@@ -401,3 +401,16 @@ def test_every_training_option_is_compared(text, tmp_path):
         assert "--" + f.name.replace("_", "-") in fields
     changed = run_fields(cfg.replace(beta2=0.99), None, None, False)
     assert [k for k in fields if fields[k] != changed[k]] == ["--beta2"]
+
+
+def test_a_disagreement_names_the_first_rank_that_differs():
+    from scratchrnn.distributed import disagreement
+
+    same, seed = ("a", "8"), {"--seed": ("s0", "0")}
+    ranks = [{"--hidden": same, **seed}, {"--hidden": same, **seed},
+             {"--hidden": ("b", "12"), **seed}, {"--hidden": ("c", "14"), "--seed": ("s1", "1")}]
+    assert disagreement(ranks) == (
+        "the MPI ranks disagree on --hidden (rank 0: 8, rank 2: 12) and --seed (rank 0: 0, "
+        "rank 3: 1); start every rank with the same flags and the same files")
+    older = [{"--hidden": same}, {"--hidden": same, "--ema": ("e", "0.998")}]
+    assert "--ema (rank 0: missing, rank 1: 0.998)" in disagreement(older)

@@ -364,6 +364,19 @@ def test_ranks_started_with_other_flags_stop_together(each, says, text, tmp_path
 
 
 @needs_mpi
+def test_a_bad_flag_on_one_rank_only_is_named_by_rank_0(text, tmp_path):
+    """That rank fails before MPI starts, where rank 0 cannot see it fail: it tells rank 0."""
+    out = tmp_path / "run"
+    r = mpirun(2, ["--text", text, "--out", out, *TINY], each=[[], ["--hidden", "many"]],
+               timeout=60)
+    assert r.returncode == 1, r.stderr
+    lines = one_lines(r.stderr)
+    assert len(lines) == 1 and lines[0].startswith("scratchrnn: error: MPI rank 1 of 2 failed: "
+                                                   "argument --hidden: invalid int value")
+    assert not out.exists()
+
+
+@needs_mpi
 def test_ranks_resuming_with_other_flags_leave_the_run_as_it_was(text, tmp_path):
     out = tmp_path / "run"
     assert main(["train", "--text", str(text), "--out", str(out), *TINY]) == 0

@@ -179,6 +179,17 @@ def disagreement(fields: list[dict]) -> str:
             "the same files")
 
 
+def report_early(exc: ScratchRNNError) -> None:
+    """A rank other than 0 that failed before training began (a bad flag in its own command
+    line) tells rank 0, which names it if it is waiting for this rank; a rank 0 that failed
+    alike has said the same already, and mpiexec ends the job. Without MPI, nothing to do."""
+    try:
+        comm = connect()
+    except ScratchRNNError:
+        return
+    comm.fail(exc)  # never returns
+
+
 class _StreamRows:
     """A Generator stand-in for model.forward's dropout: it draws the (T, B, H) mask of all B
     streams (or locked dropout's (1, B, H)), exactly as one process would, and hands back this

@@ -182,9 +182,10 @@ def disagreement(fields: list[dict]) -> str:
 def report_early(exc: ScratchRNNError) -> None:
     """A rank other than 0 that failed before training began (a bad flag in its own command
     line) tells rank 0, which names it if it is waiting for this rank; a rank 0 that failed
-    alike has said the same already, and mpiexec ends the job. Without MPI, nothing to do."""
+    alike has said the same already, and mpiexec ends the job. Without MPI, nothing to do.
+    The timeout is fixed: a bad SCRATCHRNN_MPI_TIMEOUT may be what this rank failed on."""
     try:
-        comm = connect()
+        comm = connect(30.0)
     except ScratchRNNError:
         return
     comm.fail(exc)  # never returns

@@ -329,6 +329,10 @@ def main(argv=None) -> int:
     except ScratchRNNError as e:
         if _speaks(argv):
             print(f"scratchrnn: error: {e}", file=sys.stderr)
+        else:  # rank 0 may be waiting for this rank, started with other flags
+            from .distributed import report_early
+
+            report_early(e)
         return EXIT_ERROR
     except KeyboardInterrupt as e:  # a second Ctrl-C during training is Interrupted
         print("scratchrnn: interrupted", file=sys.stderr)

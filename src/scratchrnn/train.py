@@ -154,12 +154,13 @@ def train(config: TrainConfig | None = None, *, resume=None, progress: bool = Tr
         cfg = (config or TrainConfig()).replace(**{k: v for k, v in overrides.items()
                                                    if v is not None})
     validate(cfg)
-    comm.rows(cfg.batch)  # refuses a --batch that does not split over the ranks
     if ckpt is not None:  # a resumed run lives where its checkpoint is, unless told otherwise
         out = Path(overrides["out"]) if overrides.get("out") else ckpt.path.parent
     else:
         out = Path(cfg.out) if cfg.out else Path("runs") / corpus_name(cfg.text)
     cfg = cfg.replace(out=str(out))
+    comm.check_same(cfg, ckpt, text, allow_new_text)  # ranks started alike, before any writes
+    comm.rows(cfg.batch)  # refuses a --batch that does not split over the ranks
     with (RunFolder(out, resume_from=ckpt.path.parent if ckpt else None, overwrite=overwrite)
           if lead else nullcontext()) as run:
         if (ckpt is not None and comm.size == 1 and _stat(ckpt.path) != read_as

@@ -60,10 +60,13 @@ def request(server, method, path, body=None, headers=None, timeout=30):
         conn.close()
 
 
-def raw(server, data: bytes, timeout=10) -> bytes:
-    """Send bytes as they are (what http.client would not) and read the whole answer."""
+def raw(server, data: bytes, timeout=10, half_close=False) -> bytes:
+    """Send bytes as they are (what http.client would not) and read the whole answer;
+    half_close: then say that nothing more comes (shutdown of the sending side)."""
     with socket.create_connection(server.server_address[:2], timeout=timeout) as s:
         s.sendall(data)
+        if half_close:
+            s.shutdown(socket.SHUT_WR)
         chunks = []
         while chunk := s.recv(65536):
             chunks.append(chunk)
@@ -237,10 +240,19 @@ BAD = {
     "unknown method": ("BREW", "/", None, None, 405),
     "foreign host": ("GET", "/api/model", None, {"Host": "attacker.example:8000"}, 403),
     "foreign IPv6 host": ("GET", "/api/model", None, {"Host": "[fe80::1]:8000"}, 403),
+    # names that only look like loopback, as a DNS-rebinding page would send them
+    "host loopback-like name": ("GET", "/api/model", None, {"Host": "127.0.0.1.nip.io"}, 403),
+    "host localhost subdomain": ("GET", "/api/model", None,
+                                 {"Host": "localhost.attacker.example"}, 403),
+    "host hex then a name": ("GET", "/api/model", None, {"Host": "0x7f.1.evil"}, 403),
+    "host five parts": ("GET", "/api/model", None, {"Host": "127.0.0.1.1"}, 403),
+    "host other ipv6": ("GET", "/api/model", None, {"Host": "[::2]:8000"}, 403),
 }
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1:8000", "localhost", "[::1]:8000", "[::1]", "::1"])
+@pytest.mark.parametrize("host", ["127.0.0.1:8000", "localhost", "[::1]:8000", "[::1]", "::1",
+                                  "127.1:8000", "0x7f.1", "2130706433", "127.255.255.254:80",
+                                  "0177.0.0.1", "LocalHost.", "[::ffff:127.0.0.1]:8000"])
 def test_loopback_host_headers_are_served(server, host):
     status, _, _ = request(server, "GET", "/api/model", headers={"Host": host})
     assert status == 200
@@ -263,22 +275,72 @@ def test_bad_request(server, name, capsys):
     assert_alive(server)
 
 
-@pytest.mark.parametrize("data, want", [
-    (b"POST /api/generate HTTP/1.0\r\nContent-Type: application/json\r\n\r\n{}", 411),
-    (b"POST /api/generate HTTP/1.0\r\nContent-Type: application/json\r\n"
-     b"Content-Length: -5\r\n\r\n{}", 411),
-    (b"POST /api/generate HTTP/1.0\r\nContent-Type: application/json\r\n"
-     b"Content-Length: \xc2\xb2\r\n\r\n{}", 411),  # a superscript two is a digit to isdigit()
-    (b"GARBAGE\r\n\r\n", 400),
-    (b"GET / HTTP/9.9\r\n\r\n", 505),
-    (b"GET /" + b"a" * 70000 + b" HTTP/1.0\r\n\r\n", 414),
-])
-def test_malformed_requests(server, data, want, capsys):
-    answer = raw(server, data)
+POST = b"POST /api/generate HTTP/1.1\r\nContent-Type: application/json\r\n"
+MALFORMED = {
+    # name: (bytes sent, then half-closed?) -> status
+    "no content-length": (POST + b"\r\n{}", False, 411),
+    "negative length": (POST + b"Content-Length: -5\r\n\r\n{}", False, 400),
+    "signed length": (POST + b"Content-Length: +2\r\n\r\n{}", False, 400),
+    "hex length": (POST + b"Content-Length: 0x2\r\n\r\n{}", False, 400),
+    "length list": (POST + b"Content-Length: 2, 2\r\n\r\n{}", False, 400),
+    # a superscript two is a digit to isdigit()
+    "unicode digit length": (POST + b"Content-Length: \xc2\xb2\r\n\r\n{}", False, 400),
+    "two lengths that differ": (POST + b"Content-Length: 2\r\nContent-Length: 40\r\n\r\n{}",
+                                False, 400),
+    "two equal lengths": (POST + b"Content-Length: 2\r\nContent-Length: 2\r\n\r\n{}", False,
+                          400),
+    "chunked": (POST + b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n", False,
+                411),
+    "chunked and a length": (POST + b"Transfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n"
+                             b"{}", False, 400),
+    "identity encoding": (POST + b"Transfer-Encoding: identity\r\nContent-Length: 2\r\n\r\n"
+                          b"{}", False, 400),
+    "body on GET": (b"GET /api/model HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello", False, 400),
+    "body shorter than its length": (POST + b"Content-Length: 100\r\n\r\n{}", True, 400),
+    "headers cut off": (POST + b"Content-Length: 2\r\n", True, 400),
+    "two hosts": (b"GET /api/model HTTP/1.1\r\nHost: localhost\r\nHost: attacker.example"
+                  b"\r\n\r\n", False, 400),
+    "space before colon": (b"GET /api/model HTTP/1.1\r\nHost : attacker.example\r\n\r\n",
+                           False, 400),
+    "folded header": (POST + b"Content-Length: 2\r\n 5\r\n\r\n{}", False, 400),
+    "bare CR in a header": (b"GET /api/model HTTP/1.1\r\nX-A: 1\rHost: attacker.example\r\n"
+                            b"\r\n", False, 400),
+    "NUL in a header": (b"GET /api/model HTTP/1.1\r\nX-A: \x00\r\n\r\n", False, 400),
+    "header without colon": (b"GET /api/model HTTP/1.1\r\nHello\r\n\r\n", False, 400),
+    "header line too long": (b"GET /api/model HTTP/1.1\r\nX-A: " + b"a" * 9000 + b"\r\n\r\n",
+                             False, 431),
+    "too many headers": (b"GET /api/model HTTP/1.1\r\n" + b"X-A: 1\r\n" * 101 + b"\r\n",
+                         False, 431),
+    "HTTP/0.9": (b"GET /\r\n", False, 400),  # answered at once, not after a wait for headers
+    "HTTP/0.9 POST": (b"POST /api/generate\r\n", False, 400),
+    "garbage": (b"GARBAGE\r\n\r\n", False, 400),
+    "two spaces": (b"GET  /api/model HTTP/1.1\r\n\r\n", False, 400),
+    "HTTP/9.9": (b"GET / HTTP/9.9\r\n\r\n", False, 505),
+    "HTTP/2.0": (b"GET / HTTP/2.0\r\n\r\n", False, 505),
+    "absolute-form target": (b"GET http://127.0.0.1:8000/api/model HTTP/1.1\r\n\r\n", False,
+                             400),
+    "asterisk target": (b"OPTIONS * HTTP/1.1\r\n\r\n", False, 400),
+    "NUL in the target": (b"GET /api/model\x00.html HTTP/1.1\r\n\r\n", False, 400),
+    "non-ASCII target": (b"GET /\xc3\xa9 HTTP/1.1\r\n\r\n", False, 400),
+    "lowercase method": (b"get /api/model HTTP/1.1\r\n\r\n", False, 405),
+    "HEAD": (b"HEAD / HTTP/1.1\r\n\r\n", False, 405),
+    "request line too long": (b"GET /" + b"a" * 70000 + b" HTTP/1.0\r\n\r\n", False, 414),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MALFORMED))
+def test_malformed_requests(server, name, capsys):
+    """Framing refused at once (not after a timeout): a 4xx, one line of JSON, a closed
+    connection, one line in the log."""
+    data, half_close, want = MALFORMED[name]
+    t0 = time.perf_counter()
+    answer = raw(server, data, half_close=half_close)
+    assert time.perf_counter() - t0 < 3  # the module's server waits 10 s for a whole request
     head, _, body = answer.partition(b"\r\n\r\n")
     assert int(head.split()[1]) == want, answer[:300]
     assert_one_line_error(want, body, want)
-    assert "Traceback" not in capsys.readouterr().err
+    log = capsys.readouterr().err
+    assert "Traceback" not in log and len(log.strip().splitlines()) == 1, log
     assert_alive(server)
 
 

@@ -142,7 +142,8 @@ class Handler(BaseHTTPRequestHandler):
     def handle_one_request(self):
         """http.server's, with the request's time bounded and its framing checked whole."""
         self.conn.deadline = time.monotonic() + self.server.request_time
-        self.command, self.path, self.close_connection = None, "", True
+        self.command, self.path, self.requestline, self.close_connection = None, "", "", True
+        self.request_version = self.default_request_version
         try:
             self.raw_requestline = self.rfile.readline(MAX_REQUEST_LINE + 1)
         except TimeoutError:
@@ -161,7 +162,6 @@ class Handler(BaseHTTPRequestHandler):
                 handler()
 
     def parse_request(self) -> bool:
-        self.request_version = self.default_request_version
         self.requestline = self.raw_requestline.decode("latin-1").rstrip("\r\n")
         try:
             self.command, self.path, self.request_version = \

@@ -6,6 +6,7 @@ import http.client
 import json
 import os
 import re
+import select
 import signal
 import socket
 import struct
@@ -366,41 +367,172 @@ def test_an_internal_failure_is_a_500_line_and_the_server_lives(server, capsys, 
     assert_alive(server)
 
 
-def test_a_stalled_client_does_not_block_others(server, monkeypatch):
-    monkeypatch.setattr(server.RequestHandlerClass, "timeout", 1)
-    with socket.create_connection(server.server_address[:2]) as s:
-        s.sendall(b"POST /api/generate HTTP/1.0\r\nContent-Type: application/json\r\n"
-                  b"Content-Length: 100\r\n\r\n{")  # and then nothing
-        assert_alive(server)
-        s.settimeout(10)
-        assert s.recv(100) == b""  # the server gave up on it and closed
-    assert_alive(server)
+# ---------------------------------------------------------------------------- hostile clients
 
 
-def test_idle_connections_past_the_cap_get_a_503_and_free_their_slots(server):
-    # Hold all but 3 of the server's own slots (never a substitute semaphore: a request thread
-    # must release the one it acquired), then let 3 idle clients take the rest.
-    held = serve.MAX_CONNECTIONS - 3
-    for _ in range(held):
-        assert server.slots.acquire(blocking=False)
-    idle = []
+@pytest.fixture
+def make(ckpt):
+    """A server of the test's own, with the bounds it shortens (make_server's arguments)."""
+    servers = []
+
+    def start(**bounds):
+        srv = serve.make_server(ckpt, "127.0.0.1", 0, **bounds)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        servers.append(srv)
+        return srv
+
+    yield start
+    for srv in servers:
+        srv.shutdown()
+        srv.server_close()
+
+
+def wait_until(cond, seconds=5.0) -> bool:
+    deadline = time.perf_counter() + seconds
+    while not cond():
+        if time.perf_counter() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def read_all(s, seconds=5.0) -> bytes:
+    s.settimeout(seconds)
+    chunks = []
+    while chunk := s.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_a_trickled_request_is_cut_off_as_a_whole(make, capsys):
+    """One byte every 0.1 s never stalls a read for long, yet the request as a whole is given
+    its 408 once the request time (1 s here) is spent, and the thread is free again."""
+    srv = make(request_time=1.0)
+    data = POST + b"Content-Length: 2\r\nX-Slow: " + b"a" * 200
+    with socket.create_connection(srv.server_address[:2], timeout=5) as s:
+        t0, answer = time.perf_counter(), b""
+        for i in range(len(data)):
+            if time.perf_counter() - t0 > 4:
+                break
+            s.sendall(data[i:i + 1])
+            if select.select([s], [], [], 0.1)[0]:
+                answer = read_all(s)
+                break
+        elapsed = time.perf_counter() - t0
+    assert answer.startswith(b"HTTP/1.0 408"), answer[:200]
+    assert 0.9 < elapsed < 2.5
+    assert_one_line_error(408, answer.partition(b"\r\n\r\n")[2], 408)
+    log = capsys.readouterr().err
+    assert "Traceback" not in log and "408" in log
+    assert wait_until(lambda: srv.active == 0)
+    assert_alive(srv)
+
+
+def test_a_body_shorter_than_its_length_gets_a_408(make, capsys):
+    srv = make(request_time=1.0)
+    with socket.create_connection(srv.server_address[:2]) as s:
+        s.sendall(POST + b"Content-Length: 100\r\n\r\n{")  # and then nothing
+        assert_alive(srv)  # others are served meanwhile
+        t0 = time.perf_counter()
+        answer = read_all(s)
+    assert answer.startswith(b"HTTP/1.0 408") and time.perf_counter() - t0 < 2, answer[:200]
+    assert "body took over 1 s" in capsys.readouterr().err
+    assert_alive(srv)
+
+
+def test_an_idle_connection_is_closed_quietly(make, capsys):
+    """A connection that asks nothing (a browser's preconnect) is closed after the request
+    time, without an answer to a question never asked and without a line in the log."""
+    srv = make(request_time=0.5)
+    with socket.create_connection(srv.server_address[:2]) as s:
+        t0 = time.perf_counter()
+        assert read_all(s) == b"" and time.perf_counter() - t0 < 2
+    assert wait_until(lambda: srv.active == 0)
+    assert capsys.readouterr().err == ""
+
+
+def test_one_address_cannot_take_every_slot(make):
+    """Ten connections from 127.0.0.2 trickle their headers: three hold that address's slots,
+    the rest get a 503 at once, and clients from other addresses are served promptly."""
+    srv = make(max_connections=8, max_per_client=3)
+    hostile, stop = [], threading.Event()
     try:
-        idle = [socket.create_connection(server.server_address[:2]) for _ in range(3)]
-        time.sleep(0.3)  # the server has taken all three
-        with socket.create_connection(server.server_address[:2]) as s:
-            s.settimeout(10)
+        for _ in range(10):
+            hostile.append(socket.create_connection(srv.server_address[:2], timeout=5,
+                                                    source_address=("127.0.0.2", 0)))
+    except OSError as e:
+        pytest.skip(f"127.0.0.2 is not usable here: {e}")
+
+    def trickle():
+        while not stop.wait(0.1):
+            for s in hostile:
+                try:
+                    s.send(b"X")
+                except OSError:
+                    pass
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    try:
+        for s in hostile:
+            s.sendall(b"GET /api/model HTTP/1.1\r\nX-Slow: ")
+        thread.start()
+        assert wait_until(lambda: srv.active == 3 and srv.clients == {"127.0.0.2": 3})
+        refused = select.select(hostile, [], [], 1.0)[0]
+        assert len(refused) == 7
+        for s in refused:
             answer = s.recv(1000)
+            assert answer.startswith(b"HTTP/1.0 503") and b"from 127.0.0.2" in answer
+        t0 = time.perf_counter()
+        assert_alive(srv)  # from 127.0.0.1
+        with socket.create_connection(srv.server_address[:2], timeout=5,
+                                      source_address=("127.0.0.3", 0)) as s:
+            s.sendall(b"GET /api/model HTTP/1.0\r\n\r\n")
+            assert read_all(s).startswith(b"HTTP/1.0 200")
+        assert time.perf_counter() - t0 < 2
+    finally:
+        stop.set()
+        thread.join(5)
+        for s in hostile:
+            s.close()
+    assert wait_until(lambda: srv.active == 0 and srv.clients == {})
+
+
+def test_a_client_that_stops_reading_is_let_go(make, monkeypatch, capsys):
+    """A client that reads the status line and then nothing: once the socket's buffers are
+    full, the stream waits at most the write time (1 s here) in all, then frees its thread."""
+    srv = make(write_time=1.0)
+
+    def flood(*a, **kw):  # 13 MB: far more than the buffers between the two sockets hold
+        for _ in range(200):
+            yield "x" * 65536
+
+    monkeypatch.setattr(srv.RequestHandlerClass.playground, "generate", flood)
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(srv.server_address[:2])
+        s.sendall(POST + b"Content-Length: 2\r\n\r\n{}")
+        s.settimeout(5)
+        assert s.recv(12) == b"HTTP/1.0 200"
+        t0 = time.perf_counter()
+        assert wait_until(lambda: srv.active == 0, 10), "the stalled stream kept its thread"
+        assert time.perf_counter() - t0 < 4
+    assert "Traceback" not in capsys.readouterr().err
+    assert_alive(srv)
+
+
+def test_connections_past_the_cap_get_a_503_and_free_their_slots(make):
+    srv = make(max_connections=3)
+    idle = [socket.create_connection(srv.server_address[:2]) for _ in range(3)]
+    try:
+        assert wait_until(lambda: srv.active == 3)
+        with socket.create_connection(srv.server_address[:2]) as s:
+            answer = read_all(s)
         assert answer.startswith(b"HTTP/1.0 503") and b'{"error": "too many' in answer
     finally:
         for s in idle:
             s.close()
-        for _ in range(held):
-            server.slots.release()
-    deadline = time.time() + 10
-    while time.time() < deadline and server.slots._value < serve.MAX_CONNECTIONS:
-        time.sleep(0.05)
-    assert server.slots._value == serve.MAX_CONNECTIONS  # every idle client's slot came back
-    assert_alive(server)
+    assert wait_until(lambda: srv.active == 0 and srv.clients == {})
+    assert_alive(srv)
 
 
 def test_no_request_opens_a_file(server, monkeypatch):

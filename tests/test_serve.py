@@ -722,3 +722,35 @@ def test_ipv6_loopback(ckpt):
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.1", "127.255.255.254", "localhost",
+                                  "0x7f.1", "2130706433", "::1"])
+def test_every_loopback_spelling_counts_as_loopback(ckpt, host, monkeypatch, capsys):
+    """Decided by the address bound: no warning that other machines can reach it, and the
+    Host check (the DNS-rebinding defence) stays on."""
+    try:
+        srv = serve.make_server(ckpt, host, 0)
+    except sr.ScratchRNNError as e:
+        pytest.skip(f"{host} is not available here: {e}")
+    try:
+        assert srv.RequestHandlerClass.playground.loopback
+    finally:
+        srv.server_close()
+
+    def stop(self, poll_interval=0.5):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(serve.PlaygroundServer, "serve_forever", stop)
+    assert serve.run(ckpt, host, 0, log=lambda *a: None) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_a_server_other_machines_reach_warns(ckpt, monkeypatch, capsys):
+    # Never bound to a public address in a test: the address check is what is replaced.
+    monkeypatch.setattr(serve, "is_loopback_address", lambda address: False)
+    monkeypatch.setattr(serve.PlaygroundServer, "serve_forever",
+                        lambda self, poll_interval=0.5: (_ for _ in ()).throw(KeyboardInterrupt))
+    assert serve.run(ckpt, "127.0.0.1", 0, log=lambda *a: None) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "other machines can reach the playground" in err

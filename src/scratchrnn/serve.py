@@ -21,7 +21,6 @@ or a dead server.
 from __future__ import annotations
 
 import io
-import json
 import math
 import re
 import secrets
@@ -47,13 +46,13 @@ from .serve_requests import (  # noqa: F401 (the limits are part of serve's API 
     BadRequest,
     _api_words,
     _hostname,
-    _no_constant,
     _only,
     _text,
     client_key,
     is_loopback_address,
     is_loopback_name,
     parse_generate,
+    parse_json,
     parse_request_line,
     read_headers,
 )
@@ -263,14 +262,7 @@ class Handler(BaseHTTPRequestHandler):
         if len(raw) < self.length:
             raise BadRequest(f"the body ended after {len(raw):,} of its {self.length:,} bytes "
                              "(Content-Length)")
-        try:
-            body = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
-        except (UnicodeDecodeError, ValueError, RecursionError) as e:
-            raise BadRequest(f"the body is not valid JSON ({' '.join(str(e).split())[:120]})") \
-                from None
-        if not isinstance(body, dict):
-            raise BadRequest("the body must be a JSON object")
-        return body
+        return parse_json(raw)
 
     def _page(self) -> None:
         nonce = secrets.token_urlsafe(16)

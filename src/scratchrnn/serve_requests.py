@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import io
 import ipaddress
+import json
 import math
 import re
 import socket
@@ -21,6 +22,9 @@ MAX_LENGTH = 5000  # characters generated per request
 MAX_SEED = 2**63 - 1
 GENERATE_DEFAULTS = dict(prime="", length=200, temperature=0.8, top_k=None, top_p=None,
                          argmax=False, seed=0, clamp=None)
+
+
+SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class BadRequest(Exception):
@@ -44,10 +48,36 @@ def _only(body: dict, allowed) -> None:
         raise BadRequest(f"unknown field {unknown[0]!r}; the fields are {', '.join(allowed)}")
 
 
+def parse_json(raw: bytes) -> dict:
+    """A request's body: one JSON object, strictly (no NaN, no key given twice: a proxy that
+    checks the first of two and this server that takes the last would disagree)."""
+    try:
+        body = json.loads(raw.decode("utf-8"), parse_constant=_no_constant,
+                          object_pairs_hook=_unique_keys)
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise BadRequest(f"the body is not valid JSON ({' '.join(str(e).split())[:120]})") \
+            from None
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    return body
+
+
+def _unique_keys(pairs: list) -> dict:
+    body = dict(pairs)
+    if len(body) < len(pairs):
+        seen = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise BadRequest(f"the field {twice[:40]!r} appears twice; send each field once")
+    return body
+
+
 def _text(body: dict, key: str, default: str | None = None) -> str:
     value = body.get(key, default)
     if not isinstance(value, str):
         raise BadRequest(f"{key} must be a string")
+    if SURROGATE.search(value):  # JSON's \ud800 escapes can say what no UTF-8 text holds
+        raise BadRequest(f"{key} holds a lone UTF-16 surrogate (\\ud800 to \\udfff), which is "
+                         "not a character; send valid Unicode")
     # Counted after cleaning too: transliteration can make one character many (U+FDFD is 18).
     n = max(len(value), len(to_ascii(value)) if len(value) <= MAX_PROMPT else 0)
     if n > MAX_PROMPT:

@@ -526,6 +526,18 @@ def test_a_client_that_stops_reading_is_let_go(make, monkeypatch, capsys):
     assert_alive(srv)
 
 
+def test_a_keep_alive_connection_is_closed_after_its_answer(server):
+    """One request per connection (HTTP/1.0 answers): no idle keep-alive connection holds a
+    thread between requests."""
+    with socket.create_connection(server.server_address[:2]) as s:
+        s.sendall(b"GET /api/model HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive"
+                  b"\r\n\r\n")
+        t0 = time.perf_counter()
+        answer = read_all(s)
+    assert answer.startswith(b"HTTP/1.0 200") and answer.count(b"HTTP/1.") == 1
+    assert time.perf_counter() - t0 < 2
+
+
 def test_connections_past_the_cap_get_a_503_and_free_their_slots(make):
     srv = make(max_connections=3)
     idle = [socket.create_connection(srv.server_address[:2]) for _ in range(3)]

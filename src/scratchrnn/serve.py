@@ -15,7 +15,9 @@ new dependency, and a thread per request serves several clients (BENCHMARKS.md h
 figures). The model is read-only; every request builds its own state. No request names a file:
 the page is read from the package once, at start. Every input is checked; a bad request gets a
 4xx and one line of JSON, an unexpected failure a 500 and one line on stderr, never a traceback
-or a dead server.
+or a dead server. A client cannot hold a thread past the bounds below (a whole request's time,
+a response's time blocked on a client that does not read) nor take more than its address's
+share of the threads, so that a hostile client does not lock the others out.
 """
 
 from __future__ import annotations

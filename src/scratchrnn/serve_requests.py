@@ -1,6 +1,6 @@
-"""What a playground request may ask (`serve.py`): every field of its JSON body checked as
-`scratchrnn sample` checks its flags, each refusal a `BadRequest` that becomes a 4xx and one
-line of JSON."""
+"""What a playground request may ask (`serve.py`): its request line and headers read strictly,
+every field of its JSON body checked as `scratchrnn sample` checks its flags, each refusal a
+`BadRequest` that becomes a 4xx and one line of JSON; and which addresses are this machine."""
 
 from __future__ import annotations
 

@@ -138,8 +138,9 @@ def _safetensors_specs(path, header: dict, data_bytes: int) -> dict:
         begin, end = offsets
         nbytes = math.prod(shape) * np.dtype(dtype).itemsize
         if not begin <= end <= data_bytes or end - begin != nbytes:
-            raise _bad(path, f"tensor {_key(name)} declares {schema.show(shape)} "
-                       f"{entry['dtype']} at bytes {offsets} of the file's {data_bytes:,}")
+            raise _bad(path, f"tensor {_key(name)} declares {entry['dtype']} {shape} "
+                       f"({nbytes:,} bytes) at bytes {offsets}, but the file holds "
+                       f"{data_bytes:,} bytes of data")
         specs[name] = (dtype, tuple(shape), begin, end)
         taken.append((begin, end))
     taken.sort()
@@ -184,6 +185,8 @@ def _zip_size(path, zf: zipfile.ZipFile) -> tuple[int, bool]:
                                                             zipfile.ZIP_DEFLATED):
             raise _bad(path, f"its member {name} is encrypted or compressed with an unusual "
                        "method")
+        if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
+            raise _bad(path, f"its member {name} declares two different sizes")
         if info.file_size > BOMB_BYTES and info.file_size > BOMB_RATIO * info.compress_size:
             raise _bad(path, f"its member {name} would inflate {info.compress_size:,} bytes "
                        f"to {info.file_size:,}, as a decompression bomb does")
@@ -416,7 +419,7 @@ def to_params(tensors: dict, vocab: Vocab, path="the state dict", out="runs/impo
     prefix, L, H, cell, emb, dec, I0 = _structure(tensors, path)
     if tensors[dec].shape[0] != V:
         raise _bad(path, f"its output layer {_key(dec)} has {tensors[dec].shape[0]} "
-                   f"characters but --vocab gives {V}; pass the model's own vocabulary")
+                   f"characters but the vocabulary gives {V}; pass the model's own vocabulary")
     if emb is None and I0 is not None and I0 != V:
         raise _bad(path, f"no embedding of shape ({V}, {I0}) and the recurrent input size "
                    f"{I0} is not the vocabulary size {V}")

@@ -277,6 +277,8 @@ def safetensors_files(d: Path) -> None:
     raw_safetensors(d / "meta_not_str.safetensors", {"__metadata__": {"vocab": 5}})
     raw_safetensors(d / "entry_not_dict.safetensors", {"fc.bias": [1, 2]})
     (d / "huge_header.safetensors").write_bytes((1 << 40).to_bytes(8, "little") + b"{}")
+    raw_safetensors(d / "many.safetensors", {f"t{i}.weight": st_entry("F32", [0])
+                                             for i in range(4005)})
 
 
 def torch_files(d: Path) -> None:
@@ -310,6 +312,7 @@ def torch_files(d: Path) -> None:
     variant("tensor.pt", obj=good["fc.weight"])
     variant("number.pt", obj=3.5)
     variant("string_value.pt", obj={**good, "note": "hello"})
+    variant("many.pt", obj={f"t{i}.weight": torch.zeros(0) for i in range(4005)})
     torch.save(good, d / "legacy.pt", _use_new_zipfile_serialization=False)
     # a zip member that inflates 1 MB to 1 GB, and one whose stored sizes disagree
     write_zip(d / "deflate_bomb.pt", [("m/data.pkl", b"\x80\x02}q\x00."),
@@ -375,6 +378,7 @@ ST = {  # name -> argv after "import"; {d} is the hostile folder
     "metadata value not a string": ["{d}/meta_not_str.safetensors", "--vocab", CHARS],
     "header entry not a dict": ["{d}/entry_not_dict.safetensors", "--vocab", CHARS],
     "header length 2^40": ["{d}/huge_header.safetensors", "--vocab", CHARS],
+    "4005 tensors": ["{d}/many.safetensors", "--vocab", CHARS],
     # --vocab
     "vocab file not UTF-8": [GOOD, "--vocab", "{d}/vocab_latin1.txt"],
     "vocab file huge": [GOOD, "--vocab", "{d}/vocab_big.txt"],
@@ -406,6 +410,7 @@ PT = {
     "pt a tensor": ["{d}/tensor.pt", "--vocab", CHARS],
     "pt a number": ["{d}/number.pt", "--vocab", CHARS],
     "pt a string value": ["{d}/string_value.pt", "--vocab", CHARS],
+    "pt 4005 tensors": ["{d}/many.pt", "--vocab", CHARS],
     "pt legacy format": ["{d}/legacy.pt", "--vocab", CHARS],
     "pt deflate bomb (1 GB)": ["{d}/deflate_bomb.pt", "--vocab", CHARS],
     "pt not a pickle": ["{d}/not_a_zip_pickle.pt", "--vocab", CHARS],

@@ -10,8 +10,16 @@ GRU's n slice of bias_hh, kept apart as b_hn because r multiplies it).
 
 Only weights are read, so what the weights cannot say is not checked: `batch_first` (it moves no
 weight) and an nn.RNN's `nonlinearity` (ours is tanh, PyTorch's default). A `.safetensors` file
-is read with the safetensors package; a `.pt` file with torch.load(weights_only=True), only when
-PyTorch is installed: nothing here unpickles otherwise (both from the optional extras).
+is read here (no package needed); a `.pt` file with torch.load(weights_only=True), only when
+PyTorch is installed (an optional extra): nothing here unpickles otherwise.
+
+The file is untrusted, and read in an order that never allocates more than it declares: the
+safetensors header (dtypes, shapes, offsets within the file) or the .pt zip's central directory
+(no bomb, a bounded pickle) checked against the memory available, then the tensors (only real
+floats, no view larger than its storage), then the model their names declare, built into
+checkpoint metadata and checked by the checkpoint schema and training's memory check; every
+tensor's shape comes from the parameter shapes that schema derives, and only then is anything
+folded or written.
 """
 
 from __future__ import annotations
@@ -40,8 +48,12 @@ from .text import Vocab
 RNN_KEY = re.compile(r"^(.*?)(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(\d+)(_reverse)?$")
 CELL_OF_GATES = {1: "rnn", 4: "lstm", 3: "gru"}
 MAX_VOCAB_FILE = 1 << 16
-HEADER_BYTES = 100 << 20  # a safetensors JSON header: the safetensors package's own cap
-PICKLE_BYTES = 16 << 20  # a state dict's pickle holds names and shapes: kilobytes
+# A model of the most layers scratchrnn allows has 4 * 1000 + 4 tensors (in a .pt, a storage
+# each); their names, shapes and offsets take about 0.4 MB of safetensors header or pickle. The
+# caps bound the time and memory of parsing either (its objects take up to 20 times the text).
+MAX_TENSORS = 4 * limits.MAX_LAYERS + 4
+HEADER_BYTES = 4 << 20
+PICKLE_BYTES = 1 << 20
 MAX_DIMS = 8
 # The dtypes a weight may have: real floating point. Anything else (integers, bool, complex,
 # float8, quantised) is no weight scratchrnn could compute with as PyTorch does.
@@ -63,6 +75,11 @@ def _key(name) -> str:
 def _not_float(path, name, dtype) -> ScratchRNNError:
     return _bad(path, f"tensor {_key(name)} is {dtype}, not real floating point ({FLOATS}); "
                 "save the weights as float32")
+
+
+def _too_many(path, n: int) -> ScratchRNNError:
+    return _bad(path, f"it holds {n:,} tensors, more than a model of {limits.MAX_LAYERS} "
+                f"layers has ({MAX_TENSORS:,})")
 
 
 def read_tensors(path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
@@ -103,6 +120,8 @@ def _read_safetensors(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]
         meta = header.pop("__metadata__", None) or {}
         if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
             raise _bad(path, "its safetensors __metadata__ is not a dict of strings")
+        if len(header) > MAX_TENSORS:
+            raise _too_many(path, len(header))
         specs = _safetensors_specs(path, header, size - 8 - n)
         _check_memory(path, {"tensors": sum(e - b for _, _, b, e in specs.values()),
                              "their float64 copies": sum(8 * math.prod(s) for _, s, _, _ in
@@ -179,6 +198,9 @@ def _zip_size(path, zf: zipfile.ZipFile) -> tuple[int, bool]:
     """The bytes a .pt's members inflate to, from its central directory alone, and whether
     all are stored (then torch.load can map them rather than read them)."""
     total, stored = 0, True
+    storages = sum("/data/" in info.filename for info in zf.infolist())
+    if storages > MAX_TENSORS:  # known here, before torch.load spends seconds on them
+        raise _too_many(path, storages)
     for info in zf.infolist():
         name = _key(info.filename)
         if info.flag_bits & 1 or info.compress_type not in (zipfile.ZIP_STORED,
@@ -207,6 +229,8 @@ def _torch_arrays(path, obj, total: int, torch) -> dict[str, np.ndarray]:
     if not isinstance(obj, dict):
         raise _bad(path, f"it holds a {type(obj).__name__}, not a state dict (a dict of "
                    "tensors); save model.state_dict()")
+    if len(obj) > MAX_TENSORS:
+        raise _too_many(path, len(obj))
     arrays, expanded = {}, 0
     for name, t in obj.items():
         if not isinstance(name, str):

@@ -107,8 +107,11 @@ def _read_safetensors(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         n = int.from_bytes(f.read(8), "little")
-        if not 2 <= n <= min(HEADER_BYTES, size - 8) or f.read(1) != b"{":
+        if not 2 <= n <= size - 8 or f.read(1) != b"{":
             raise _bad(path, "it is neither a safetensors file nor a PyTorch .pt file")
+        if n > HEADER_BYTES:
+            raise _bad(path, f"its safetensors header is {n:,} bytes, more than the "
+                       f"{HEADER_BYTES:,} the names and shapes of a model's tensors need")
         try:
             header = json.loads(b"{" + f.read(n - 1))
         except RecursionError:

@@ -549,3 +549,22 @@ def test_import_never_joins_another_runs_results(folder, hostile, capsys):
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and str(hostile / folder) in err
     assert snapshot(hostile) == before
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "pt"])
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_imports_as_its_float32_values(fmt, dtype, tmp_path):
+    """float16 and bfloat16 are real floats: they import as the same model as their values
+    widened to float32 (read by hand for safetensors, by torch for .pt)."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("safetensors")
+    half = torch_char_model("lstm", 2, len(VOCAB)).to(getattr(torch, dtype))
+    save(half, fmt, tmp_path / f"half.{fmt}")
+    save(half.float(), fmt, tmp_path / f"wide.{fmt}")
+    vocab = VOCAB.replace("\n", "\\n")
+    for name in ("half", "wide"):
+        assert main(["import", str(tmp_path / f"{name}.{fmt}"), "--vocab", vocab]) == 0
+    a, b = load_checkpoint("runs/half"), load_checkpoint("runs/wide")
+    assert a.model.config == b.model.config and a.model.config.dtype == "float32"
+    for k, v in b.model.params.items():
+        np.testing.assert_array_equal(a.model.params[k], v, err_msg=k)

@@ -568,3 +568,17 @@ def test_half_precision_imports_as_its_float32_values(fmt, dtype, tmp_path):
     assert a.model.config == b.model.config and a.model.config.dtype == "float32"
     for k, v in b.model.params.items():
         np.testing.assert_array_equal(a.model.params[k], v, err_msg=k)
+
+
+def test_the_checkpoint_is_checked_before_it_is_written(hostile, monkeypatch, capsys):
+    """The members are held to the schema load_checkpoint(resume=True) applies: a fold or
+    optimizer that went wrong is refused in one line, with nothing written."""
+    from scratchrnn import optim
+
+    init = optim.init_state
+    monkeypatch.setattr(optim, "init_state", lambda name, params: {
+        k: v for k, v in init(name, params).items() if k != "m.W_y"})
+    assert main(["import", str(hostile / "good.safetensors"), "--vocab", CHARS]) == 1
+    err = capsys.readouterr().err
+    assert "member opt/m.W_y is missing" in err and len(err.splitlines()) == 1
+    assert not Path("runs").exists()

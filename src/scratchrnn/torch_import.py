@@ -492,6 +492,21 @@ def to_params(tensors: dict, vocab: Vocab, path="the state dict", out="runs/impo
     return cfg, {k: np.ascontiguousarray(v, dtype) for k, v in params.items()}, meta
 
 
+def _check_members(path, meta: dict, groups: dict[str, dict]) -> None:
+    """What load_checkpoint(resume=True) will check, checked before anything is written:
+    each member the shape and dtype the schema derives from the metadata, no group partial."""
+    specs = schema.member_specs(schema.validate_meta(meta))
+    members = {f"{g}/{k}": v for g, arrays in groups.items() for k, v in arrays.items()}
+    try:
+        for name, arr in members.items():
+            if specs.get(name) != (arr.shape, arr.dtype):
+                raise schema.Invalid(f"member {name} is {arr.dtype}{list(arr.shape)}, not "
+                                     f"as the schema says {schema.show(specs.get(name))}")
+        schema.groups_complete(members, specs, resume=True)
+    except schema.Invalid as e:
+        raise _bad(path, f"the checkpoint it would make is not valid ({e})") from None
+
+
 def run_name(path: Path) -> str:
     """The default run folder's name: the file's stem, printable (a name of undecodable bytes
     becomes '_'s: plots and pages title runs by it) and no '.' or '..'."""
@@ -516,12 +531,13 @@ def import_model(path, vocab: str | None = None, out=None) -> Path:
     del tensors
     model = CharRNN.from_params(cfg, params)
     config = TrainConfig.from_dict(meta["config"])
+    # a fresh optimizer and zero state make the run a valid start for `train --resume`
+    opt_state, state = optim.init_state(config.optimizer, params), model.init_state(config.batch)
+    _check_members(path, meta, {"p": params, "opt": opt_state, "state": state})
     with RunFolder(out):  # marker and lock: the folder is a run of ours from now on
-        # a fresh optimizer and zero state make the run a valid start for `train --resume`
         save_checkpoint(out / "checkpoint.npz", model, voc, config.to_dict(),
                         meta={"imported_from": meta["imported_from"], "step": 0},
-                        opt_state=optim.init_state(config.optimizer, params),
-                        state=model.init_state(config.batch))
+                        opt_state=opt_state, state=state)
         atomic_write_bytes(out / "config.json", json_dumps(config.to_dict(), indent=2).encode(),
                            "run configuration")
     return out

@@ -257,6 +257,8 @@ def safetensors_files(d: Path) -> None:
             ("short", '"abc"'), ("number", "7"), ("bignum", "9" * 5000)]:
         variant(f"meta_{label}.safetensors", meta={"vocab": vocab})
     variant("relu.safetensors", meta={"nonlinearity": "relu\n" * 1000})
+    variant("overflow.safetensors", **{"embed.weight": np.full((V, E), 3e38, np.float32),
+                                       "rnn.weight_ih_l0": np.full((3 * H, E), 3e38, np.float32)})
     f32 = good["fc.bias"].tobytes()
     for dtype in ("I64", "BOOL", "C64", "F8_E4M3", "F8_E5M2", "U8", "I8", "Q4"):
         raw_safetensors(d / f"dtype_{dtype}.safetensors",
@@ -367,6 +369,7 @@ ST = {  # name -> argv after "import"; {d} is the hostile folder
     "vocab metadata a number": ["{d}/meta_number.safetensors"],
     "vocab metadata a 5000-digit number": ["{d}/meta_bignum.safetensors"],
     "relu with a long multi-line name": ["{d}/relu.safetensors", "--vocab", CHARS],
+    "weights that fold to infinity": ["{d}/overflow.safetensors", "--vocab", CHARS],
     **{f"safetensors dtype {t}": [f"{{d}}/dtype_{t}.safetensors", "--vocab", CHARS]
        for t in ("I64", "BOOL", "C64", "F8_E4M3", "F8_E5M2", "U8", "I8", "Q4")},
     "safetensors bomb header": ["{d}/bomb.safetensors", "--vocab", CHARS],

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from . import limits, optim, schema
-from .checkpoint import BOMB_BYTES, BOMB_RATIO, FORMAT_VERSION, save_checkpoint
+from .checkpoint import BOMB_BYTES, BOMB_RATIO, FORMAT_VERSION, _check_values, save_checkpoint
 from .config import TrainConfig
 from .errors import ScratchRNNError
 from .fsutil import atomic_write_bytes
@@ -230,8 +230,9 @@ def _torch_arrays(path, obj, total: int, torch) -> dict[str, np.ndarray]:
     if isinstance(obj, dict) and len(obj) == 1 and isinstance(next(iter(obj.values())), dict):
         obj = next(iter(obj.values()))  # {"state_dict": {...}} or {"model": {...}}
     if not isinstance(obj, dict):
-        raise _bad(path, f"it holds a {type(obj).__name__}, not a state dict (a dict of "
-                   "tensors); save model.state_dict()")
+        what = "one tensor" if isinstance(obj, torch.Tensor) else f"a {type(obj).__name__}"
+        raise _bad(path, f"it holds {what}, not a state dict (a dict of tensors); save "
+                   "model.state_dict()")
     if len(obj) > MAX_TENSORS:
         raise _too_many(path, len(obj))
     arrays, expanded = {}, 0
@@ -240,8 +241,8 @@ def _torch_arrays(path, obj, total: int, torch) -> dict[str, np.ndarray]:
             raise _bad(path, f"its state dict has a key {schema.show(name)} that is not a "
                        "string; save model.state_dict()")
         if not isinstance(t, torch.Tensor):
-            raise _bad(path, f"{_key(name)} is a {type(t).__name__}, not a tensor; save "
-                       "model.state_dict()")
+            raise _bad(path, f"{_key(name)} holds a Python {type(t).__name__}, not a tensor; "
+                       "save model.state_dict() alone")
         if t.layout != torch.strided or t.device.type != "cpu":
             what = t.device.type if t.device.type != "cpu" else str(t.layout)
             raise _bad(path, f"tensor {_key(name)} is a {what} tensor, not a dense one of "
@@ -489,7 +490,8 @@ def to_params(tensors: dict, vocab: Vocab, path="the state dict", out="runs/impo
     bias = dec[:-6] + "bias"
     params["W_y"] = t[dec].T  # (H, V)
     params["b_y"] = t[bias] if bias in t else np.zeros(V)  # (V,)
-    return cfg, {k: np.ascontiguousarray(v, dtype) for k, v in params.items()}, meta
+    with np.errstate(over="ignore"):  # a weight folded beyond float32 is refused by name later
+        return cfg, {k: np.ascontiguousarray(v, dtype) for k, v in params.items()}, meta
 
 
 def _check_members(path, meta: dict, groups: dict[str, dict]) -> None:
@@ -503,6 +505,7 @@ def _check_members(path, meta: dict, groups: dict[str, dict]) -> None:
                 raise schema.Invalid(f"member {name} is {arr.dtype}{list(arr.shape)}, not "
                                      f"as the schema says {schema.show(specs.get(name))}")
         schema.groups_complete(members, specs, resume=True)
+        _check_values(members, meta)  # huge finite weights may fold to infinity in float32
     except schema.Invalid as e:
         raise _bad(path, f"the checkpoint it would make is not valid ({e})") from None
 

@@ -397,9 +397,9 @@ def _structure(tensors: dict, path):
     if len(dec) > 1 and "decoder.weight" in dec:  # export.py's name settles it
         dec = ["decoder.weight"]
     if len(dec) != 1:
-        raise _bad(path, "cannot tell the output nn.Linear (a weight of shape (V, "
-                   f"{H})): {'none found' if not dec else 'candidates ' + ', '.join(dec)}; "
-                   "name it decoder.weight (and decoder.bias)")
+        found = "candidates " + ", ".join(map(_key, dec)) if dec else "none found"
+        raise _bad(path, f"cannot tell the output nn.Linear (a weight of shape (V, {H})): "
+                   f"{found}; name it decoder.weight (and decoder.bias)")
     dec = dec[0]
     rest = [k for k in rest if k not in (dec, dec[:-6] + "bias")]
     emb = [k for k in rest if I0 and fits(k, I0)]
@@ -497,9 +497,9 @@ def to_params(tensors: dict, vocab: Vocab, path="the state dict", out="runs/impo
 def _check_members(path, meta: dict, groups: dict[str, dict]) -> None:
     """What load_checkpoint(resume=True) will check, checked before anything is written:
     each member the shape and dtype the schema derives from the metadata, no group partial."""
-    specs = schema.member_specs(schema.validate_meta(meta))
     members = {f"{g}/{k}": v for g, arrays in groups.items() for k, v in arrays.items()}
     try:
+        specs = schema.member_specs(schema.validate_meta(meta))
         for name, arr in members.items():
             if specs.get(name) != (arr.shape, arr.dtype):
                 raise schema.Invalid(f"member {name} is {arr.dtype}{list(arr.shape)}, not "

@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 
 from .checkpoint import load_checkpoint, resolve
-from .config import PRESETS, TrainConfig, parse_duration, with_preset
+from .config import PRESETS, TrainConfig, default_out, parse_duration, with_preset
 from .errors import ScratchRNNError
 from .evaluate import evaluate, report, unknown_characters
 from .fsutil import describe_os_error
@@ -35,7 +35,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     a("--text", nargs="+", help="local text: a file, a folder (every text file inside), a "
       "quoted glob like 'src/**/*.c', or several (default: A Tale of Two Cities, downloaded "
       "once)")
-    a("--out", help="run folder: new, empty or a scratchrnn run (default: runs/<corpus name>)")
+    a("--out", help="run folder: new, empty or a scratchrnn run (default: runs/<corpus name>, "
+      "runs/<corpus name>-<preset> with --preset)")
     a("--preset", choices=sorted(PRESETS), help="seed: the original notebook; tiny: a quick "
       "look; shakespeare: the best 8.4-minute recipe (BENCHMARKS.md; still give --text)")
     a("--resume", metavar="RUN", help="continue the run in this folder or checkpoint, on the "
@@ -183,6 +184,8 @@ def _train(args, fields, comm) -> int:
         if args.allow_new_text:
             raise ScratchRNNError("--allow-new-text goes with --resume; a new run reads any "
                                   "--text")
+        if args.preset and not fields["out"]:  # a run of its own, not the plain run's folder
+            fields["out"] = str(default_out(fields["text"], args.preset))
         result = train(with_preset(args.preset), progress=not args.quiet,
                        overwrite=args.overwrite, comm=comm, **fields)
     return {"SIGINT": EXIT_SIGINT, "SIGTERM": EXIT_SIGTERM,

@@ -20,8 +20,8 @@ from tqdm.auto import tqdm
 
 from . import optim
 from .checkpoint import load_checkpoint, save_checkpoint, usable_model
-from .config import MODEL_KEYS, TrainConfig, validate
-from .data import Corpus, corpus_name, load_corpus, make_streams, window, windows_per_epoch
+from .config import MODEL_KEYS, TrainConfig, default_out, validate
+from .data import Corpus, load_corpus, make_streams, window, windows_per_epoch
 from .distributed import Alone  # mpi4py loads only in distributed.connect
 from .errors import Interrupted, ScratchRNNError
 from .evaluate import evaluate
@@ -158,7 +158,7 @@ def train(config: TrainConfig | None = None, *, resume=None, progress: bool = Tr
     if ckpt is not None:  # a resumed run lives where its checkpoint is, unless told otherwise
         out = Path(overrides["out"]) if overrides.get("out") else ckpt.path.parent
     else:
-        out = Path(cfg.out) if cfg.out else Path("runs") / corpus_name(cfg.text)
+        out = Path(cfg.out) if cfg.out else default_out(cfg.text)
     cfg = cfg.replace(out=str(out))
     with (RunFolder(out, resume_from=ckpt.path.parent if ckpt else None, overwrite=overwrite)
           if lead else nullcontext()) as run:

@@ -339,9 +339,9 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
             history.append(row)
             metrics.write(json_dumps(row) + "\n")
             metrics.flush()
-            bar.set_postfix(loss=f"{row['train_loss'] or float('nan'):.3f}",
-                            val=f"{val:.3f}" if val is not None else "-",
-                            cps=f"{row['chars_per_sec']:.0f}")
+            bar.set_postfix({"train loss": f"{row['train_loss'] or float('nan'):.3f}",
+                             "val loss": f"{val:.3f}" if val is not None else "-",
+                             "chars/s": f"{row['chars_per_sec']:.0f}"})  # cli: --quiet
             bar.update(1)
             if evaluating:
                 every = comm.gather_state(state)  # every stream's state: resumable at any N

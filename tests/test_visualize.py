@@ -229,3 +229,16 @@ def test_a_split_that_starts_inside_a_quotation_is_labelled_from_the_text_before
     assert truth["in_quotes"][0] == 1
     assert data["units"] == {p: [[a, b, c, round(r, 4)] for a, b, c, r in rows]
                              for p, rows in find_units(layers, truth).items()}
+    # A --text file may be such an excerpt too: its first quote whose direction shows (here
+    # a closing one) says it starts inside a quotation.
+    said = 'so on," he said. "Yes," she said, "and on." ' * 5
+    (tmp_path / "excerpt.txt").write_text(said)
+    assert main(["visualize", str(run), "--text", str(tmp_path / "excerpt.txt"), "--out",
+                 str(tmp_path / "x.html")]) == 0
+    data = data_of((tmp_path / "x.html").read_text())
+    layers = sr.inspect(ckpt.model, ckpt.vocab, said, clean=False).layers
+    truth = properties(said, "")  # the file's start: lines and words start there
+    truth["in_quotes"] = properties('He said, "and ' + said, "")["in_quotes"][14:]
+    assert truth["in_quotes"][0] == 1
+    assert data["units"] == {p: [[a, b, c, round(r, 4)] for a, b, c, r in rows]
+                             for p, rows in find_units(layers, truth).items()}

@@ -233,7 +233,7 @@ def visualize_run(run, text=None, split: str | None = None, chars: int = 4000,
     if text is not None:
         data = run_corpus(ckpt, text, whole=True).train
         source = name_of(text)
-        before = ""  # the page shows the text's start
+        before = None  # a file may be an excerpt: where it starts is read from its quotes
     else:
         split = split or "val"
         corpus = run_corpus(ckpt)

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import scratchrnn as sr
 from scratchrnn import cells, layers
-from scratchrnn.inside import CONTEXT, SIGNALS, correlations, find_units, properties
+from scratchrnn.inside import SIGNALS, correlations, find_units, properties
 from scratchrnn.model import forward
 
 VOCAB = sr.Vocab.ascii()
@@ -239,6 +239,8 @@ def test_a_quotation_over_paragraphs_does_not_flip_the_rest():
 
 
 def test_the_text_before_decides_where_the_excerpt_alone_cannot_tell():
+    from scratchrnn.inside import CONTEXT
+
     head, tail = 'He said, "so it ', 'goes " and " on " we " go'  # quotes between spaces
     full = properties(head + tail, "")["in_quotes"][len(head):]
     assert bits(full) == "1111100000011111000001111"

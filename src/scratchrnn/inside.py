@@ -255,9 +255,9 @@ def properties(text: str, before: str | None = None) -> dict[str, np.ndarray]:
 
     `before` is the text that precedes `text` in its source, when known ("" when `text` is the
     start of it): the properties go on from where its last CONTEXT characters leave them. When
-    it is None, an excerpt's start is read from the excerpt itself: a closing quote before any
-    opening one means it began inside a quotation, closing brackets before the first opening
-    one of their kind that it began inside them."""
+    it is None, an excerpt's start is read from the excerpt itself: if its first quote whose
+    direction shows is a closing one, it began inside a quotation; closing brackets before the
+    first opening one of their kind say it began inside them."""
     if not before:
         return _properties(text, known_start=before == "")
     tail = before[-CONTEXT:]

@@ -4,7 +4,7 @@ planted to track a property."""
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import scratchrnn as sr
@@ -284,7 +284,6 @@ def quoted_text(draw):
     return "".join(parts)
 
 
-@settings(max_examples=300, deadline=None)
 @given(quoted_text(), st.data())
 def test_any_cut_of_well_formed_quotes_reads_the_same_labels(text, data):
     cut = data.draw(st.integers(0, len(text) - 1))

@@ -218,7 +218,7 @@ def visualize_run(run, text=None, split: str | None = None, chars: int = 4000,
     """`scratchrnn visualize`: inspect the first `chars` characters of a file or of the run's
     validation/test split and write the page (default RUN/inside.html)."""
     from .checkpoint import load_checkpoint, resolve
-    from .inside import inspect
+    from .inside import CONTEXT, inspect
     if not isinstance(chars, int) or isinstance(chars, bool) or not 2 <= chars <= MAX_CHARS:
         raise ScratchRNNError(f"--chars must be a whole number from 2 to {MAX_CHARS:,}, "
                               f"got {chars!r}")
@@ -234,14 +234,19 @@ def visualize_run(run, text=None, split: str | None = None, chars: int = 4000,
     if text is not None:
         data = run_corpus(ckpt, text, whole=True).train
         source = name_of(text)
+        before = None  # a file may be an excerpt: where it starts is read from its quotes
     else:
         split = split or "val"
         corpus = run_corpus(ckpt)
         data = getattr(corpus, split)
         source = f"the {split} split of {corpus.name}"
+        # A split starts wherever the cut fell, maybe inside a quotation: the text before it
+        # says where (inside.properties).
+        parts = [corpus.train] + ([corpus.val] if split == "test" else [])
+        before = ckpt.vocab.decode(np.concatenate([p[-CONTEXT:] for p in parts])[-CONTEXT:])
     data = np.asarray(data[:chars])
     if len(data) < 2:
         raise ScratchRNNError(f"{source} has fewer than 2 characters; pass a longer --text")
-    insp = inspect(ckpt.model, ckpt.vocab, ckpt.vocab.decode(data), clean=False)
+    insp = inspect(ckpt.model, ckpt.vocab, ckpt.vocab.decode(data), clean=False, before=before)
     title = f"Inside {run_dir.name}: {len(data):,} characters of {source}"
     return write_page(insp, out, model_card(ckpt), run_history(run_dir, ckpt.meta), title)

@@ -152,8 +152,27 @@ def host() -> dict:
         pass
     return {"numpy": np.__version__, "machine": platform.machine(), "cpu": cpu,
             "blas": f"{blas.get('name')} {blas.get('openblas configuration', blas.get('version'))}",
-            "simd": info.get("SIMD Extensions", {}).get("found"),
-            "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE")}
+            "blas_core": blas_core(), "simd": info.get("SIMD Extensions", {}).get("found")}
+
+
+def blas_core() -> str | None:
+    """The kernel set OpenBLAS chose for this CPU (or OPENBLAS_CORETYPE), asked of the library
+    NumPy loaded, as threadpoolctl does; None where it cannot be found."""
+    import ctypes
+
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as f:
+            paths = sorted({line.split()[-1] for line in f if "openblas" in line.lower()})
+        for path in paths:
+            lib = ctypes.CDLL(path)
+            for name in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename_",
+                         "openblas_get_corename64_", "openblas_get_corename"):
+                if hasattr(lib, name):
+                    getattr(lib, name).restype = ctypes.c_char_p
+                    return getattr(lib, name)().decode()
+    except (OSError, AttributeError, UnicodeDecodeError):
+        pass
+    return None
 
 
 # ----------------------------------------------------------------------- digests and summaries

@@ -9,15 +9,15 @@ exported safetensors and ONNX files. Only the public surface is used (`scratchrn
 the documented `scratchrnn.export.export`, the console command in a subprocess), so that
 moving modules cannot break the test itself.
 
-How exact (measured 2026-12-07, numpy 2.4 with OpenBLAS 0.3.31, see the report of r3-golden):
+How exact (measured 2026-12-07 with NumPy 2.4.6 and OpenBLAS 0.3.31 on a SkylakeX kernel):
 1 and 2 BLAS threads give the same bits, but another BLAS kernel (OPENBLAS_CORETYPE=Haswell,
-Sandybridge, Prescott instead of SkylakeX) or NumPy's own SIMD (NPY_DISABLE_CPU_FEATURES=X86_V4)
-changes the last bits of every float64 run, by at most 1e-13 relative. So:
+Sandybridge or Prescott) or NumPy's own SIMD (NPY_DISABLE_CPU_FEATURES=X86_V4) changes the last
+bits of every float64 run: the values then agree to 1e-14 (float32 runs: 1e-6). So:
 - test_values, on every host: float64 values to rtol 1e-12, float32 ones to rtol 1e-4
   (summaries relative to the array's L1 norm), and every discrete output exactly (sample
   texts, top-k ids and ranks, unit rankings, file headers);
 - test_bits, on a host that computes like the one that wrote the record (same NumPy, BLAS and
-  CPU features: `host()`): sha256 of the raw bytes of every float64 parameter, average,
+  CPU features: `host()`): sha256 of the raw bytes of every parameter, average,
   inspection and exported tensor. Elsewhere it skips, saying why.
 The discrete outputs are checked when the record is written: a 1e-9 relative change of the
 weights (1e-5 for float32) must not change them, else a near-tie could flip on another host.
@@ -416,15 +416,17 @@ def test_values(name, record, observed):
     assert not wrong, "\n".join([f"{len(wrong)} results changed:", *wrong[:20]])
 
 
-@pytest.mark.parametrize("name", [n for n in ALL if config(n)["dtype"] == "float64"])
+@pytest.mark.parametrize("name", ALL)
 def test_bits(name, record, observed):
     here = host()
     if here != record["host"]:
         diff = {k: (here[k], record["host"][k]) for k in here if here[k] != record["host"].get(k)}
-        pytest.skip(f"this host computes float64 with other kernels than the record's ({diff});"
-                    " test_values compares to rtol 1e-12 instead")
-    got, want = observed(name), record["cases"][name]
-    assert got["bits"] == want["bits"]
+        pytest.skip(f"this host computes with other kernels than the record's ({diff}); "
+                    "test_values compares to a tolerance instead")
+    got, want = observed(name)["bits"], record["cases"][name]["bits"]
+    assert got.keys() == want.keys()
+    changed = [k for k in want if got[k] != want[k]]
+    assert not changed, f"{name}: the bits of {', '.join(changed)} changed"
 
 
 @pytest.mark.parametrize("name", ONNX_CASES)
@@ -432,7 +434,9 @@ def test_onnx_export(name, record, observed):
     pytest.importorskip("onnx")
     values, bits = exported_onnx(observed(name)["run"])
     want = record["cases"][name]["onnx"]
-    wrong = close(values, want["values"], RTOL[record["cases"][name]["dtype"]], name)
+    # the graph holds float32 weights: a float64 model's last-bit difference can round them
+    # one float32 step apart on another host
+    wrong = close(values, want["values"], RTOL["float32"], name)
     assert not wrong, "\n".join([f"{len(wrong)} results changed:", *wrong[:20]])
     if host() == record["host"]:
         assert bits == want["bits"]

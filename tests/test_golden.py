@@ -328,7 +328,7 @@ def console(*args: str, cwd: Path) -> str:
 
 def observe(name: str, folder: Path, check_nudge: bool = False) -> dict:
     """The record of one case, trained in `folder`: {"dtype", "values", "bits"} (and, for a
-    resumed case, "resumed_equal": what the straight run and the resumed one did differently).
+    resumed case, "resumed_differs": where the resumed run differs from the straight one).
     `check_nudge`: also refuse discrete outputs that a 1e-9 change of the weights changes."""
     import scratchrnn as sr
 
@@ -343,7 +343,13 @@ def observe(name: str, folder: Path, check_nudge: bool = False) -> dict:
         values["cli_eval"] = json.loads(console("eval", str(run), "--json", cwd=folder))
         values["cli_eval"].pop("checkpoint")  # the folder: another one each time
         values["cli_sample"] = console("sample", str(run), *CLI_SAMPLE, cwd=folder)
+        ck = sr.load_checkpoint(run)
+        values.update(discrete(sr, ck.model, ck.vocab))
+        # the same draw as the API's: so the nudge check below covers the console's too
+        assert values["cli_sample"] == values["sample_t0.7"] + "\n"
         dtype = "float64"
+        if check_nudge:
+            nudged(sr, run, values, dtype)
     elif name in RESUMED:
         cfg = config(name)
         half = folder / f"{name}_half"
@@ -371,6 +377,7 @@ def observe(name: str, folder: Path, check_nudge: bool = False) -> dict:
 
 
 def nudged(sr, run: Path, values: dict, dtype: str) -> None:
+    """Refuse a record whose discrete outputs a tiny change of the weights would change."""
     ck = sr.load_checkpoint(run)
     rng = np.random.default_rng(0)
     for p in ck.model.params.values():

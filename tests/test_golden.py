@@ -110,6 +110,8 @@ CASES = {
     "rnn_adagrad": dict(cell="rnn", optimizer="adagrad", lr=0.05),
     "lstm_sgd": dict(cell="lstm", optimizer="sgd", lr=0.5, schedule="constant", warmup=0),
     "gru_clip_norm": dict(cell="gru", clip_norm=0.5, clip_value=0.0, beta1=0.8, beta2=0.99),
+    "lstm_corpus_vocab": dict(cell="lstm", vocab="corpus", batch=3, seq_len=7, val_chars=60,
+                              val_frac=0.1, test_frac=0.02, min_lr=0.002),
     # float32, the default dtype: values to a tolerance
     "gru2_f32": dict(cell="gru", layers=2, dtype="float32", dropout=0.1, ema=0.9),
     "lstm_f32": dict(cell="lstm", dtype="float32"),

@@ -250,9 +250,9 @@ def observe_run(sr, run: Path, prefix: str = "") -> tuple[dict, dict]:
     return values, bits
 
 
-def discrete(sr, model, vocab) -> dict:
+def discrete(sr, model, vocab, ins=None) -> dict:
     """The outputs that are chosen rather than computed: pinned exactly on every host."""
-    ins = sr.inspect(model, vocab, TEXT[:300])
+    ins = ins or sr.inspect(model, vocab, TEXT[:300])
     return {"sample_t0.7": sr.sample(model, vocab, "The ", 60, temperature=0.7, seed=3),
             "sample_t1.3": sr.sample(model, vocab, "The ", 60, temperature=1.3, seed=11),
             "sample_argmax": sr.sample(model, vocab, "The ", 40, argmax=True),
@@ -265,10 +265,10 @@ def observe_outputs(sr, run: Path, text_path: Path, name: str) -> tuple[dict, di
     """(values, bits) of what a trained run gives: samples, evaluation, inspection, exports."""
     ck = sr.load_checkpoint(run)
     model, vocab = ck.model, ck.vocab
-    values, bits = discrete(sr, model, vocab), {}
+    ins = sr.inspect(model, vocab, TEXT[:300])
+    values, bits = discrete(sr, model, vocab, ins), {}
     corpus = sr.load_corpus(str(text_path), vocab)
     values["eval_test"] = sr.evaluate(model, corpus.test, seq_len=5)
-    ins = sr.inspect(model, vocab, TEXT[:300])
     arrays = {"topk_probs": ins.topk_probs, "next_prob": ins.next_prob,
               "surprisal": ins.surprisal}
     for k, layer in enumerate(ins.layers):
@@ -314,7 +314,8 @@ def exported_onnx(run: Path) -> tuple[dict, str]:
              "props": {p.key: p.value for p in proto.metadata_props},
              "inputs": [i.name for i in g.input], "outputs": [o.name for o in g.output],
              "nodes": [[n.op_type, list(n.input), list(n.output),
-                        sorted(str(onnx.helper.get_attribute_value(a)) for a in n.attribute)]
+                        sorted(f"{a.name}={onnx.helper.get_attribute_value(a)}"
+                               for a in n.attribute)]
                        for n in g.node],
              "initializers": {k: [str(v.dtype), list(v.shape)] for k, v in tensors.items()}}
     return {"graph": graph, "summary": summary(tensors)}, digest(tensors)

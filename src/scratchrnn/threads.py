@@ -39,16 +39,18 @@ def user_setting(env=os.environ) -> tuple[str, str] | None:
     return None
 
 
-def choose(cores: int, others: float, current: int | None = None) -> int:
+def choose(cores: int, others: float, env=None, current: int | None = None) -> int | None:
     """BLAS threads for a process allowed on `cores` cores while other processes keep `others`
     cores busy: one thread fewer per core they use (from half a core on), at least one. Back up
     only once they use under a quarter of the freed core, so noise does not flip it back and
-    forth."""
+    forth. None: the environment `env` sets the count, leave it."""
+    if env is not None and user_setting(env):
+        return None
     cores = max(1, cores)
-    down = max(1, min(cores, math.floor(cores - others + DOWN_AT)))
+    down = max(1, min(cores, math.ceil(cores - others - DOWN_AT)))
     if current is None:
         return down
-    up = max(1, min(cores, math.floor(cores - others + UP_AT)))
+    up = max(1, min(cores, math.ceil(cores - others - (1 - UP_AT))))
     return min(down, max(current, up))
 
 
@@ -197,7 +199,7 @@ class BlasThreads:
         others = self.at.others_since(then)
         if others is None:
             return None
-        threads = choose(self.cores, others, self.threads)
+        threads = choose(self.cores, others, current=self.threads)
         if threads == self.threads:
             return None
         self.threads = threads

@@ -49,8 +49,9 @@ def test_choice(cores, others, env, current, want):
     ((2, 2, None), "BLAS: 2 threads (2 cores, load not measured yet; checked every 2 s; "
                    "OPENBLAS_NUM_THREADS overrides)"),
     ((1, 2, None, ("OPENBLAS_NUM_THREADS", "1")), "BLAS: 1 thread (OPENBLAS_NUM_THREADS=1 set)"),
-    ((1, 2, None, None, 2), "BLAS: 1 thread per rank (2 ranks share the cores; "
-                            "OPENBLAS_NUM_THREADS overrides)"),
+    ((1, 2, None, None, 2), "BLAS: 1 thread per rank (2 ranks share the cores)"),
+    ((1, 2, None, ("OPENBLAS_NUM_THREADS", "1"), 2),
+     "BLAS: 1 thread per rank (2 ranks share the cores; OPENBLAS_NUM_THREADS=1)"),
     ((None, 2, 0.0), "BLAS: as the library chooses (no OpenBLAS loaded to adjust)"),
 ])
 def test_line(args, want):
@@ -121,7 +122,9 @@ def test_a_stale_or_too_short_reading_decides_nothing(monkeypatch):
 @pytest.mark.parametrize("env,ranks,want", [
     ({"OPENBLAS_NUM_THREADS": "2"}, 1, "BLAS: 2 threads (OPENBLAS_NUM_THREADS=2 set)"),
     ({"OMP_NUM_THREADS": "2"}, 1, "BLAS: 2 threads (OMP_NUM_THREADS=2 set)"),
-    ({}, 2, "BLAS: 2 threads per rank (2 ranks share the cores; OPENBLAS_NUM_THREADS overrides)"),
+    ({}, 2, "BLAS: 2 threads per rank (2 ranks share the cores)"),
+    ({"OPENBLAS_NUM_THREADS": "2"}, 2,
+     "BLAS: 2 threads per rank (2 ranks share the cores; OPENBLAS_NUM_THREADS=2)"),
 ])
 def test_the_environment_and_distributed_runs_keep_their_count(monkeypatch, env, ranks, want):
     m = FakeMachine(monkeypatch)

@@ -60,11 +60,11 @@ def describe(threads: int | None, cores: int, others: float | None, user=None,
     if threads is None:
         return "BLAS: as the library chooses (no OpenBLAS loaded to adjust)"
     n = f"{threads} thread{'s' if threads != 1 else ''}"
+    if ranks > 1:  # entry._blas_threads' share, or the user's count
+        return f"BLAS: {n} per rank ({ranks} ranks share the cores" + \
+            (f"; {user[0]}={user[1]})" if user else ")")
     if user is not None:
         return f"BLAS: {n} ({user[0]}={user[1]} set)"
-    if ranks > 1:
-        return f"BLAS: {n} per rank ({ranks} ranks share the cores; OPENBLAS_NUM_THREADS " \
-               "overrides)"
     if others is None:
         load = f"{cores} core{'s' if cores != 1 else ''}, load not measured yet"
     elif others < UP_AT:

@@ -87,7 +87,7 @@ class FakeMachine:
 def test_two_trainings_started_together_give_up_a_thread_each(monkeypatch):
     m = FakeMachine(monkeypatch)
     m.run(1.0, own=1.0, others=0.0)  # start-up: the other training is not there yet
-    blas = BlasThreads(env={})
+    blas = BlasThreads(env={}).__enter__()
     assert blas.threads == 2 and "2 cores idle" in blas.line
     m.run(1.0, own=1.0, others=1.0)
     assert blas.tick() is None  # not yet time to check

@@ -1,18 +1,19 @@
 """BLAS threads that follow the machine's load. OpenBLAS starts one thread per core, and its
 threads spin while they wait for work: two such processes on a 2-core machine (two trainings,
-or a training beside a browser) fight over every product's halves and ran 30-100 times slower
-than one alone. A run therefore measures, at its start and every CHECK_EVERY seconds, how many
-cores the OTHER processes keep busy (/proc/stat minus this process's own CPU time) and gives
-OpenBLAS only the cores they leave free, through its own `*_set_num_threads` (found in the
-loaded library, as threadpoolctl does). A thread count the user set in the environment always
-wins, and a distributed run keeps entry._blas_threads' share per rank.
+or a training beside a browser) fight over every product's halves, and the default training
+fell from 28,000 to 390 characters/s. A run therefore measures, at its start and every
+CHECK_EVERY seconds, how many cores the OTHER processes keep busy (/proc/stat minus this
+process's own CPU time) and gives OpenBLAS only the cores they leave free, through its own
+`*_set_num_threads` (found in the loaded library, as threadpoolctl does). A thread count the
+user set in the environment always wins, and a distributed run keeps entry._blas_threads' share
+per rank.
 
-The thread count can change a product's rounding: this OpenBLAS (SkylakeX kernel) splits the
-inner dimension K of a product differently at one and at two threads when K is above its
-blocking size (448 float32, 384 float64) and not a multiple of 32. The default run's products
-(K = 32 x 50 = 1600, 256, the vocabulary) are bit-identical at any count; other sizes can make
-a run's numbers depend on the load. Setting OPENBLAS_NUM_THREADS fixes the count, and with it
-the numbers."""
+The thread count can change a product's rounding: this OpenBLAS (0.3.31, SkylakeX kernel)
+blocks the inner dimension K differently at one and at two threads when K is above 448
+(float32; 384 float64) and not a multiple of 32. The default run's products (K = 32 x 50, 256,
+768, the vocabulary) are bit-identical at any count; other sizes (--batch 30: K = 1500) make a
+run's numbers depend on the load, by about 1e-6 of a weight after 100 steps. Setting
+OPENBLAS_NUM_THREADS fixes the count, and with it the numbers."""
 
 from __future__ import annotations
 
@@ -172,8 +173,9 @@ _reading(allowed_cpus())  # at import: a CLI run's first decision covers its sta
 
 
 class BlasThreads:
-    """One run's BLAS threads: `line` for its first lines, `tick()` once per step (returns a
-    line when the count changes), a context manager that restores the count at the end."""
+    """One run's BLAS threads: `line` for its first lines, a context manager that sets the count
+    and restores it at the end, and `tick()` once per step (returns a line when the count
+    changes)."""
 
     def __init__(self, ranks: int = 1, env=os.environ):
         self.user, self.ranks = user_setting(env), ranks
@@ -187,7 +189,6 @@ class BlasThreads:
             others = self.at.others_since(then) if then is not None else None
             if others is not None:
                 self.threads = choose(self.cores, others)
-            set_threads(self.threads)
             self.next = self.at.wall + CHECK_EVERY
         self.line = describe(self.threads, self.cores, others, self.user, ranks)
 
@@ -207,6 +208,8 @@ class BlasThreads:
         return describe(threads, self.cores, others)
 
     def __enter__(self):
+        if self.adapt:
+            set_threads(self.threads)
         return self
 
     def __exit__(self, *exc):

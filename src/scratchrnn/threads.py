@@ -17,7 +17,6 @@ OPENBLAS_NUM_THREADS fixes the count, and with it the numbers."""
 
 from __future__ import annotations
 
-import ctypes
 import math
 import os
 import time
@@ -124,6 +123,8 @@ def openblas() -> list[tuple]:
     """(set, get) thread-count functions of each OpenBLAS this process has loaded."""
     global _libs
     if _libs is None:
+        import ctypes  # here: entry.py imports this module before anything heavy
+
         paths = set()
         try:
             with open("/proc/self/maps", encoding="utf-8", errors="replace") as f:

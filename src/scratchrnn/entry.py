@@ -39,6 +39,8 @@ def main() -> None:
     except ValueError:  # not the main thread: no handlers to install, nothing to defer
         old = None
     try:
+        if sys.argv[1:2] == ["train"]:  # threads' first load reading spans the start-up
+            from . import threads  # noqa: F401
         from .cli import main as cli_main
     except KeyboardInterrupt:
         _interrupted()

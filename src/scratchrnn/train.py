@@ -34,6 +34,7 @@ from .safejson import dumps as json_dumps
 from .sample import generate
 from .sources import absolute
 from .text import Vocab
+from .threads import BlasThreads
 
 REMAP_EVERY = 256  # steps between fresh mappings of a memory-mapped corpus
 
@@ -240,6 +241,8 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
     signals = _Signals()
     signals.say(log, f"training {model!r} on {corpus.name}: {len(corpus.train):,} train / "
                 f"{len(corpus.val):,} val characters, {n_win} windows per epoch -> {out}")
+    blas = BlasThreads(comm.size)  # fewer threads while other processes keep cores busy
+    signals.say(log, blas.line)
     # what a diverging run can point to: a checkpoint of this run, not one it is replacing
     last_saved = out / "checkpoint.npz" if meta and (out / "checkpoint.npz").exists() else None
     comm.saved = last_saved
@@ -266,7 +269,7 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
     stopped, lr = None, cfg.lr
     # Overflow shows up as a non-finite loss or gradient norm, handled below with a message.
     with (signals, open(metrics_path if lead else os.devnull, "a", encoding="utf-8") as metrics,
-          bar,
+          bar, blas,
           np.errstate(over="ignore", invalid="ignore")):
         while stopped is None:
             if corpus.mapped is not None and step % REMAP_EVERY == 0:
@@ -304,6 +307,8 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
                 state = new_state
                 acc_loss, acc_n = acc_loss + loss, acc_n + 1
             step, win = step + 1, win + 1
+            if change := blas.tick():
+                signals.say(tqdm.write, f"step {step}: {change}")
             chars_since += x.size * comm.size
             if win == n_win:
                 epoch, win = epoch + 1, 0

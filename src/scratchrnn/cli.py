@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .checkpoint import load_checkpoint, resolve
 from .config import PRESETS, TrainConfig, default_out, parse_duration, with_preset
-from .errors import ScratchRNNError
+from .errors import ScratchRNNError, as_flag, spelled
 from .evaluate import evaluate, report, unknown_characters
 from .fsutil import describe_os_error
 from .owner import check_output, is_run_folder
@@ -324,7 +324,7 @@ def _cmd_serve(args) -> int:
 
 
 def _warn(message, category, filename, lineno, file=None, line=None):
-    print(f"scratchrnn: warning: {message}", file=sys.stderr)
+    print(f"scratchrnn: warning: {spelled(str(message), as_flag)}", file=sys.stderr)
 
 
 def _speaks(argv) -> bool:
@@ -347,7 +347,7 @@ def main(argv=None) -> int:
         return commands[args.command](args)
     except ScratchRNNError as e:
         if _speaks(argv):
-            print(f"scratchrnn: error: {e}", file=sys.stderr)
+            print(f"scratchrnn: error: {spelled(str(e), as_flag)}", file=sys.stderr)
         else:  # rank 0 may be waiting for this rank, started with other flags
             from .distributed import report_early
 

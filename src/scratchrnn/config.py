@@ -77,6 +77,7 @@ class TrainConfig:
                 setattr(self, f.name, float(v))
         if isinstance(self.time_budget, str):
             self.time_budget = parse_duration(self.time_budget)
+        validate(self)  # an impossible configuration fails where it is made, naming the field
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -93,7 +94,7 @@ class TrainConfig:
         unknown = sorted(set(changes) - names)
         if unknown:
             raise ScratchRNNError(f"unknown training option {unknown[0]!r}; the options are "
-                                  "TrainConfig's fields (scratchrnn train --help)")
+                                  "TrainConfig's fields")
         return dataclasses.replace(self, **changes)
 
 
@@ -158,42 +159,39 @@ def validate(cfg: TrainConfig) -> None:
     if not isinstance(cfg, TrainConfig):
         raise ScratchRNNError(f"expected a TrainConfig, got {type(cfg).__name__}")
 
-    def flag(name):
-        return "--" + name.replace("_", "-")
-
     for name in ("hidden", "batch", "seq_len", "eval_every", "log_every"):
-        limits.integer(getattr(cfg, name), flag(name), 1)
-    limits.integer(cfg.layers, "--layers", 1, limits.MAX_LAYERS)
+        limits.integer(getattr(cfg, name), name, 1)
+    limits.integer(cfg.layers, "layers", 1, limits.MAX_LAYERS)
     for name in ("epochs", "max_steps"):
-        limits.integer(getattr(cfg, name), flag(name), 1, none_ok=True)
+        limits.integer(getattr(cfg, name), name, 1, none_ok=True)
     # one character predicts nothing: a validation of it would be NaN
-    limits.integer(cfg.val_chars, "--val-chars", 2, none_ok=True)
-    limits.integer(cfg.warmup, "--warmup", 0)
-    limits.integer(cfg.seed, "--seed", 0)
-    limits.integer(cfg.sample_length, "--sample-length", 0, limits.MAX_SAMPLE_LENGTH)
-    limits.real(cfg.lr, "--lr", 0.0, lo_open=True)
+    limits.integer(cfg.val_chars, "val_chars", 2, none_ok=True)
+    limits.integer(cfg.warmup, "warmup", 0)
+    limits.integer(cfg.seed, "seed", 0)
+    limits.integer(cfg.sample_length, "sample_length", 0, limits.MAX_SAMPLE_LENGTH)
+    limits.real(cfg.lr, "lr", 0.0, lo_open=True)
     for name in ("beta1", "beta2"):
-        limits.real(getattr(cfg, name), flag(name), 0.0, 1.0, hi_open=True)
-    limits.real(cfg.ema, "--ema", 0.0, 1.0, hi_open=True, none_ok=True, hint=" (0: off)")
-    limits.real(cfg.min_lr, "--min-lr", 0.0, cfg.lr, hint=" (between 0 and --lr)")
+        limits.real(getattr(cfg, name), name, 0.0, 1.0, hi_open=True)
+    limits.real(cfg.ema, "ema", 0.0, 1.0, hi_open=True, none_ok=True, hint=" (0: off)")
+    limits.real(cfg.min_lr, "min_lr", 0.0, cfg.lr, hint=" (between 0 and `lr`)")
     for name in ("clip_value", "clip_norm"):
-        limits.real(getattr(cfg, name), flag(name), 0.0, none_ok=True,
+        limits.real(getattr(cfg, name), name, 0.0, none_ok=True,
                     hint=" (0 for no clipping)")
-    limits.real(cfg.dropout, "--dropout", 0.0, 1.0, hi_open=True)
-    limits.real(cfg.weight_drop, "--weight-drop", 0.0, 1.0, hi_open=True)
-    limits.real(cfg.time_budget, "--time-budget", 0.0, lo_open=True, none_ok=True,
+    limits.real(cfg.dropout, "dropout", 0.0, 1.0, hi_open=True)
+    limits.real(cfg.weight_drop, "weight_drop", 0.0, 1.0, hi_open=True)
+    limits.real(cfg.time_budget, "time_budget", 0.0, lo_open=True, none_ok=True,
                 hint="; write it like 90s, 10m or 1.5h")
-    limits.real(cfg.init_std, "--init-std", 0.0, lo_open=True, none_ok=True)
+    limits.real(cfg.init_std, "init_std", 0.0, lo_open=True, none_ok=True)
     for name in ("val_frac", "test_frac"):
-        limits.real(getattr(cfg, name), flag(name), 0.0, 1.0, hi_open=True)
+        limits.real(getattr(cfg, name), name, 0.0, 1.0, hi_open=True)
     if cfg.val_frac + cfg.test_frac >= 1:
-        raise ScratchRNNError("--val-frac and --test-frac must sum to less than 1")
+        raise ScratchRNNError("`val_frac` and `test_frac` must sum to less than 1")
     for name in ("text", "out", "encoding"):
         v = getattr(cfg, name)
         several = name == "text" and isinstance(v, list | tuple) and len(v) > 0
         for one in (v if several else [v]):  # --text may name several files
             if one is not None and (not isinstance(one, str) or not one.strip()):
-                raise ScratchRNNError(f"{flag(name)} must be a non-empty path or name, got "
+                raise ScratchRNNError(f"`{name}` must be a non-empty path or name, got "
                                       f"{one!r}")
     choices = {"vocab": ("ascii", "seed", "corpus"), "cell": ("rnn", "lstm", "gru"),
                "optimizer": ("sgd", "adagrad", "adam"), "schedule": ("constant", "cosine"),
@@ -201,22 +199,22 @@ def validate(cfg: TrainConfig) -> None:
                "recurrent_init": ("uniform", "orthogonal")}
     for name, allowed in choices.items():
         if getattr(cfg, name) not in allowed:
-            raise ScratchRNNError(f"unknown {flag(name)} {getattr(cfg, name)!r}; "
+            raise ScratchRNNError(f"unknown `{name}` {getattr(cfg, name)!r}; "
                                   f"choose {', '.join(allowed)}")
     if not isinstance(cfg.layer_norm, bool):
-        raise ScratchRNNError(f"--layer-norm is on or off (True or False), got "
+        raise ScratchRNNError(f"`layer_norm` is on or off (True or False), got "
                               f"{cfg.layer_norm!r}")
     if cfg.layer_norm and cfg.cell != "gru":
-        raise ScratchRNNError(f"--layer-norm works with --cell gru only for now, not "
-                              f"{cfg.cell}; use --cell gru or --no-layer-norm "
-                              "(--preset shakespeare turns it on)")
+        raise ScratchRNNError(f"`layer_norm` works with `cell` gru only for now, not "
+                              f"{cfg.cell}; use `cell` gru or turn `layer_norm` off "
+                              "(the shakespeare preset turns it on)")
     if not isinstance(cfg.locked_dropout, bool):
-        raise ScratchRNNError(f"--locked-dropout is on or off (True or False), got "
+        raise ScratchRNNError(f"`locked_dropout` is on or off (True or False), got "
                               f"{cfg.locked_dropout!r}")
     if cfg.locked_dropout and not cfg.dropout > 0:
-        raise ScratchRNNError("--locked-dropout needs --dropout > 0 (it holds dropout's mask "
-                              "fixed over each window); give --dropout P or use "
-                              "--no-locked-dropout")
+        raise ScratchRNNError("`locked_dropout` needs `dropout` > 0 (it holds dropout's mask "
+                              "fixed over each window); give `dropout` P or turn "
+                              "`locked_dropout` off")
     check_training_memory(cfg)
 
 
@@ -234,5 +232,5 @@ def check_training_memory(cfg: TrainConfig) -> None:
     window = max(window_memory(model, cfg.batch, cfg.seq_len, backward=True),
                  window_memory(model, 64, cfg.seq_len, backward=False))  # validation's streams
     check_model_memory(model, copies, window,
-                       {"parameters": "lower --hidden or --layers",
-                        "activations": "lower --batch or --seq-len (or --hidden, --layers)"})
+                       {"parameters": "lower `hidden` or `layers`",
+                        "activations": "lower `batch` or `seq_len` (or `hidden`, `layers`)"})

@@ -33,7 +33,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from .errors import Interrupted, ScratchRNNError
+from .errors import Interrupted, ScratchRNNError, as_flag, spelled
 from .prepare import CHUNK_BYTES, MEMMAP_BYTES, _key, _raw_chunks
 from .resume import resume_text
 from .sources import absolute, expand
@@ -316,7 +316,8 @@ class MPIComm:
         """End the whole job after `exc` on this rank: rank 0 prints the one line and aborts;
         another rank reports to rank 0 and waits to be aborted (then aborts itself)."""
         interrupted = isinstance(exc, Interrupted | KeyboardInterrupt)
-        text = str(exc) if isinstance(exc, ScratchRNNError) else (
+        # only the command line starts an MPI job: its parameters are spoken as flags
+        text = spelled(str(exc), as_flag) if isinstance(exc, ScratchRNNError) else (
             "interrupted" if interrupted else f"{type(exc).__name__}: {exc}")
         code = getattr(exc, "exit_code", 130) if interrupted else 1
         if isinstance(exc, PeerFailure):

@@ -1,8 +1,31 @@
-"""The one exception type that reaches users as a single line instead of a traceback."""
+"""The one exception type that reaches users as a single line instead of a traceback, and how
+its line names parameters.
+
+The library names a parameter as the Python API spells it, in backticks (`hidden`, `top_k`);
+each front end says it its own way in one place through `spelled`: the CLI (and the MPI job it
+starts) as its flag, `--hidden` (`as_flag`); the server as its JSON field.
+"""
+
+import re
+from collections.abc import Callable
+
+PARAMETER = re.compile(r"`([a-z][a-z0-9_]*)`")
 
 
 class ScratchRNNError(Exception):
     """A problem the user can fix; the message says what is wrong and what to do."""
+
+
+def as_flag(name: str) -> str:
+    """The command line's flag for a parameter: every option is `--` and its name with dashes
+    (tests/test_params.py holds the parser to it)."""
+    return "--" + name.replace("_", "-")
+
+
+def spelled(message: str, spell: Callable[[str], str | None]) -> str:
+    """`message` with each backticked parameter name as `spell(name)` says it (None: leave
+    the name as it is, without its backticks)."""
+    return PARAMETER.sub(lambda m: spell(m.group(1)) or m.group(1), message)
 
 
 class Interrupted(KeyboardInterrupt):

@@ -17,10 +17,10 @@ MAX_CLAMP = 10.0  # beyond a few units of a tanh cell's range a clamp only satur
 
 
 def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
-    limits.real(temperature, "--temperature", 0.0, lo_open=True,
-                hint="; use --argmax for the most likely character every time")
-    limits.integer(top_k, "--top-k", 1, none_ok=True)
-    limits.real(top_p, "--top-p", 0.0, 1.0, lo_open=True, none_ok=True)
+    limits.real(temperature, "temperature", 0.0, lo_open=True,
+                hint="; use `argmax` for the most likely character every time")
+    limits.integer(top_k, "top_k", 1, none_ok=True)
+    limits.real(top_p, "top_p", 0.0, 1.0, lo_open=True, none_ok=True)
 
 
 def check_clamp(clamp, model: CharRNN) -> tuple[int, int, float] | None:
@@ -146,10 +146,10 @@ def generate(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200,
         raise ScratchRNNError("the vocabulary does not match the model")
     if prime is not None and not isinstance(prime, str):
         raise ScratchRNNError(f"the prompt must be a string, got {type(prime).__name__}")
-    limits.integer(length, "--length", 0, limits.MAX_SAMPLE_LENGTH)
+    limits.integer(length, "length", 0, limits.MAX_SAMPLE_LENGTH)
     check_sampling(temperature, top_k, top_p)
     clamp = check_clamp(clamp, model)
-    limits.integer(seed, "--seed", 0, none_ok=True)
+    limits.integer(seed, "seed", 0, none_ok=True)
     ids = vocab.clean_prompt(prime) if prime else []
     if prime and len(ids) == 0:
         # Cleaning drops some characters (a lone combining accent, a zero-width space) exactly as

@@ -20,7 +20,7 @@ import typing
 import numpy as np
 
 from . import cells
-from .config import TrainConfig, validate
+from .config import TrainConfig
 from .errors import ScratchRNNError
 from .model import DTYPES, RECURRENT_INITS, ModelConfig, param_shapes
 from .optim import SLOTS
@@ -225,12 +225,13 @@ def train_config(v, where):
     for key, check in CONFIG_FIELDS.items():
         if key in v:
             check(v[key], f"{where}.{key}")
-    cfg = TrainConfig.from_dict(v)
-    integer(0)(cfg.seed, f"{where}.seed")
-    if not (0 <= cfg.val_frac < 1 and 0 <= cfg.test_frac < 1 and cfg.val_frac + cfg.test_frac < 1):
+    given = {f.name: f.default for f in dataclasses.fields(TrainConfig)} | v
+    integer(0)(given["seed"], f"{where}.seed")
+    vf, tf = given["val_frac"], given["test_frac"]
+    if not (0 <= vf < 1 and 0 <= tf < 1 and vf + tf < 1):
         raise Invalid(f"{where}: val_frac and test_frac must be in [0, 1) and sum to less than 1")
     try:
-        validate(cfg)
+        TrainConfig.from_dict(v)  # made, it is validated as the command line's would be
     except (ScratchRNNError, TypeError, ValueError) as e:
         raise Invalid(f"{where}: {e}") from None
 

@@ -12,7 +12,7 @@ import math
 import re
 import socket
 
-from .errors import ScratchRNNError
+from .errors import ScratchRNNError, spelled
 from .sample import check_clamp, check_sampling
 from .text import to_ascii
 
@@ -33,13 +33,11 @@ class BadRequest(Exception):
         self.status = status
 
 
+FIELD = {"argmax": '"argmax": true'}  # a parameter as the API's JSON says it, if not its name
+
+
 def _api_words(message: str) -> str:
-    """sample.check_sampling speaks in command-line flags; the API's fields are named so."""
-    for flag, key in (("--temperature", "temperature"), ("--top-k", "top_k"),
-                      ("--top-p", "top_p"), ("--argmax", '"argmax": true'),
-                      ("--length", "length")):
-        message = message.replace(flag, key)
-    return message
+    return spelled(message, FIELD.get)
 
 
 def _only(body: dict, allowed) -> None:

@@ -35,7 +35,7 @@ def specs_of(text) -> list[str]:
     if not isinstance(text, str | os.PathLike | list | tuple) or not all(
             isinstance(t, str | os.PathLike) for t in ([text] if isinstance(
                 text, str | os.PathLike) else text)):
-        raise ScratchRNNError(f"--text must be a path or a list of paths, got {text!r}"[:200])
+        raise ScratchRNNError(f"`text` must be a path or a list of paths, got {text!r}"[:200])
     return [str(text)] if isinstance(text, str | os.PathLike) else [str(t) for t in text]
 
 

@@ -101,6 +101,38 @@ def test_overwrite_replaces_only_the_runs_own_files(run, small_text, capsys):
     assert any(not np.array_equal(new[k], old[k]) for k in old)
 
 
+@pytest.mark.parametrize("kept", [("best.npz", "metrics.jsonl", "loss.png"), ("best.npz",),
+                                  ("metrics.jsonl",), ("loss.png",)])
+def test_any_result_of_a_run_keeps_train_and_import_out(run, small_text, tmp_path, kept, capsys):
+    # the latest checkpoint deleted to save space: what is left is still the run's work
+    model = tmp_path / "model.safetensors"
+    assert main(["export", str(run), "--format", "torch", "--out", str(model)]) == 0
+    for name in owner.RESULTS:
+        if name not in kept:
+            (run / name).unlink()
+    before = snapshot(run)
+    assert main(["train", "--text", str(small_text), "--out", str(run), *TRAIN]) == 1
+    line = one_line(capsys.readouterr().err)
+    assert "already holds the results of a run" in line and all(k in line for k in kept)
+    assert ("--resume" in line) == ("best.npz" in kept)
+    assert main(["import", str(model), "--out", str(run)]) == 1
+    line = one_line(capsys.readouterr().err)
+    assert "already holds a run" in line and "--overwrite" not in line
+    assert snapshot(run) == before
+    assert main(["train", "--text", str(small_text), "--out", str(run), "--overwrite",
+                 *TRAIN]) == 0
+
+
+def test_a_run_from_before_markers_with_only_its_best_is_ours(run, small_text, capsys):
+    for name in (owner.MARKER, owner.LOCK, "checkpoint.npz"):
+        (run / name).unlink()
+    assert owner.is_run_folder(run)  # best.npz beside config.json
+    before = snapshot(run)
+    assert main(["train", "--text", str(small_text), "--out", str(run), *TRAIN]) == 1
+    assert f"--resume {run / 'best.npz'}" in one_line(capsys.readouterr().err)
+    assert snapshot(run) == before
+
+
 def test_a_run_from_before_markers_is_ours(run, small_text, capsys):
     (run / owner.MARKER).unlink()
     (run / owner.LOCK).unlink()

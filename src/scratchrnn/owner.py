@@ -1,11 +1,13 @@
 """Which files are ours: a command writes only files it owns, in folders it owns or creates.
 
 A run folder carries a marker (`scratchrnn-run.json`, with a format tag); a folder written by a
-scratchrnn from before markers (checkpoint.npz beside config.json) counts as a run too and gets
-the marker when training touches it. Training takes a run folder only if it is new, empty or a
-run, holds an exclusive `flock` on a lock file in it for as long as it trains (a second training
-on the folder is refused at once), and replaces only the run's own files. Any other output path
-goes through `check_output`; read-only commands keep prepared corpora in a cache of their own.
+scratchrnn from before markers (config.json beside checkpoint.npz or best.npz) counts as a run too
+and gets the marker when training touches it. Training takes a run folder only if it is new,
+empty, or a run holding no results (`RESULTS`: any of them, not only the latest checkpoint, is
+work that a fresh run would replace), holds an exclusive `flock` on a lock file in it for as long
+as it trains (a second training on the folder is refused at once), and replaces only the run's
+own files. Any other output path goes through `check_output`; read-only commands never write
+into a run folder: they prepare corpora in a cache of their own.
 """
 
 from __future__ import annotations
@@ -43,7 +45,21 @@ def is_run_folder(folder: str | os.PathLike) -> bool:
     """A scratchrnn run folder: it has our marker, or it is a run from before markers."""
     folder = Path(folder)
     return folder.is_dir() and (has_marker(folder) or (
-        (folder / "checkpoint.npz").is_file() and (folder / "config.json").is_file()))
+        (folder / "config.json").is_file()
+        and any((folder / name).is_file() for name in ("checkpoint.npz", "best.npz"))))
+
+
+def results(folder: str | os.PathLike) -> list[str]:
+    """The results of a run that `folder` holds (an empty file holds none: a run that stopped
+    before its first log row)."""
+    found = []
+    for name in RESULTS:
+        try:
+            if os.lstat(Path(folder) / name).st_size > 0:
+                found.append(name)
+        except OSError:
+            pass
+    return found
 
 
 def _lstat(path: Path, what: str, flag: str) -> os.stat_result | None:
@@ -73,10 +89,12 @@ def _foreign(folder: Path, flag: str) -> ScratchRNNError:
 
 
 def check_run_out(out: str | os.PathLike, *, resume_from: str | os.PathLike | None = None,
-                  overwrite: bool = False, flag: str = "--out") -> None:
+                  overwrite: bool = False, flag: str = "--out", hint: str | None = None) -> None:
     """Refuse, before anything is written, a run folder this command may not use: a file, a
-    non-empty folder that is not a run, a run when starting afresh without `overwrite`, or
-    (when continuing the run in `resume_from` elsewhere) a folder holding another run."""
+    non-empty folder that is not a run, a run holding results when starting afresh without
+    `overwrite`, or (when continuing the run in `resume_from` elsewhere) a folder holding
+    another run. `hint` replaces training's advice (--resume, --overwrite) for a command that
+    has neither (import)."""
     out = Path(out)
     st = _lstat(out, "run folder", flag)
     if st is None:
@@ -101,9 +119,18 @@ def check_run_out(out: str | os.PathLike, *, resume_from: str | os.PathLike | No
         return
     if not is_run_folder(out):
         raise _foreign(out, flag)
-    if (out / "checkpoint.npz").exists() and not overwrite:
-        raise ScratchRNNError(f"{out} already holds a run; continue it with --resume {out}, "
-                              f"or pass another {flag} (or --overwrite to replace it)")
+    held = results(out)
+    if held and not overwrite:
+        if hint is not None:
+            raise ScratchRNNError(f"{out} already holds a run ({', '.join(held)}); {hint}")
+        if "checkpoint.npz" in held:
+            raise ScratchRNNError(f"{out} already holds a run; continue it with --resume {out}, "
+                                  f"or pass another {flag} (or --overwrite to replace it)")
+        again = (f"continue from its best with --resume {out / 'best.npz'}, or "
+                 if "best.npz" in held else "")
+        raise ScratchRNNError(f"{out} already holds the results of a run ({', '.join(held)}) "
+                              f"without its latest checkpoint; {again}pass another {flag} (or "
+                              "--overwrite to replace them)")
 
 
 class RunFolder:
@@ -112,14 +139,17 @@ class RunFolder:
     results (for --overwrite), never a file that is not the run's."""
 
     def __init__(self, out: str | os.PathLike, *, resume_from=None, overwrite: bool = False,
-                 flag: str = "--out"):
+                 flag: str = "--out", hint: str | None = None):
         self.out, self.resume_from, self.overwrite, self.flag = (Path(out), resume_from,
                                                                   overwrite, flag)
-        self._fd = None
+        self.hint, self._fd = hint, None
+
+    def _check(self) -> None:
+        check_run_out(self.out, resume_from=self.resume_from, overwrite=self.overwrite,
+                      flag=self.flag, hint=self.hint)
 
     def __enter__(self) -> RunFolder:
-        check_run_out(self.out, resume_from=self.resume_from, overwrite=self.overwrite,
-                      flag=self.flag)
+        self._check()
         make_dir(self.out, f"pass a writable {self.flag} folder")
         try:
             self._fd = os.open(self.out / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -135,9 +165,7 @@ class RunFolder:
         except OSError:
             pass  # a file system without locks (some network mounts): go on unlocked
         try:
-            # Checked again under the lock: the folder may have changed since the first look.
-            check_run_out(self.out, resume_from=self.resume_from, overwrite=self.overwrite,
-                          flag=self.flag)
+            self._check()  # again under the lock: the folder may have changed since the first look
             if not has_marker(self.out):
                 atomic_write_bytes(self.out / MARKER, json.dumps(
                     {"format": FORMAT, "what": "a scratchrnn run folder"}).encode(),

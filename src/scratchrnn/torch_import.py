@@ -239,14 +239,17 @@ def to_params(tensors: dict, vocab: Vocab, path="the state dict") -> tuple[Model
     return cfg, {k: np.ascontiguousarray(v, dtype) for k, v in params.items()}
 
 
+NEW_OUT = "pass a new or empty --out (import never mixes two models in one folder)"
+
+
 def import_model(path, vocab: str | None = None, out=None) -> Path:
     """`scratchrnn import`: the state dict at `path` as a run folder (default runs/<stem>)
     holding checkpoint.npz and config.json, at step 0 with a fresh optimizer (so `train
     --resume` goes on training it on the book). The folder must be new, empty, or a run of
-    ours without a checkpoint (owner.check_run_out): nothing of the user's is replaced."""
+    ours holding no results (owner.check_run_out): nothing of the user's is replaced."""
     path = Path(path)
     out = Path(out) if out else Path("runs") / path.stem
-    check_run_out(out)  # before reading anything: a refused --out costs nothing
+    check_run_out(out, hint=NEW_OUT)  # before reading anything: a refused --out costs nothing
     tensors, meta = read_tensors(path)
     if meta.get("nonlinearity", "tanh") != "tanh":
         raise _bad(path, f"its RNN uses {meta['nonlinearity']}; scratchrnn's RNN is tanh")
@@ -255,7 +258,7 @@ def import_model(path, vocab: str | None = None, out=None) -> Path:
     model = CharRNN.from_params(cfg, params)
     config = TrainConfig(out=str(out), vocab="corpus", cell=cfg.cell, hidden=cfg.hidden_size,
                          layers=cfg.num_layers, dropout=0.0, dtype=cfg.dtype, ema=None)
-    with RunFolder(out):  # marker and lock: the folder is a run of ours from now on
+    with RunFolder(out, hint=NEW_OUT):  # marker and lock: the folder is a run of ours from now on
         # a fresh optimizer and zero state make the run a valid start for `train --resume`
         save_checkpoint(out / "checkpoint.npz", model, voc, config.to_dict(),
                         meta={"imported_from": str(path.resolve()), "step": 0},

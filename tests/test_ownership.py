@@ -257,6 +257,51 @@ def test_eval_reuses_the_corpus_training_prepared_in_its_run(small_text, tmp_pat
     assert not (Path(os.environ["SCRATCHRNN_HOME"]) / "prepared").exists()
 
 
+def stamps(d: Path) -> dict:
+    """Every name under `d` with its content and mtime, and `d`'s own mtime (a file made and
+    removed again shows there). As root, chmod stops no write: this is the check that counts."""
+    return {str(p.relative_to(d)): (hashlib.sha256(p.read_bytes()).hexdigest()
+                                    if p.is_file() else "dir", p.stat().st_mtime_ns)
+            for p in [d, *sorted(d.rglob("*"))]}
+
+
+@pytest.mark.parametrize("spoil", ["intact", "corpus.u8 deleted", "source touched",
+                                   "index garbled"])
+def test_read_only_commands_write_nothing_in_a_read_only_run(small_text, tmp_path, monkeypatch,
+                                                            capsys, spoil):
+    from scratchrnn import serve
+
+    monkeypatch.setattr("scratchrnn.data.MEMMAP_BYTES", 10)  # training prepares it in the run
+    out = tmp_path / "run"
+    assert main(["train", "--text", str(small_text), "--out", str(out), *TRAIN]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(out), "--json"]) == 0
+    expected = json.loads(capsys.readouterr().out)
+    if spoil == "corpus.u8 deleted":
+        (out / "corpus.u8").unlink()
+    elif spoil == "source touched":  # same content, a newer mtime: the index no longer vouches
+        os.utime(small_text, ns=(time.time_ns(), time.time_ns() + 10**9))
+    elif spoil == "index garbled":
+        (out / "corpus.json").write_text("[1, 2")
+    before = stamps(out)
+    subprocess.run(["chmod", "-R", "a-w", str(out)], check=True)
+    try:
+        for argv in (["eval", str(out), "--json"], ["eval", str(out / "best.npz")],
+                     ["eval", str(out), "--split", "test"],
+                     ["sample", str(out), "--length", "20"],
+                     ["visualize", str(out), "--chars", "50", "--out", str(tmp_path / "p.html")],
+                     ["plot", str(out), "--out", str(tmp_path / "p.png")]):
+            assert main(argv) == 0, capsys.readouterr().err
+            if argv[-1] == "--json":
+                assert json.loads(capsys.readouterr().out) == expected
+        serve.make_server(out, port=0).server_close()
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(out)], check=True)
+    assert stamps(out) == before
+    cache = Path(os.environ["SCRATCHRNN_HOME"]) / "prepared"
+    assert cache.exists() == (spoil != "intact")  # a spoilt one is prepared in the cache
+
+
 def test_plot_out_writes_new_paths_and_its_own_plot_only(run, tmp_path, capsys):
     new = tmp_path / "new.png"
     assert main(["plot", str(run), "--out", str(new)]) == 0 and new.is_file()

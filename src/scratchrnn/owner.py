@@ -207,18 +207,20 @@ def check_output(path: str | os.PathLike, what: str, names: Iterable[str] = (),
                           f"new path as {flag} (the {what} never replaces a file of yours)")
 
 
-def corpus_cache(text: str | os.PathLike | None, vocab, encoding: str | None,
-                 run: str | os.PathLike | None = None) -> Path:
-    """Where a read-only command prepares a large corpus: the run folder when training
-    prepared it there (a run folder with our marker holding corpus.json), else a folder under the
-    cache dir (SCRATCHRNN_HOME) keyed by the source file, vocabulary and encoding."""
+def corpus_cache(text: str | os.PathLike | None, vocab, encoding: str | None) -> Path:
+    """Where a read-only command prepares a large corpus: a folder under the cache dir
+    (SCRATCHRNN_HOME) keyed by the source file, vocabulary and encoding, never a run folder (a
+    corpus training prepared there is only read: `run_reuse`)."""
     from .data import cache_dir  # data imports fsutil only; imported here to keep owner small
-
-    if run is not None and has_marker(run) and (Path(run) / "corpus.json").is_file():
-        return Path(run)
     from .sources import absolute
 
     source = "book" if text is None else absolute(text)
     chars = vocab if isinstance(vocab, str) else vocab.chars
     key = hashlib.sha256(json.dumps([source, chars, encoding]).encode()).hexdigest()[:24]
     return cache_dir() / "prepared" / key
+
+
+def run_reuse(run: str | os.PathLike) -> Path | None:
+    """The run folder whose prepared corpus a read-only command may read (when it still matches
+    the source): one training marked as ours, so a corpus.u8 there is not a stranger's."""
+    return Path(run) if has_marker(run) else None

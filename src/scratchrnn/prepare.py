@@ -74,11 +74,28 @@ def _key(paths: list[Path]) -> dict:
     return {"sources": [[name, st.st_size, st.st_mtime_ns] for name, st in stats]}
 
 
+def prepared(dest: Path, key: dict) -> tuple[Vocab, np.ndarray] | None:
+    """The corpus prepared at `dest` for `key`, memory-mapped read-only, or None when there is
+    none, or one from other sources or settings (nothing is written either way)."""
+    side = dest.with_suffix(".json")
+    if not (dest.is_file() and side.is_file()):
+        return None
+    try:
+        saved = json.loads(side.read_text())
+        if saved.get("key") == key and dest.stat().st_size == saved.get("chars"):
+            return Vocab(saved["chars_in_vocab"]), np.memmap(dest, np.uint8, mode="r")
+    except (OSError, ValueError, AttributeError, KeyError, TypeError, ScratchRNNError):
+        pass  # an index we cannot read vouches for nothing
+    return None
+
+
 def encode_file(path: Path | list[Path], vocab: Vocab | str = "ascii",
-                encoding: str | None = None, dest: Path | None = None) -> tuple[Vocab, np.ndarray]:
+                encoding: str | None = None, dest: Path | None = None,
+                reuse: Path | None = None) -> tuple[Vocab, np.ndarray]:
     """Clean and encode a whole file, or several joined with a newline (each cleaned on its
     own). With `dest`, the indices go to that file chunk by chunk (reused while the sources and
-    settings are unchanged) and come back memory-mapped."""
+    settings are unchanged) and come back memory-mapped. `reuse`: a corpus prepared elsewhere
+    (a run folder) that is only ever read, taken when it matches."""
     paths = [path] if isinstance(path, Path) else list(path)
     for p in paths:
         check_file(p)
@@ -86,13 +103,9 @@ def encode_file(path: Path | list[Path], vocab: Vocab | str = "ascii",
     key = {**_key(paths), "encoding": encoding,
            "vocab": vocab if isinstance(vocab, str) else vocab.chars}
     side = dest.with_suffix(".json") if dest else None
-    if dest and dest.is_file() and side.is_file():
-        try:
-            saved = json.loads(side.read_text())
-        except ValueError:
-            saved = {}
-        if saved.get("key") == key and dest.stat().st_size == saved.get("chars"):
-            return Vocab(saved["chars_in_vocab"]), np.memmap(dest, np.uint8, mode="r")
+    for where in (reuse, dest):
+        if where is not None and (found := prepared(where, key)) is not None:
+            return found
     cleaning = vocab if isinstance(vocab, Vocab) else Vocab.named(
         "ascii" if vocab == "corpus" else vocab)
     counts = np.zeros(len(cleaning), np.int64)  # characters seen, per index

@@ -97,11 +97,12 @@ def run_corpus(ckpt, text=None, whole: bool = False) -> Corpus:
     was (`whole`: all of it in `train`). A large corpus is reused where training prepared it, or
     prepared in a cache of its own (owner.corpus_cache), never beside the checkpoint."""
     from .config import TrainConfig  # config imports nothing of ours that imports this module
-    from .owner import corpus_cache
+    from .owner import corpus_cache, run_reuse
 
     cfg = TrainConfig.from_dict(ckpt.config)
     vocab = vocab_arg(cfg.vocab, ckpt.vocab)
     source = cfg.text if text is None else text
-    cache = corpus_cache(source, vocab, cfg.encoding, ckpt.path.parent if text is None else None)
     fracs = (0.0, 0.0) if whole else (cfg.val_frac, cfg.test_frac)
-    return load_corpus(source, vocab, *fracs, encoding=cfg.encoding, cache=cache)
+    return load_corpus(source, vocab, *fracs, encoding=cfg.encoding,
+                       cache=corpus_cache(source, vocab, cfg.encoding),
+                       reuse=run_reuse(ckpt.path.parent) if text is None else None)

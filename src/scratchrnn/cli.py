@@ -12,7 +12,7 @@ from pathlib import Path
 from .checkpoint import load_checkpoint, resolve
 from .config import PRESETS, TrainConfig, parse_duration, with_preset
 from .errors import ScratchRNNError
-from .evaluate import evaluate, report, unknown_characters
+from .evaluate import chars_read, evaluate, held_out, report, unknown_characters
 from .fsutil import describe_os_error
 from .owner import check_output, is_run_folder
 from .plot import plot_history, read_metrics
@@ -251,17 +251,17 @@ def _cmd_eval(args) -> int:
     if args.text:
         unknown_characters(text, ckpt.vocab, cfg.encoding)
     corpus = run_corpus(ckpt, text if args.text else None, whole=split == "all")
-    data = corpus.train if split == "all" else getattr(corpus, split)
-    if len(data) < 2:
-        raise ScratchRNNError(f"the {split} split is empty; pick another --split or a --text")
-    result = dict(report(evaluate(ckpt.model, data, cfg.seq_len,
-                                  max_chars=cfg.val_chars if split == "val" else None)),
-                  split=split, chars=int(len(data)), checkpoint=str(resolve(args.run)))
+    data, whole = held_out(corpus, split, cfg.val_chars)
+    result = dict(report(evaluate(ckpt.model, data, cfg.seq_len)), split=split,
+                  chars=chars_read(len(data)), split_chars=int(whole),
+                  checkpoint=str(resolve(args.run)))
     if args.json:
         print(json_dumps(result))
     else:
+        cut = f" of the split's {whole:,} (the run's --val-chars)" if len(data) < whole else ""
         print(f"{split}: {result['nats_per_char']:.4f} nats/char, {result['bits_per_char']:.4f} "
-              f"bits/char, perplexity {result['perplexity']:.3f} over {result['chars']:,} chars")
+              f"bits/char, perplexity {result['perplexity']:.3f} over {result['chars']:,} "
+              f"chars{cut}")
     return 0
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ScratchRNNError
+from .evaluate import held_out
 from .fsutil import atomic_write_bytes, make_dir
 from .inside import GATES, PROPERTIES, Inspection
 from .owner import check_output
@@ -178,7 +179,10 @@ def model_card(ckpt) -> dict:
     card = {"cell": m.cell.upper(), "layers": m.num_layers, "hidden units": m.hidden_size,
             "parameters": f"{ckpt.model.num_params():,}",
             "vocabulary": f"{len(ckpt.vocab)} characters ({cfg.vocab})",
-            "corpus": name_of(cfg.text) if cfg.text else "A Tale of Two Cities (pg98)",
+            "corpus": (name_of(cfg.text) if cfg.text else
+                       f"none recorded (imported from {name_of(meta['imported_from'])})"
+                       if "imported_from" in meta and "corpus" not in meta
+                       else "A Tale of Two Cities (pg98)"),
             "steps": f"{meta.get('step', 0):,}"}
     val = meta.get("best_val")
     vals = [r["val_loss"] for r in meta.get("history", []) if r.get("val_loss") is not None]
@@ -236,7 +240,7 @@ def visualize_run(run, text=None, split: str | None = None, chars: int = 4000,
     else:
         split = split or "val"
         corpus = run_corpus(ckpt)
-        data = getattr(corpus, split)
+        data, _ = held_out(corpus, split)
         source = f"the {split} split of {corpus.name}"
     data = np.asarray(data[:chars])
     if len(data) < 2:

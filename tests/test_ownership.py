@@ -80,7 +80,18 @@ def test_a_run_that_failed_to_start_can_be_started_again(small_text, tmp_path, c
     short.write_text("too short")
     assert main(["train", "--text", str(short), "--out", str(out), *TRAIN]) == 1
     assert "fewer than --batch" in one_line(capsys.readouterr().err)
-    assert owner.has_marker(out)  # ours now, with no checkpoint: nothing to lose
+    assert not out.exists()  # nothing of a run was written: no trace of it is left
+    empty = tmp_path / "empty" / "deeper"
+    empty.parent.mkdir()
+    for argv in (["--text", str(short), "--out", str(empty)],
+                 ["--text", str(small_text), "--encoding", "punycode", "--out", str(empty)]):
+        assert main(["train", *argv, *TRAIN]) == 1
+        one_line(capsys.readouterr().err)
+        assert os.listdir(empty.parent) == []  # the folder it made goes, not the one it found
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    assert main(["train", "--text", str(short), "--out", str(mine), *TRAIN]) == 1
+    assert mine.is_dir() and os.listdir(mine) == []
     assert main(["train", "--text", str(small_text), "--out", str(out), *TRAIN]) == 0
 
 

@@ -12,6 +12,7 @@ into a run folder: they prepare corpora in a cache of their own.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -143,6 +144,8 @@ class RunFolder:
         self.out, self.resume_from, self.overwrite, self.flag = (Path(out), resume_from,
                                                                   overwrite, flag)
         self.hint, self._fd = hint, None
+        self._made: Path | None = None  # the top folder this command creates, if any
+        self._ours: list[Path] = []  # the marker and lock files it creates
 
     def _check(self) -> None:
         check_run_out(self.out, resume_from=self.resume_from, overwrite=self.overwrite,
@@ -150,8 +153,12 @@ class RunFolder:
 
     def __enter__(self) -> RunFolder:
         self._check()
+        missing = [p for p in (self.out, *self.out.parents) if not os.path.lexists(p)]
+        self._made = missing[-1] if missing else None
         make_dir(self.out, f"pass a writable {self.flag} folder")
         try:
+            if not os.path.lexists(self.out / LOCK):
+                self._ours.append(self.out / LOCK)
             self._fd = os.open(self.out / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as e:
             raise ScratchRNNError(f"cannot lock {self.out}: {e.strerror}; pass a writable "
@@ -167,14 +174,37 @@ class RunFolder:
         try:
             self._check()  # again under the lock: the folder may have changed since the first look
             if not has_marker(self.out):
+                self._ours.append(self.out / MARKER)
                 atomic_write_bytes(self.out / MARKER, json.dumps(
                     {"format": FORMAT, "what": "a scratchrnn run folder"}).encode(),
                     "run folder marker")
             clean_stale_temps(self.out, RUN_FILES)
         except BaseException:
-            self._release()
+            self._undo()
             raise
         return self
+
+    def _undo(self) -> None:
+        """A command that fails before it writes anything of a run leaves no trace of itself:
+        the marker and lock it made go (still under the lock), then the folders it made, if
+        they are empty then."""
+        try:
+            left = {self.out / name for name in os.listdir(self.out)}
+        except OSError:
+            left = None
+        if left is not None and left <= set(self._ours):
+            for path in self._ours:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+        self._release()
+        if self._made is not None:
+            for folder in (self.out, *self.out.parents):
+                try:
+                    folder.rmdir()  # only an empty one
+                except OSError:
+                    break
+                if folder == self._made:
+                    break
 
     def clear(self) -> None:
         for name in RESULTS:
@@ -185,8 +215,11 @@ class RunFolder:
             os.close(self._fd)  # closing drops the flock
             self._fd = None
 
-    def __exit__(self, *exc):
-        self._release()
+    def __exit__(self, exc_type, *exc):
+        if exc_type is None:
+            self._release()
+        else:
+            self._undo()
 
 
 def check_output(path: str | os.PathLike, what: str, names: Iterable[str] = (),

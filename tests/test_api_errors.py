@@ -141,6 +141,16 @@ CASES = {
     "corpus of a list with a number": (lambda: sr.load_corpus(["a.txt", 5]), "--text"),
     "plot of rows without losses": (lambda: sr.plot_history([{"step": "x"}], "x.png"),
                                     "no losses"),
+    # round 3: run folders (an encoding must decode bytes to text, checked where it resolves)
+    "encoding str to str (train)": (lambda: train(encoding="rot13"), "not a text encoding"),
+    "encoding bytes to bytes (train)": (lambda: train(encoding="zlib"), "not a text encoding"),
+    "encoding unknown (train)": (lambda: train(encoding="utf-9"), "unknown encoding"),
+    "encoding a number (train)": (lambda: train(encoding=8), "--encoding"),
+    "encoding that decodes nothing": (lambda: sr.load_corpus(__file__, encoding="undefined"),
+                                      "not a text encoding"),
+    "encoding that fails oddly": (lambda: sr.load_corpus(__file__, encoding="punycode"),
+                                  "is not valid punycode"),
+    "encoding hex": (lambda: sr.load_corpus(__file__, encoding="hex"), "not a text encoding"),
 }
 
 

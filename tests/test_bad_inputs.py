@@ -132,6 +132,11 @@ def run_folders(d: pathlib.Path) -> None:
                  str(d / "imported")]) == 0
     assert main(["train", "--text", str(d / "text.txt"), "--out", str(d / "run-notest"),
                  "--test-frac", "0", *TRAIN]) == 0
+    members = dict(np.load(d / "run" / "checkpoint.npz", allow_pickle=False))
+    meta = json.loads(str(members["meta"]))
+    members["meta"] = np.array(json.dumps(dict(meta, config=dict(meta["config"],
+                                                                 encoding="rot13"))))
+    np.savez(d / "rot13.npz", **members)
 
 
 def state_dicts(d: pathlib.Path) -> None:
@@ -426,7 +431,29 @@ CASES |= {
     "visualize after the text changed": ["visualize", "{d}/run-changed"],
     "eval after the text is gone": ["eval", "{d}/run-gone"],
     "visualize after the text is gone": ["visualize", "{d}/run-gone"],
+    "encoding that fails oddly": ["train", "--text", "{d}/text.txt", "--encoding", "punycode",
+                                  "--out", "{d}/enc-out"],
+    "encoding that decodes nothing": ["train", "--text", "{d}/text.txt", "--encoding",
+                                      "undefined", "--out", "{d}/enc-out"],
+    "encoding str to str": ["train", "--text", "{d}/text.txt", "--encoding", "rot13", "--out",
+                            "{d}/enc-out"],
+    "encoding bytes to bytes": ["train", "--text", "{d}/text.txt", "--encoding", "zlib",
+                                "--out", "{d}/enc-out"],
+    "encoding base64": ["train", "--text", "{d}/text.txt", "--encoding", "base64"],
+    "encoding hex": ["train", "--text", "{d}/text.txt", "--encoding", "hex"],
+    "encoding with a NUL": ["train", "--text", "{d}/text.txt", "--encoding", "utf-8\x00"],
+    "encoding idna on accents": ["train", "--text", "{d}/cp1252.txt", "--encoding", "idna",
+                                 "--out", "{d}/enc-out"],
+    "encoding utf-32 on ASCII": ["train", "--text", "{d}/text.txt", "--encoding", "utf-32",
+                                 "--out", "{d}/enc-out"],
+    "encoding of a folder": ["train", "--text", "{d}/loopdir/inner/a.txt", "{d}/text.txt",
+                             "--encoding", "punycode", "--out", "{d}/enc-out"],
+    "resume with a wrong encoding": ["train", "--resume", "{d}/run", "--encoding", "rot13"],
 }
+for _argv in (["eval"], ["sample"], ["visualize"], ["train", "--resume"],
+              ["export", "{d}/rot13.npz", "--format", "torch"]):  # its config: no text encoding
+    _argv = _argv if "{d}/rot13.npz" in _argv else [*_argv, "{d}/rot13.npz"]
+    CASES[f"checkpoint encoding rot13 ({_argv[0]})"] = _argv
 
 
 def snapshot(d: pathlib.Path) -> dict:

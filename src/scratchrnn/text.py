@@ -8,6 +8,7 @@ changes nothing.
 
 from __future__ import annotations
 
+import codecs
 import re
 import warnings
 from collections.abc import Iterable, Iterator
@@ -29,18 +30,34 @@ _PRE_ASCII = str.maketrans({"\u2014": "--", "\u2015": "--"})
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 
 
+def text_encoding(encoding: str | None) -> str | None:
+    """`encoding` when it names a codec that decodes bytes to text (utf-8, cp1252, ...), else
+    one clear error: codecs.lookup also knows bytes-to-bytes (zlib, base64, hex) and str-to-str
+    (rot13) codecs, and `undefined`, which decodes nothing."""
+    if encoding is None:
+        return None
+    try:
+        info = codecs.lookup(encoding)
+    except (LookupError, TypeError, ValueError):  # ValueError: a NUL in the name
+        raise ScratchRNNError(f"unknown encoding {encoding!r}; pass --encoding with a text "
+                              "encoding such as utf-8 or cp1252") from None
+    if not getattr(info, "_is_text_encoding", True) or info.name == "undefined":
+        raise ScratchRNNError(f"{encoding!r} is not a text encoding (it does not decode bytes "
+                              "to text); pass --encoding with one such as utf-8 or cp1252")
+    return encoding
+
+
 def decode(raw: bytes, encoding: str | None = None, name: str = "text") -> str:
     """Bytes -> str. UTF-8 (BOM allowed) unless `encoding` is given; cp1252 as a warned fallback."""
     if b"\x00" in raw[:65536]:
         raise ScratchRNNError(f"{name} looks like a binary file (it contains NUL bytes); "
                               "pass a plain text file")
-    if encoding is not None:
+    if text_encoding(encoding) is not None:
         try:
             return raw.decode(encoding)
-        except LookupError:
-            raise ScratchRNNError(f"unknown encoding {encoding!r}; try utf-8 or cp1252") from None
-        except UnicodeDecodeError as e:
-            raise ScratchRNNError(f"{name} is not valid {encoding} (byte {e.start}); "
+        except UnicodeError as e:  # not only UnicodeDecodeError: punycode, utf-16 raise it
+            where = f" (byte {e.start})" if isinstance(e, UnicodeDecodeError) else ""
+            raise ScratchRNNError(f"{name} is not valid {encoding}{where}; "
                                   "pass the right --encoding") from None
     try:
         return raw.decode("utf-8-sig")

@@ -449,6 +449,12 @@ CASES |= {
     "encoding of a folder": ["train", "--text", "{d}/loopdir/inner/a.txt", "{d}/text.txt",
                              "--encoding", "punycode", "--out", "{d}/enc-out"],
     "resume with a wrong encoding": ["train", "--resume", "{d}/run", "--encoding", "rot13"],
+    "visualize beside a checkpoint among user files": ["visualize", "{d}/loose/checkpoint.npz",
+                                                       "--text", "{d}/text.txt"],
+    "export beside a checkpoint among user files": ["export", "{d}/loose/checkpoint.npz",
+                                                    "--format", "torch"],
+    "export onnx beside a checkpoint among user files": ["export", "{d}/loose", "--format",
+                                                         "onnx"],
 }
 for _argv in (["eval"], ["sample"], ["visualize"], ["train", "--resume"],
               ["export", "{d}/rot13.npz", "--format", "torch"]):  # its config: no text encoding

@@ -14,7 +14,7 @@ from .config import PRESETS, TrainConfig, parse_duration, with_preset
 from .errors import ScratchRNNError
 from .evaluate import chars_read, evaluate, held_out, report, unknown_characters
 from .fsutil import describe_os_error
-from .owner import check_output, is_run_folder
+from .owner import check_output, default_output
 from .plot import plot_history, read_metrics
 from .resume import run_corpus
 from .safejson import dumps as json_dumps
@@ -284,11 +284,8 @@ def _cmd_plot(args) -> int:
     rows = read_metrics(args.run)
     if args.out:
         out = check_output(args.out, "plot", names=("loss.png",))
-    elif is_run_folder(args.run):
-        out = Path(args.run) / "loss.png"
     else:
-        raise ScratchRNNError(f"{args.run} is not a scratchrnn run folder, so the plot is not "
-                              "saved into it; pass --out FILE.png")
+        out = default_output(args.run, "loss.png", "plot")
     print(plot_history(rows, out, Path(args.run).name))
     return 0
 

@@ -240,6 +240,24 @@ def check_output(path: str | os.PathLike, what: str, names: Iterable[str] = (),
                           f"new path as {flag} (the {what} never replaces a file of yours)")
 
 
+OUTPUTS = ("inside.html", "model.safetensors", "model.onnx", "loss.png")  # commands' defaults
+
+
+def default_output(folder: str | os.PathLike, name: str, what: str, flag: str = "--out") -> Path:
+    """Where a command writes `name` when not told: inside `folder` only if it is a scratchrnn
+    run folder, or holds a checkpoint and nothing but files scratchrnn writes (a copied or
+    saved checkpoint); a checkpoint among the user's own files gets nothing written beside it.
+    Else one line asking for `flag`."""
+    folder = Path(folder)
+    entries = set(_entries(folder))
+    ours = entries <= set(RUN_FILES) | set(OUTPUTS) and bool(
+        entries & {"checkpoint.npz", "best.npz"})
+    if not (is_run_folder(folder) or ours):
+        raise ScratchRNNError(f"{folder} is not a scratchrnn run folder, so the {what} is not "
+                              f"saved into it; pass {flag} FILE")
+    return folder / name
+
+
 def corpus_cache(text: str | os.PathLike | None, vocab, encoding: str | None) -> Path:
     """Where a read-only command prepares a large corpus: a folder under the cache dir
     (SCRATCHRNN_HOME) keyed by the source file, vocabulary and encoding, never a run folder (a

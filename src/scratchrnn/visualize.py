@@ -25,7 +25,7 @@ from .errors import ScratchRNNError
 from .evaluate import held_out
 from .fsutil import atomic_write_bytes, make_dir
 from .inside import GATES, PROPERTIES, Inspection
-from .owner import check_output
+from .owner import check_output, default_output
 from .pack import STATE_LEVELS, decode_layer, encode_layer
 from .resume import run_corpus
 from .safejson import dumps as json_dumps
@@ -231,7 +231,7 @@ def visualize_run(run, text=None, split: str | None = None, chars: int = 4000,
         raise ScratchRNNError(f"unknown --split {split!r}; choose val or test")
     path = resolve(run)
     run_dir = path.parent
-    out = Path(out) if out is not None else run_dir / "inside.html"
+    out = Path(out) if out is not None else default_output(run_dir, "inside.html", "page")
     check_out(out)
     ckpt = load_checkpoint(path)
     if text is not None:

@@ -134,6 +134,22 @@ def test_any_result_of_a_run_keeps_train_and_import_out(run, small_text, tmp_pat
                  *TRAIN]) == 0
 
 
+def test_a_run_that_kept_only_its_export_is_taken(run, small_text, capsys):
+    assert main(["export", str(run), "--format", "torch"]) == 0
+    assert main(["visualize", str(run), "--chars", "20"]) == 0
+    for name in owner.RESULTS:
+        (run / name).unlink()
+    before = snapshot(run)
+    capsys.readouterr()
+    assert main(["train", "--text", str(small_text), "--out", str(run), *TRAIN]) == 1
+    line = one_line(capsys.readouterr().err)
+    assert "(inside.html, model.safetensors)" in line and "--resume" not in line
+    assert snapshot(run) == before
+    assert main(["train", "--text", str(small_text), "--out", str(run), "--overwrite",
+                 *TRAIN]) == 0
+    assert (run / "model.safetensors").is_file()  # the user's to drop: --overwrite keeps it
+
+
 def test_a_run_from_before_markers_with_only_its_best_is_ours(run, small_text, capsys):
     for name in (owner.MARKER, owner.LOCK, "checkpoint.npz"):
         (run / name).unlink()

@@ -31,6 +31,8 @@ LOCK = ".scratchrnn.lock"
 RUN_FILES = ("checkpoint.npz", "best.npz", "config.json", "metrics.jsonl", "loss.png",
              "corpus.u8", "corpus.json")
 RESULTS = ("checkpoint.npz", "best.npz", "metrics.jsonl", "loss.png")  # what --overwrite drops
+# What other commands write into a run by default: a run's work too, but only the user drops it.
+OUTPUTS = ("inside.html", "model.safetensors", "model.onnx", "loss.png")
 
 
 def has_marker(folder: str | os.PathLike) -> bool:
@@ -51,10 +53,10 @@ def is_run_folder(folder: str | os.PathLike) -> bool:
 
 
 def results(folder: str | os.PathLike) -> list[str]:
-    """The results of a run that `folder` holds (an empty file holds none: a run that stopped
-    before its first log row)."""
+    """The results of a run that `folder` holds, its outputs (OUTPUTS) included (an empty file
+    holds none: a run that stopped before its first log row)."""
     found = []
-    for name in RESULTS:
+    for name in dict.fromkeys(RESULTS + OUTPUTS):
         try:
             if os.lstat(Path(folder) / name).st_size > 0:
                 found.append(name)
@@ -131,7 +133,7 @@ def check_run_out(out: str | os.PathLike, *, resume_from: str | os.PathLike | No
                  if "best.npz" in held else "")
         raise ScratchRNNError(f"{out} already holds the results of a run ({', '.join(held)}) "
                               f"without its latest checkpoint; {again}pass another {flag} (or "
-                              "--overwrite to replace them)")
+                              "--overwrite to replace the run)")
 
 
 class RunFolder:
@@ -238,9 +240,6 @@ def check_output(path: str | os.PathLike, what: str, names: Iterable[str] = (),
         return path
     raise ScratchRNNError(f"{path} already exists and was not written by scratchrnn; pass a "
                           f"new path as {flag} (the {what} never replaces a file of yours)")
-
-
-OUTPUTS = ("inside.html", "model.safetensors", "model.onnx", "loss.png")  # commands' defaults
 
 
 def default_output(folder: str | os.PathLike, name: str, what: str, flag: str = "--out") -> Path:

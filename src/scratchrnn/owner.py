@@ -3,11 +3,13 @@
 A run folder carries a marker (`scratchrnn-run.json`, with a format tag); a folder written by a
 scratchrnn from before markers (config.json beside checkpoint.npz or best.npz) counts as a run too
 and gets the marker when training touches it. Training takes a run folder only if it is new,
-empty, or a run holding no results (`RESULTS`: any of them, not only the latest checkpoint, is
+empty, or a run holding no results (`RESULTS`, `OUTPUTS`: any, not only the latest checkpoint, is
 work that a fresh run would replace), holds an exclusive `flock` on a lock file in it for as long
 as it trains (a second training on the folder is refused at once), and replaces only the run's
-own files. Any other output path goes through `check_output`; read-only commands never write
-into a run folder: they prepare corpora in a cache of their own.
+own files; one that fails before writing anything of the run leaves no trace. Any other output
+path goes through `check_output`, and a default one (`default_output`) lies only in a run
+folder. Read-only commands never write into a run folder: a corpus training prepared there is
+only read, any other is prepared in a cache of their own.
 """
 
 from __future__ import annotations

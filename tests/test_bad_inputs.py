@@ -455,6 +455,7 @@ CASES |= {
                                                     "--format", "torch"],
     "export onnx beside a checkpoint among user files": ["export", "{d}/loose", "--format",
                                                          "onnx"],
+    "plot over another run's loss.png": ["plot", "{d}/run", "--out", "{d}/run2/loss.png"],
 }
 for _argv in (["eval"], ["sample"], ["visualize"], ["train", "--resume"],
               ["export", "{d}/rot13.npz", "--format", "torch"]):  # its config: no text encoding

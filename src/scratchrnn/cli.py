@@ -282,8 +282,9 @@ def _cmd_import(args) -> int:
 def _cmd_plot(args) -> int:
     _nonempty(args.out, "--out")
     rows = read_metrics(args.run)
-    if args.out:
-        out = check_output(args.out, "plot", names=("loss.png",))
+    if args.out:  # a run's loss.png may be replaced by its own curve, not another run's
+        own = Path(args.out).parent.resolve() == Path(args.run).resolve()
+        out = check_output(args.out, "plot", names=("loss.png",) if own else ())
     else:
         out = default_output(args.run, "loss.png", "plot")
     print(plot_history(rows, out, Path(args.run).name))

@@ -6,6 +6,13 @@ first character). The server is a real `python -m scratchrnn serve` process, so 
 threads do not share its interpreter lock.
 
     python benchmarks/bench_serve.py [RUN] [--clients 20] [--requests 50] [--length 200]
+        [--hostile 64]
+
+On Linux each client connects from its own loopback address (127.0.0.10, 127.0.0.11, ...), as
+separate users would: the server caps the connections of one address (serve.MAX_PER_CLIENT).
+--hostile N adds N connections from one more address (127.0.0.250) that trickle a header
+byte every second for the whole run, reconnecting whenever the server drops them: the other
+clients' latency should not move, and the report counts what the hostile ones got.
 
 Without RUN it serves the default model's architecture (2 x 256 GRU, 96 characters) from a
 checkpoint made after one training step in a temporary folder: latency depends on the shape
@@ -21,6 +28,7 @@ import os
 import random
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -60,10 +68,19 @@ def start_server(run: Path) -> tuple[subprocess.Popen, int]:
     return proc, int(m.group(1))
 
 
-def one(port: int, method: str, path: str, body: dict | None) -> tuple[int, float, float, int]:
+HOSTILE = "127.0.0.250"
+
+
+def source(i: int) -> tuple[str, int] | None:
+    """Client i's own loopback address where the system has them all (Linux), else None."""
+    return (f"127.0.0.{10 + i % 240}", 0) if sys.platform.startswith("linux") else None
+
+
+def one(port: int, method: str, path: str, body: dict | None,
+        src: tuple[str, int] | None = None) -> tuple[int, float, float, int]:
     """(status, seconds to the first body byte, seconds to the end, body bytes)."""
     t0 = time.perf_counter()
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120, source_address=src)
     try:
         payload = None if body is None else json.dumps(body)
         conn.request(method, path, payload,
@@ -90,12 +107,45 @@ def client(port: int, i: int, n: int, length: int, chars: int, out: dict, errors
         else:
             req = ("GET", "/api/model", None)
         try:
-            status, t_first, t_all, size = one(port, *req)
+            status, t_first, t_all, size = one(port, *req, src=source(i))
             if status != 200 or (kind == "generate" and size != length):
                 errors.append(f"{kind}: status {status}, {size} bytes")
             out[kind].append((t_first, t_all))
         except Exception as e:  # noqa: BLE001 (counted and reported)
             errors.append(f"{kind}: {type(e).__name__}: {e}")
+
+
+def hostile(port: int, n: int, stop: threading.Event, got: dict) -> None:
+    """n connections from one address, each sending one header byte a second; whatever the
+    server answers (a 503 at once, a 408 after its request time) is counted and the
+    connection opened again."""
+    socks: list = [None] * n
+    while not stop.is_set():
+        for k in range(n):
+            try:
+                if socks[k] is None:
+                    socks[k] = socket.create_connection(("127.0.0.1", port), timeout=5,
+                                                        source_address=(HOSTILE, 0))
+                    socks[k].sendall(b"POST /api/generate HTTP/1.1\r\nX-Slow: ")
+                    socks[k].setblocking(False)
+                answer = socks[k].recv(64)  # an answer first: a send could meet a closed socket
+            except BlockingIOError:
+                try:
+                    socks[k].send(b"a")
+                    continue
+                except OSError as e:
+                    answer = type(e).__name__.encode()
+            except OSError as e:
+                answer = type(e).__name__.encode()
+            status = answer.split(b" ")[1].decode() if answer.startswith(b"HTTP/") else \
+                (answer.decode() or "closed")
+            got[status] = got.get(status, 0) + 1
+            socks[k].close()
+            socks[k] = None
+        stop.wait(1.0)
+    for s in socks:
+        if s is not None:
+            s.close()
 
 
 def main(argv=None) -> int:
@@ -105,6 +155,8 @@ def main(argv=None) -> int:
     p.add_argument("--requests", type=int, default=50, help="per client")
     p.add_argument("--length", type=int, default=200, help="characters per generation")
     p.add_argument("--inspect-chars", type=int, default=200, help="characters per inspection")
+    p.add_argument("--hostile", type=int, default=0, help="trickling connections from one "
+                   "address meanwhile (see above)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
@@ -117,12 +169,20 @@ def main(argv=None) -> int:
             threads = [threading.Thread(target=client, args=(port, i, args.requests, args.length,
                                                              args.inspect_chars, out, errors))
                        for i in range(args.clients)]
+            stop, got = threading.Event(), {}
+            spoiler = threading.Thread(target=hostile, args=(port, args.hostile, stop, got))
+            if args.hostile:
+                spoiler.start()
+                time.sleep(2)  # they hold what slots they can before the clients start
             t0 = time.perf_counter()
             for t in threads:
                 t.start()
             for t in threads:
                 t.join()
             wall = time.perf_counter() - t0
+            stop.set()
+            if args.hostile:
+                spoiler.join()
         finally:
             proc.send_signal(signal.SIGINT)
             _, err = proc.communicate(timeout=30)
@@ -134,7 +194,8 @@ def main(argv=None) -> int:
               "errors": len(errors), "first_errors": errors[:5], "server_exit": proc.returncode,
               "server_traceback": "Traceback" in err, "server_log": err.splitlines()[:5],
               "cpus": os.cpu_count(),
-              "load_average_1m": round(os.getloadavg()[0], 2), "endpoints": {}}
+              "load_average_1m": round(os.getloadavg()[0], 2), "hostile": args.hostile,
+              "hostile_answers": got, "endpoints": {}}
     for kind, rows in out.items():
         ends = [r[1] for r in rows]
         entry = {"n": len(rows), **{f"p{q}_ms": ms(ends, q) for q in (50, 90, 99)}}
@@ -153,6 +214,8 @@ def main(argv=None) -> int:
                      f"{e['first_char_p99_ms']} ms" if kind == "generate" else "")
             print(f"  {kind:9s} n={e['n']:4d}  p50 {e['p50_ms']} ms  p90 {e['p90_ms']} ms  "
                   f"p99 {e['p99_ms']} ms{extra}")
+        if args.hostile:
+            print(f"  {args.hostile} hostile connections from {HOSTILE} got: {got}")
         for line in errors[:5]:
             print("  error:", line)
         for line in result["server_log"]:

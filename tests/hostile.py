@@ -80,3 +80,25 @@ def write_zip(path, members) -> None:
 def members_of(arrays: dict) -> list:
     """np.savez's members (name.npy, .npy bytes) of a dict of arrays."""
     return [(f"{k}.npy", npy(v)) for k, v in arrays.items()]
+
+
+# round 3: reads
+def special_files(d) -> dict:
+    """Paths in `d` (created) that are no regular file, by what they are: a FIFO (opening it
+    blocks), a socket, /dev/zero (never ends), a symlink to /dev/urandom and a folder."""
+    import os
+    import pathlib
+    import socket
+
+    d = pathlib.Path(d)
+    d.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(d / "fifo")
+    (d / "urandom").symlink_to("/dev/urandom")
+    (d / "folder").mkdir()
+    found = {"fifo": d / "fifo", "zero": pathlib.Path("/dev/zero"), "urandom": d / "urandom",
+             "folder": d / "folder"}
+    if len(str(d / "socket")) < 100:  # AF_UNIX paths are short
+        with socket.socket(socket.AF_UNIX) as s:
+            s.bind(str(d / "socket"))  # the file stays when the socket is closed
+        found["socket"] = d / "socket"
+    return found

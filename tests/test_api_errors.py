@@ -141,6 +141,11 @@ CASES = {
     "corpus of a list with a number": (lambda: sr.load_corpus(["a.txt", 5]), "--text"),
     "plot of rows without losses": (lambda: sr.plot_history([{"step": "x"}], "x.png"),
                                     "no losses"),
+    # round 3: reads (a FIFO or an endless device, which a failing test would read for ever,
+    # are in test_bad_inputs.py's READS, run in a child process)
+    "checkpoint that is /dev/null": (lambda: sr.load_checkpoint("/dev/null"),
+                                     "/dev/null is a character device, not a regular file"),
+    "corpus that is /dev/null": (lambda: sr.load_corpus("/dev/null"), "not a regular file"),
     # round 3: run folders (an encoding must decode bytes to text, checked where it resolves)
     "encoding str to str (train)": (lambda: train(encoding="rot13"), "not a text encoding"),
     "encoding bytes to bytes (train)": (lambda: train(encoding="zlib"), "not a text encoding"),

@@ -8,6 +8,7 @@ import pathlib
 import pickle
 import resource
 import shutil
+import stat
 import subprocess
 import sys
 import zipfile
@@ -623,3 +624,126 @@ def test_metrics_with_a_bad_byte_are_still_read(world, tmp_path, capsys):
     rows = __import__("scratchrnn").read_metrics(run)
     assert rows[0] == {"step": 0, "train_loss": 9.0} and len(rows) == good.count(b"\n") + 1
     assert main(["plot", str(run), "--out", str(tmp_path / "x.png")]) == 0
+
+
+# round 3: reads. A FIFO, a device or a socket where a command reads a file: refused in one
+# line, never read for ever. These run in one child process with a time and memory cap per
+# command, so a read that never ends fails the test instead of hanging it.
+READ_SPECIAL = {"a FIFO": "{s}/fifo", "/dev/zero": "/dev/zero",
+                "a symlink to /dev/urandom": "{s}/urandom", "a socket": "{s}/socket"}
+READS = {}
+for _kind, _path in READ_SPECIAL.items():
+    for _cmd in (["sample"], ["eval"], ["visualize"], ["export", "--format", "torch"],
+                 ["serve"], ["train", "--resume"]):
+        READS[f"{_cmd[0]} a checkpoint that is {_kind}"] = [*_cmd, _path]
+READS |= {
+    "sample a run whose checkpoint is a FIFO": ["sample", "{s}/fiforun"],
+    "plot a run whose metrics are a FIFO": ["plot", "{s}/fiforun"],
+    "train on a FIFO": ["train", "--text", "{s}/fifo", "--out", "{s}/out"],
+    "train on /dev/zero": ["train", "--text", "/dev/zero", "--out", "{s}/out"],
+    "eval on a symlink to /dev/urandom": ["eval", "{d}/run", "--text", "{s}/urandom"],
+    "visualize a FIFO": ["visualize", "{d}/run", "--text", "{s}/fifo", "--out", "{s}/x.html"],
+    "import a FIFO": ["import", "{s}/fifo", "--vocab", "abcdefghij", "--out", "{s}/out"],
+    "the cached book is a FIFO": ["train", "--out", "{s}/out", *TRAIN],
+    "the cached book links to /dev/zero": ["train", "--out", "{s}/out", *TRAIN],
+    "import with a --vocab that links to /dev/urandom": ["import", "{d}/sd_good.safetensors",
+                                                         "--vocab", "{s}/urandom", "--out",
+                                                         "{s}/out"],
+}
+READ_HOMES = {"the cached book is a FIFO": "fifohome", "the cached book links to /dev/zero":
+              "zerohome"}  # $SCRATCHRNN_HOME for these
+READ_SAYS = {"plot a run whose metrics are a FIFO": "no metrics",
+             "import a FIFO": "is not a file",  # else "not a regular file"
+             "import with a --vocab that links to /dev/urandom": "--vocab"}  # read as letters
+_READ_RUNNER = """
+import contextlib, io, json, os, signal, sys
+from scratchrnn.cli import main
+def stop(*_):
+    raise TimeoutError("still reading after 20 s")
+signal.signal(signal.SIGALRM, stop)
+for name, argv, home in json.loads(sys.stdin.read()):
+    os.environ["SCRATCHRNN_HOME"] = home
+    err = io.StringIO()
+    signal.alarm(20)
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            rc = main(argv)
+    except BaseException as e:
+        rc = None
+        err.write(f"Traceback: {type(e).__name__}: {e}")
+    signal.alarm(0)
+    print(json.dumps([name, rc, err.getvalue()]), flush=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def reads(world, tmp_path_factory):
+    """{case: (exit code, stderr)} of every READS case, all run in one capped child process."""
+    from hostile import special_files
+
+    s = tmp_path_factory.mktemp("special")
+    special_files(s)
+    shutil.copytree(world / "run", s / "fiforun")
+    for name in ("checkpoint.npz", "metrics.jsonl"):
+        (s / "fiforun" / name).unlink()
+        os.mkfifo(s / "fiforun" / name)
+    for home, make in (("fifohome", os.mkfifo), ("zerohome", lambda p: p.symlink_to("/dev/zero"))):
+        (s / home).mkdir()
+        make(s / home / "pg98.txt")
+    cases = [[name, [a.format(d=world, s=s) for a in argv], str(s / READ_HOMES.get(name, "home"))]
+             for name, argv in READS.items() if "socket" not in name or (s / "socket").exists()]
+    def kinds():  # every file of ours and what it is: a FIFO must stay a FIFO
+        return snapshot(world), {p: stat.S_IFMT(p.lstat().st_mode) for p in s.rglob("*")
+                                 if "out" not in p.relative_to(s).parts}
+
+    before = kinds()
+
+    def cap():  # a read that never ends stops at this much memory, if not at the alarm
+        resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), OPENBLAS_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-c", _READ_RUNNER], input=json.dumps(cases),
+                          capture_output=True, text=True, env=env, preexec_fn=cap,
+                          timeout=60 + 20 * len(cases))
+    results = {name: (rc, err) for name, rc, err in map(json.loads, proc.stdout.splitlines())}
+    assert kinds() == before  # nothing written or replaced
+    # (a failed training leaves its new --out folder behind, marker and lock only: train.py)
+    assert not list((s / "out").glob("*.npz"))
+    return results
+
+
+def test_the_reads_table_covers_every_command():
+    assert {argv[0] for argv in READS.values()} == {"sample", "eval", "visualize", "export",
+                                                    "serve", "train", "plot", "import"}
+
+
+@pytest.mark.parametrize("name", sorted(READS))
+def test_reads_only_regular_files(name, reads):
+    if "socket" in name and name not in reads:
+        pytest.skip("the temp folder's path is too long for a socket")
+    rc, err = reads[name]
+    assert_one_clean_line(rc, err)
+    assert READ_SAYS.get(name, "not a regular file") in err
+
+
+def test_a_run_whose_marker_and_metrics_are_fifos_goes_on(world, tmp_path):
+    """FIFOs in place of a run's marker and metrics.jsonl are no marker and no metrics (they
+    blocked the commands that looked): plot and visualize read the run, and training goes
+    on and replaces them with files. In a child process with a timeout."""
+    run = tmp_path / "run"
+    shutil.copytree(world / "run", run)
+    for name in ("scratchrnn-run.json", "metrics.jsonl"):
+        (run / name).unlink()
+        os.mkfifo(run / name)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    for args in (["visualize", str(run), "--chars", "50"], ["plot", str(run)],
+                 ["train", "--resume", str(run), "--max-steps", "6", "--quiet"]):
+        proc = subprocess.run([sys.executable, "-m", "scratchrnn", *args], env=env,
+                              capture_output=True, text=True, timeout=120)
+        if args[0] == "plot":  # no metrics to plot: said in one line
+            assert_one_clean_line(proc.returncode, proc.stderr)
+            assert "no metrics" in proc.stderr
+        else:
+            assert proc.returncode == 0, proc.stderr
+    assert (run / "metrics.jsonl").is_file() and (run / "scratchrnn-run.json").is_file()
+    assert main(["plot", str(run)]) == 0

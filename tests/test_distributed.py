@@ -43,18 +43,27 @@ def text(tmp_path_factory):
     return path
 
 
-def mpirun(n, argv, *, env=None, timeout=120, popen=False):
+def mpirun(n, argv, *, env=None, timeout=120, popen=False, each=None, cwd=None):
     """`mpiexec -n N python -m scratchrnn train --distributed mpi ARGV` from the worktree's
-    source; Open MPI is told that root and more ranks than cores are fine (MPICH ignores it)."""
+    source; Open MPI is told that root and more ranks than cores are fine (MPICH ignores it).
+    `each` (N lists) adds its own flags to each rank's command line: `mpiexec -n 1 ... : -n 1
+    ...`, one rank per command."""
     full_env = dict(os.environ, PYTHONPATH=str(SRC), OMPI_ALLOW_RUN_AS_ROOT="1",
                     OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_rmaps_base_oversubscribe="1",
                     **(env or {}))
-    cmd = [MPIEXEC, "-n", str(n), sys.executable, "-m", "scratchrnn", "train",
-           "--distributed", "mpi", *map(str, argv)]
+    train = [sys.executable, "-m", "scratchrnn", "train", "--distributed", "mpi",
+             *map(str, argv)]
+    cmd = [MPIEXEC, "-n", str(n), *train]
+    if each is not None:
+        assert len(each) == n
+        cmd = [MPIEXEC]
+        for extra in each:
+            cmd += [*(cmd[1:] and [":"]), "-n", "1", *train, *map(str, extra)]
     if popen:
         return subprocess.Popen(cmd, env=full_env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
-    return subprocess.run(cmd, env=full_env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(cmd, env=full_env, capture_output=True, text=True, timeout=timeout,
+                          cwd=cwd)
 
 
 def arrays(run: Path) -> dict:
@@ -313,3 +322,108 @@ def test_blas_threads_per_rank(argv, local, preset, want, monkeypatch):
         cores = os.cpu_count()
         want = str(max(1, min(len(os.sched_getaffinity(0)), cores // int(local))))
     assert os.environ.get("OPENBLAS_NUM_THREADS") == want
+
+
+def files(folder: Path) -> dict:
+    """Every file under `folder` with its bytes and mtime: what a refused run must not touch."""
+    return {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+TINY = ["--cell", "gru", "--hidden", "8", "--batch", "4", "--seq-len", "8", "--sample-length",
+        "0", "--quiet", "--max-steps", "4", "--eval-every", "4"]
+
+
+@needs_mpi
+@pytest.mark.parametrize("each, says", [
+    # different buffer sizes: Open MPI crashed (exit 134, a C backtrace)
+    ([["--hidden", "8"], ["--hidden", "12"]], ["--hidden (rank 0: 8, rank 1: 12)"]),
+    # different step counts and eval cadences: a SIGSEGV at the first unmatched collective
+    ([["--max-steps", "4", "--eval-every", "2"], ["--max-steps", "6", "--eval-every", "3"]],
+     ["--max-steps (rank 0: 4, rank 1: 6)", "--eval-every (rank 0: 2, rank 1: 3)"]),
+    # runs that went to the end on ranks that no longer matched
+    ([["--seed", "0", "--lr", "0.003"], ["--seed", "1", "--lr", "0.01", "--text", "OTHER"]],
+     ["--seed (rank 0: 0, rank 1: 1)", "--lr (rank 0: 0.003, rank 1: 0.01)", "--text (rank 0: ",
+      "the text's content (rank 0: "]),
+], ids=["hidden", "max-steps+eval-every", "seed+lr+text"])
+def test_ranks_started_with_other_flags_stop_together(each, says, text, tmp_path):
+    other = tmp_path / "other.txt"
+    other.write_text(text.read_text()[::-1])
+    out = tmp_path / "run"
+    each = [[other if a == "OTHER" else a for a in extra] for extra in each]
+    r = mpirun(2, ["--text", text, "--out", out, *TINY], each=each, timeout=60)
+    assert r.returncode == 1, r.stderr
+    assert "Process received signal" not in r.stderr  # no C backtrace
+    lines = one_lines(r.stderr)
+    assert len(lines) == 1 and lines[0].startswith("scratchrnn: error: the MPI ranks disagree on")
+    assert lines[0].endswith("start every rank with the same flags and the same files")
+    for said in says:
+        assert said in lines[0]
+    assert lines[0].count(" (rank 0: ") == len(says)  # nothing named that agrees
+    assert not out.exists()
+
+
+@needs_mpi
+def test_a_bad_flag_on_one_rank_only_is_named_by_rank_0(text, tmp_path):
+    """That rank fails before MPI starts, where rank 0 cannot see it fail: it tells rank 0."""
+    out = tmp_path / "run"
+    r = mpirun(2, ["--text", text, "--out", out, *TINY], each=[[], ["--hidden", "many"]],
+               timeout=60)
+    assert r.returncode == 1, r.stderr
+    lines = one_lines(r.stderr)
+    assert len(lines) == 1 and lines[0].startswith("scratchrnn: error: MPI rank 1 of 2 failed: "
+                                                   "argument --hidden: invalid int value")
+    assert not out.exists()
+
+
+@needs_mpi
+def test_ranks_resuming_with_other_flags_leave_the_run_as_it_was(text, tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", "--text", str(text), "--out", str(out), *TINY]) == 0
+    before = files(out)
+    r = mpirun(2, ["--resume", out, "--quiet"], each=[["--max-steps", "6"], ["--max-steps", "8"]],
+               timeout=60)
+    assert r.returncode == 1, r.stderr
+    lines = one_lines(r.stderr)
+    assert len(lines) == 1 and "disagree on --max-steps (rank 0: 6, rank 1: 8);" in lines[0]
+    assert files(out) == before
+
+
+@needs_mpi
+def test_ranks_that_name_the_same_settings_differently_train(text, tmp_path):
+    """The same text by an absolute and a relative path, and --quiet on one rank only (it
+    changes nothing but rank 0's output), are the same run."""
+    out = tmp_path / "run"
+    loud = [a for a in TINY if a != "--quiet"]
+    r = mpirun(2, ["--out", out, *loud], each=[["--text", text], ["--text", text.name, "--quiet"]],
+               cwd=text.parent, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert meta(out)["step"] == 4
+
+
+def test_every_training_option_is_compared(text, tmp_path):
+    """A new TrainConfig field is compared across ranks without being listed anywhere."""
+    import dataclasses
+
+    from scratchrnn.config import TrainConfig
+    from scratchrnn.distributed import run_fields
+
+    cfg = TrainConfig(text=str(text), out=str(tmp_path / "run"))
+    fields = run_fields(cfg, None, None, False)
+    for f in dataclasses.fields(TrainConfig):
+        assert "--" + f.name.replace("_", "-") in fields
+    changed = run_fields(cfg.replace(beta2=0.99), None, None, False)
+    assert [k for k in fields if fields[k] != changed[k]] == ["--beta2"]
+
+
+def test_a_disagreement_names_the_first_rank_that_differs():
+    from scratchrnn.distributed import disagreement
+
+    same, seed = ("a", "8"), {"--seed": ("s0", "0")}
+    ranks = [{"--hidden": same, **seed}, {"--hidden": same, **seed},
+             {"--hidden": ("b", "12"), **seed}, {"--hidden": ("c", "14"), "--seed": ("s1", "1")}]
+    assert disagreement(ranks) == (
+        "the MPI ranks disagree on --hidden (rank 0: 8, rank 2: 12) and --seed (rank 0: 0, "
+        "rank 3: 1); start every rank with the same flags and the same files")
+    older = [{"--hidden": same}, {"--hidden": same, "--ema": ("e", "0.998")}]
+    assert "--ema (rank 0: missing, rank 1: 0.998)" in disagreement(older)

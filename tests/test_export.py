@@ -17,7 +17,7 @@ from scratchrnn.text import Vocab
 
 CELLS = ["rnn", "lstm", "gru"]
 TOL = dict(rtol=1e-4, atol=1e-4)
-NOTES = Path(__file__).resolve().parents[1] / "README.md"
+NOTES = Path(__file__).resolve().parents[1] / "docs" / "usage.md"
 
 
 def saved_run(model, path="runs/m"):
@@ -118,7 +118,7 @@ def test_torch_export_keeps_float64():
 def readme_snippet() -> str:
     text = NOTES.read_text()
     m = re.search(r"<!-- torch-snippet[^>]*-->\n```python\n(.*?)```", text, re.DOTALL)
-    assert m, "the PyTorch snippet is missing from README.md"
+    assert m, "the PyTorch snippet is missing from docs/usage.md"
     return m.group(1)
 
 

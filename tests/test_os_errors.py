@@ -3,6 +3,7 @@ where the test can (as root too: a path through a file, a 300-character name, /d
 RLIMIT_FSIZE), and the mapping itself checked for every errno it names."""
 
 import errno
+import json
 import os
 import resource
 import subprocess
@@ -12,7 +13,13 @@ import pytest
 
 import scratchrnn as sr
 from scratchrnn.cli import main
-from scratchrnn.fsutil import atomic_write, atomic_write_bytes, describe_os_error, make_dir
+from scratchrnn.fsutil import (
+    atomic_write,
+    atomic_write_bytes,
+    describe_os_error,
+    make_dir,
+    open_regular,
+)
 
 EXPECTED = {
     errno.ENOSPC: "no space left",
@@ -175,3 +182,77 @@ def test_file_size_limit_names_its_cause(run):
     assert "could not write the plot" in lines[0] and "ulimit -f" in lines[0]
     assert not (run.parent / "big.png").exists()
     assert not [p for p in os.listdir(run.parent) if p.endswith(".tmp")]
+
+
+# Reads: fsutil.open_regular, the one way the package opens a file to read. Run in a child
+# process with an alarm and a memory cap, so that a FIFO which blocks or a device which never
+# ends fails the test instead of hanging it.
+_OPEN = """
+import json, os, signal, sys
+from scratchrnn import fsutil
+from scratchrnn.errors import ScratchRNNError
+signal.signal(signal.SIGALRM, lambda *_: sys.exit("still reading after 10 s"))
+if sys.argv[2] == "swap":  # the path was a regular file when it was looked at
+    real = os.stat(sys.argv[3])
+    fsutil.os.stat = lambda path: real
+signal.alarm(10)
+try:
+    with fsutil.open_regular(sys.argv[1], "checkpoint", "pass a checkpoint") as f:
+        print(json.dumps(["read", len(f.read())]))
+except ScratchRNNError as e:
+    print(json.dumps(["refused", str(e)]))
+"""
+
+
+def _open_in_child(path, *how) -> list:
+    def cap():
+        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), OPENBLAS_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-c", _OPEN, str(path), *(how or ["plain"])],
+                          env=env, capture_output=True, text=True, timeout=60, preexec_fn=cap)
+    assert proc.returncode == 0, proc.stderr[-500:]
+    return json.loads(proc.stdout)
+
+
+@pytest.fixture(scope="module")
+def special(tmp_path_factory):
+    from hostile import special_files
+
+    return special_files(tmp_path_factory.mktemp("special"))
+
+
+@pytest.mark.parametrize("kind,says", [
+    ("fifo", "is a FIFO (named pipe), not a regular file"),
+    ("zero", "is a character device, not a regular file"),
+    ("urandom", "is a character device (through a symlink), not a regular file"),
+    ("folder", "is a folder, not a regular file"),
+    ("socket", "is a socket, not a regular file")])
+def test_open_regular_refuses_what_is_no_regular_file(special, kind, says):
+    if kind not in special:
+        pytest.skip("the temp folder's path is too long for a socket")
+    what, msg = _open_in_child(special[kind])
+    assert what == "refused" and msg == (f"the checkpoint {special[kind]} {says}; pass a "
+                                         "checkpoint")
+
+
+def test_open_regular_refuses_a_fifo_swapped_in_after_the_look(special, tmp_path):
+    """Between the stat and the open the path became a FIFO: the open does not block, and
+    the descriptor it gives is refused."""
+    (tmp_path / "plain").write_bytes(b"x")
+    what, msg = _open_in_child(special["fifo"], "swap", tmp_path / "plain")
+    assert what == "refused" and "is a FIFO (named pipe), not a regular file" in msg
+
+
+def test_open_regular_bounds_the_read(tmp_path):
+    path = tmp_path / "f"
+    path.write_bytes(b"x" * 1000)
+    with pytest.raises(sr.ScratchRNNError, match=r"is 1000 bytes, more than the 999 bytes it "
+                       r"may be; pass a smaller one"):
+        open_regular(path, "file", "pass a smaller one", max_bytes=999)
+    with open_regular(path, "file", "", max_bytes=1000) as f:
+        with open(path, "ab") as g:
+            g.write(b"y" * 500)  # a file that grows while it is read: read as it was
+        assert f.read() == b"x" * 1000 and f.seek(0, os.SEEK_END) == 1000
+    _refused("could not read the file .*: it does not exist; pass one", open_regular,
+             tmp_path / "nope", "file", "pass one")

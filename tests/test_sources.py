@@ -5,6 +5,8 @@ is exactly the files cleaned one by one and joined with a newline, in memory and
 import json
 import os
 import shutil
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -147,3 +149,46 @@ def test_special_files_are_not_read(tmp_path):
     assert expand(str(tmp_path / "d")) == [tmp_path / "d" / "a.txt"]
     with pytest.raises(ScratchRNNError, match="is not a regular file"):
         expand(str(tmp_path / "d" / "pipe"))
+
+
+def test_folder_and_glob_with_every_special_file_read_only_the_text(small_text, tmp_path):
+    """A FIFO, a socket, a device link and a folder among text files: passed over by the walk
+    and the glob, in bounded time (a child process with a timeout), and the corpus is the
+    text alone."""
+    from hostile import special_files
+
+    folder = tmp_path / "mixed"
+    special_files(folder)
+    shutil.copy(small_text, folder / "a.txt")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    for spec in (str(folder), str(folder / "*")):
+        proc = subprocess.run([sys.executable, "-m", "scratchrnn", "eval", str(_tiny_run(
+            small_text, tmp_path)), "--text", spec, "--json"], env=env, capture_output=True,
+            text=True, timeout=120)
+        assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+        assert json.loads(proc.stdout)["chars"] == len(load_corpus(small_text, val_frac=0,
+                                                                   test_frac=0).train)
+
+
+def _tiny_run(text, tmp_path) -> Path:
+    out = tmp_path / "run"
+    if not out.exists():
+        assert main(["train", "--text", str(text), "--out", str(out), *TINY]) == 0
+    return out
+
+
+def test_a_text_named_in_bytes_that_are_not_utf8(small_text, tmp_path, monkeypatch, capsys):
+    """The run name from b'\\xff.txt' is printable: training (with its loss plot), plot and
+    visualize all work. (The name was '\\udcff', which matplotlib and the page's UTF-8
+    refused with a traceback.)"""
+    monkeypatch.chdir(tmp_path)
+    name = os.fsdecode(b"\xff\xfe.txt")
+    shutil.copy(small_text, name)
+    assert corpus_name(name) == "__" and corpus_name([name, name]) == "__+1"
+    train = ["train", "--text", name, *TINY]
+    assert main(train) == 0 and (tmp_path / "runs" / "__" / "loss.png").is_file()
+    assert main(["plot", "runs/__", "--out", "again.png"]) == 0
+    assert main(["visualize", "runs/__", "--chars", "50"]) == 0
+    assert main(["visualize", "runs/__", "--text", name, "--chars", "50", "--out",
+                 "x.html"]) == 0
+    assert "Traceback" not in capsys.readouterr().err

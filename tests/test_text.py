@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from scratchrnn import Vocab, clean
 from scratchrnn.data import load_corpus, split
 from scratchrnn.errors import ScratchRNNError
-from scratchrnn.text import PRINTABLE, decode, strip_gutenberg
+from scratchrnn.text import PRINTABLE, decode, decode_chunks, printable, strip_gutenberg
 
 ASCII = Vocab.ascii()
 
@@ -117,3 +117,45 @@ def test_real_book(book):
     assert 700_000 < len(text) < 800_000
     seed = load_corpus(book, "seed")
     assert len(seed.vocab) == 95 and "\n" not in seed.vocab.chars
+
+
+@given(st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"),
+               max_size=80), st.integers(1, 9))
+def test_decode_chunks_joins_characters_cut_between_chunks(text, size):
+    raw = ("\ufeff" + text).encode("utf-8")
+    chunks = [raw[i:i + size] for i in range(0, len(raw), size)]
+    assert "".join(decode_chunks(chunks)) == text  # a BOM cut in two is still one BOM
+
+
+def test_decode_chunks_names_the_byte_in_the_file():
+    """The offset is the file's, not the chunk's."""
+    chunks = [b"x" * 100, b"y" * 50 + b"\xff"]
+    with pytest.raises(ScratchRNNError, match=r"not valid utf-8 \(byte 150\)"):
+        list(decode_chunks(chunks, "utf-8"))
+    with pytest.raises(ScratchRNNError, match=r"not valid utf-8 \(byte 4\)"):
+        list(decode_chunks([b"abc", b"d\xc3"], "utf-8"))  # the file ends in a character
+
+
+def test_decode_chunks_looks_for_nul_in_the_first_64_kB_only():
+    with pytest.raises(ScratchRNNError, match="binary"):
+        list(decode_chunks([b"a" * 65535, b"\x00"]))
+    assert "".join(decode_chunks([b"a" * 65536, b"\x00"])) == "a" * 65536 + "\x00"
+
+
+def test_decode_chunks_goes_on_in_cp1252_from_the_first_bad_chunk():
+    with pytest.warns(UserWarning, match="cp1252"):
+        out = list(decode_chunks([b"caf\xc3", b"\xa9 ", b"na\xefve"]))
+    assert out == ["caf", "\u00e9 ", "na\u00efve"]
+
+
+@pytest.mark.parametrize("name,shown", [("book", "book"), ("\udcff\udcfe", "__"),
+                                        ("caf\u00e9\n", "caf\u00e9_"), ("a\x1bb", "a_b")])
+def test_printable_names(name, shown):
+    assert printable(name) == shown and printable(name).isprintable()
+
+
+@pytest.mark.parametrize("encoding", ["klingon", "rot13", "base64", "zlib"])
+def test_codecs_that_do_not_decode_text_are_unknown_encodings(encoding):
+    with pytest.raises(ScratchRNNError, match=f"unknown encoding '{encoding}'|'{encoding}' is "
+                       "not a text encoding"):
+        decode(b"abcd", encoding)

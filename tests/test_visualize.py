@@ -12,6 +12,7 @@ import pytest
 import scratchrnn as sr
 from scratchrnn import visualize as viz
 from scratchrnn.cli import main
+from scratchrnn.inside import find_units, properties
 
 TRAIN = ["--hidden", "16", "--layers", "2", "--batch", "2", "--seq-len", "8", "--max-steps",
          "6", "--eval-every", "3", "--log-every", "1", "--sample-length", "0", "--quiet"]
@@ -207,3 +208,37 @@ def test_a_run_on_many_files_is_visualized(tmp_path, spec):
                  str(tmp_path / "p.html"), "--chars", "300"]) == 0
     assert sorted(p.name for p in run.iterdir()) == sorted([*before, "inside.html"])
 
+
+
+def test_a_split_that_starts_inside_a_quotation_is_labelled_from_the_text_before(tmp_path):
+    """The val split starts inside a quotation whose quotes stand between spaces, so the
+    excerpt alone cannot tell: the page's units are ranked against the whole text's labels
+    (inside.properties with the text before the split), not labels swapped inside out."""
+    head = ('Tom said, "it was late and ' + "so on and on " * 20)[:200]
+    body = ('and on " he went home " quietly, ' * 10)[:200]
+    (tmp_path / "t.txt").write_text(head + body)
+    run = tmp_path / "run"
+    assert main(["train", "--text", str(tmp_path / "t.txt"), "--out", str(run), "--val-frac",
+                 "0.5", "--test-frac", "0", *TRAIN]) == 0
+    assert main(["visualize", str(run), "--chars", "200"]) == 0
+    data = data_of((run / "inside.html").read_text())
+    assert data["text"] == body
+    ckpt = sr.load_checkpoint(run)
+    layers = sr.inspect(ckpt.model, ckpt.vocab, body, clean=False).layers
+    truth = {k: v[200:] for k, v in properties(head + body, "").items()}
+    assert truth["in_quotes"][0] == 1
+    assert data["units"] == {p: [[a, b, c, round(r, 4)] for a, b, c, r in rows]
+                             for p, rows in find_units(layers, truth).items()}
+    # A --text file may be such an excerpt too: its first quote whose direction shows (here
+    # a closing one) says it starts inside a quotation.
+    said = 'so on," he said. "Yes," she said, "and on." ' * 5
+    (tmp_path / "excerpt.txt").write_text(said)
+    assert main(["visualize", str(run), "--text", str(tmp_path / "excerpt.txt"), "--out",
+                 str(tmp_path / "x.html")]) == 0
+    data = data_of((tmp_path / "x.html").read_text())
+    layers = sr.inspect(ckpt.model, ckpt.vocab, said, clean=False).layers
+    truth = properties(said, "")  # the file's start: lines and words start there
+    truth["in_quotes"] = properties('He said, "and ' + said, "")["in_quotes"][14:]
+    assert truth["in_quotes"][0] == 1
+    assert data["units"] == {p: [[a, b, c, round(r, 4)] for a, b, c, r in rows]
+                             for p, rows in find_units(layers, truth).items()}

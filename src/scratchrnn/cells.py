@@ -15,18 +15,27 @@ loop, which keeps only the recurrent work: at B=1 a step's cost is its number of
     gru:  [r z] = s(xproj_rz + h W_h,rz);  n = tanh(xproj_n + r (h W_h,n + b_hn));
           h' = (1 - z) n + z h
 
-where s is the logistic sigmoid. Reference: Goodfellow et al., Deep Learning, 10.2.2 (BPTT) and
-10.10 (gated cells); Cho et al. 2014 for the GRU as PyTorch writes it.
+where s is the logistic sigmoid. Each equation is written once, as a step function (`rnn_step`,
+`lstm_step`, `gru_gates`) that the window's loop, the layer-normalised GRU and the sampler's
+one-vector stepper all call; each forward pass returns a named cache whose `signals()` lists
+what a reader can look at (sr.inspect). Reference: Goodfellow et al., Deep Learning, 10.2.2
+(BPTT) and 10.10 (gated cells); Cho et al. 2014 for the GRU as PyTorch writes it.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
 # Gate count G per cell: W_x is (I, G*H), W_h is (H, G*H), b is (G*H,).
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 STATE_KEYS = {"rnn": ("h",), "lstm": ("h", "c"), "gru": ("h",)}
-BLOCK_BYTES = 256 << 10  # see _chunk; tests set it tiny to run every block boundary
+# What a reader of the network can look at per step (each cache's signals()), and which of
+# those are sigmoid gates, in [0, 1].
+SIGNALS = {"rnn": ("h",), "lstm": ("h", "c", "i", "f", "g", "o"), "gru": ("h", "r", "z", "n")}
+SIGMOID = {"i", "f", "o", "r", "z"}
+BLOCK_BYTES = 256 << 10  # see block_steps; tests set it tiny to run every block boundary
 # From this batch on, the LSTM backward pass works row-wise (see _lstm_backward_rowwise): an
 # elementwise call then costs by the rows it visits, not by the call.
 ROWWISE_B = 16
@@ -41,14 +50,14 @@ def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return out
 
 
-def _chunk(B, G, itemsize):
+def block_steps(B, G, itemsize):
     # Steps per block of the backward pass's precomputation: about BLOCK_BYTES of (B, G) gate
     # buffers, so a block stays in cache between being prepared and being used, while at B=1
     # the whole window is one block and the per-step loop is left with only recurrent work.
     return max(1, BLOCK_BYTES // (B * G * itemsize))
 
 
-def _transposed(W, B):
+def transposed(W, B):
     """W.T for the backward pass's per-step product (B, G*H) @ (G*H, H). A contiguous copy
     makes that product faster at B=64 (368 against 483 us at H=256); at B=1 it is a
     matrix-vector product that runs as fast on the transposed view (14 us either way), and the
@@ -59,26 +68,40 @@ def _transposed(W, B):
 
 # ---------------------------------------------------------------------------------------- rnn
 
+class RNNCache(NamedTuple):
+    hs: np.ndarray  # (T+1, B, H): hs[0] the carried state
+    W_h: np.ndarray  # (H, H)
+
+    def signals(self) -> dict[str, np.ndarray]:  # each (T, B, H)
+        return {"h": self.hs[1:]}
+
+
+def rnn_step(a, x, h):
+    """h' = tanh(a + x) from the recurrent drive a = h W_h (overwritten) and the input drive x:
+    the one copy of the step's arithmetic (the window's loop, the sampler's stepper)."""
+    np.add(a, x, out=a)
+    np.tanh(a, out=h)
+
+
 def rnn_forward(xproj, state, p):
     T, B, H = xproj.shape
     W_h = p["W_h"]
     hs = np.empty((T + 1, B, H), xproj.dtype)  # hs[0] is the carried state, hs[t+1] = h_t
     hs[0] = state["h"]
     for t in range(T):
-        h = hs[t + 1]  # a name, not hs[t + 1] += ...: that would also copy h onto itself
+        h = hs[t + 1]
         np.matmul(hs[t], W_h, out=h)
-        h += xproj[t]
-        np.tanh(h, out=h)
-    return hs[1:], {"h": hs[T].copy()}, (hs, W_h)
+        rnn_step(h, xproj[t], h)
+    return hs[1:], {"h": hs[T].copy()}, RNNCache(hs, W_h)
 
 
 def rnn_backward(dhs, dstate, cache):
     hs, W_h = cache
     T, B, H = dhs.shape
-    W_hT = _transposed(W_h, B)
+    W_hT = transposed(W_h, B)
     da = np.empty_like(dhs)  # (T, B, H) gradient wrt the pre-activation
     dh = np.array(dstate["h"], dtype=dhs.dtype) if dstate else np.zeros((B, H), dhs.dtype)
-    n = _chunk(B, H, dhs.itemsize)
+    n = block_steps(B, H, dhs.itemsize)
     for t1 in range(T, 0, -n):
         t0 = max(0, t1 - n)
         np.multiply(hs[t0 + 1:t1 + 1], hs[t0 + 1:t1 + 1], out=da[t0:t1])
@@ -94,7 +117,7 @@ def rnn_backward(dhs, dstate, cache):
 
 # --------------------------------------------------------------------------------------- lstm
 
-def _lstm_consts(H, dtype):
+def lstm_consts(H, dtype):
     # sigmoid(x) = 0.5 tanh(x/2) + 0.5, so all four gates are one tanh between two affine maps:
     # the g gate uses (scale, shift) = (1, 0), the others (0.5, 0.5).
     half = np.full(4 * H, 0.5, dtype)
@@ -104,10 +127,39 @@ def _lstm_consts(H, dtype):
     return half, shift
 
 
+class LSTMCache(NamedTuple):
+    hs: np.ndarray  # (T+1, B, H)
+    cs: np.ndarray  # (T+1, B, H) cell states
+    acts: np.ndarray  # (T, B, 4H) gates i f g o after their nonlinearity
+    tcs: np.ndarray  # (T, B, H) tanh(c_t)
+    W_h: np.ndarray  # (H, 4H)
+
+    def signals(self) -> dict[str, np.ndarray]:  # each (T, B, H)
+        H = self.hs.shape[-1]
+        gates = {name: self.acts[..., j * H:(j + 1) * H] for j, name in enumerate("ifgo")}
+        return {"h": self.hs[1:], "c": self.cs[1:], **gates}
+
+
+def lstm_step(z, x, scale, shift, i, f, g, o, c_prev, c, tc, h, ig):
+    """One LSTM step: z (..., 4H) holds the recurrent drive h W_h (its columns pre-scaled by
+    `scale`, see lstm_consts) and becomes the gates i f g o, of which i, f, g, o are views;
+    x is the input drive, pre-scaled; c, tc = tanh(c), h and the scratch ig are outputs. The
+    one copy of the step's arithmetic (the window's loop, the sampler's stepper)."""
+    np.add(z, x, out=z)
+    np.tanh(z, out=z)
+    np.multiply(z, scale, out=z)
+    np.add(z, shift, out=z)
+    np.multiply(f, c_prev, out=c)
+    np.multiply(i, g, out=ig)
+    np.add(c, ig, out=c)
+    np.tanh(c, out=tc)
+    np.multiply(o, tc, out=h)
+
+
 def lstm_forward(xproj, state, p):
     T, B, G = xproj.shape
     H = G // 4
-    scale, shift = _lstm_consts(H, xproj.dtype)
+    scale, shift = lstm_consts(H, xproj.dtype)
     W_h = p["W_h"] * scale  # (H, 4H): the pre-tanh scaling folded into the product
     xproj *= scale  # in place: xproj is this layer's own scratch buffer
     hs = np.empty((T + 1, B, H), xproj.dtype)
@@ -120,18 +172,11 @@ def lstm_forward(xproj, state, p):
     # and slicing each step's gates anew cost about as much as one of them.
     i_, f_, g_, o_ = (acts[:, :, k * H:(k + 1) * H] for k in range(4))  # (T, B, H) views
     for t in range(T):
-        z, c = acts[t], cs[t + 1]
-        np.matmul(hs[t], W_h, out=z)
-        z += xproj[t]
-        np.tanh(z, out=z)
-        z *= scale
-        z += shift
-        np.multiply(f_[t], cs[t], out=c)
-        np.multiply(i_[t], g_[t], out=ig)
-        c += ig
-        np.tanh(c, out=tcs[t])
-        np.multiply(o_[t], tcs[t], out=hs[t + 1])
-    return hs[1:], {"h": hs[T].copy(), "c": cs[T].copy()}, (hs, cs, acts, tcs, p["W_h"])
+        np.matmul(hs[t], W_h, out=acts[t])
+        lstm_step(acts[t], xproj[t], scale, shift, i_[t], f_[t], g_[t], o_[t], cs[t], cs[t + 1],
+                  tcs[t], hs[t + 1], ig)
+    return (hs[1:], {"h": hs[T].copy(), "c": cs[T].copy()},
+            LSTMCache(hs, cs, acts, tcs, p["W_h"]))
 
 
 def _lstm_backward_rowwise(dhs, dh, dc, cache, W_hT):
@@ -174,7 +219,7 @@ def lstm_backward(dhs, dstate, cache):
     hs, cs, acts, tcs, W_h = cache
     T, B, H = dhs.shape
     G = 4 * H
-    W_hT = _transposed(W_h, B)
+    W_hT = transposed(W_h, B)
     dh = np.array(dstate["h"], dtype=dhs.dtype) if dstate else np.zeros((B, H), dhs.dtype)
     dc = np.array(dstate["c"], dtype=dhs.dtype) if dstate else np.zeros((B, H), dhs.dtype)
     # Dispatch before any window-sized buffer exists: an unused one allocated here made the
@@ -190,7 +235,7 @@ def lstm_backward(dhs, dstate, cache):
     gates = acts.reshape(T, B, 4, H).transpose(0, 2, 1, 3)  # (T, 4, B, H) view
     i_, f_, g_, o_ = (gates[:, k] for k in range(4))  # (T, B, H) views
     tmp = np.empty((B, H), dhs.dtype)
-    n = max(1, min(T, _chunk(B, G, dhs.itemsize)))  # block buffers no longer than the window
+    n = max(1, min(T, block_steps(B, G, dhs.itemsize)))  # block buffers no longer than the window
     # Everything that does not depend on the recurrence, for a block of steps at once, in
     # contiguous gate-major buffers: each gate's gradient is dc (dh for o) times a factor.
     fac = np.empty((n, 4, B, H), dhs.dtype)  # [g i(1-i), c_prev f(1-f), i(1-g^2), tanh(c) o(1-o)]
@@ -224,10 +269,24 @@ def lstm_backward(dhs, dstate, cache):
 
 # ---------------------------------------------------------------------------------------- gru
 
+def gru_signals(self) -> dict[str, np.ndarray]:  # each (T, B, H)
+    return {"h": self.hs[1:], "r": self.rzs[:, 0], "z": self.rzs[:, 1], "n": self.ns}
+
+
+class GRUCache(NamedTuple):
+    hs: np.ndarray  # (T+1, B, H)
+    rzs: np.ndarray  # (T, 2, B, H) sigmoid gates r, z
+    ns: np.ndarray  # (T, B, H) candidates n
+    hns: np.ndarray  # (T, B, H) h W_hn + b_hn, needed for dr
+    W_h: np.ndarray  # (H, 3H)
+    signals = gru_signals
+
+
 def gru_gates(x_rz, x_n, hz_rz, hz_n, b_hn, h_prev, rz, n, hn, h):
     """One GRU step from its input drives x_rz (2, B, H), x_n (B, H) and recurrent drives
     hz_rz (2, B, H), hz_n (B, H), into the caller's buffers: rz (2, B, H) the gates, hn (B, H)
-    = hz_n + b_hn, n the candidate, h the new state. Shared by the layer-normalised GRU."""
+    = hz_n + b_hn, n the candidate, h the new state (it may be h_prev itself). The one copy of
+    the step's arithmetic: the window's loop, the layer-normalised GRU, the sampler's stepper."""
     np.add(x_rz, hz_rz, out=rz)
     sigmoid(rz, out=rz)
     np.add(hz_n, b_hn, out=hn)
@@ -279,21 +338,21 @@ def gru_forward(xproj, state, p):
     for t in range(T):
         np.matmul(hs[t], W_h, out=hz)
         gru_gates(x_rz[t], x_n[t], hz_rz, hz_n, b_hn, hs[t], rzs[t], ns[t], hns[t], hs[t + 1])
-    return hs[1:], {"h": hs[T].copy()}, (hs, rzs, ns, hns, W_h)
+    return hs[1:], {"h": hs[T].copy()}, GRUCache(hs, rzs, ns, hns, W_h)
 
 
 def gru_backward(dhs, dstate, cache):
     hs, rzs, ns, hns, W_h = cache
     T, B, H = dhs.shape
     G = 3 * H
-    W_hT = _transposed(W_h, B)
+    W_hT = transposed(W_h, B)
     r_, z_ = rzs[:, 0], rzs[:, 1]  # (T, B, H) views, each step contiguous
     dx = np.empty((T, B, G), dhs.dtype)  # wrt the input pre-activations [r z n]
     dhz = np.empty((T, B, G), dhs.dtype)  # wrt h W_h (+ b_hn): like dx but the n part times r
     dhz3 = dhz.reshape(T, B, 3, H)
     dh = np.array(dstate["h"], dtype=dhs.dtype) if dstate else np.zeros((B, H), dhs.dtype)
     back = np.empty((B, H), dhs.dtype)
-    n = max(1, min(T, _chunk(B, G, dhs.itemsize)))  # block buffers no longer than the window
+    n = max(1, min(T, block_steps(B, G, dhs.itemsize)))  # block buffers no longer than the window
     # Every gate gradient is dh times a factor that does not depend on the recurrence, prepared
     # for a block of steps in contiguous gate-major buffers (strided gate columns would make
     # each elementwise call about 2x slower at B=64).

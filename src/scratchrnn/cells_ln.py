@@ -22,10 +22,12 @@ normalisation. The backward pass of LN, for x_hat = (v - mean) * rstd and an ups
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from . import layers
-from .cells import _chunk, _transposed, gru_factors, gru_gates
+from .cells import block_steps, gru_factors, gru_gates, gru_signals, transposed
 
 EPS = 1e-5
 
@@ -126,6 +128,18 @@ def drive_backward(dax, cache, first: bool):
     return dx, {"W_x": x.T @ dv, **grads}
 
 
+class LNGRUCache(NamedTuple):
+    hs: np.ndarray  # (T+1, B, H)
+    rzs: np.ndarray  # (T, 2, B, H) sigmoid gates r, z
+    ns: np.ndarray  # (T, B, H) candidates n
+    hns: np.ndarray  # (T, B, H) ah_n + b_hn
+    W_h: np.ndarray  # (H, 3H)
+    hhat: np.ndarray  # (T, B, 3H) LN(h W_h) of every step
+    rstd_h: np.ndarray  # (T, B, 3, 1)
+    g_h: np.ndarray  # (3H,)
+    signals = gru_signals
+
+
 def forward(ax, state, p):
     """ax (T, B, 3H) the drive from `drive_forward`, state {"h": (B, H)}, p the layer's W_h,
     b_hn, ln_h -> (hs (T, B, H), state, cache)."""
@@ -150,8 +164,7 @@ def forward(ax, state, p):
         rstd_h[t] = normalise(v, 3)
         np.multiply(v, g_h, out=ah)
         gru_gates(x_rz[t], x_n[t], ah_rz, ah_n, b_hn, hs[t], rzs[t], ns[t], hns[t], hs[t + 1])
-    cache = (hs, rzs, ns, hns, W_h, hhat, rstd_h, g_h)
-    return hs[1:], {"h": hs[T].copy()}, cache
+    return hs[1:], {"h": hs[T].copy()}, LNGRUCache(hs, rzs, ns, hns, W_h, hhat, rstd_h, g_h)
 
 
 def backward(dhs, dstate, cache):
@@ -159,7 +172,7 @@ def backward(dhs, dstate, cache):
     hs, rzs, ns, hns, W_h, hhat, rstd_h, g_h = cache
     T, B, H = dhs.shape
     G = 3 * H
-    W_hT = _transposed(W_h, B)
+    W_hT = transposed(W_h, B)
     r_, z_ = rzs[:, 0], rzs[:, 1]  # (T, B, H) views
     dah = np.empty((T, B, G), dhs.dtype)  # wrt ah (+ b_hn); becomes dL/dax after the loop
     dah3 = dah.reshape(T, B, 3, H)
@@ -168,7 +181,7 @@ def backward(dhs, dstate, cache):
     dh = np.array(dstate["h"], dtype=dhs.dtype) if dstate else np.zeros((B, H), dhs.dtype)
     back = np.empty((B, H), dhs.dtype)
     tmp = np.empty((B, G), dhs.dtype)
-    n = max(1, min(T, _chunk(B, G, dhs.itemsize)))  # block buffers no longer than the window
+    n = max(1, min(T, block_steps(B, G, dhs.itemsize)))  # block buffers no longer than the window
     # Each gate gradient is dh times a factor that does not depend on the recurrence, prepared
     # for a block of steps in gate-major buffers (as cells.gru_backward).
     fac = np.empty((n, 3, B, H), dhs.dtype)  # [dr, dz, dn r] per unit of dh

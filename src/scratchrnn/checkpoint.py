@@ -28,7 +28,7 @@ from numpy.lib import format as npformat
 
 from . import schema
 from .errors import ScratchRNNError
-from .fsutil import atomic_write
+from .fsutil import atomic_write, open_regular
 from .model import CharRNN
 from .optim import averaged
 from .safejson import dumps as json_dumps
@@ -39,6 +39,7 @@ META_BYTES = 64 << 20  # the metadata's cap: ~100k metric rows, far beyond a lon
 NPY_HEADER_MAX = 12 + 65535  # magic, version, length and a version 1.0 header at most
 BOMB_BYTES, BOMB_RATIO = 1 << 20, 100  # a larger member may not inflate more than 100x
 CHUNK_BYTES = 8 << 20
+CHECKPOINT_HINT = "pass a checkpoint written by 'scratchrnn train'"
 _KEY = r"(l\d{1,4}\.(W_x|W_h|b|b_hn|ln_x|ln_h)|W_y|b_y)"
 MEMBER = re.compile(rf"meta|p/{_KEY}|opt/(t|(m|v|G|ema)\.{_KEY})|state/l\d{{1,4}}\.[hc]")
 
@@ -95,7 +96,7 @@ def resolve(path) -> Path:
 
 def _bad(path, why: str) -> ScratchRNNError:
     return ScratchRNNError(f"{path} is not a usable scratchrnn checkpoint ({why}); "
-                           "pass a checkpoint written by 'scratchrnn train'")
+                           f"{CHECKPOINT_HINT}")
 
 
 def load_checkpoint(path, resume: bool = False) -> Checkpoint:
@@ -105,7 +106,7 @@ def load_checkpoint(path, resume: bool = False) -> Checkpoint:
     data. `resume=True` also requires the training state a resumed run goes on from."""
     path = resolve(path)
     try:
-        with zipfile.ZipFile(path) as zf:
+        with open_regular(path, "checkpoint", CHECKPOINT_HINT) as f, zipfile.ZipFile(f) as zf:
             meta, m, members = _read(zf, resume)
     except schema.Invalid as e:
         raise _bad(path, str(e)) from None

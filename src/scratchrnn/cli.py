@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 
 from .checkpoint import load_checkpoint, resolve
-from .config import PRESETS, TrainConfig, parse_duration, with_preset
+from .config import PRESETS, TrainConfig, default_out, parse_duration, with_preset
 from .errors import ScratchRNNError
 from .evaluate import chars_read, evaluate, held_out, report, unknown_characters
 from .fsutil import describe_os_error
@@ -30,21 +30,35 @@ class _Parser(argparse.ArgumentParser):
         raise ScratchRNNError(f"{message} (see '{self.prog} --help')")
 
 
+def _shown(value) -> str:
+    return ("on" if value else "off") if isinstance(value, bool) else (
+        f"{value:g}" if isinstance(value, float) else str(value))
+
+
 def _train_args(p: argparse.ArgumentParser) -> None:
-    a = p.add_argument
+    defaults = TrainConfig()
+
+    def a(*flags, **kw):  # each flag's default comes from TrainConfig, never typed again
+        action = p.add_argument(*flags, **kw)
+        value = getattr(defaults, action.dest, None)
+        if value is not None and action.help:
+            action.help += f" (default: {_shown(value)})"
+
     a("--text", nargs="+", help="local text: a file, a folder (every text file inside), a "
       "quoted glob like 'src/**/*.c', or several (default: A Tale of Two Cities, downloaded "
       "once)")
-    a("--out", help="run folder: new, empty or a scratchrnn run (default: runs/<corpus name>)")
+    a("--out", help="run folder: new, empty or a scratchrnn run (default: runs/<corpus name>, "
+      "runs/<corpus name>-<preset> with --preset)")
     a("--preset", choices=sorted(PRESETS), help="seed: the original notebook; tiny: a quick "
-      "look; shakespeare: the best 8.4-minute recipe (BENCHMARKS.md; still give --text)")
+      "look; shakespeare: the best 8.4-minute recipe (BENCHMARKS.md; still give --text); its "
+      "values replace the defaults below")
     a("--resume", metavar="RUN", help="continue the run in this folder or checkpoint, on the "
       "same text (checked by content; --text may give it under another path)")
     a("--overwrite", action="store_true", help="replace the run already in --out (only the "
       "run's own files; a folder holding other files is never used)")
     a("--allow-new-text", action="store_true", help="with --resume: continue over a --text "
       "whose content changed since the run started (normally refused)")
-    a("--vocab", help="ascii (96 symbols, default), seed (the notebook's 95) or corpus")
+    a("--vocab", help="ascii (96 symbols), seed (the notebook's 95) or corpus")
     a("--encoding", help="the file's encoding (default: UTF-8, falling back to cp1252)")
     a("--cell", help="rnn, lstm or gru")
     a("--hidden", type=int, help="hidden units per layer")
@@ -53,41 +67,44 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     a("--init-std", type=float, help="N(0, std) weights instead of PyTorch's uniform init")
     a("--weight-drop", type=float, metavar="P", help="DropConnect on the recurrent weights "
       "(AWD-LSTM): drop each W_h entry with probability P, one mask per training window, in "
-      "[0, 1) (default 0: off)")
-    a("--recurrent-init", help="uniform (default: PyTorch's) or orthogonal recurrent weights "
+      "[0, 1); 0 is off")
+    a("--recurrent-init", help="uniform (PyTorch's) or orthogonal recurrent weights "
       "(each gate's H x H block)")
     a("--layer-norm", action=argparse.BooleanOptionalAction, default=None,
       help="layer-normalise each gate's input and recurrent pre-activations (Ba et al. 2016; "
       "--cell gru only; on in --preset shakespeare)")
     a("--locked-dropout", action=argparse.BooleanOptionalAction, default=None,
       help="variational dropout (Gal & Ghahramani 2016): one --dropout mask per stream and "
-      "unit for a whole window, not one per step (default: off)")
+      "unit for a whole window, not one per step")
     a("--batch", type=int, help="parallel streams B")
     a("--seq-len", type=int, help="window length T for truncated BPTT")
     a("--optimizer", help="sgd, adagrad or adam")
     a("--lr", type=float, help="learning rate")
-    a("--beta1", type=float, help="Adam's first-moment decay (default 0.9)")
-    a("--beta2", type=float, help="Adam's second-moment decay (default 0.999)")
+    a("--beta1", type=float, help="Adam's first-moment decay")
+    a("--beta2", type=float, help="Adam's second-moment decay")
     a("--min-lr", type=float, help="learning rate at the end of the cosine schedule")
-    a("--schedule", help="cosine (default) or constant")
+    a("--schedule", help="cosine or constant")
     a("--warmup", type=int, help="linear warmup steps")
     a("--ema", type=float, metavar="DECAY", help="evaluate, sample and save a moving average "
       "of the weights with this decay per step, e.g. 0.999 (0: off)")
     a("--clip-value", type=float, help="clip each gradient element to +-this (0: off)")
-    a("--clip-norm", type=float, help="clip the global gradient norm to this (0: off)")
+    a("--clip-norm", type=float, help="clip the global gradient norm to this (default: off)")
     a("--epochs", type=int, help="passes over the training text")
-    a("--max-steps", type=int, help="total steps of the run, counting earlier ones on --resume")
-    a("--time-budget", help="stop after this long, e.g. 90s, 10m, 1.5h")
+    a("--max-steps", type=int, help="total steps of the run, counting earlier ones on --resume "
+      "(default: --epochs decides)")
+    a("--time-budget", help="stop after this long, e.g. 90s, 10m, 1.5h (default: no limit)")
     a("--eval-every", type=int, help="validate, save and sample every N steps")
     a("--log-every", type=int, help="write a metrics row every N steps")
     a("--sample-length", type=int, help="characters sampled at each evaluation (0: none)")
     a("--seed", type=int, help="fixes initialisation, dropout and sampling")
-    a("--dtype", help="float32 (default) or float64")
+    a("--dtype", help="float32 or float64")
     a("--val-frac", type=float, help="fraction of the text held out for validation")
     a("--test-frac", type=float, help="fraction of the text held out for testing")
-    a("--val-chars", type=int, help="validate on at most this many characters")
-    a("--on-nan", help="stop (default) or skip an update whose loss is not finite")
-    a("--quiet", action="store_true", help="no progress bar")
+    a("--val-chars", type=int, help="validate on at most this many characters (default: the "
+      "whole split)")
+    a("--on-nan", help="stop or skip an update whose loss is not finite")
+    a("--quiet", action="store_true", help="no progress bar (the bar shows steps, steps/s, "
+      "the train and validation loss in nats/char, and characters trained on per second)")
     a("--distributed", choices=("mpi",), help="data-parallel over MPI ranks: run as mpiexec -n N "
       "scratchrnn train --distributed mpi ... (--batch splits over the N ranks)")
 
@@ -183,6 +200,8 @@ def _train(args, fields, comm) -> int:
         if args.allow_new_text:
             raise ScratchRNNError("--allow-new-text goes with --resume; a new run reads any "
                                   "--text")
+        if args.preset and not fields["out"]:  # a run of its own, not the plain run's folder
+            fields["out"] = str(default_out(fields["text"], args.preset))
         result = train(with_preset(args.preset), progress=not args.quiet,
                        overwrite=args.overwrite, comm=comm, **fields)
     return {"SIGINT": EXIT_SIGINT, "SIGTERM": EXIT_SIGTERM,
@@ -327,6 +346,10 @@ def main(argv=None) -> int:
     except ScratchRNNError as e:
         if _speaks(argv):
             print(f"scratchrnn: error: {e}", file=sys.stderr)
+        else:  # rank 0 may be waiting for this rank, started with other flags
+            from .distributed import report_early
+
+            report_early(e)
         return EXIT_ERROR
     except KeyboardInterrupt as e:  # a second Ctrl-C during training is Interrupted
         print("scratchrnn: interrupted", file=sys.stderr)

@@ -8,6 +8,7 @@ import numbers
 import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from . import limits
 from .errors import ScratchRNNError
@@ -26,7 +27,7 @@ MODEL_KEYS = ("text", "vocab", "encoding", "cell", "hidden", "layers", "dropout"
 @dataclass
 class TrainConfig:
     text: str | list[str] | None = None  # None: the book; a file, folder, glob, or several
-    out: str | None = None  # None: runs/<corpus name>
+    out: str | None = None  # None: default_out(text)
     vocab: str = "ascii"
     encoding: str | None = None
     # The default model won benchmarks/compare_cells.py on the book at a 5-minute budget.
@@ -129,6 +130,16 @@ def with_preset(name: str | None, **overrides) -> TrainConfig:
             raise ScratchRNNError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
         cfg = cfg.replace(**PRESETS[name])
     return cfg.replace(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def default_out(text: str | list[str] | None = None, preset: str | None = None) -> Path:
+    """Where a new run goes without --out: runs/<corpus name>, and runs/<corpus name>-<preset>
+    for a preset, so that `train --preset tiny` after a plain `train` starts a run of its own
+    rather than being refused because runs/pg98 holds the first."""
+    from .data import corpus_name  # data imports nothing that imports this module
+
+    name = corpus_name(text)
+    return Path("runs") / (f"{name}-{preset}" if preset else name)
 
 
 def parse_duration(text: str | float | int | None) -> float | None:

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ScratchRNNError
-from .fsutil import atomic_write_bytes, make_dir
-from .prepare import MEMMAP_BYTES, check_file, encode_file
+from .fsutil import atomic_write_bytes, make_dir, open_regular
+from .prepare import MEMMAP_BYTES, check_file, encode_file, map_file
 from .sources import expand, name_of
 from .text import Vocab
 
@@ -53,8 +53,11 @@ def download(urls: tuple[str, ...], dest: Path, timeout: float = 30.0) -> Path:
 def book_path(urls: tuple[str, ...] = BOOK_URLS, timeout: float = 30.0) -> Path:
     """The default corpus: the cached book, downloaded on first use."""
     dest = cache_dir() / f"{BOOK_NAME}.txt"
-    if dest.is_file() and dest.stat().st_size > 0:
-        return dest
+    if os.path.lexists(dest):  # a FIFO or device there is refused, not read or replaced
+        with open_regular(dest, "cached book", "remove it (it is downloaded again) or pass "
+                          "--text FILE") as f:
+            if os.fstat(f.fileno()).st_size > 0:
+                return dest
     print(f"downloading A Tale of Two Cities to {dest} ...", flush=True)
     return download(urls, dest, timeout)
 
@@ -74,7 +77,7 @@ class Corpus:
         resident memory with the old mapping (an in-memory corpus is returned as is)."""
         if self.mapped is None:
             return self
-        ids = np.memmap(self.mapped, np.uint8, mode="r")
+        ids = map_file(self.mapped)
         return Corpus(self.name, self.vocab, *split(ids, *self.fracs), self.fracs, self.mapped)
 
 
@@ -109,7 +112,7 @@ def load_corpus(text: str | os.PathLike | list[str] | None, vocab: Vocab | str =
         dest = Path(cache) / "corpus.u8"
     vocab, ids = encode_file(paths[0] if len(paths) == 1 else paths, vocab, encoding, dest,
                              None if reuse is None else Path(reuse) / "corpus.u8")
-    mapped = Path(ids.filename) if isinstance(ids, np.memmap) else None  # dest, or reuse's
+    mapped = dest if reuse is None else None  # the read-only commands that reuse never refresh
     return Corpus(corpus_name(text), vocab, *split(ids, val_frac, test_frac),
                   (val_frac, test_frac), mapped)
 

@@ -10,6 +10,11 @@ being sent. Dropout masks are drawn for all B streams on every rank from the sha
 and sliced (weight-drop masks are drawn whole), so the run is the one-process run whatever N
 (to round-off in the sums).
 
+Before any rank writes or allocates, the ranks compare a SHA-256 of everything that must be the
+same on all of them (every training option, the resume source and its step, the text's content):
+ranks started with different flags would otherwise crash inside MPI (buffers of other sizes) or
+train apart. On a difference every rank stops, rank 0 naming the settings that differ.
+
 Faults: every collective is non-blocking and polled. Rank 0 gives the others `timeout` seconds
 (SCRATCHRNN_MPI_TIMEOUT, default 300) once it is waiting itself, and watches for the one-line
 report a failing rank sends it; either way it prints one line and aborts the job. mpi4py is
@@ -18,14 +23,20 @@ imported only by `connect`.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import sys
 import time
+import warnings
 from contextlib import contextmanager
 
 import numpy as np
 
 from .errors import Interrupted, ScratchRNNError
+from .prepare import CHUNK_BYTES, MEMMAP_BYTES, _key, _raw_chunks
+from .resume import resume_text
+from .sources import absolute, expand
 
 ERROR_TAG = 77  # a failing rank's one-line report to rank 0
 STOPS = ("SIGINT", "SIGTERM", "SIGPIPE", "max_steps", "epochs", "time_budget")
@@ -56,6 +67,9 @@ class Alone:
 
     def barrier(self, what):
         pass
+
+    def check_same(self, cfg, ckpt, text, allow_new_text):
+        pass  # one process agrees with itself
 
 
 def under_launcher() -> bool:
@@ -89,6 +103,92 @@ def connect(timeout: float | None = None) -> MPIComm:
 
 class PeerFailure(ScratchRNNError):
     """Another rank failed or stopped answering."""
+
+
+class Disagreement(ScratchRNNError):
+    """The ranks were started with different settings: every rank raises the same line."""
+
+
+SHOWN = 80  # characters of a setting's value that a disagreement shows
+
+
+def _show(value) -> str:
+    text = "unset" if value is None else value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= SHOWN else "..." + text[3 - SHOWN:]  # a path's end tells most
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def data_identity(source, encoding: str | None) -> tuple[str, str]:
+    """(digest, what to show) of the text a rank will read: the SHA-256 of its files' bytes.
+    A corpus large enough to be prepared in the run folder is read there by every rank from
+    rank 0's copy, which is valid only for the same files: then the digest is of prepare's key
+    (each file's path, size and mtime), and the files are not read twice. The book (`source`
+    None) is one fixed text, which rank 0 alone downloads later if it is not cached yet."""
+    if source is None:
+        return _digest(b"the book"), "the book"
+    with warnings.catch_warnings():  # load_corpus warns about skipped binary files, once
+        warnings.simplefilter("ignore")
+        paths = expand(source, encoding)
+    size = sum(p.stat().st_size for p in paths)
+    if size > MEMMAP_BYTES:
+        key = _digest(json.dumps(_key(paths), sort_keys=True).encode())
+        return key, f"{len(paths)} file(s) of {size:,} bytes, path+size+mtime {key[:12]}"
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(f"{p.stat().st_size}\n".encode())  # where one file ends and the next begins
+        for raw in _raw_chunks(p, CHUNK_BYTES):
+            h.update(raw)
+    return h.hexdigest(), f"{size:,} bytes, sha256 {h.hexdigest()[:12]}"
+
+
+def run_fields(cfg, ckpt, text, allow_new_text: bool) -> dict[str, tuple[str, str]]:
+    """Every setting the ranks must share, as flag -> (SHA-256 of its value, what to show):
+    every training option (`cfg`, with `out` and `text` made absolute, so that the same file
+    named from another folder agrees), the run resumed and its step, --allow-new-text and the
+    text's content. --quiet and --overwrite are left out: they change only rank 0's output."""
+    source = (resume_text(ckpt.meta, ckpt.config, text) if ckpt is not None
+              else absolute(cfg.text))
+    resumed = None if ckpt is None else (f"{os.path.abspath(ckpt.path)} at step "
+                                         f"{ckpt.meta.get('step', 0)}")
+    values = {**cfg.to_dict(), "text": source, "out": os.path.abspath(cfg.out),
+              "resume": resumed, "allow_new_text": bool(allow_new_text)}
+    fields = {"--" + k.replace("_", "-"): (_digest(json.dumps(v, sort_keys=True).encode()),
+                                            _show(v)) for k, v in values.items()}
+    fields["the text's content"] = data_identity(source, cfg.encoding)
+    return fields
+
+
+def disagreement(fields: list[dict]) -> str:
+    """The line naming each setting in which a rank differs from rank 0 (`fields[r]` is rank
+    r's run_fields), with rank 0's value and that of the first rank that differs."""
+    said = []
+    for name in sorted(set().union(*fields)):
+        mine = fields[0].get(name, ("", "missing"))
+        other = next((r for r in range(1, len(fields))
+                      if fields[r].get(name, ("", "missing"))[0] != mine[0]), None)
+        if other is not None:
+            said.append(f"{name} (rank 0: {mine[1]}, rank {other}: "
+                        f"{fields[other].get(name, ('', 'missing'))[1]})")
+    if not said:  # only the digests differ: ranks running different scratchrnn versions
+        said = ["how they describe their settings (different scratchrnn versions?)"]
+    listed = ", ".join(said[:-1]) + " and " + said[-1] if len(said) > 1 else said[0]
+    return (f"the MPI ranks disagree on {listed}; start every rank with the same flags and "
+            "the same files")
+
+
+def report_early(exc: ScratchRNNError) -> None:
+    """A rank other than 0 that failed before training began (a bad flag in its own command
+    line) tells rank 0, which names it if it is waiting for this rank; a rank 0 that failed
+    alike has said the same already, and mpiexec ends the job. Without MPI, nothing to do.
+    The timeout is fixed: a bad SCRATCHRNN_MPI_TIMEOUT may be what this rank failed on."""
+    try:
+        comm = connect(30.0)
+    except ScratchRNNError:
+        return
+    comm.fail(exc)  # never returns
 
 
 class _StreamRows:
@@ -163,6 +263,27 @@ class MPIComm:
     def barrier(self, what: str) -> None:
         self._wait(self.comm.Ibarrier(), what)
 
+    def check_same(self, cfg, ckpt, text, allow_new_text: bool) -> None:
+        """Stop every rank with one line unless all were started alike (run_fields): 32 bytes
+        from each rank, and only when those differ, every rank's settings to name the ones
+        that differ. Runs before the run folder is made and before anything is allocated."""
+        fields = run_fields(cfg, ckpt, text, allow_new_text)
+        mine = bytes.fromhex(_digest(json.dumps({k: v[0] for k, v in fields.items()},
+                                                sort_keys=True).encode()))
+        digests = np.empty((self.size, len(mine)), np.uint8)  # (N, 32)
+        self._wait(self.comm.Iallgather(np.frombuffer(mine, np.uint8), digests), "settings")
+        if (digests == digests[0]).all():
+            return
+        payload = np.frombuffer(json.dumps(fields).encode(), np.uint8)  # a few kB: values cut
+        sizes = np.empty(self.size, np.int64)
+        self._wait(self.comm.Iallgather(np.array([payload.size], np.int64), sizes), "settings")
+        every = np.empty(int(sizes.sum()), np.uint8)
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        self._wait(self.comm.Iallgatherv(payload, [every, sizes, starts, self.MPI.BYTE]),
+                   "settings")
+        raise Disagreement(disagreement(
+            [json.loads(every[a:a + n].tobytes()) for a, n in zip(starts, sizes, strict=True)]))
+
     def _wait(self, request, what: str) -> None:
         """Poll until `request` completes. Rank 0 alone keeps the deadline (the others wait for
         it while it evaluates and saves) and listens for a failing rank's report."""
@@ -205,12 +326,13 @@ class MPIComm:
         if self.rank == 0:
             print(f"scratchrnn: {text}" if interrupted else f"scratchrnn: error: {text}",
                   file=sys.stderr, flush=True)
-        else:
+        elif not isinstance(exc, Disagreement):  # rank 0 says that one itself
             data = bytearray(text.encode())
             request = self.comm.Isend([data, self.MPI.BYTE], dest=0, tag=ERROR_TAG)
             deadline = time.monotonic() + self.timeout
             while time.monotonic() < deadline and not request.Test():
                 time.sleep(0.01)
+        if self.rank:
             time.sleep(min(self.timeout, 30.0))  # rank 0 aborts the job meanwhile
         self.comm.Abort(code)
 

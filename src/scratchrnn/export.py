@@ -23,7 +23,7 @@ import numpy as np
 
 from .checkpoint import load_checkpoint, resolve
 from .errors import ScratchRNNError
-from .fsutil import atomic_write, make_dir
+from .fsutil import atomic_write, make_dir, open_regular
 from .model import CharRNN
 from .owner import check_output, default_output
 from .text import Vocab
@@ -94,7 +94,7 @@ def _ours(path: Path, fmt: str) -> bool:
     onnx = need("onnx") if fmt == "onnx" else None
     try:
         if fmt == "torch":
-            with open(path, "rb") as f:
+            with open_regular(path, "export", "") as f:
                 n = int.from_bytes(f.read(8), "little")
                 header = json.loads(f.read(n)) if 0 < n < 1 << 24 else {}
             return header.get("__metadata__", {}).get("format") == FORMAT

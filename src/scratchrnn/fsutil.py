@@ -1,5 +1,7 @@
 """Crash-safe file writes: write a temp file beside the target, fsync, then rename over it, so a
 reader (or a crash at any moment) sees either the old file or the new one, never half of one.
+And safe reads: every file the package reads is opened by `open_regular`, which refuses anything
+but a regular file (a FIFO would block for ever, /dev/zero never ends) and bounds the read.
 
 Temp files are named `.NAME.scratchrnn-<pid>-<random>.tmp` (the middle of a long NAME replaced by
 a hash, so the name fits NAME_MAX): no user file matches that pattern by accident, and stale-temp
@@ -11,13 +13,16 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import io
 import os
 import re
 import secrets
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
 from .errors import ScratchRNNError
+from .limits import human_bytes
 
 NAME_MAX = 255
 _KEEP = 60  # bytes of a long name kept at each end of its temp file's name
@@ -146,3 +151,88 @@ def make_dir(path: str | os.PathLike, hint: str) -> Path:
     except OSError as e:
         raise ScratchRNNError(describe_os_error(e, path, "folder", "create", hint)) from None
     return path
+
+
+_KINDS = {stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFCHR: "a character device",
+          stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a folder"}
+_READ_CAUSES = {  # errno -> cause, for a file being opened to read
+    errno.ENOENT: "it does not exist", errno.ELOOP: "it is a symlink loop",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EACCES: "permission denied", errno.EPERM: "the operation is not permitted",
+    errno.ENAMETOOLONG: "the name is too long for the file system",
+}
+
+
+def _not_regular(path: Path, mode: int, what: str, hint: str) -> ScratchRNNError:
+    kind = _KINDS.get(stat.S_IFMT(mode), "not a plain file")
+    via = " (through a symlink)" if os.path.islink(path) else ""
+    return ScratchRNNError(f"the {what} {path} is {kind}{via}, not a regular file; {hint}")
+
+
+class _Capped(io.RawIOBase):
+    """A file descriptor read up to `limit` bytes from its start: a file that grows while it is
+    read (a log still being written) is read as it was when it was opened."""
+
+    def __init__(self, fd: int, limit: int):
+        self._fd, self._limit = fd, limit
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def readinto(self, buf) -> int:
+        room = self._limit - os.lseek(self._fd, 0, os.SEEK_CUR)
+        if room <= 0:
+            return 0
+        view = memoryview(buf).cast("B")[:room]
+        return os.readv(self._fd, [view])
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if whence == os.SEEK_END:  # the end is the size it had when opened
+            offset, whence = self._limit + offset, os.SEEK_SET
+        return os.lseek(self._fd, offset, whence)
+
+    def tell(self) -> int:
+        return os.lseek(self._fd, 0, os.SEEK_CUR)
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self._fd)
+        super().close()
+
+
+def open_regular(path: str | os.PathLike, what: str, hint: str,
+                 max_bytes: int | None = None) -> io.BufferedReader:
+    """`path` opened to read in binary, if it is a regular file (of at most `max_bytes`): else
+    one clear error naming the `what` and ending in `hint` (what the user can do). The file is
+    read as far as the size it had when opened, never further.
+
+    A FIFO, a device or a socket is refused before it is opened (opening a device may act on
+    it), and again on the opened descriptor: O_NONBLOCK keeps a FIFO put there in between from
+    blocking the open, and fstat of the descriptor sees the file actually read."""
+    path = Path(path)
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise _not_regular(path, st.st_mode, what, hint)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as e:
+        cause = _READ_CAUSES.get(e.errno, e.strerror or str(e))
+        raise ScratchRNNError(f"could not read the {what} {path}: {cause}; {hint}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _not_regular(path, st.st_mode, what, hint)
+        if max_bytes is not None and st.st_size > max_bytes:
+            raise ScratchRNNError(f"the {what} {path} is {human_bytes(st.st_size)}, more than "
+                                  f"the {human_bytes(max_bytes)} it may be; {hint}")
+        os.set_blocking(fd, True)
+        return io.BufferedReader(_Capped(fd, st.st_size))
+    except BaseException:
+        os.close(fd)
+        raise

@@ -16,32 +16,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .cells import SIGMOID, SIGNALS
 from .errors import ScratchRNNError
 from .layers import softmax_xent_rows
 from .model import CharRNN, forward
 from .text import Vocab
 
 # Signals kept per layer and cell, in the order the page lists them.
-SIGNALS = {"rnn": ("h",), "lstm": ("h", "c", "i", "f", "g", "o"), "gru": ("h", "r", "z", "n")}
-GATES = {"i", "f", "o", "r", "z"}  # sigmoid gates, in [0, 1]: saturation is measured on these
 WINDOW = 512  # characters per forward pass
 MAX_BYTES = 2 << 30  # refuse an inspection whose arrays would pass this
-
-
-def _signals(cell: str, cell_cache) -> dict[str, np.ndarray]:
-    """The per-step signals of one layer from its cell cache, each (W, H) for one stream."""
-    if cell == "rnn":
-        hs, _ = cell_cache
-        return {"h": hs[1:, 0]}
-    if cell == "lstm":
-        hs, cs, acts, _, _ = cell_cache  # acts: i f g o after their nonlinearity
-        H = hs.shape[-1]
-        out = {"h": hs[1:, 0], "c": cs[1:, 0]}
-        for j, name in enumerate("ifgo"):
-            out[name] = acts[:, 0, j * H:(j + 1) * H]
-        return out
-    hs, rzs, ns = cell_cache[:3]  # gru, layer-normalised or not (cells_ln.py)
-    return {"h": hs[1:, 0], "r": rzs[:, 0, 0], "z": rzs[:, 1, 0], "n": ns[:, 0]}
 
 
 @dataclass
@@ -63,6 +46,7 @@ class Inspection:
     next_rank: np.ndarray  # (T-1,) 1 = the model's first guess
     surprisal: np.ndarray  # (T-1,) nats
     vocab: Vocab | None = None
+    before: str | None = None  # the end of the text before this one (properties)
     _units: dict = field(default=None, repr=False)
 
     def __repr__(self) -> str:  # the arrays would fill a terminal
@@ -93,18 +77,23 @@ class Inspection:
         return Inspection(self.text[:n], self.ids[:n], self.cell,
                           [{s: v[:n] for s, v in layer.items()} for layer in self.layers],
                           self.topk_ids[:n], self.topk_probs[:n], self.next_prob[:n - 1],
-                          self.next_rank[:n - 1], self.surprisal[:n - 1], self.vocab)
+                          self.next_rank[:n - 1], self.surprisal[:n - 1], self.vocab,
+                          self.before)
 
     def units(self, top: int = 3) -> dict[str, list[tuple[int, str, int, float]]]:
         """The `top` (layer, signal, unit, correlation) per text property, best |corr| first."""
         if self._units is None or len(next(iter(self._units.values()), [])) < top:
-            self._units = find_units(self.layers, properties(self.text), max(top, 3))
+            self._units = find_units(self.layers, self.properties(), max(top, 3))
         return {name: rows[:top] for name, rows in self._units.items()}
+
+    def properties(self) -> dict[str, np.ndarray]:
+        """The text's per-character properties that `units` ranks units by, each (T,)."""
+        return properties(self.text, self.before)
 
     def saturation(self, low: float = 0.1, high: float = 0.9) -> list[dict[str, np.ndarray]]:
         """Per layer and sigmoid gate: (fraction of steps < low, fraction > high), each (H,)."""
         return [{s: np.stack([(v < low).mean(axis=0), (v > high).mean(axis=0)])
-                 for s, v in layer.items() if s in GATES} for layer in self.layers]
+                 for s, v in layer.items() if s in SIGMOID} for layer in self.layers]
 
     def to_dict(self, levels: int = 64) -> dict:
         """JSON-ready page data (see visualize.page_data): h and c quantised to `levels`,
@@ -118,9 +107,13 @@ class Inspection:
 
 
 def inspect(model: CharRNN, vocab: Vocab, text: str, top_k: int = 5, clean: bool = True,
-            window: int = WINDOW) -> Inspection:
+            window: int = WINDOW, before: str | None = None) -> Inspection:
     """Run `model` over `text` (cleaned as a prompt is, unless clean=False) from a zero state
-    and keep every layer's signals and the next-character distribution's top-k."""
+    and keep every layer's signals and the next-character distribution's top-k. `before`:
+    the text that precedes `text` in its source, if known ("" for its start), so that
+    properties such as "inside double quotes" start where it leaves them (see properties)."""
+    if before is not None and not isinstance(before, str):
+        raise ScratchRNNError(f"before must be a string or None, got {type(before).__name__}")
     if len(vocab) != model.config.vocab_size:
         raise ScratchRNNError("the vocabulary does not match the model")
     if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
@@ -154,8 +147,8 @@ def inspect(model: CharRNN, vocab: Vocab, text: str, top_k: int = 5, clean: bool
         y = np.concatenate([y, np.zeros(b - a - len(y), np.int64)])[None]  # (1, W)
         _, state, (caches, _, ce_cache) = forward(model.params, cfg, x, y, state)
         for k_layer, (_, cell_cache, *_) in enumerate(caches):
-            for name, value in _signals(cfg.cell, cell_cache).items():
-                layers[k_layer][name][a:b] = value
+            for name, value in cell_cache.signals().items():
+                layers[k_layer][name][a:b] = value[:, 0]  # (W, H): one stream
         e, sums, rows, _, _ = ce_cache  # e = exp(logits - max) (W, V), sums (W, 1)
         probs = e / sums  # (W, V)
         top = np.argsort(-probs, axis=1, kind="stable")[:, :k]  # (W, k)
@@ -169,7 +162,7 @@ def inspect(model: CharRNN, vocab: Vocab, text: str, top_k: int = 5, clean: bool
             next_rank[a:a + n] = 1 + (probs[:n] > p[:, None]).sum(axis=1)
             surprisal[a:a + n] = softmax_xent_rows(ce_cache)[:n]  # as the loss computes it
     return Inspection(vocab.decode(ids), ids, cfg.cell, layers, topk_ids, topk_probs, next_prob,
-                      next_rank, surprisal, vocab)
+                      next_rank, surprisal, vocab, before and before[-CONTEXT:])
 
 
 # ---------------------------------------------------------------------------- text properties
@@ -188,20 +181,94 @@ PROPERTIES = {
 }
 
 
-def properties(text: str) -> dict[str, np.ndarray]:
+CONTEXT = 4096  # characters of the text before an excerpt that decide where it starts
+_SPACE = np.array([0, 9, 10, 13, 32])  # 0: the text's start or end
+_OPENERS = np.array([40, 91, 123, 45])  # ( [ { and a dash: a quote after them opens
+_CLOSERS = np.array([0, 9, 10, 13, 32, 33, 41, 44, 45, 46, 58, 59, 63, 93, 125])  # .,;:!?)]}-
+
+
+def _quote_direction(c: np.ndarray, at: np.ndarray, known_start: bool) -> np.ndarray:
+    """+1 (opening), -1 (closing) or 0 (cannot tell) for each quote at positions `at` of the
+    code points `c`. Curly quotes and guillemets say it themselves; a straight one is read from
+    its neighbours: an opening quote follows a space, the start, a bracket or a dash and
+    precedes a word; a closing one follows a word or punctuation and precedes a space,
+    punctuation or the end. At an excerpt's start (known_start False) what came before is
+    unknown: the next character alone decides."""
+    prev = np.where(at > 0, c[np.maximum(at - 1, 0)], 0 if known_start else -1)
+    nxt = np.where(at + 1 < len(c), c[np.minimum(at + 1, len(c) - 1)], 0)
+    opens = (np.isin(prev, _SPACE) | np.isin(prev, _OPENERS) | (prev < 0)) & ~np.isin(
+        nxt, _CLOSERS)
+    closes = ~np.isin(prev, _SPACE) & np.isin(nxt, _CLOSERS)
+    d = np.where(opens & ~closes, 1, np.where(closes & ~opens, -1, 0))
+    q = c[at]
+    german = 0x201E in c  # „ opens German quotes and “, which opens English ones, closes them
+    d[np.isin(q, [0xAB, 0x300C, 0x201E] + ([] if german else [0x201C]))] = 1  # « 「 „ “
+    d[np.isin(q, [0xBB, 0x300D, 0x201D] + ([0x201C] if german else []))] = -1  # » 」 ” (“)
+    return d
+
+
+def _in_quotes(c: np.ndarray, known_start: bool) -> np.ndarray:
+    """1 after an opening quote up to its closing one. Each quote whose direction shows sets
+    the state (so a paragraph of a long quotation that opens again without closing does not
+    flip the rest of the text); one that does not show toggles it. Where a text cut from a
+    longer one starts (known_start False) is read from its first quote whose direction shows:
+    a closing one means it began inside a quotation."""
+    at = np.flatnonzero(np.isin(c, [34, 0x201C, 0x201D, 0xAB, 0xBB, 0x201E, 0x300C, 0x300D]))
+    if at.size == 0:
+        return np.zeros(len(c))
+    d = _quote_direction(c, at, known_start)
+    j = np.arange(at.size)
+    shown = np.flatnonzero(d)
+    start = 0
+    if shown.size and not known_start:
+        start = int(d[shown[0]] < 0) ^ (shown[0] % 2)  # the unknowns before it each toggled
+    last = np.maximum.accumulate(np.where(d != 0, j, -1))  # the last quote that showed
+    after = np.where(last >= 0, (d[np.maximum(last, 0)] > 0) ^ ((j - last) % 2),
+                     (start + j + 1) % 2)  # the state after quote j: unknowns toggle
+    state = np.full(len(c), start, np.int64)
+    idx = np.searchsorted(at, np.arange(len(c)), side="right") - 1  # last quote at or before t
+    has = idx >= 0
+    state[has] = after[idx[has]]
+    return state.astype(np.float64)
+
+
+def properties(text: str, before: str | None = None) -> dict[str, np.ndarray]:
     """Per-character properties of `text`, each (T,) float64, describing the situation after
-    reading character t (what a unit's state at t could track)."""
-    c = np.frombuffer(text.encode("ascii", "replace"), np.uint8)  # (T,)
+    reading character t (what a unit's state at t could track).
+
+    `before` is the text that precedes `text` in its source, when known ("" when `text` is the
+    start of it): the properties go on from where its last CONTEXT characters leave them. When
+    it is None, an excerpt's start is read from the excerpt itself: if its first quote whose
+    direction shows is a closing one, it began inside a quotation; closing brackets before the
+    first opening one of their kind say it began inside them."""
+    if not before:
+        return _properties(text, known_start=before == "")
+    tail = before[-CONTEXT:]
+    return {k: v[len(tail):] for k, v in _properties(tail + text, known_start=False).items()}
+
+
+def _depth(opens: np.ndarray, closes: np.ndarray, known_start: bool) -> np.ndarray:
+    """Depth of one kind of bracket. Closers that come before the first opener of their kind
+    closed brackets opened before an excerpt (known_start False); any other closer with no
+    opener is stray (a list's "1)"): the walk reflects at 0 rather than go below it."""
+    depth = np.cumsum(opens.astype(np.int64) - closes)
+    if not known_start:
+        depth += int(closes[:int(np.argmax(opens)) if opens.any() else len(opens)].sum())
+    return depth - np.minimum.accumulate(np.minimum(depth, 0))
+
+
+def _properties(text: str, known_start: bool) -> dict[str, np.ndarray]:
+    c = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.uint32)  # code points
+    c = c.astype(np.int64)  # (T,)
     T = len(c)
     idx = np.arange(T)
-    is_ = lambda chars: np.isin(c, np.frombuffer(chars.encode(), np.uint8))
+    is_ = lambda chars: np.isin(c, [ord(ch) for ch in chars])
     letter = ((c >= 65) & (c <= 90)) | ((c >= 97) & (c <= 122))
     newline = c == 10
     out = {}
-    out["in_quotes"] = (np.cumsum(c == 34) % 2).astype(np.float64)
-    depth = np.cumsum(is_("([{").astype(np.int64) - is_(")]}"))
-    # A closing bracket with no opener does not go below zero (the walk reflected at 0).
-    out["bracket_depth"] = (depth - np.minimum.accumulate(np.minimum(depth, 0))).astype(float)
+    out["in_quotes"] = _in_quotes(c, known_start)
+    out["bracket_depth"] = sum(_depth(c == ord(o), c == ord(x), known_start) for o, x in
+                               ("()", "[]", "{}")).astype(np.float64)
     last_nl = np.maximum.accumulate(np.where(newline, idx, -1))  # as if a newline came first
     out["line_position"] = (idx - last_nl).astype(np.float64)
     # Start index of the current run of letters: the last non-letter before t, plus one.

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from .errors import ScratchRNNError
-from .fsutil import atomic_write_bytes, clean_stale_temps, describe_os_error, make_dir
+from .fsutil import atomic_write_bytes, clean_stale_temps, describe_os_error, make_dir, open_regular
 
 MARKER = "scratchrnn-run.json"
 FORMAT = "scratchrnn-run/1"
@@ -39,9 +39,9 @@ OUTPUTS = ("inside.html", "model.safetensors", "model.onnx", "loss.png")
 
 def has_marker(folder: str | os.PathLike) -> bool:
     try:
-        with open(Path(folder) / MARKER, encoding="utf-8") as f:
+        with open_regular(Path(folder) / MARKER, "run folder marker", "") as f:
             data = json.loads(f.read(4096))
-    except (OSError, ValueError):
+    except (OSError, ValueError, ScratchRNNError):  # a FIFO or device there is no marker
         return False
     return isinstance(data, dict) and data.get("format") == FORMAT
 

@@ -30,8 +30,8 @@ import zlib
 
 import numpy as np
 
+from .cells import SIGMOID
 from .errors import ScratchRNNError
-from .inside import GATES
 
 STATE_LEVELS = 64  # h and c
 GATE_LEVELS = 32  # sigmoid gates and tanh candidates
@@ -62,7 +62,7 @@ def unb85(text: str) -> bytes:
 
 
 def value_range(signal: str, values: np.ndarray) -> tuple[float, float]:
-    if signal in GATES:
+    if signal in SIGMOID:
         return 0.0, 1.0
     if signal == "c":  # unbounded: symmetric around zero so white still means 0
         m = float(np.abs(values).max()) if values.size else 1.0

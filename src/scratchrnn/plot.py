@@ -11,7 +11,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from .errors import ScratchRNNError
-from .fsutil import atomic_write
+from .fsutil import atomic_write, open_regular
+from .text import printable
+
+MAX_ROW_BYTES = 1 << 20  # a metrics row is ~200 bytes: a longer line is garbage, read in pieces
 
 
 def read_metrics(path) -> list[dict]:
@@ -22,8 +25,9 @@ def read_metrics(path) -> list[dict]:
         raise ScratchRNNError(f"no metrics at {path}; pass a run folder written by "
                               "'scratchrnn train'")
     rows = []
-    with open(path, "rb") as f:  # bytes: one undecodable line must not cost the others
-        for line in f:
+    # bytes: one undecodable line must not cost the others; no line longer than a row can be
+    with open_regular(path, "metrics", "pass a run folder written by 'scratchrnn train'") as f:
+        for line in iter(lambda: f.readline(MAX_ROW_BYTES), b""):
             try:
                 row = json.loads(line.decode("utf-8"))
             except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
@@ -55,7 +59,7 @@ def plot_history(rows: list[dict], path, title: str = "") -> Path:
         ax.plot(*zip(*val, strict=True), "o-", label="validation", color="tab:orange")
     ax.set_xlabel("step")
     ax.set_ylabel("loss (nats / character)")
-    ax.set_title(title or "loss")
+    ax.set_title(printable(title) or "loss")  # a run folder's name may not be UTF-8
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()

@@ -2,62 +2,77 @@
 indices, kept in memory for ordinary books or written to a file that training reads
 memory-mapped, so a corpus far larger than memory costs little of it.
 
-Each chunk ends on a line break, so CRLF pairs, Gutenberg markers and multi-byte characters are
-never split and cleaning chunk by chunk gives what cleaning the whole text would. Several files
-(a --text folder, glob or list: sources.py) are cleaned one by one and joined with a newline,
-streamed the same way.
+Files are read in fixed-size chunks (never a whole line at a time: a file with CR line ends or
+none would be one line); an incremental decoder, `text.whole_lines` and `text.gutenberg_body`
+keep multi-byte characters, CRLF pairs and Gutenberg markers whole, so cleaning chunk by chunk
+gives what cleaning the whole text would. Several files (a --text folder, glob or list:
+sources.py) are cleaned one by one and joined with a newline, streamed the same way. Every
+file is opened by fsutil.open_regular: a FIFO or a device is refused, never read.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from .errors import ScratchRNNError
-from .fsutil import atomic_write, atomic_write_bytes, make_dir
-from .text import Vocab, decode, gutenberg_body, to_ascii
+from .fsutil import atomic_write, atomic_write_bytes, make_dir, open_regular
+from .text import Vocab, decode_chunks, gutenberg_body, to_ascii, whole_lines
 
-CHUNK_BYTES = 1 << 24  # 16 MB of text at a time
+CHUNK_BYTES = 1 << 22  # 4 MB of text at a time (each cleaning step copies a chunk)
+LINE_MAX = 1 << 20  # a line longer than this (or than a chunk) may be cut where a chunk ends
+SIDE_BYTES = 64 << 20  # corpus.json: a key of many source files at most
+TEXT_HINT = "pass a text file (or a folder or glob of them) with --text"
 MEMMAP_BYTES = 1 << 26  # files above 64 MB are prepared to disk when training gives a folder
 
 
 def check_file(path: Path) -> None:
-    if not path.exists():
-        raise ScratchRNNError(f"{path} does not exist; pass an existing text file with --text")
-    if path.is_dir():
-        raise ScratchRNNError(f"{path} is a folder; pass a text file with --text")
-    if path.stat().st_size == 0:
+    """A regular text file with something in it, or one clear error."""
+    with open_regular(path, "text", TEXT_HINT) as f:
+        empty = os.fstat(f.fileno()).st_size == 0
+    if empty:
         raise ScratchRNNError(f"{path} is empty; pass a file with some text in it")
 
 
-def _raw_chunks(path: Path, chunk_bytes: int) -> Iterator[bytes]:
+def open_text(path: Path, doing: str = "read"):
+    """A text file of --text opened to read (open_regular); one that was there a moment ago
+    and is gone is said to have disappeared while the corpus was being `doing`."""
     try:
-        with open(path, "rb") as f:
+        return open_regular(path, "text", TEXT_HINT)
+    except ScratchRNNError:
+        if not os.path.lexists(path):
+            raise ScratchRNNError(f"{path} disappeared while the corpus was being {doing}; run "
+                                  "again when the files stay put") from None
+        raise
+
+
+def _raw_chunks(path: Path, chunk_bytes: int) -> Iterator[bytes]:
+    f = open_text(path)
+    try:
+        with f:
             while raw := f.read(chunk_bytes):
-                if not raw.endswith(b"\n"):
-                    raw += f.readline()  # finish the line
                 yield raw
-    except FileNotFoundError:
-        raise ScratchRNNError(f"{path} disappeared while the corpus was being read; run again "
-                              "when the files stay put") from None
     except OSError as e:
         raise ScratchRNNError(f"cannot read {path}: {e.strerror}; check its permissions") from None
 
 
 def ascii_chunks(path: Path, encoding: str | None = None,
-                 chunk_bytes: int = CHUNK_BYTES) -> Iterator[str]:
+                 chunk_bytes: int | None = None) -> Iterator[str]:
     """The text of `path` chunk by chunk, decoded, without the Gutenberg header and licence,
-    transliterated to ASCII: every step of text.clean but the vocabulary."""
-    decoded = (decode(raw, encoding, name=str(path)) for raw in _raw_chunks(path, chunk_bytes))
-    for text in gutenberg_body(decoded):
+    transliterated to ASCII: every step of text.clean but the vocabulary, streamed in chunks
+    of `chunk_bytes` bytes (CHUNK_BYTES, read when called) whatever the file's line ends."""
+    chunk_bytes = chunk_bytes or CHUNK_BYTES
+    decoded = decode_chunks(_raw_chunks(path, chunk_bytes), encoding, name=str(path))
+    for text in gutenberg_body(whole_lines(decoded, max(chunk_bytes, LINE_MAX))):
         yield to_ascii(text)
 
 
 def clean_chunks(path: Path, vocab: Vocab, encoding: str | None = None,
-                 chunk_bytes: int = CHUNK_BYTES) -> Iterator[np.ndarray]:
+                 chunk_bytes: int | None = None) -> Iterator[np.ndarray]:
     """Yield the cleaned, encoded text of `path` (uint8 indices into `vocab`) chunk by chunk:
     the steps of text.clean, applied to one chunk at a time."""
     for text in ascii_chunks(path, encoding, chunk_bytes):
@@ -72,21 +87,6 @@ def _key(paths: list[Path]) -> dict:
         return {"source": stats[0][0], "size": stats[0][1].st_size,
                 "mtime_ns": stats[0][1].st_mtime_ns}
     return {"sources": [[name, st.st_size, st.st_mtime_ns] for name, st in stats]}
-
-
-def prepared(dest: Path, key: dict) -> tuple[Vocab, np.ndarray] | None:
-    """The corpus prepared at `dest` for `key`, memory-mapped read-only, or None when there is
-    none, or one from other sources or settings (nothing is written either way)."""
-    side = dest.with_suffix(".json")
-    if not (dest.is_file() and side.is_file()):
-        return None
-    try:
-        saved = json.loads(side.read_text())
-        if saved.get("key") == key and dest.stat().st_size == saved.get("chars"):
-            return Vocab(saved["chars_in_vocab"]), np.memmap(dest, np.uint8, mode="r")
-    except (OSError, ValueError, AttributeError, KeyError, TypeError, ScratchRNNError):
-        pass  # an index we cannot read vouches for nothing
-    return None
 
 
 def encode_file(path: Path | list[Path], vocab: Vocab | str = "ascii",
@@ -104,8 +104,10 @@ def encode_file(path: Path | list[Path], vocab: Vocab | str = "ascii",
            "vocab": vocab if isinstance(vocab, str) else vocab.chars}
     side = dest.with_suffix(".json") if dest else None
     for where in (reuse, dest):
-        if where is not None and (found := prepared(where, key)) is not None:
-            return found
+        if where and where.is_file() and where.with_suffix(".json").is_file():
+            reused = _reuse(where, where.with_suffix(".json"), key)
+            if reused is not None:
+                return reused
     cleaning = vocab if isinstance(vocab, Vocab) else Vocab.named(
         "ascii" if vocab == "corpus" else vocab)
     counts = np.zeros(len(cleaning), np.int64)  # characters seen, per index
@@ -144,12 +146,32 @@ def encode_file(path: Path | list[Path], vocab: Vocab | str = "ascii",
         _remap_file(dest, remap)
     atomic_write_bytes(side, json.dumps({"key": key, "chars": int(counts.sum()),
                                          "chars_in_vocab": final.chars}).encode(), "corpus index")
-    return final, np.memmap(dest, np.uint8, mode="r")
+    return final, map_file(dest)
+
+
+def map_file(path: Path) -> np.memmap:
+    """A prepared corpus (uint8 ids), memory-mapped read-only."""
+    with open_regular(path, "prepared corpus", "delete it, and it is prepared again") as f:
+        return np.memmap(f, np.uint8, mode="r")
+
+
+def _reuse(dest: Path, side: Path, key: dict) -> tuple[Vocab, np.memmap] | None:
+    """The corpus prepared earlier into `dest`, if its index `side` vouches for it under `key`;
+    None (prepare it again) for anything else, an index that is not one included."""
+    try:
+        with open_regular(side, "corpus index", "", SIDE_BYTES) as f:
+            saved = json.loads(f.read())
+        if (isinstance(saved, dict) and saved.get("key") == key
+                and dest.stat().st_size == saved.get("chars")):
+            return Vocab(saved["chars_in_vocab"]), map_file(dest)
+    except (ValueError, RecursionError, OSError, KeyError, ScratchRNNError):
+        pass
+    return None
 
 
 def _remap_file(path: Path, remap: np.ndarray) -> None:
     def write(f):
-        src = np.memmap(path, np.uint8, mode="r")
+        src = map_file(path)
         for start in range(0, len(src), CHUNK_BYTES):
             f.write(remap[src[start:start + CHUNK_BYTES]].tobytes())
 

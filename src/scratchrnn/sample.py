@@ -65,8 +65,10 @@ def stepper(model: CharRNN, clamp: tuple[int, int, float] | None = None):
     of the network runs as trained (Radford et al. 2017's sentiment-neuron steering). An LSTM's
     cell c is left to run; only its output h is held.
 
-    The cells' equations for one vector at a time, with buffers allocated once: generation is
-    one tiny step per character, so per-call overhead, not arithmetic, decides its speed.
+    The cells' own step functions (cells.py) on one vector at a time, with buffers allocated
+    once: generation is one tiny step per character, so per-call overhead, not arithmetic,
+    decides its speed; only the recurrent product differs from the window's (a matrix-vector
+    product over transposed weights).
     Tests check it against the batched forward pass. With layer normalisation (cells_ln.py)
     every embedding row is normalised once, here, and the state's projection at every step."""
     cfg, P = model.config, model.params
@@ -87,7 +89,7 @@ def stepper(model: CharRNN, clamp: tuple[int, int, float] | None = None):
         # As in cells.lstm_forward: the sigmoids' x/2 folded into the weights makes all four
         # gates one tanh and one affine map (3 calls, not 5). Halving is exact in binary
         # floating point, so the gates are bit for bit those of cells.sigmoid.
-        scale, shift = cells._lstm_consts(H, cfg.dtype)
+        scale, shift = cells.lstm_consts(H, cfg.dtype)
         first = first * scale
         Wx = [None] + [W * scale for W in Wx[1:]]
         WhT = [W * scale[:, None] for W in WhT]
@@ -95,9 +97,12 @@ def stepper(model: CharRNN, clamp: tuple[int, int, float] | None = None):
     b_hn = [P.get(f"l{k}.b_hn") for k in range(L)]
     hs = [np.zeros(H, cfg.dtype) for _ in range(L)]  # (H,) per layer
     cs = [np.zeros(H, cfg.dtype) for _ in range(L)]  # LSTM cells
-    z = np.empty(cells.GATES[cell] * H, cfg.dtype)  # (G*H,) gate pre-activations
+    z = np.empty(cells.GATES[cell] * H, cfg.dtype)  # (G*H,) h W_h, then the gates
     tmp = np.empty(H, cfg.dtype)
-    rz = np.empty(2 * H, cfg.dtype)  # GRU gates r, z
+    gates = [z[j * H:(j + 1) * H] for j in range(4)]  # the LSTM's i f g o, views made once
+    if cell == "gru":
+        z_rz, z_n = z[:2 * H].reshape(2, H), z[2 * H:]  # the r, z and n parts of h W_h
+    rz, n = np.empty((2, H), cfg.dtype), np.empty(H, cfg.dtype)  # GRU gates and candidate
     W_yT, b_y = np.ascontiguousarray(P["W_y"].T), P["b_y"]
     clamp = check_clamp(clamp, model)
     c_layer, c_unit, c_value = clamp if clamp else (-1, 0, 0.0)
@@ -110,30 +115,14 @@ def stepper(model: CharRNN, clamp: tuple[int, int, float] | None = None):
             if ln:
                 cells_ln.normalise(z, 3)
                 np.multiply(z, gh[k], out=z)  # in place; "z *=" would make z local
+            # the cells' own step arithmetic (cells.py), on one vector, in place
             if cell == "rnn":
-                np.add(z, x_in, out=z)  # in place; "z +=" would make z local
-                np.tanh(z, out=h)
+                cells.rnn_step(z, x_in, h)
             elif cell == "lstm":
-                np.add(z, x_in, out=z)  # in place; "z +=" would make z local
-                np.tanh(z, out=z)
-                np.multiply(z, scale, out=z)
-                np.add(z, shift, out=z)  # i f g o
-                c = cs[k]
-                c *= z[H:2 * H]
-                np.multiply(z[:H], z[2 * H:3 * H], out=tmp)
-                c += tmp
-                np.tanh(c, out=h)
-                h *= z[3 * H:]
-            else:  # gru: z holds h W_h = [hr hz hn]
-                cells.sigmoid(np.add(z[:2 * H], x_in[:2 * H], out=rz), out=rz)
-                n = z[2 * H:]  # a view: z is spent after this step
-                n += b_hn[k]
-                n *= rz[:H]
-                n += x_in[2 * H:]
-                np.tanh(n, out=n)
-                np.subtract(h, n, out=tmp)
-                np.multiply(tmp, rz[H:], out=tmp)
-                np.add(n, tmp, out=h)
+                cells.lstm_step(z, x_in, scale, shift, *gates, cs[k], cs[k], tmp, h, n)
+            else:
+                cells.gru_gates(x_in[:2 * H].reshape(2, H), x_in[2 * H:], z_rz, z_n, b_hn[k], h,
+                                rz, n, z_n, h)
             if k == c_layer:
                 h[c_unit] = c_value
         return W_yT @ hs[L - 1] + b_y

@@ -15,12 +15,14 @@ new dependency, and a thread per request serves several clients (BENCHMARKS.md h
 figures). The model is read-only; every request builds its own state. No request names a file:
 the page is read from the package once, at start. Every input is checked; a bad request gets a
 4xx and one line of JSON, an unexpected failure a 500 and one line on stderr, never a traceback
-or a dead server.
+or a dead server. A client cannot hold a thread past the bounds below (a whole request's time,
+a response's time blocked on a client that does not read) nor take more than its address's
+share of the threads, so that a hostile client does not lock the others out.
 """
 
 from __future__ import annotations
 
-import json
+import io
 import math
 import re
 import secrets
@@ -42,25 +44,34 @@ from .serve_requests import (  # noqa: F401 (the limits are part of serve's API 
     MAX_BODY,
     MAX_LENGTH,
     MAX_PROMPT,
+    MAX_REQUEST_LINE,
     BadRequest,
     _api_words,
     _hostname,
-    _no_constant,
     _only,
     _text,
+    client_key,
+    is_loopback_address,
+    is_loopback_name,
     parse_generate,
+    parse_json,
+    parse_request_line,
+    read_headers,
 )
 from .visualize import renderer_css, renderer_js
 
 MAX_CONNECTIONS = 64  # connections served at once; more get a 503
+MAX_PER_CLIENT = 16  # of those from one address (a browser opens 6), so one can't take them all
+REQUEST_TIME = 10.0  # seconds for a whole request to arrive, however its bytes trickle in
+WRITE_TIME = 30.0  # seconds a response may wait, all told, on a client that does not read
 MAX_INSPECTIONS = 4  # computed at once; more requests wait their turn
 FLUSH_EVERY = 0.03  # seconds between writes of a streamed generation (the first goes at once)
-LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 # The page's only sources are itself: it cannot load or send anything anywhere else, and only
 # its own two scripts (this response's nonce) run.
 CSP = ("default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; "
        "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; "
        "frame-ancestors 'none'")
+
 
 def _finite(x):
     """A number JSON.parse can read (NaN and infinities are not JSON), else None."""
@@ -81,13 +92,90 @@ def model_card(ckpt: Checkpoint) -> dict:
             "limits": {"prompt": MAX_PROMPT, "length": MAX_LENGTH, "body": MAX_BODY}}
 
 
+class Connection(io.RawIOBase):
+    """A client's socket, read against the clock of the request in flight and written against
+    a budget of time spent waiting on the client: a per-read timeout alone lets a client that
+    sends (or reads) one byte every few seconds hold its thread for as long as it likes."""
+
+    def __init__(self, sock: socket.socket, write_time: float):
+        self.sock, self.deadline, self.write_left, self.received = sock, math.inf, write_time, 0
+
+    def readable(self):
+        return True
+
+    def writable(self):
+        return True
+
+    def readinto(self, buf) -> int:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the request took too long to arrive")
+        self.sock.settimeout(left)
+        n = self.sock.recv_into(buf)
+        self.received += n
+        return n
+
+    def write(self, data) -> int:
+        if self.write_left <= 0:
+            raise TimeoutError("the client stopped reading")
+        self.sock.settimeout(self.write_left)
+        t0 = time.monotonic()
+        try:
+            self.sock.sendall(data)
+        finally:
+            self.write_left -= time.monotonic() - t0
+        return len(data)
+
+
 class Handler(BaseHTTPRequestHandler):
     server_version = "scratchrnn"
     # What a refusal of an unparsable request line is answered in (http.server's default,
     # HTTP/0.9, would send the JSON error without a status line).
     default_request_version = "HTTP/1.0"
-    timeout = 30  # seconds a client may stall a read or a write before its thread lets go
     playground: Playground  # set on the subclass make_server builds
+    server: PlaygroundServer
+
+    def setup(self):
+        self.connection = self.request
+        self.conn = Connection(self.request, self.server.write_time)
+        self.rfile, self.wfile = io.BufferedReader(self.conn), self.conn
+
+    def handle_one_request(self):
+        """http.server's, with the request's time bounded and its framing checked whole."""
+        self.conn.deadline = time.monotonic() + self.server.request_time
+        self.command, self.path, self.requestline, self.close_connection = None, "", "", True
+        self.request_version = self.default_request_version
+        try:
+            self.raw_requestline = self.rfile.readline(MAX_REQUEST_LINE + 1)
+        except TimeoutError:
+            if self.conn.received:  # one that sent nothing (a browser's preconnect) just closes
+                self.send_error(408, f"the request line took over {self.server.request_time:g} "
+                                "s to arrive")
+            return
+        if len(self.raw_requestline) > MAX_REQUEST_LINE:
+            self.send_error(414, f"the request line is over {MAX_REQUEST_LINE:,} bytes")
+        elif self.raw_requestline and self.parse_request():
+            handler = getattr(self, f"do_{self.command}", None)
+            if handler is None:
+                self.send_error(405, f"{self.command[:20]!r} is not a method the playground "
+                                "takes; it takes GET and POST")
+            else:
+                handler()
+
+    def parse_request(self) -> bool:
+        self.requestline = self.raw_requestline.decode("latin-1").rstrip("\r\n")
+        try:
+            self.command, self.path, self.request_version = \
+                parse_request_line(self.raw_requestline)
+            self.headers, self.length = read_headers(self.rfile, self.command)
+        except BadRequest as e:
+            self.send_error(e.status, str(e))
+            return False
+        except TimeoutError:
+            self.send_error(408, f"the headers took over {self.server.request_time:g} s to "
+                            "arrive; send the whole request at once")
+            return False
+        return True
 
     def log_message(self, format, *args):  # noqa: A002 (the base class's name)
         pass  # one line per failed request instead (_fail), not one per request
@@ -107,7 +195,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _fail(self, status: int, message: str, extra: dict | None = None) -> None:
         line = " ".join(str(message).split())  # one line, whatever the message held
-        print(f"scratchrnn serve: {self.command} {getattr(self, 'path', '')[:80]!r} -> "
+        print(f"scratchrnn serve: {self.command or '-'} {self.path[:80]!r} -> "
               f"{status}: {line}",
               file=sys.stderr, flush=True)
         self._json(status, {"error": line}, extra)
@@ -126,10 +214,9 @@ class Handler(BaseHTTPRequestHandler):
     def _handle(self, method: str) -> None:
         try:
             host = self.headers.get("Host")  # browsers always send it; HTTP/1.0 tools may not
-            host = host if host is None else _hostname(host)
-            if self.playground.loopback and host is not None and host not in LOOPBACK:
+            if self.playground.loopback and host is not None and not is_loopback_name(host):
                 # A page elsewhere whose name now points at 127.0.0.1 (DNS rebinding) gets nothing.
-                raise BadRequest(f"unexpected Host {host[:80]!r}", 403)
+                raise BadRequest(f"unexpected Host {_hostname(host)[:80]!r}", 403)
             self._route(method)()
         except BadRequest as e:
             extra = {"Allow": "GET" if self.path in ("/", "/api/model") else "POST"} \
@@ -167,21 +254,17 @@ class Handler(BaseHTTPRequestHandler):
         ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if ctype != "application/json":  # also keeps other sites' plain form posts out
             raise BadRequest("send the request body as Content-Type: application/json", 415)
-        length = self.headers.get("Content-Length")
-        if length is None or not re.fullmatch(r"[0-9]{1,9}", length.strip()):
+        if self.length is None:  # sizes and framing were checked with the headers
             raise BadRequest("a request body needs a Content-Length", 411)
-        if int(length) > MAX_BODY:
-            raise BadRequest(f"the request body has {int(length):,} bytes; the most is "
-                             f"{MAX_BODY:,}", 413)
-        raw = self.rfile.read(int(length))
         try:
-            body = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
-        except (UnicodeDecodeError, ValueError, RecursionError) as e:
-            raise BadRequest(f"the body is not valid JSON ({' '.join(str(e).split())[:120]})") \
-                from None
-        if not isinstance(body, dict):
-            raise BadRequest("the body must be a JSON object")
-        return body
+            raw = self.rfile.read(self.length)
+        except TimeoutError:
+            raise BadRequest(f"the body took over {self.server.request_time:g} s to arrive; "
+                             "send the whole request at once", 408) from None
+        if len(raw) < self.length:
+            raise BadRequest(f"the body ended after {len(raw):,} of its {self.length:,} bytes "
+                             "(Content-Length)")
+        return parse_json(raw)
 
     def _page(self) -> None:
         nonce = secrets.token_urlsafe(16)
@@ -244,31 +327,58 @@ class PlaygroundServer(ThreadingHTTPServer):
     daemon_threads = True  # a stream in flight does not hold up Ctrl-C
     # socketserver's default backlog of 5 reset connections under 20 clients (bench_serve.py)
     request_queue_size = 128
+    # make_server's arguments, which tests shorten
+    request_time, write_time = REQUEST_TIME, WRITE_TIME
+    max_connections, max_per_client = MAX_CONNECTIONS, MAX_PER_CLIENT
 
     def __init__(self, *args, **kwargs):
-        # One thread per connection, so idle or trickling clients are capped: past the cap a
-        # connection gets a one-line 503 at once instead of a thread of its own.
-        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        # One thread per connection, so connections are capped, in all and per client address:
+        # past a cap a connection gets a one-line 503 at once instead of a thread of its own.
+        self.lock, self.active, self.clients = threading.Lock(), 0, {}
         super().__init__(*args, **kwargs)
 
+    def _admit(self, client: str) -> str | None:
+        """None when `client` may have a thread for one more connection, else why not."""
+        with self.lock:
+            if self.active >= self.max_connections:
+                return "too many connections; try again in a moment"
+            if self.clients.get(client, 0) >= self.max_per_client:
+                return (f"too many connections from {client} ({self.max_per_client} at most); "
+                        "close some and try again")
+            self.active += 1
+            self.clients[client] = self.clients.get(client, 0) + 1
+        return None
+
+    def _leave(self, client: str) -> None:
+        with self.lock:
+            self.active -= 1
+            self.clients[client] -= 1
+            if not self.clients[client]:
+                del self.clients[client]
+
     def process_request(self, request, client_address):
-        if not self.slots.acquire(blocking=False):
-            body = json_dumps({"error": "too many connections; try again in a moment"})
+        client = client_key(client_address[0])
+        refusal = self._admit(client)
+        if refusal is None:
             try:
-                request.sendall(f"HTTP/1.0 503 Service Unavailable\r\nContent-Type: "
-                                f"application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-                                f"{body}".encode())
-            except OSError:
-                pass
-            self.shutdown_request(request)
-            return
-        super().process_request(request, client_address)
+                return super().process_request(request, client_address)
+            except BaseException:  # no thread started: its slot is free again
+                self._leave(client)
+                raise
+        body = json_dumps({"error": refusal})
+        try:  # a few bytes into an empty send buffer: this never blocks the accepting thread
+            request.sendall(f"HTTP/1.0 503 Service Unavailable\r\nContent-Type: "
+                            f"application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+                            f"{body}".encode())
+        except OSError:
+            pass
+        self.shutdown_request(request)
 
     def process_request_thread(self, request, client_address):
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self.slots.release()
+            self._leave(client_key(client_address[0]))
 
     def handle_error(self, request, client_address):
         """Whatever escapes a handler (a reset while the request line is read): one line, not
@@ -279,15 +389,19 @@ class PlaygroundServer(ThreadingHTTPServer):
                   f"{' '.join(str(e).split())}", file=sys.stderr, flush=True)
 
 
-def make_server(ckpt, host: str = "127.0.0.1", port: int = 8000) -> PlaygroundServer:
+def make_server(ckpt, host: str = "127.0.0.1", port: int = 8000, *,
+                request_time: float = REQUEST_TIME, write_time: float = WRITE_TIME,
+                max_connections: int = MAX_CONNECTIONS,
+                max_per_client: int = MAX_PER_CLIENT) -> PlaygroundServer:
     """A server for `ckpt` (a Checkpoint, run folder or .npz) on host:port (0: any free port),
-    not yet serving: call `serve_forever()` (in a thread, for tests) and `shutdown()`."""
+    not yet serving: call `serve_forever()` (in a thread, for tests) and `shutdown()`. The
+    keyword arguments are the bounds on hostile clients (the module constants of those names)."""
     if not isinstance(ckpt, Checkpoint):
         ckpt = load_checkpoint(ckpt)
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise ScratchRNNError(f"--port must be in [0, 65535], got {port!r}")
-    handler = type("PlaygroundHandler", (Handler,),
-                   {"playground": Playground(ckpt, host in LOOPBACK)})
+    playground = Playground(ckpt, loopback=False)
+    handler = type("PlaygroundHandler", (Handler,), {"playground": playground})
     server_class = PlaygroundServer
     if ":" in host:  # an IPv6 address such as ::1
         server_class = type("PlaygroundServer6", (PlaygroundServer,),
@@ -297,6 +411,10 @@ def make_server(ckpt, host: str = "127.0.0.1", port: int = 8000) -> PlaygroundSe
     except OSError as e:
         raise ScratchRNNError(f"cannot listen on {host}:{port} ({e.strerror or e}); pick "
                               "another --port or --host") from None
+    # Decided by the address bound, not by how --host spelled it (127.1, 0x7f.1, localhost).
+    playground.loopback = is_loopback_address(server.server_address[0])
+    server.request_time, server.write_time = request_time, write_time
+    server.max_connections, server.max_per_client = max_connections, max_per_client
     return server
 
 
@@ -308,7 +426,7 @@ def url(server: ThreadingHTTPServer) -> str:
 def run(ckpt, host: str = "127.0.0.1", port: int = 8000, log=print) -> int:
     """Serve until Ctrl-C (or SIGTERM); returns the exit status, 0."""
     server = make_server(ckpt, host, port)
-    if host not in LOOPBACK:
+    if not server.RequestHandlerClass.playground.loopback:
         print(f"scratchrnn: warning: listening on {host}, so other machines can reach the "
               "playground; it is meant for 127.0.0.1", file=sys.stderr, flush=True)
     log(f"scratchrnn: playground at {url(server)} (Ctrl-C stops it)")

@@ -19,7 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import ScratchRNNError
-from .text import text_encoding
+from .prepare import open_text
+from .text import printable, text_encoding
 
 SNIFF_BYTES = 1 << 16
 GLOB_CHARS = frozenset("*?[")
@@ -49,12 +50,8 @@ def absolute(text):
 def is_binary(path: Path, encoding: str | None = None) -> bool:
     """NUL bytes or undecodable bytes in the first 64 kB (a multi-byte character cut at the
     end of the sample is not counted against it)."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(SNIFF_BYTES)
-    except FileNotFoundError:
-        raise ScratchRNNError(f"{path} disappeared while the corpus was being listed; run "
-                              "again when the files stay put") from None
+    with open_text(path, "listed") as f:
+        head = f.read(SNIFF_BYTES)
     if b"\x00" in head:
         return True
     try:
@@ -145,11 +142,14 @@ def expand(text, encoding: str | None = None) -> list[Path]:
 
 def name_of(text) -> str:
     """A run name for --text: a file's stem, a folder's name, a glob's fixed folder, and the
-    first of several with +N for the rest."""
+    first of several with +N for the rest; printable whatever the file is called."""
     specs = specs_of(text)
     if len(specs) > 1:
         return f"{name_of(specs[0])}+{len(specs) - 1}"
-    spec = specs[0]
+    return printable(_name(specs[0])) or "corpus"
+
+
+def _name(spec: str) -> str:
     if is_glob(spec) and not Path(spec).exists():
         fixed = []
         for part in Path(spec).parts:

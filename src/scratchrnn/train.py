@@ -20,8 +20,8 @@ from tqdm.auto import tqdm
 
 from . import optim
 from .checkpoint import load_checkpoint, save_checkpoint, usable_model
-from .config import MODEL_KEYS, TrainConfig, validate
-from .data import Corpus, corpus_name, load_corpus, make_streams, window, windows_per_epoch
+from .config import MODEL_KEYS, TrainConfig, default_out, validate
+from .data import Corpus, load_corpus, make_streams, window, windows_per_epoch
 from .distributed import Alone  # mpi4py loads only in distributed.connect
 from .errors import Interrupted, ScratchRNNError
 from .evaluate import evaluate
@@ -154,12 +154,13 @@ def train(config: TrainConfig | None = None, *, resume=None, progress: bool = Tr
         cfg = (config or TrainConfig()).replace(**{k: v for k, v in overrides.items()
                                                    if v is not None})
     validate(cfg)
-    comm.rows(cfg.batch)  # refuses a --batch that does not split over the ranks
     if ckpt is not None:  # a resumed run lives where its checkpoint is, unless told otherwise
         out = Path(overrides["out"]) if overrides.get("out") else ckpt.path.parent
     else:
-        out = Path(cfg.out) if cfg.out else Path("runs") / corpus_name(cfg.text)
+        out = Path(cfg.out) if cfg.out else default_out(cfg.text)
     cfg = cfg.replace(out=str(out))
+    comm.check_same(cfg, ckpt, text, allow_new_text)  # ranks started alike, before any writes
+    comm.rows(cfg.batch)  # refuses a --batch that does not split over the ranks
     with (RunFolder(out, resume_from=ckpt.path.parent if ckpt else None, overwrite=overwrite)
           if lead else nullcontext()) as run:
         if (ckpt is not None and comm.size == 1 and _stat(ckpt.path) != read_as
@@ -339,9 +340,9 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
             history.append(row)
             metrics.write(json_dumps(row) + "\n")
             metrics.flush()
-            bar.set_postfix(loss=f"{row['train_loss'] or float('nan'):.3f}",
-                            val=f"{val:.3f}" if val is not None else "-",
-                            cps=f"{row['chars_per_sec']:.0f}")
+            bar.set_postfix({"train loss": f"{row['train_loss'] or float('nan'):.3f}",
+                             "val loss": f"{val:.3f}" if val is not None else "-",
+                             "chars/s": f"{row['chars_per_sec']:.0f}"})  # cli: --quiet
             bar.update(1)
             if evaluating:
                 every = comm.gather_state(state)  # every stream's state: resumable at any N

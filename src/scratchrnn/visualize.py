@@ -21,15 +21,17 @@ from pathlib import Path
 
 import numpy as np
 
+from .cells import SIGMOID
 from .errors import ScratchRNNError
 from .evaluate import held_out
-from .fsutil import atomic_write_bytes, make_dir
-from .inside import GATES, PROPERTIES, Inspection
+from .fsutil import atomic_write_bytes, make_dir, open_regular
+from .inside import PROPERTIES, Inspection
 from .owner import check_output, default_output
 from .pack import STATE_LEVELS, decode_layer, encode_layer
 from .resume import run_corpus
 from .safejson import dumps as json_dumps
 from .sources import name_of
+from .text import printable
 
 MARKER = "<!-- scratchrnn inside page: written by 'scratchrnn visualize'"
 LEVELS = STATE_LEVELS
@@ -91,7 +93,7 @@ def page_data(insp: Inspection, levels: int = LEVELS, model_card: dict | None = 
         "num_layers": len(insp.layers),
         "hidden": insp.hidden_size,
         "signals": list(insp.signal_names()),
-        "gates": sorted(GATES & set(insp.signal_names())),
+        "gates": sorted(SIGMOID & set(insp.signal_names())),
         "k": int(insp.topk_ids.shape[1]),
         "topk_ids": [int(i) for i in insp.topk_ids.ravel()],
         "topk_probs": _round(insp.topk_probs, 4),
@@ -144,9 +146,9 @@ def render_fragment(insp: Inspection, max_chars: int = FRAGMENT_CHARS,
 def _ours(path: Path) -> bool:
     """A page this command wrote: our marker near the top of the file."""
     try:
-        with open(path, "rb") as f:
+        with open_regular(path, "page", "") as f:
             return MARKER in f.read(300).decode("utf-8", "replace")
-    except OSError:
+    except (OSError, ScratchRNNError):
         return False
 
 
@@ -221,7 +223,7 @@ def visualize_run(run, text=None, split: str | None = None, chars: int = 4000,
     """`scratchrnn visualize`: inspect the first `chars` characters of a file or of the run's
     validation/test split and write the page (default RUN/inside.html)."""
     from .checkpoint import load_checkpoint, resolve
-    from .inside import inspect
+    from .inside import CONTEXT, inspect
     if not isinstance(chars, int) or isinstance(chars, bool) or not 2 <= chars <= MAX_CHARS:
         raise ScratchRNNError(f"--chars must be a whole number from 2 to {MAX_CHARS:,}, "
                               f"got {chars!r}")
@@ -231,20 +233,27 @@ def visualize_run(run, text=None, split: str | None = None, chars: int = 4000,
         raise ScratchRNNError(f"unknown --split {split!r}; choose val or test")
     path = resolve(run)
     run_dir = path.parent
+    if out is not None:
+        check_out(Path(out))  # before the checkpoint is read: a refused --out costs nothing
+    ckpt = load_checkpoint(path)  # a path that is no checkpoint is the first thing to say
     out = Path(out) if out is not None else default_output(run_dir, "inside.html", "page")
     check_out(out)
-    ckpt = load_checkpoint(path)
     if text is not None:
         data = run_corpus(ckpt, text, whole=True).train
         source = name_of(text)
+        before = None  # a file may be an excerpt: where it starts is read from its quotes
     else:
         split = split or "val"
         corpus = run_corpus(ckpt)
         data, _ = held_out(corpus, split)
         source = f"the {split} split of {corpus.name}"
+        # A split starts wherever the cut fell, maybe inside a quotation: the text before it
+        # says where (inside.properties).
+        parts = [corpus.train] + ([corpus.val] if split == "test" else [])
+        before = ckpt.vocab.decode(np.concatenate([p[-CONTEXT:] for p in parts])[-CONTEXT:])
     data = np.asarray(data[:chars])
     if len(data) < 2:
         raise ScratchRNNError(f"{source} has fewer than 2 characters; pass a longer --text")
-    insp = inspect(ckpt.model, ckpt.vocab, ckpt.vocab.decode(data), clean=False)
-    title = f"Inside {run_dir.name}: {len(data):,} characters of {source}"
+    insp = inspect(ckpt.model, ckpt.vocab, ckpt.vocab.decode(data), clean=False, before=before)
+    title = f"Inside {printable(run_dir.name)}: {len(data):,} characters of {source}"
     return write_page(insp, out, model_card(ckpt), run_history(run_dir, ckpt.meta), title)

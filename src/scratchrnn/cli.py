@@ -272,8 +272,7 @@ def _cmd_eval(args) -> int:
     corpus = run_corpus(ckpt, text if args.text else None, whole=split == "all")
     data, whole = held_out(corpus, split, cfg.val_chars)
     result = dict(report(evaluate(ckpt.model, data, cfg.seq_len)), split=split,
-                  chars=chars_read(len(data)), split_chars=int(whole),
-                  checkpoint=str(resolve(args.run)))
+                  chars=chars_read(len(data)), checkpoint=str(resolve(args.run)))
     if args.json:
         print(json_dumps(result))
     else:

@@ -146,6 +146,16 @@ CASES = {
     "checkpoint that is /dev/null": (lambda: sr.load_checkpoint("/dev/null"),
                                      "/dev/null is a character device, not a regular file"),
     "corpus that is /dev/null": (lambda: sr.load_corpus("/dev/null"), "not a regular file"),
+    # round 3: run folders (an encoding must decode bytes to text, checked where it resolves)
+    "encoding str to str (train)": (lambda: train(encoding="rot13"), "not a text encoding"),
+    "encoding bytes to bytes (train)": (lambda: train(encoding="zlib"), "not a text encoding"),
+    "encoding unknown (train)": (lambda: train(encoding="utf-9"), "unknown encoding"),
+    "encoding a number (train)": (lambda: train(encoding=8), "--encoding"),
+    "encoding that decodes nothing": (lambda: sr.load_corpus(__file__, encoding="undefined"),
+                                      "not a text encoding"),
+    "encoding that fails oddly": (lambda: sr.load_corpus(__file__, encoding="punycode"),
+                                  "is not valid punycode"),
+    "encoding hex": (lambda: sr.load_corpus(__file__, encoding="hex"), "not a text encoding"),
 }
 
 

@@ -50,8 +50,9 @@ def world(tmp_path_factory):
     variant("novocab.npz", meta_change=lambda m: {k: v for k, v in m.items() if k != "vocab"})
     variant("noparam.npz", change=lambda m: m.pop("p/l0.W_h"))
     variant("badmeta.npz", change=lambda m: m.update({"meta": np.array("{not json")}))
-    variant("orphan.npz", meta_change=lambda m: dict(m, config=dict(m["config"],
-                                                                   text=str(d / "gone.txt"))))
+    variant("orphan.npz", meta_change=lambda m: dict(
+        m, config=dict(m["config"], text=str(d / "gone.txt")),
+        corpus=dict(m["corpus"], path=str(d / "gone.txt"))))  # the path a run reads first
     # metadata with the right keys and wrong types or shapes, members that cannot be ours
     variant("strconfig.npz", meta_change=lambda m: dict(m, config="gru"))
     variant("listvocab.npz", meta_change=lambda m: dict(m, vocab=list(m["vocab"])))
@@ -106,6 +107,7 @@ def world(tmp_path_factory):
     (d / "gone.txt").unlink()
     folders(d)
     state_dicts(d)
+    run_folders(d)
     return d
 
 
@@ -120,6 +122,22 @@ def folders(d: pathlib.Path) -> None:
     (d / "loopdir" / "inner" / "a.txt").write_text("some text\n" * 100)
     (d / "loopdir" / "inner" / "back").symlink_to(d / "loopdir")
     (d / "selflink").symlink_to(d / "selflink")
+
+
+def run_folders(d: pathlib.Path) -> None:
+    """Runs whose folder or record is not what a command may assume (round 3): one that kept
+    only its results, an imported one (no text recorded), one with no test split."""
+    shutil.copytree(d / "run", d / "run-results")
+    (d / "run-results" / "checkpoint.npz").unlink()  # deleted to save space: best.npz is left
+    assert main(["import", str(d / "sd_good.safetensors"), "--vocab", "abcdefghij", "--out",
+                 str(d / "imported")]) == 0
+    assert main(["train", "--text", str(d / "text.txt"), "--out", str(d / "run-notest"),
+                 "--test-frac", "0", *TRAIN]) == 0
+    members = dict(np.load(d / "run" / "checkpoint.npz", allow_pickle=False))
+    meta = json.loads(str(members["meta"]))
+    members["meta"] = np.array(json.dumps(dict(meta, config=dict(meta["config"],
+                                                                 encoding="rot13"))))
+    np.savez(d / "rot13.npz", **members)
 
 
 def state_dicts(d: pathlib.Path) -> None:
@@ -396,7 +414,54 @@ CASES |= {
     "visualize no checkpoint": ["visualize", "{d}/nothing"],
     "visualize pickled checkpoint": ["visualize", "{d}/pickle.npz"],
     "visualize text too short": ["visualize", "{d}/run", "--text", "{d}/afile"],
+    # round 3: run folders
+    "out holds only the results of a run": ["train", "--text", "{d}/text.txt", "--out",
+                                            "{d}/run-results"],
+    "import into a run's results": ["import", "{d}/sd_good.safetensors", "--vocab",
+                                    "abcdefghij", "--out", "{d}/run-results"],
+    "import into a run": ["import", "{d}/sd_good.safetensors", "--vocab", "abcdefghij",
+                          "--out", "{d}/run"],
+    "eval an imported run": ["eval", "{d}/imported"],
+    "eval an imported run's test split": ["eval", "{d}/imported", "--split", "test"],
+    "visualize an imported run": ["visualize", "{d}/imported"],
+    "eval a test split the run never had": ["eval", "{d}/run-notest", "--split", "test"],
+    "visualize a test split the run never had": ["visualize", "{d}/run-notest", "--split",
+                                                 "test"],
+    "eval after the text changed": ["eval", "{d}/run-changed"],
+    "eval all after the text changed": ["eval", "{d}/run-changed", "--split", "all"],
+    "visualize after the text changed": ["visualize", "{d}/run-changed"],
+    "eval after the text is gone": ["eval", "{d}/run-gone"],
+    "visualize after the text is gone": ["visualize", "{d}/run-gone"],
+    "encoding that fails oddly": ["train", "--text", "{d}/text.txt", "--encoding", "punycode",
+                                  "--out", "{d}/enc-out"],
+    "encoding that decodes nothing": ["train", "--text", "{d}/text.txt", "--encoding",
+                                      "undefined", "--out", "{d}/enc-out"],
+    "encoding str to str": ["train", "--text", "{d}/text.txt", "--encoding", "rot13", "--out",
+                            "{d}/enc-out"],
+    "encoding bytes to bytes": ["train", "--text", "{d}/text.txt", "--encoding", "zlib",
+                                "--out", "{d}/enc-out"],
+    "encoding base64": ["train", "--text", "{d}/text.txt", "--encoding", "base64"],
+    "encoding hex": ["train", "--text", "{d}/text.txt", "--encoding", "hex"],
+    "encoding with a NUL": ["train", "--text", "{d}/text.txt", "--encoding", "utf-8\x00"],
+    "encoding idna on accents": ["train", "--text", "{d}/cp1252.txt", "--encoding", "idna",
+                                 "--out", "{d}/enc-out"],
+    "encoding utf-32 on ASCII": ["train", "--text", "{d}/text.txt", "--encoding", "utf-32",
+                                 "--out", "{d}/enc-out"],
+    "encoding of a folder": ["train", "--text", "{d}/loopdir/inner/a.txt", "{d}/text.txt",
+                             "--encoding", "punycode", "--out", "{d}/enc-out"],
+    "resume with a wrong encoding": ["train", "--resume", "{d}/run", "--encoding", "rot13"],
+    "visualize beside a checkpoint among user files": ["visualize", "{d}/loose/checkpoint.npz",
+                                                       "--text", "{d}/text.txt"],
+    "export beside a checkpoint among user files": ["export", "{d}/loose/checkpoint.npz",
+                                                    "--format", "torch"],
+    "export onnx beside a checkpoint among user files": ["export", "{d}/loose", "--format",
+                                                         "onnx"],
+    "plot over another run's loss.png": ["plot", "{d}/run", "--out", "{d}/run2/loss.png"],
 }
+for _argv in (["eval"], ["sample"], ["visualize"], ["train", "--resume"],
+              ["export", "{d}/rot13.npz", "--format", "torch"]):  # its config: no text encoding
+    _argv = _argv if "{d}/rot13.npz" in _argv else [*_argv, "{d}/rot13.npz"]
+    CASES[f"checkpoint encoding rot13 ({_argv[0]})"] = _argv
 
 
 def snapshot(d: pathlib.Path) -> dict:

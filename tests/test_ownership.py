@@ -80,7 +80,18 @@ def test_a_run_that_failed_to_start_can_be_started_again(small_text, tmp_path, c
     short.write_text("too short")
     assert main(["train", "--text", str(short), "--out", str(out), *TRAIN]) == 1
     assert "fewer than --batch" in one_line(capsys.readouterr().err)
-    assert owner.has_marker(out)  # ours now, with no checkpoint: nothing to lose
+    assert not out.exists()  # nothing of a run was written: no trace of it is left
+    empty = tmp_path / "empty" / "deeper"
+    empty.parent.mkdir()
+    for argv in (["--text", str(short), "--out", str(empty)],
+                 ["--text", str(small_text), "--encoding", "punycode", "--out", str(empty)]):
+        assert main(["train", *argv, *TRAIN]) == 1
+        one_line(capsys.readouterr().err)
+        assert os.listdir(empty.parent) == []  # the folder it made goes, not the one it found
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    assert main(["train", "--text", str(short), "--out", str(mine), *TRAIN]) == 1
+    assert mine.is_dir() and os.listdir(mine) == []
     assert main(["train", "--text", str(small_text), "--out", str(out), *TRAIN]) == 0
 
 
@@ -99,6 +110,54 @@ def test_overwrite_replaces_only_the_runs_own_files(run, small_text, capsys):
     assert not (run / dead).exists()
     new = sr.load_checkpoint(run).model.params
     assert any(not np.array_equal(new[k], old[k]) for k in old)
+
+
+@pytest.mark.parametrize("kept", [("best.npz", "metrics.jsonl", "loss.png"), ("best.npz",),
+                                  ("metrics.jsonl",), ("loss.png",)])
+def test_any_result_of_a_run_keeps_train_and_import_out(run, small_text, tmp_path, kept, capsys):
+    # the latest checkpoint deleted to save space: what is left is still the run's work
+    model = tmp_path / "model.safetensors"
+    assert main(["export", str(run), "--format", "torch", "--out", str(model)]) == 0
+    for name in owner.RESULTS:
+        if name not in kept:
+            (run / name).unlink()
+    before = snapshot(run)
+    assert main(["train", "--text", str(small_text), "--out", str(run), *TRAIN]) == 1
+    line = one_line(capsys.readouterr().err)
+    assert "already holds the results of a run" in line and all(k in line for k in kept)
+    assert ("--resume" in line) == ("best.npz" in kept)
+    assert main(["import", str(model), "--out", str(run)]) == 1
+    line = one_line(capsys.readouterr().err)
+    assert "already holds a run" in line and "--overwrite" not in line
+    assert snapshot(run) == before
+    assert main(["train", "--text", str(small_text), "--out", str(run), "--overwrite",
+                 *TRAIN]) == 0
+
+
+def test_a_run_that_kept_only_its_export_is_taken(run, small_text, capsys):
+    assert main(["export", str(run), "--format", "torch"]) == 0
+    assert main(["visualize", str(run), "--chars", "20"]) == 0
+    for name in owner.RESULTS:
+        (run / name).unlink()
+    before = snapshot(run)
+    capsys.readouterr()
+    assert main(["train", "--text", str(small_text), "--out", str(run), *TRAIN]) == 1
+    line = one_line(capsys.readouterr().err)
+    assert "(inside.html, model.safetensors)" in line and "--resume" not in line
+    assert snapshot(run) == before
+    assert main(["train", "--text", str(small_text), "--out", str(run), "--overwrite",
+                 *TRAIN]) == 0
+    assert (run / "model.safetensors").is_file()  # the user's to drop: --overwrite keeps it
+
+
+def test_a_run_from_before_markers_with_only_its_best_is_ours(run, small_text, capsys):
+    for name in (owner.MARKER, owner.LOCK, "checkpoint.npz"):
+        (run / name).unlink()
+    assert owner.is_run_folder(run)  # best.npz beside config.json
+    before = snapshot(run)
+    assert main(["train", "--text", str(small_text), "--out", str(run), *TRAIN]) == 1
+    assert f"--resume {run / 'best.npz'}" in one_line(capsys.readouterr().err)
+    assert snapshot(run) == before
 
 
 def test_a_run_from_before_markers_is_ours(run, small_text, capsys):
@@ -223,6 +282,51 @@ def test_eval_reuses_the_corpus_training_prepared_in_its_run(small_text, tmp_pat
     assert main(["eval", str(out)]) == 0
     assert snapshot(out) == before
     assert not (Path(os.environ["SCRATCHRNN_HOME"]) / "prepared").exists()
+
+
+def stamps(d: Path) -> dict:
+    """Every name under `d` with its content and mtime, and `d`'s own mtime (a file made and
+    removed again shows there). As root, chmod stops no write: this is the check that counts."""
+    return {str(p.relative_to(d)): (hashlib.sha256(p.read_bytes()).hexdigest()
+                                    if p.is_file() else "dir", p.stat().st_mtime_ns)
+            for p in [d, *sorted(d.rglob("*"))]}
+
+
+@pytest.mark.parametrize("spoil", ["intact", "corpus.u8 deleted", "source touched",
+                                   "index garbled"])
+def test_read_only_commands_write_nothing_in_a_read_only_run(small_text, tmp_path, monkeypatch,
+                                                            capsys, spoil):
+    from scratchrnn import serve
+
+    monkeypatch.setattr("scratchrnn.data.MEMMAP_BYTES", 10)  # training prepares it in the run
+    out = tmp_path / "run"
+    assert main(["train", "--text", str(small_text), "--out", str(out), *TRAIN]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(out), "--json"]) == 0
+    expected = json.loads(capsys.readouterr().out)
+    if spoil == "corpus.u8 deleted":
+        (out / "corpus.u8").unlink()
+    elif spoil == "source touched":  # same content, a newer mtime: the index no longer vouches
+        os.utime(small_text, ns=(time.time_ns(), time.time_ns() + 10**9))
+    elif spoil == "index garbled":
+        (out / "corpus.json").write_text("[1, 2")
+    before = stamps(out)
+    subprocess.run(["chmod", "-R", "a-w", str(out)], check=True)
+    try:
+        for argv in (["eval", str(out), "--json"], ["eval", str(out / "best.npz")],
+                     ["eval", str(out), "--split", "test"],
+                     ["sample", str(out), "--length", "20"],
+                     ["visualize", str(out), "--chars", "50", "--out", str(tmp_path / "p.html")],
+                     ["plot", str(out), "--out", str(tmp_path / "p.png")]):
+            assert main(argv) == 0, capsys.readouterr().err
+            if argv[-1] == "--json":
+                assert json.loads(capsys.readouterr().out) == expected
+        serve.make_server(out, port=0).server_close()
+    finally:
+        subprocess.run(["chmod", "-R", "u+w", str(out)], check=True)
+    assert stamps(out) == before
+    cache = Path(os.environ["SCRATCHRNN_HOME"]) / "prepared"
+    assert cache.exists() == (spoil != "intact")  # a spoilt one is prepared in the cache
 
 
 def test_plot_out_writes_new_paths_and_its_own_plot_only(run, tmp_path, capsys):

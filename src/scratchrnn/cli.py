@@ -12,9 +12,9 @@ from pathlib import Path
 from .checkpoint import load_checkpoint, resolve
 from .config import PRESETS, TrainConfig, default_out, parse_duration, with_preset
 from .errors import ScratchRNNError, as_flag, spelled
-from .evaluate import evaluate, report, unknown_characters
+from .evaluate import chars_read, evaluate, held_out, report, unknown_characters
 from .fsutil import describe_os_error
-from .owner import check_output, is_run_folder
+from .owner import check_output, default_output
 from .plot import plot_history, read_metrics
 from .resume import run_corpus
 from .safejson import dumps as json_dumps
@@ -270,17 +270,16 @@ def _cmd_eval(args) -> int:
     if args.text:
         unknown_characters(text, ckpt.vocab, cfg.encoding)
     corpus = run_corpus(ckpt, text if args.text else None, whole=split == "all")
-    data = corpus.train if split == "all" else getattr(corpus, split)
-    if len(data) < 2:
-        raise ScratchRNNError(f"the {split} split is empty; pick another --split or a --text")
-    result = dict(report(evaluate(ckpt.model, data, cfg.seq_len,
-                                  max_chars=cfg.val_chars if split == "val" else None)),
-                  split=split, chars=int(len(data)), checkpoint=str(resolve(args.run)))
+    data, whole = held_out(corpus, split, cfg.val_chars)
+    result = dict(report(evaluate(ckpt.model, data, cfg.seq_len)), split=split,
+                  chars=chars_read(len(data)), checkpoint=str(resolve(args.run)))
     if args.json:
         print(json_dumps(result))
     else:
+        cut = f" of the split's {whole:,} (the run's --val-chars)" if len(data) < whole else ""
         print(f"{split}: {result['nats_per_char']:.4f} nats/char, {result['bits_per_char']:.4f} "
-              f"bits/char, perplexity {result['perplexity']:.3f} over {result['chars']:,} chars")
+              f"bits/char, perplexity {result['perplexity']:.3f} over {result['chars']:,} "
+              f"chars{cut}")
     return 0
 
 
@@ -301,13 +300,11 @@ def _cmd_import(args) -> int:
 def _cmd_plot(args) -> int:
     _nonempty(args.out, "--out")
     rows = read_metrics(args.run)
-    if args.out:
-        out = check_output(args.out, "plot", names=("loss.png",))
-    elif is_run_folder(args.run):
-        out = Path(args.run) / "loss.png"
+    if args.out:  # a run's loss.png may be replaced by its own curve, not another run's
+        own = Path(args.out).parent.resolve() == Path(args.run).resolve()
+        out = check_output(args.out, "plot", names=("loss.png",) if own else ())
     else:
-        raise ScratchRNNError(f"{args.run} is not a scratchrnn run folder, so the plot is not "
-                              "saved into it; pass --out FILE.png")
+        out = default_output(args.run, "loss.png", "plot")
     print(plot_history(rows, out, Path(args.run).name))
     return 0
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from . import limits
 from .errors import ScratchRNNError
+from .text import text_encoding
 
 # Fields added after runs were first saved, with the behaviour of a run saved without them:
 # a saved configuration that lacks one reads as that value, not as today's default.
@@ -193,6 +194,7 @@ def validate(cfg: TrainConfig) -> None:
             if one is not None and (not isinstance(one, str) or not one.strip()):
                 raise ScratchRNNError(f"`{name}` must be a non-empty path or name, got "
                                       f"{one!r}")
+    text_encoding(cfg.encoding)  # before any file is read or written
     choices = {"vocab": ("ascii", "seed", "corpus"), "cell": ("rnn", "lstm", "gru"),
                "optimizer": ("sgd", "adagrad", "adam"), "schedule": ("constant", "cosine"),
                "dtype": ("float32", "float64"), "on_nan": ("stop", "skip"),

@@ -96,10 +96,12 @@ def corpus_name(text: str | os.PathLike | list[str] | None) -> str:
 
 def load_corpus(text: str | os.PathLike | list[str] | None, vocab: Vocab | str = "ascii",
                 val_frac: float = 0.05, test_frac: float = 0.05,
-                encoding: str | None = None, cache: str | os.PathLike | None = None) -> Corpus:
+                encoding: str | None = None, cache: str | os.PathLike | None = None,
+                reuse: str | os.PathLike | None = None) -> Corpus:
     """Read, clean, encode and split a corpus (`text=None` means the book; else a file, a
     folder, a glob or a list of them: sources.expand). A corpus larger than 64 MB is prepared
-    into `cache`/corpus.u8 and memory-mapped, when `cache` is given."""
+    into `cache`/corpus.u8 and memory-mapped, when `cache` is given; a corpus prepared in the
+    folder `reuse` is read from there, never written there."""
     if not (0 <= val_frac < 1 and 0 <= test_frac < 1 and val_frac + test_frac < 1):
         raise ScratchRNNError("--val-frac and --test-frac must be in [0, 1) and sum to less than 1")
     paths = expand(text, encoding) if text is not None else [book_path()]
@@ -108,9 +110,11 @@ def load_corpus(text: str | os.PathLike | list[str] | None, vocab: Vocab | str =
     dest = None
     if cache is not None and sum(p.stat().st_size for p in paths) > MEMMAP_BYTES:
         dest = Path(cache) / "corpus.u8"
-    vocab, ids = encode_file(paths[0] if len(paths) == 1 else paths, vocab, encoding, dest)
+    vocab, ids = encode_file(paths[0] if len(paths) == 1 else paths, vocab, encoding, dest,
+                             None if reuse is None else Path(reuse) / "corpus.u8")
+    mapped = dest if reuse is None else None  # the read-only commands that reuse never refresh
     return Corpus(corpus_name(text), vocab, *split(ids, val_frac, test_frac),
-                  (val_frac, test_frac), dest)
+                  (val_frac, test_frac), mapped)
 
 
 def make_streams(data: np.ndarray, batch: int) -> np.ndarray:

@@ -76,6 +76,13 @@ def default_streams(n_chars: int) -> int:
     return int(np.clip(n_chars // MIN_STREAM, 1, 64))
 
 
+def chars_read(n_chars: int, batch: int | None = None) -> int:
+    """How many of n_chars characters `evaluate` reads: its B streams of equal length leave
+    out the last n_chars % B."""
+    batch = batch or default_streams(n_chars)
+    return batch * (n_chars // batch)
+
+
 class _Stopped(Exception):
     """should_stop answered True: the evaluation ends without a loss."""
 
@@ -115,6 +122,22 @@ def _burnt_in(model, data, shape, window, burn_in, should_stop):
     for k, v in state.items():
         v[1:] = rest[k]
     return state, total, count
+
+
+def held_out(corpus, split: str, val_chars: int | None = None) -> tuple[np.ndarray, int]:
+    """(the characters a read-only command scores, the split's length) for `split` of `corpus`
+    ("all" is the whole corpus in `train`, as run_corpus(whole=True) gives it): the val split
+    cut to the run's `val_chars`, as training scored it. A split too short to predict anything
+    is refused, naming the flag that emptied it."""
+    data = corpus.train if split == "all" else getattr(corpus, split)
+    if len(data) < 2:
+        frac = {"val": corpus.fracs[0], "test": corpus.fracs[1]}.get(split)
+        why = (f"there is no {split} split: the run was trained with --{split}-frac 0"
+               if frac == 0 else f"the {split} split of {corpus.name} has {len(data)} "
+               "characters, too few to predict")
+        raise ScratchRNNError(f"{why}; pick another --split or pass --text FILE")
+    scored = data[:val_chars] if split == "val" and val_chars else data
+    return scored, len(data)
 
 
 def report(nats: float) -> dict:

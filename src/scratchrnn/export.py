@@ -25,7 +25,7 @@ from .checkpoint import load_checkpoint, resolve
 from .errors import ScratchRNNError
 from .fsutil import atomic_write, make_dir, open_regular
 from .model import CharRNN
-from .owner import check_output
+from .owner import check_output, default_output
 from .text import Vocab
 
 FORMAT = "scratchrnn-torch-1"  # the `format` metadata of the files written here
@@ -85,8 +85,8 @@ def metadata(model: CharRNN, vocab: Vocab) -> dict[str, str]:
 
 
 def default_out(run, fmt: str) -> Path:
-    """RUN/model.safetensors or RUN/model.onnx, beside the checkpoint."""
-    return resolve(run).parent / f"model{SUFFIX[fmt]}"
+    """RUN/model.safetensors or RUN/model.onnx, beside the checkpoint of a run folder."""
+    return default_output(resolve(run).parent, f"model{SUFFIX[fmt]}", f"--format {fmt} export")
 
 
 def _ours(path: Path, fmt: str) -> bool:

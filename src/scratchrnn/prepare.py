@@ -90,10 +90,12 @@ def _key(paths: list[Path]) -> dict:
 
 
 def encode_file(path: Path | list[Path], vocab: Vocab | str = "ascii",
-                encoding: str | None = None, dest: Path | None = None) -> tuple[Vocab, np.ndarray]:
+                encoding: str | None = None, dest: Path | None = None,
+                reuse: Path | None = None) -> tuple[Vocab, np.ndarray]:
     """Clean and encode a whole file, or several joined with a newline (each cleaned on its
     own). With `dest`, the indices go to that file chunk by chunk (reused while the sources and
-    settings are unchanged) and come back memory-mapped."""
+    settings are unchanged) and come back memory-mapped. `reuse`: a corpus prepared elsewhere
+    (a run folder) that is only ever read, taken when it matches."""
     paths = [path] if isinstance(path, Path) else list(path)
     for p in paths:
         check_file(p)
@@ -101,10 +103,11 @@ def encode_file(path: Path | list[Path], vocab: Vocab | str = "ascii",
     key = {**_key(paths), "encoding": encoding,
            "vocab": vocab if isinstance(vocab, str) else vocab.chars}
     side = dest.with_suffix(".json") if dest else None
-    if dest and dest.is_file() and side.is_file():
-        reused = _reuse(dest, side, key)
-        if reused is not None:
-            return reused
+    for where in (reuse, dest):
+        if where and where.is_file() and where.with_suffix(".json").is_file():
+            reused = _reuse(where, where.with_suffix(".json"), key)
+            if reused is not None:
+                return reused
     cleaning = vocab if isinstance(vocab, Vocab) else Vocab.named(
         "ascii" if vocab == "corpus" else vocab)
     counts = np.zeros(len(cleaning), np.int64)  # characters seen, per index

@@ -91,17 +91,45 @@ def check_same_text(meta: dict, now: dict, allow_new_text: bool = False) -> bool
                           "text, or add --allow-new-text to continue training on the new text")
 
 
+def run_text(ckpt):
+    """The text a read-only command reads as a run's own: the absolute path its checkpoint
+    recorded (a run from before that: its config's --text), None for the book. An imported run
+    recorded none: it is refused rather than scored on the book it never read."""
+    from .config import TrainConfig  # config imports nothing of ours that imports this module
+
+    saved = saved_identity(ckpt.meta)
+    path = saved["path"] if saved else TrainConfig.from_dict(ckpt.config).text
+    if path is None and saved is None and "imported_from" in ckpt.meta:
+        raise ScratchRNNError(f"{ckpt.path} was imported and records no text; pass --text FILE")
+    if isinstance(path, str) and not is_glob(path) and not Path(path).exists():
+        raise ScratchRNNError(f"the run's text {path} is not there any more; pass --text FILE")
+    return path
+
+
 def run_corpus(ckpt, text=None, whole: bool = False) -> Corpus:
     """The corpus a read-only command reads for a checkpoint: `text` (a file, folder, glob or
-    several) or the run's own, encoded with the run's vocabulary and encoding, split as the run
-    was (`whole`: all of it in `train`). A large corpus is reused where training prepared it, or
-    prepared in a cache of its own (owner.corpus_cache), never beside the checkpoint."""
-    from .config import TrainConfig  # config imports nothing of ours that imports this module
-    from .owner import corpus_cache
+    several) or the run's own (`run_text`; refused when its content is no longer what the run
+    recorded, since its splits would then be other text), encoded with the run's vocabulary and
+    encoding, split as the run was (`whole`: all of it in `train`). A large corpus is read where
+    training prepared it, or prepared in a cache of its own (owner.corpus_cache), never beside
+    the checkpoint."""
+    from .config import TrainConfig
+    from .owner import corpus_cache, run_reuse
 
     cfg = TrainConfig.from_dict(ckpt.config)
     vocab = vocab_arg(cfg.vocab, ckpt.vocab)
-    source = cfg.text if text is None else text
-    cache = corpus_cache(source, vocab, cfg.encoding, ckpt.path.parent if text is None else None)
+    source = run_text(ckpt) if text is None else text
     fracs = (0.0, 0.0) if whole else (cfg.val_frac, cfg.test_frac)
-    return load_corpus(source, vocab, *fracs, encoding=cfg.encoding, cache=cache)
+    corpus = load_corpus(source, vocab, *fracs, encoding=cfg.encoding,
+                         cache=corpus_cache(source, vocab, cfg.encoding),
+                         reuse=run_reuse(ckpt.path.parent) if text is None else None)
+    saved = saved_identity(ckpt.meta)
+    if text is None and saved is not None:
+        now = corpus_identity(corpus, source)
+        if (now["chars"], now["sha256"]) != (saved["chars"], saved["sha256"]):
+            raise ScratchRNNError(
+                f"the run's text {source or 'the book'} changed since the run was trained "
+                f"({now['chars']:,} characters, the run's had {saved['chars']:,}), so its "
+                "splits are not the ones the run held out; pass --text FILE to read a text as "
+                "it is now")
+    return corpus

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .errors import ScratchRNNError
 from .prepare import open_text
-from .text import printable
+from .text import printable, text_encoding
 
 SNIFF_BYTES = 1 << 16
 GLOB_CHARS = frozenset("*?[")
@@ -55,10 +55,9 @@ def is_binary(path: Path, encoding: str | None = None) -> bool:
     if b"\x00" in head:
         return True
     try:
-        codecs.getincrementaldecoder(encoding or "utf-8")().decode(head, final=False)
-    except LookupError:
-        return False  # an unknown --encoding: the decoder says so in one line, later
-    except UnicodeDecodeError:
+        codecs.getincrementaldecoder(text_encoding(encoding) or "utf-8")().decode(head,
+                                                                                 final=False)
+    except UnicodeError:  # not only UnicodeDecodeError: punycode, utf-16 raise it
         return True
     return False
 

@@ -42,16 +42,27 @@ def decode(raw: bytes, encoding: str | None = None, name: str = "text") -> str:
     return "".join(decode_chunks([raw], encoding, name))
 
 
-def _incremental(encoding: str):
-    """An incremental decoder of a text encoding (not base64 or rot13, which Python's codecs
-    also name), or one clear error."""
+def text_encoding(encoding: str | None) -> str | None:
+    """`encoding` when it names a codec that decodes bytes to text (utf-8, cp1252, ...), else
+    one clear error: codecs.lookup also knows bytes-to-bytes (zlib, base64, hex) and str-to-str
+    (rot13) codecs, and `undefined`, which decodes nothing."""
+    if encoding is None:
+        return None
     try:
         info = codecs.lookup(encoding)
-    except LookupError:
-        info = None
-    if info is None or not info._is_text_encoding or info.incrementaldecoder is None:
-        raise ScratchRNNError(f"unknown encoding {encoding!r}; try utf-8 or cp1252")
-    return info.incrementaldecoder()
+    except (LookupError, TypeError, ValueError):  # ValueError: a NUL in the name
+        raise ScratchRNNError(f"unknown encoding {encoding!r}; pass --encoding with a text "
+                              "encoding such as utf-8 or cp1252") from None
+    if (not getattr(info, "_is_text_encoding", True) or info.name == "undefined"
+            or info.incrementaldecoder is None):
+        raise ScratchRNNError(f"{encoding!r} is not a text encoding (it does not decode bytes "
+                              "to text); pass --encoding with one such as utf-8 or cp1252")
+    return encoding
+
+
+def _incremental(encoding: str):
+    """An incremental decoder of a text encoding (text_encoding), or one clear error."""
+    return codecs.getincrementaldecoder(text_encoding(encoding))()
 
 
 def decode_chunks(chunks: Iterable[bytes], encoding: str | None = None,

@@ -518,14 +518,17 @@ def run_name(path: Path) -> str:
     return name or "imported"
 
 
+NEW_OUT = "pass a new or empty --out (import never mixes two models in one folder)"
+
+
 def import_model(path, vocab: str | None = None, out=None) -> Path:
     """`scratchrnn import`: the state dict at `path` as a run folder (default runs/<stem>)
     holding checkpoint.npz and config.json, at step 0 with a fresh optimizer (so `train
     --resume` goes on training it on the book). The folder must be new, empty, or a run of
-    ours without a checkpoint (owner.check_run_out): nothing of the user's is replaced."""
+    ours holding no results (owner.check_run_out): nothing of the user's is replaced."""
     path = Path(path)
     out = Path(out) if out else Path("runs") / run_name(path)
-    check_run_out(out)  # before reading anything: a refused --out costs nothing
+    check_run_out(out, hint=NEW_OUT)  # before reading anything: a refused --out costs nothing
     tensors, meta = read_tensors(path)
     if meta.get("nonlinearity", "tanh") != "tanh":
         raise _bad(path, f"its RNN uses {schema.show(meta['nonlinearity'])}; scratchrnn's RNN "
@@ -538,7 +541,7 @@ def import_model(path, vocab: str | None = None, out=None) -> Path:
     # a fresh optimizer and zero state make the run a valid start for `train --resume`
     opt_state, state = optim.init_state(config.optimizer, params), model.init_state(config.batch)
     _check_members(path, meta, {"p": params, "opt": opt_state, "state": state})
-    with RunFolder(out):  # marker and lock: the folder is a run of ours from now on
+    with RunFolder(out, hint=NEW_OUT):  # marker and lock: the folder is a run of ours from now on
         save_checkpoint(out / "checkpoint.npz", model, voc, config.to_dict(),
                         meta={"imported_from": meta["imported_from"], "step": 0},
                         opt_state=opt_state, state=state)

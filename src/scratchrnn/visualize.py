@@ -23,9 +23,10 @@ import numpy as np
 
 from .cells import SIGMOID
 from .errors import ScratchRNNError
+from .evaluate import held_out
 from .fsutil import atomic_write_bytes, make_dir, open_regular
 from .inside import PROPERTIES, Inspection
-from .owner import check_output
+from .owner import check_output, default_output
 from .pack import STATE_LEVELS, decode_layer, encode_layer
 from .resume import run_corpus
 from .safejson import dumps as json_dumps
@@ -180,7 +181,10 @@ def model_card(ckpt) -> dict:
     card = {"cell": m.cell.upper(), "layers": m.num_layers, "hidden units": m.hidden_size,
             "parameters": f"{ckpt.model.num_params():,}",
             "vocabulary": f"{len(ckpt.vocab)} characters ({cfg.vocab})",
-            "corpus": name_of(cfg.text) if cfg.text else "A Tale of Two Cities (pg98)",
+            "corpus": (name_of(cfg.text) if cfg.text else
+                       f"none recorded (imported from {name_of(meta['imported_from'])})"
+                       if "imported_from" in meta and "corpus" not in meta
+                       else "A Tale of Two Cities (pg98)"),
             "steps": f"{meta.get('step', 0):,}"}
     val = meta.get("best_val")
     vals = [r["val_loss"] for r in meta.get("history", []) if r.get("val_loss") is not None]
@@ -229,9 +233,11 @@ def visualize_run(run, text=None, split: str | None = None, chars: int = 4000,
         raise ScratchRNNError(f"unknown --split {split!r}; choose val or test")
     path = resolve(run)
     run_dir = path.parent
-    out = Path(out) if out is not None else run_dir / "inside.html"
+    if out is not None:
+        check_out(Path(out))  # before the checkpoint is read: a refused --out costs nothing
+    ckpt = load_checkpoint(path)  # a path that is no checkpoint is the first thing to say
+    out = Path(out) if out is not None else default_output(run_dir, "inside.html", "page")
     check_out(out)
-    ckpt = load_checkpoint(path)
     if text is not None:
         data = run_corpus(ckpt, text, whole=True).train
         source = name_of(text)
@@ -239,7 +245,7 @@ def visualize_run(run, text=None, split: str | None = None, chars: int = 4000,
     else:
         split = split or "val"
         corpus = run_corpus(ckpt)
-        data = getattr(corpus, split)
+        data, _ = held_out(corpus, split)
         source = f"the {split} split of {corpus.name}"
         # A split starts wherever the cut fell, maybe inside a quotation: the text before it
         # says where (inside.properties).

@@ -150,7 +150,7 @@ CASES = {
     "encoding str to str (train)": (lambda: train(encoding="rot13"), "not a text encoding"),
     "encoding bytes to bytes (train)": (lambda: train(encoding="zlib"), "not a text encoding"),
     "encoding unknown (train)": (lambda: train(encoding="utf-9"), "unknown encoding"),
-    "encoding a number (train)": (lambda: train(encoding=8), "--encoding"),
+    "encoding a number (train)": (lambda: train(encoding=8), "`encoding`"),
     "encoding that decodes nothing": (lambda: sr.load_corpus(__file__, encoding="undefined"),
                                       "not a text encoding"),
     "encoding that fails oddly": (lambda: sr.load_corpus(__file__, encoding="punycode"),

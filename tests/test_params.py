@@ -18,7 +18,7 @@ from scratchrnn.errors import as_flag, spelled
 SRC = Path(__file__).resolve().parents[1] / "src" / "scratchrnn"
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z-]+")
 # Modules whose every message names parameters: none of their strings may spell a flag.
-CLEAN = ("config", "sample", "limits", "errors")
+CLEAN = ("config", "sample|sampler", "limits", "errors")  # a|b: the name before|after issue 29
 # Flag spellings still left in library strings outside the CLI: this may only go down.
 LEFT = 79
 
@@ -33,9 +33,10 @@ def library_strings(path: Path) -> list[str]:
             if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docs]
 
 
-def module(name: str) -> Path:
-    hits = [p for p in SRC.rglob(f"{name}.py") if "__pycache__" not in p.parts]
-    assert len(hits) == 1, name
+def module(names: str) -> Path:
+    hits = [p for name in names.split("|") for p in SRC.rglob(f"{name}.py")
+            if "__pycache__" not in p.parts]
+    assert len(hits) == 1, names
     return hits[0]
 
 
@@ -81,7 +82,7 @@ def test_spelled_leaves_what_is_not_a_parameter():
 @pytest.mark.parametrize("name", CLEAN)
 def test_modules_that_name_parameters_spell_no_flag(name):
     flags = [s for s in library_strings(module(name)) if FLAG.search(s)]
-    assert not flags, f"{name}.py spells flags; name the parameter in backticks: {flags}"
+    assert not flags, f"{name} spells flags; name the parameter in backticks: {flags}"
 
 
 def test_flag_spellings_in_the_library_only_go_down():

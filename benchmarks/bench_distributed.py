@@ -33,12 +33,12 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 def worker(cell: str, H: int, B: int, steps: int, layers: int, distributed: bool) -> None:
     import numpy as np
 
-    from scratchrnn import optim
-    from scratchrnn.distributed import Alone
-    from scratchrnn.model import CharRNN, backward, forward
+    from scratchrnn.nn import optim
+    from scratchrnn.nn.model import CharRNN, backward, forward
+    from scratchrnn.training.distributed import Alone
 
     if distributed:
-        from scratchrnn.distributed import connect
+        from scratchrnn.training.distributed import connect
 
         comm = connect()
     else:

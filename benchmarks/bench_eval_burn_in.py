@@ -27,13 +27,13 @@ import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from scratchrnn.checkpoint import load_checkpoint  # noqa: E402
-from scratchrnn.config import TrainConfig  # noqa: E402
-from scratchrnn.data import make_streams  # noqa: E402
-from scratchrnn.evaluate import default_streams, evaluate  # noqa: E402
-from scratchrnn.layers import softmax_xent_rows  # noqa: E402
-from scratchrnn.model import forward  # noqa: E402
-from scratchrnn.resume import run_corpus  # noqa: E402
+from scratchrnn.data.corpus import make_streams  # noqa: E402
+from scratchrnn.nn.layers import softmax_xent_rows  # noqa: E402
+from scratchrnn.nn.model import forward  # noqa: E402
+from scratchrnn.store.checkpoint import load_checkpoint  # noqa: E402
+from scratchrnn.store.config import TrainConfig  # noqa: E402
+from scratchrnn.store.resume import run_corpus  # noqa: E402
+from scratchrnn.training.evaluation import default_streams, evaluate  # noqa: E402
 
 OFFSETS = (0, 1, 2, 5, 10, 20, 50, 100, 200, 500)
 

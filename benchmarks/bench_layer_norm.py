@@ -22,7 +22,7 @@ import timeit  # noqa: E402
 import numpy as np  # noqa: E402
 
 import scratchrnn as sr  # noqa: E402
-from scratchrnn import cells_ln  # noqa: E402
+from scratchrnn.nn import cells_ln  # noqa: E402
 
 
 def textbook(v, G):

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from scratchrnn.text import strip_gutenberg
+from scratchrnn.data.text import strip_gutenberg
 
 SHARED_BOOK = Path(__file__).resolve().parents[2] / "shared" / "data" / "pg98.txt"
 
@@ -49,7 +49,7 @@ def main():
                 f.write(book)
         size_mb = big.stat().st_size / 1e6
         sec, rss, _ = child(
-            "from pathlib import Path; from scratchrnn.prepare import encode_file\n"
+            "from pathlib import Path; from scratchrnn.data.prepare import encode_file\n"
             f"p = Path({str(run)!r}); p.mkdir()\n"
             f"v, ids = encode_file(Path({str(big)!r}), 'ascii', None, p / 'corpus.u8')\n"
             f"{RSS}")

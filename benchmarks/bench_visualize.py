@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import scratchrnn as sr
-from scratchrnn import visualize as viz
+from scratchrnn.inside import visualize as viz
 
 SHARED_BOOK = Path(__file__).resolve().parents[2] / "shared" / "data" / "pg98.txt"
 
@@ -37,7 +37,7 @@ def main() -> None:
         if args.run:
             ckpt = sr.load_checkpoint(args.run)
             model, vocab = ckpt.model, ckpt.vocab
-            from scratchrnn.resume import run_corpus
+            from scratchrnn.store.resume import run_corpus
             ids = run_corpus(ckpt).val[:args.chars]
             cmd = [str(args.run)]
         else:

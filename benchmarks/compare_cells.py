@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import scratchrnn as sr
-from scratchrnn.config import parse_duration
+from scratchrnn.store.config import parse_duration
 
 SHARED_BOOK = Path(__file__).resolve().parents[2] / "shared" / "data" / "pg98.txt"
 CANDIDATES = ["rnn-1-256", "rnn-1-512", "gru-1-256", "gru-1-512", "gru-2-256", "lstm-1-256",

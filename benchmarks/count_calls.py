@@ -17,7 +17,7 @@ import types
 
 import numpy as np
 
-from scratchrnn import cells
+from scratchrnn.nn import cells
 
 
 class Counted(np.ndarray):

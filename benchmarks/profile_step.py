@@ -13,8 +13,8 @@ import time
 
 import numpy as np
 
-from scratchrnn import cells, layers, optim
-from scratchrnn.model import CharRNN
+from scratchrnn.nn import cells, layers, optim
+from scratchrnn.nn.model import CharRNN
 
 
 def main():

@@ -16,7 +16,7 @@ from selenium import webdriver
 from selenium.webdriver import ActionChains
 from selenium.webdriver.chrome.service import Service
 
-from scratchrnn.visualize import visualize_run
+from scratchrnn.inside.visualize import visualize_run
 
 
 def main() -> None:

@@ -71,7 +71,7 @@ def _isolated(tmp_path, monkeypatch):
     work.mkdir()
     monkeypatch.chdir(work)
     monkeypatch.setenv("SCRATCHRNN_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr("scratchrnn.data.BOOK_URLS", ("http://127.0.0.1:9/none",))
+    monkeypatch.setattr("scratchrnn.data.corpus.BOOK_URLS", ("http://127.0.0.1:9/none",))
 
 
 from hypothesis import HealthCheck, settings  # noqa: E402

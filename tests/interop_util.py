@@ -4,8 +4,8 @@ misplaced bias shows), scratchrnn's own logits for a text, and a real text to ru
 import numpy as np
 from conftest import SHARED, SMALL_TEXT
 
-from scratchrnn.model import CharRNN, step
-from scratchrnn.text import Vocab, clean
+from scratchrnn.data.text import Vocab, clean
+from scratchrnn.nn.model import CharRNN, step
 
 
 def random_model(cell, layers, vocab_size=96, hidden=24, seed=0, dtype="float32"):

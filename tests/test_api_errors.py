@@ -194,7 +194,7 @@ def test_memory_refusal_allocates_nothing(monkeypatch):
     finally:
         tracemalloc.stop()
     assert peak < 5 << 20
-    sr.config.validate(sr.TrainConfig())  # the default run fits in 200 MB
+    sr.store.config.validate(sr.TrainConfig())  # the default run fits in 200 MB
 
 
 def test_memory_estimate_covers_a_real_step():
@@ -202,7 +202,7 @@ def test_memory_estimate_covers_a_real_step():
     allocates less than the window estimate plus the parameter copies."""
     import tracemalloc
 
-    from scratchrnn.model import param_count, window_memory
+    from scratchrnn.nn.model import param_count, window_memory
 
     model = sr.CharRNN(96, 128, "lstm", 2, seed=0)
     x = np.random.default_rng(0).integers(0, 96, (16, 40))

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from hostile import deep, members_of, npy, npy_header, write_zip
 
-from scratchrnn.cli import main
+from scratchrnn.cli.commands import main
 
 TRAIN = ["--hidden", "16", "--batch", "2", "--seq-len", "8", "--max-steps", "4",
          "--eval-every", "4", "--sample-length", "0", "--quiet"]
@@ -142,7 +142,7 @@ def run_folders(d: pathlib.Path) -> None:
 
 def state_dicts(d: pathlib.Path) -> None:
     """PyTorch-style state dicts that `scratchrnn import` must refuse (written without torch)."""
-    from scratchrnn.export import write_safetensors
+    from scratchrnn.interop.export import write_safetensors
 
     rng = np.random.default_rng(0)
     V, E, H = 10, 4, 6
@@ -502,7 +502,7 @@ def _limited_subprocess(args, limit_bytes):
 
 def test_file_vanishing_while_read(tmp_path, monkeypatch, capsys):
     """A file of a --text folder deleted between listing and reading: one line, no run."""
-    from scratchrnn import prepare
+    from scratchrnn.data import prepare
 
     folder = tmp_path / "corpus"
     folder.mkdir()
@@ -608,7 +608,7 @@ def test_eval_warns_about_characters_outside_a_corpus_vocabulary(world, tmp_path
 
 
 def test_eval_json_is_strict_json(world, monkeypatch, capsys):
-    monkeypatch.setattr("scratchrnn.cli.evaluate", lambda *a, **k: 800.0)  # exp(800) = inf
+    monkeypatch.setattr("scratchrnn.cli.commands.evaluate", lambda *a, **k: 800.0)  # exp(800) = inf
     assert main(["eval", str(world / "run"), "--json"]) == 0
     out = capsys.readouterr().out
     row = json.loads(out, parse_constant=lambda c: pytest.fail(f"{c} in JSON output"))
@@ -657,7 +657,7 @@ READ_SAYS = {"plot a run whose metrics are a FIFO": "no metrics",
              "import with a --vocab that links to /dev/urandom": "--vocab"}  # read as letters
 _READ_RUNNER = """
 import contextlib, io, json, os, signal, sys
-from scratchrnn.cli import main
+from scratchrnn.cli.commands import main
 def stop(*_):
     raise TimeoutError("still reading after 20 s")
 signal.signal(signal.SIGALRM, stop)

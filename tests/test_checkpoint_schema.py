@@ -21,8 +21,8 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 import scratchrnn as sr
-from scratchrnn import schema
-from scratchrnn.cli import main
+from scratchrnn.cli.commands import main
+from scratchrnn.store import schema
 
 EXAMPLES = int(os.environ.get("SCRATCHRNN_FUZZ", 15))  # CI: seconds; fuzz.py: thousands
 TEXT = ("It was the best of times, it was the worst of times, it was the age of wisdom, it "
@@ -300,7 +300,7 @@ def _in_child(path) -> dict:
     process's peak resident memory."""
     # the package imports lazily: import every module first, so only the loading is measured
     code = ("import json, resource, sys, time, tracemalloc\nimport scratchrnn as sr\n"
-            "import scratchrnn.cli, scratchrnn.checkpoint, scratchrnn.schema\n"
+            "import scratchrnn.cli.commands, scratchrnn.store.checkpoint, scratchrnn.store.schema\n"
             "rss = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024\n"
             "before = rss()\ntracemalloc.start()\nt = time.perf_counter()\n"
             "try:\n    sr.load_checkpoint(sys.argv[1]); out = 'loaded'\n"

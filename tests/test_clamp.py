@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 import scratchrnn as sr
-from scratchrnn import cells
-from scratchrnn.layers import softmax
-from scratchrnn.model import _layer, init_state
-from scratchrnn.sample import check_clamp, stepper
+from scratchrnn.nn import cells
+from scratchrnn.nn.layers import softmax
+from scratchrnn.nn.model import _layer, init_state
+from scratchrnn.sampling.sampler import check_clamp, stepper
 
 
 def _reference_logits(model, ids, clamp):

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scratchrnn.cli import main
-from scratchrnn.distributed import LAUNCHER_VARS
+from scratchrnn.cli.commands import main
+from scratchrnn.training.distributed import LAUNCHER_VARS
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 MPIEXEC = shutil.which("mpiexec")
@@ -246,7 +246,7 @@ def test_distributed_without_mpi4py_is_one_line(text, tmp_path, monkeypatch, cap
 
 
 def test_dropout_masks_do_not_depend_on_the_split():
-    from scratchrnn.distributed import _StreamRows
+    from scratchrnn.training.distributed import _StreamRows
 
     whole = np.random.default_rng(5).random((7, 6, 3), dtype=np.float32)  # (T, B, H)
     for rows in (slice(0, 3), slice(3, 6), slice(2, 4)):
@@ -257,7 +257,7 @@ def test_dropout_masks_do_not_depend_on_the_split():
 def test_weight_drop_masks_are_the_same_on_every_rank():
     """A W_h mask belongs to no stream: each rank draws the whole of it, as one process does,
     and its generator moves on exactly as the one process's."""
-    from scratchrnn.distributed import _StreamRows
+    from scratchrnn.training.distributed import _StreamRows
 
     one = np.random.default_rng(5)
     whole = one.random((4, 12), dtype=np.float32)  # (H, G*H)
@@ -270,7 +270,7 @@ def test_weight_drop_masks_are_the_same_on_every_rank():
 def test_locked_dropout_masks_do_not_depend_on_the_split():
     """A locked (1, B, H) mask: each rank gets its streams' rows of the one the single
     process draws, and the generator moves on as the single process's does."""
-    from scratchrnn.distributed import _StreamRows
+    from scratchrnn.training.distributed import _StreamRows
 
     one = np.random.default_rng(5)
     whole = one.random((1, 6, 3), dtype=np.float32)  # (1, B, H)
@@ -308,7 +308,7 @@ def test_two_ranks_train_the_one_process_run_with_weight_drop(text, tmp_path):
     (["train"], "2", None, None),  # not a distributed run: left alone
 ])
 def test_blas_threads_per_rank(argv, local, preset, want, monkeypatch):
-    from scratchrnn import entry
+    from scratchrnn.cli import entry
 
     monkeypatch.setattr(sys, "argv", ["scratchrnn", *argv])
     monkeypatch.setenv("OMPI_COMM_WORLD_LOCAL_SIZE", local)
@@ -405,8 +405,8 @@ def test_every_training_option_is_compared(text, tmp_path):
     """A new TrainConfig field is compared across ranks without being listed anywhere."""
     import dataclasses
 
-    from scratchrnn.config import TrainConfig
-    from scratchrnn.distributed import run_fields
+    from scratchrnn.store.config import TrainConfig
+    from scratchrnn.training.distributed import run_fields
 
     cfg = TrainConfig(text=str(text), out=str(tmp_path / "run"))
     fields = run_fields(cfg, None, None, False)
@@ -417,7 +417,7 @@ def test_every_training_option_is_compared(text, tmp_path):
 
 
 def test_a_disagreement_names_the_first_rank_that_differs():
-    from scratchrnn.distributed import disagreement
+    from scratchrnn.training.distributed import disagreement
 
     same, seed = ("a", "8"), {"--seed": ("s0", "0")}
     ranks = [{"--hidden": same, **seed}, {"--hidden": same, **seed},

@@ -5,8 +5,8 @@ import threading
 
 import pytest
 
-from scratchrnn import data
-from scratchrnn.cli import main
+from scratchrnn.cli.commands import main
+from scratchrnn.data import corpus as data
 from scratchrnn.errors import ScratchRNNError
 
 BOOK = ("*** START OF THE PROJECT GUTENBERG EBOOK A TALE OF TWO CITIES ***\r\n"

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import scratchrnn as sr
-from scratchrnn.cli import main
-from scratchrnn.evaluate import chars_read
+from scratchrnn.cli.commands import main
+from scratchrnn.training.evaluation import chars_read
 
 V = 20
 TRAIN = ["--hidden", "16", "--batch", "2", "--seq-len", "8", "--max-steps", "4",
@@ -95,7 +95,7 @@ def test_eval_reports_the_characters_it_scored(capped_run, capsys):
 
 def test_an_imported_run_is_never_scored_on_the_book(small_text, tmp_path, capsys):
     # the book is at hand (cached), so nothing but the record stops a quiet wrong answer
-    from scratchrnn.data import cache_dir
+    from scratchrnn.data.corpus import cache_dir
 
     run, model, imported = tmp_path / "run", tmp_path / "m.safetensors", tmp_path / "imported"
     assert main(["train", "--text", str(small_text), "--out", str(run), *TRAIN]) == 0

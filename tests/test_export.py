@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from interop_util import random_model, random_state, real_ids, reference, stacked
 
-from scratchrnn.checkpoint import save_checkpoint
-from scratchrnn.cli import main
-from scratchrnn.config import TrainConfig
-from scratchrnn.text import Vocab
+from scratchrnn.cli.commands import main
+from scratchrnn.data.text import Vocab
+from scratchrnn.store.checkpoint import save_checkpoint
+from scratchrnn.store.config import TrainConfig
 
 CELLS = ["rnn", "lstm", "gru"]
 TOL = dict(rtol=1e-4, atol=1e-4)
@@ -79,7 +79,7 @@ def test_export_writes_the_weights_sample_uses(small_text, extra):
     pytest.importorskip("safetensors")
     from safetensors.numpy import load_file
 
-    from scratchrnn.checkpoint import load_checkpoint
+    from scratchrnn.store.checkpoint import load_checkpoint
 
     assert main(["train", "--text", str(small_text), "--out", "run", "--hidden", "8",
                  "--layers", "1", "--batch", "2", "--seq-len", "8", "--max-steps", "6",
@@ -207,7 +207,7 @@ def test_training_never_imports_the_optional_packages():
     import subprocess
     import sys
 
-    code = ("import sys, scratchrnn, scratchrnn.cli, scratchrnn.train; "
+    code = ("import sys, scratchrnn, scratchrnn.cli.commands, scratchrnn.training.loop; "
             "print(sorted(m for m in ('onnx', 'onnxruntime', 'safetensors', 'torch') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

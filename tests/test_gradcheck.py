@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from gradcheck import assert_close, numerical_grad
 
-from scratchrnn import cells, cells_ln, layers
-from scratchrnn.model import ModelConfig, backward, forward, init_params, init_state
+from scratchrnn.nn import cells, cells_ln, layers
+from scratchrnn.nn.model import ModelConfig, backward, forward, init_params, init_state
 
 CELLS = ("rnn", "lstm", "gru")
 

@@ -13,10 +13,10 @@ import pytest
 from hostile import write_zip
 from interop_util import random_model, real_ids, reference, stacked
 
-from scratchrnn.checkpoint import load_checkpoint, save_checkpoint
-from scratchrnn.cli import main
+from scratchrnn.cli.commands import main
+from scratchrnn.data.text import Vocab
 from scratchrnn.errors import ScratchRNNError
-from scratchrnn.text import Vocab
+from scratchrnn.store.checkpoint import load_checkpoint, save_checkpoint
 
 CELLS = ["rnn", "lstm", "gru"]
 TOL = dict(rtol=1e-4, atol=1e-4)
@@ -178,7 +178,7 @@ class Touch:
 
 
 def test_vocab_spellings(tmp_path):
-    from scratchrnn.torch_import import read_vocab
+    from scratchrnn.interop.torch_import import read_vocab
 
     assert read_vocab("ab\\nc\\t\\\\", {}).chars == "ab\nc\t\\"
     (tmp_path / "v.txt").write_text("xy\n")  # a file: exactly its characters, newline included
@@ -224,7 +224,7 @@ def st_entry(dtype, shape, begin=0):
 
 
 def safetensors_files(d: Path) -> None:
-    from scratchrnn.export import write_safetensors
+    from scratchrnn.interop.export import write_safetensors
 
     good = good_tensors()
 
@@ -462,7 +462,7 @@ def test_import_bombs_stay_small_in_a_process_of_their_own(hostile):
 
     pytest.importorskip("torch")
     calls = [["import", *(a.format(d=hostile) for a in {**ST, **PT}[n])] for n in BOMBS]
-    code = ("import json, resource, sys, torch; from scratchrnn.cli import main; "
+    code = ("import json, resource, sys, torch; from scratchrnn.cli.commands import main; "
             f"rcs = [main(a) for a in {calls!r}]; "
             "print(json.dumps([rcs, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss]))")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
@@ -470,7 +470,7 @@ def test_import_bombs_stay_small_in_a_process_of_their_own(hostile):
                           env=env, timeout=120)
     rcs, maxrss_kb = json.loads(proc.stdout.splitlines()[-1])
     assert rcs == [1] * len(BOMBS), proc.stderr
-    base = subprocess.run([sys.executable, "-c", "import resource, torch, scratchrnn.cli; "
+    base = subprocess.run([sys.executable, "-c", "import resource, torch, scratchrnn.cli.commands; "
                            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"],
                           capture_output=True, text=True, env=env, timeout=120)
     assert maxrss_kb - int(base.stdout) < 200_000, (maxrss_kb, base.stdout)
@@ -542,7 +542,7 @@ def test_import_never_joins_another_runs_results(folder, hostile, capsys):
     """A folder holding best.npz and metrics.jsonl but no checkpoint.npz is another run's:
     import goes through owner.check_run_out, which refuses it (with our marker too, once
     owner counts any result as a run: branch r3-runs)."""
-    from scratchrnn import owner
+    from scratchrnn.store import owner
 
     if folder == "marked" and not hasattr(owner, "results"):
         pytest.xfail("owner.check_run_out refuses a marked run's results only with r3-runs")
@@ -576,7 +576,7 @@ def test_half_precision_imports_as_its_float32_values(fmt, dtype, tmp_path):
 def test_the_checkpoint_is_checked_before_it_is_written(hostile, monkeypatch, capsys):
     """The members are held to the schema load_checkpoint(resume=True) applies: a fold or
     optimizer that went wrong is refused in one line, with nothing written."""
-    from scratchrnn import optim
+    from scratchrnn.nn import optim
 
     init = optim.init_state
     monkeypatch.setattr(optim, "init_state", lambda name, params: {

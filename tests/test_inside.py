@@ -8,10 +8,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import scratchrnn as sr
-from scratchrnn import cells, layers
-from scratchrnn.cells import SIGNALS
-from scratchrnn.inside import correlations, find_units, properties
-from scratchrnn.model import forward
+from scratchrnn.inside.inspection import correlations, find_units, properties
+from scratchrnn.nn import cells, layers
+from scratchrnn.nn.cells import SIGNALS
+from scratchrnn.nn.model import forward
 
 VOCAB = sr.Vocab.ascii()
 TEXT = ('He said, "It was (the best) of times."\nShe [did not] agree. "No!" she cried.\n'
@@ -240,7 +240,7 @@ def test_a_quotation_over_paragraphs_does_not_flip_the_rest():
 
 
 def test_the_text_before_decides_where_the_excerpt_alone_cannot_tell():
-    from scratchrnn.inside import CONTEXT
+    from scratchrnn.inside.inspection import CONTEXT
 
     head, tail = 'He said, "so it ', 'goes " and " on " we " go'  # quotes between spaces
     full = properties(head + tail, "")["in_quotes"][len(head):]

@@ -14,7 +14,7 @@ from conftest import wait_for
 
 import scratchrnn as sr
 from scratchrnn.errors import Interrupted
-from scratchrnn.train import _Signals
+from scratchrnn.training.loop import _Signals
 
 SMALL = ["--hidden", "16", "--batch", "2", "--seq-len", "8", "--quiet", "--max-steps", "100000",
          "--epochs", "100000"]
@@ -29,7 +29,7 @@ def cli(*args, **kw):
 
 def test_import_is_lazy():
     code = ("import sys, scratchrnn as sr; assert 'numpy' not in sys.modules, 'eager'; "
-            "import scratchrnn.cli; assert callable(sr.train) and callable(sr.sample) "
+            "import scratchrnn.cli.commands; assert callable(sr.train) and callable(sr.sample) "
             "and callable(sr.evaluate), 'a submodule hides a function'; "
             "assert sorted(sr.__all__) == sorted(set(sr.__all__)); "
             "[getattr(sr, n) for n in sr.__all__]")
@@ -93,9 +93,9 @@ def test_ctrl_c_during_a_huge_sample_stops_and_saves(small_text, tmp_path):
 def test_ctrl_c_during_evaluation_stops_and_saves(small_text, tmp_path, monkeypatch):
     """A real SIGINT while the validation runs: the evaluation stops at its next window, the
     run saves the step without a validation loss, and resumes."""
-    import scratchrnn.train as train_module  # noqa: F401  (the function; the module is below)
+    import scratchrnn.training.loop as train_module  # noqa: F401  (the function; the module is below)
 
-    module = sys.modules["scratchrnn.train"]
+    module = sys.modules["scratchrnn.training.loop"]
     real = module.evaluate
     windows = []
 

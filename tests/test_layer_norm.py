@@ -12,8 +12,8 @@ import pytest
 from test_weight_drop import BEFORE, digest
 
 import scratchrnn as sr
-from scratchrnn.cli import main
-from scratchrnn.model import ModelConfig, param_count, param_shapes, window_memory
+from scratchrnn.cli.commands import main
+from scratchrnn.nn.model import ModelConfig, param_count, param_shapes, window_memory
 
 
 @pytest.mark.parametrize("cell,dtype,std", sorted(BEFORE, key=str))
@@ -90,14 +90,14 @@ def test_a_layer_norm_run_trains_saves_evaluates_samples_and_shows(tmp_path, sma
 
 @pytest.mark.parametrize("fmt", ["torch", "onnx"])
 def test_exports_refuse_a_layer_norm_model_in_one_line(fmt, tmp_path, capsys):
-    from scratchrnn.export import to_torch_state
+    from scratchrnn.interop.export import to_torch_state
 
     model = sr.CharRNN(len(sr.Vocab.ascii()), 8, "gru", layer_norm=True)
     with pytest.raises(sr.ScratchRNNError, match="layer-normalised"):
         to_torch_state(model)
     if fmt == "onnx":
         pytest.importorskip("onnx")
-        from scratchrnn.onnx_export import build
+        from scratchrnn.interop.onnx_export import build
 
         with pytest.raises(sr.ScratchRNNError, match="layer-normalised"):
             build(model, sr.Vocab.ascii())

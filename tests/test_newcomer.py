@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from scratchrnn.cli import main
-from scratchrnn.config import TrainConfig, default_out
+from scratchrnn.cli.commands import main
+from scratchrnn.store.config import TrainConfig, default_out
 
 SHORT = ["--max-steps", "2", "--eval-every", "2", "--val-chars", "300", "--sample-length", "0"]
 

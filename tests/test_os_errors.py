@@ -12,7 +12,7 @@ import sys
 import pytest
 
 import scratchrnn as sr
-from scratchrnn.cli import main
+from scratchrnn.cli.commands import main
 from scratchrnn.fsutil import (
     atomic_write,
     atomic_write_bytes,

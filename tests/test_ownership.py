@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 import scratchrnn as sr
-from scratchrnn import fsutil, owner
-from scratchrnn.cli import main
+from scratchrnn import fsutil
+from scratchrnn.cli.commands import main
+from scratchrnn.store import owner
 
 TRAIN = ["--hidden", "16", "--batch", "2", "--seq-len", "8", "--max-steps", "4",
          "--eval-every", "4", "--sample-length", "0", "--quiet"]
@@ -256,7 +257,7 @@ def test_resume_into_a_new_folder_copies_on_and_leaves_a_alone(run, tmp_path):
 
 def test_eval_of_a_copied_checkpoint_writes_nothing_beside_it(run, tmp_path, monkeypatch,
                                                               capsys):
-    monkeypatch.setattr("scratchrnn.data.MEMMAP_BYTES", 10)  # the corpus counts as large
+    monkeypatch.setattr("scratchrnn.data.corpus.MEMMAP_BYTES", 10)  # the corpus counts as large
     folder = tmp_path / "downloads"
     folder.mkdir()
     shutil.copy(run / "checkpoint.npz", folder / "checkpoint.npz")
@@ -274,7 +275,7 @@ def test_eval_of_a_copied_checkpoint_writes_nothing_beside_it(run, tmp_path, mon
 
 
 def test_eval_reuses_the_corpus_training_prepared_in_its_run(small_text, tmp_path, monkeypatch):
-    monkeypatch.setattr("scratchrnn.data.MEMMAP_BYTES", 10)
+    monkeypatch.setattr("scratchrnn.data.corpus.MEMMAP_BYTES", 10)
     out = tmp_path / "run"
     assert main(["train", "--text", str(small_text), "--out", str(out), *TRAIN]) == 0
     assert (out / "corpus.u8").is_file()
@@ -296,9 +297,9 @@ def stamps(d: Path) -> dict:
                                    "index garbled"])
 def test_read_only_commands_write_nothing_in_a_read_only_run(small_text, tmp_path, monkeypatch,
                                                             capsys, spoil):
-    from scratchrnn import serve
+    from scratchrnn.serve import server as serve
 
-    monkeypatch.setattr("scratchrnn.data.MEMMAP_BYTES", 10)  # training prepares it in the run
+    monkeypatch.setattr("scratchrnn.data.corpus.MEMMAP_BYTES", 10)  # training prepares it in the run
     out = tmp_path / "run"
     assert main(["train", "--text", str(small_text), "--out", str(out), *TRAIN]) == 0
     capsys.readouterr()
@@ -370,9 +371,9 @@ def test_checkpoint_records_its_corpus(run, small_text):
 
 
 def test_hash_streams_over_a_mapped_corpus(small_text, tmp_path, monkeypatch):
-    from scratchrnn import resume
+    from scratchrnn.store import resume
 
-    monkeypatch.setattr("scratchrnn.data.MEMMAP_BYTES", 10)
+    monkeypatch.setattr("scratchrnn.data.corpus.MEMMAP_BYTES", 10)
     monkeypatch.setattr(resume, "HASH_CHUNK", 7)  # many chunks, cut across the splits
     mapped = sr.load_corpus(small_text, cache=tmp_path / "c")
     assert isinstance(mapped.train, np.memmap)

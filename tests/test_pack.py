@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import scratchrnn as sr
-from scratchrnn import pack
+from scratchrnn.inside import pack
 
 TEXT = '"Where," said he, "is (the [old] key)?" Nobody knew.\nIt was late. ' * 6
 

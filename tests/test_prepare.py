@@ -16,9 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import scratchrnn as sr
-from scratchrnn import prepare
-from scratchrnn.data import load_corpus
-from scratchrnn.text import to_ascii, whole_lines
+from scratchrnn.data import prepare
+from scratchrnn.data.corpus import load_corpus
+from scratchrnn.data.text import to_ascii, whole_lines
 
 TEXT = ("Licence\r\n*** START OF THE PROJECT GUTENBERG EBOOK X ***\r\n\r\n"
         + "\u201cIt was the best of times,\u201d caf\u00e9\u2014na\u00efve.\r\nLine\rtwo\t!\r\n"
@@ -45,7 +45,7 @@ def test_chunked_equals_whole(text_file, vocab, chunk, monkeypatch):
 
 def test_memory_mapped_file_is_reused(text_file, tmp_path, monkeypatch):
     monkeypatch.setattr(prepare, "CHUNK_BYTES", 64)
-    monkeypatch.setattr("scratchrnn.data.MEMMAP_BYTES", 10)  # anything counts as large
+    monkeypatch.setattr("scratchrnn.data.corpus.MEMMAP_BYTES", 10)  # anything counts as large
     a = load_corpus(text_file, "corpus", 0.1, 0.1, cache=tmp_path / "run")
     b = load_corpus(text_file, "corpus", 0.1, 0.1)  # in memory
     assert a.mapped == tmp_path / "run" / "corpus.u8" and isinstance(a.train, np.memmap)
@@ -60,9 +60,9 @@ def test_memory_mapped_file_is_reused(text_file, tmp_path, monkeypatch):
 
 
 def test_training_on_a_mapped_corpus(text_file, tmp_path, monkeypatch):
-    monkeypatch.setattr("scratchrnn.data.MEMMAP_BYTES", 10)
+    monkeypatch.setattr("scratchrnn.data.corpus.MEMMAP_BYTES", 10)
     # the module, imported here: sr.train is the function, and this file may run alone
-    monkeypatch.setattr(importlib.import_module("scratchrnn.train"), "REMAP_EVERY", 3)
+    monkeypatch.setattr(importlib.import_module("scratchrnn.training.loop"), "REMAP_EVERY", 3)
     result = sr.train(sr.TrainConfig(text=str(text_file), out=str(tmp_path / "r"), hidden=16,
                                      batch=2, seq_len=10, max_steps=8, eval_every=4,
                                      sample_length=0, val_chars=50), progress=False)
@@ -147,8 +147,8 @@ def test_the_book_prepares_byte_for_byte_as_before(book):
 _PEAK = """
 import resource, sys
 from pathlib import Path
-from scratchrnn import prepare
-from scratchrnn.text import Vocab
+from scratchrnn.data import prepare
+from scratchrnn.data.text import Vocab
 vocab = Vocab.ascii()
 list(prepare.clean_chunks(Path(sys.argv[2]), vocab, chunk_bytes=1 << 16))  # warm up
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -16,9 +16,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import scratchrnn as sr
-from scratchrnn.cli import main
-from scratchrnn.layers import softmax, softmax_xent_forward
-from scratchrnn.text import decode
+from scratchrnn.cli.commands import main
+from scratchrnn.data.text import decode
+from scratchrnn.nn.layers import softmax, softmax_xent_forward
 
 TRAIN = ["--hidden", "32", "--batch", "4", "--seq-len", "16", "--sample-length", "0",
          "--quiet", "--log-every", "1"]

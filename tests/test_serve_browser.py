@@ -17,7 +17,7 @@ from browser import chromium
 from conftest import tiny_run
 
 import scratchrnn as sr
-from scratchrnn import serve
+from scratchrnn.serve import server as serve
 
 
 @pytest.fixture(scope="module")

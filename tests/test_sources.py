@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scratchrnn import data
-from scratchrnn.cli import main
-from scratchrnn.data import corpus_name, load_corpus
+from scratchrnn.cli.commands import main
+from scratchrnn.data import corpus as data
+from scratchrnn.data.corpus import corpus_name, load_corpus
+from scratchrnn.data.sources import expand
+from scratchrnn.data.text import Vocab, clean
 from scratchrnn.errors import ScratchRNNError
-from scratchrnn.sources import expand
-from scratchrnn.text import Vocab, clean
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 TINY = ["--hidden", "8", "--layers", "1", "--batch", "2", "--seq-len", "8", "--max-steps",

@@ -6,9 +6,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from scratchrnn import Vocab, clean
-from scratchrnn.data import load_corpus, split
+from scratchrnn.data.corpus import load_corpus, split
+from scratchrnn.data.text import PRINTABLE, decode, decode_chunks, printable, strip_gutenberg
 from scratchrnn.errors import ScratchRNNError
-from scratchrnn.text import PRINTABLE, decode, decode_chunks, printable, strip_gutenberg
 
 ASCII = Vocab.ascii()
 

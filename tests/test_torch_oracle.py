@@ -5,8 +5,8 @@ dropout under the same masks. Skips without torch."""
 import numpy as np
 import pytest
 
-from scratchrnn import optim
-from scratchrnn.model import ModelConfig, backward, forward, init_params, init_state
+from scratchrnn.nn import optim
+from scratchrnn.nn.model import ModelConfig, backward, forward, init_params, init_state
 
 torch = pytest.importorskip("torch")
 TOL = dict(rtol=1e-9, atol=1e-11)

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 import scratchrnn as sr
-from scratchrnn import optim
-from scratchrnn.cli import main
-from scratchrnn.layers import softmax
-from scratchrnn.sample import filter_probs
+from scratchrnn.cli.commands import main
+from scratchrnn.nn import optim
+from scratchrnn.nn.layers import softmax
+from scratchrnn.sampling.sampler import filter_probs
 
 FAST = dict(hidden=32, batch=4, seq_len=16, eval_every=20, log_every=5, sample_length=20)
 
@@ -55,7 +55,7 @@ def _interrupt_at(monkeypatch, step):
         if int(state["t"]) == step:
             signal.raise_signal(signal.SIGINT)
 
-    monkeypatch.setattr("scratchrnn.optim.update", update)
+    monkeypatch.setattr("scratchrnn.nn.optim.update", update)
 
 
 def _assert_same_run(a, b, skip_step):
@@ -269,8 +269,8 @@ def test_cli_end_to_end(tmp_path, small_text, capsys):
 def test_sampling_stepper_matches_the_batched_forward(cell, rng):
     """The generator's one-vector step against the training forward pass, layer by layer
     (gru-ln: --layer-norm, its gains and biases moved from their initial 1 and 0)."""
-    from scratchrnn.model import forward, init_state
-    from scratchrnn.sample import stepper
+    from scratchrnn.nn.model import forward, init_state
+    from scratchrnn.sampling.sampler import stepper
 
     ln = cell == "gru-ln"
     model = sr.CharRNN(20, 16, cell.removesuffix("-ln"), num_layers=3, seed=1, dtype="float64",

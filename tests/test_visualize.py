@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 import scratchrnn as sr
-from scratchrnn import visualize as viz
-from scratchrnn.cli import main
-from scratchrnn.inside import find_units, properties
+from scratchrnn.cli.commands import main
+from scratchrnn.inside import visualize as viz
+from scratchrnn.inside.inspection import find_units, properties
 
 TRAIN = ["--hidden", "16", "--layers", "2", "--batch", "2", "--seq-len", "8", "--max-steps",
          "6", "--eval-every", "3", "--log-every", "1", "--sample-length", "0", "--quiet"]

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 import scratchrnn as sr
-from scratchrnn import cells, layers
-from scratchrnn.cli import main
-from scratchrnn.model import (
+from scratchrnn.cli.commands import main
+from scratchrnn.nn import cells, layers
+from scratchrnn.nn.model import (
     ModelConfig,
     forward,
     init_params,

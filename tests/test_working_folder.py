@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from scratchrnn.cli import main
+from scratchrnn.cli.commands import main
 
 TESTS = Path(__file__).resolve().parent
 # The tests that run the command line or the training API with default paths.

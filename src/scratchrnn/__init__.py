@@ -10,19 +10,17 @@ a Ctrl-C during those imports reaches the entry point's handler, not the user as
 """
 
 import importlib
-import sys
-import types
 
 from .errors import ScratchRNNError
 
 _WHERE = {
-    "Checkpoint": "checkpoint", "load_checkpoint": "checkpoint", "save_checkpoint": "checkpoint",
-    "PRESETS": "config", "TrainConfig": "config", "with_preset": "config",
-    "Corpus": "data", "load_corpus": "data", "evaluate": "evaluate",
-    "CharRNN": "model", "ModelConfig": "model", "plot_history": "plot", "read_metrics": "plot",
-    "Inspection": "inside", "inspect": "inside", "generate": "sample", "sample": "sample",
-    "Vocab": "text", "clean": "text",
-    "TrainResult": "train", "train": "train",
+    "Checkpoint": "store.checkpoint", "load_checkpoint": "store.checkpoint", "save_checkpoint": "store.checkpoint",
+    "PRESETS": "store.config", "TrainConfig": "store.config", "with_preset": "store.config",
+    "Corpus": "data.corpus", "load_corpus": "data.corpus", "evaluate": "training.evaluation",
+    "CharRNN": "nn.model", "ModelConfig": "nn.model", "plot_history": "training.plot", "read_metrics": "training.plot",
+    "Inspection": "inside.inspection", "inspect": "inside.inspection", "generate": "sampling.sampler", "sample": "sampling.sampler",
+    "Vocab": "data.text", "clean": "data.text",
+    "TrainResult": "training.loop", "train": "training.loop",
 }
 
 __all__ = [
@@ -44,17 +42,3 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(set(globals()) | set(__all__))
-
-
-class _Package(types.ModuleType):
-    """Importing a submodule binds it as an attribute of its package; `train`, `sample` and
-    `evaluate` are both submodules and the API's functions, and the functions must win whichever
-    is imported first (`sys.modules["scratchrnn.train"]` still reaches the module)."""
-
-    def __setattr__(self, name, value):
-        if name in _WHERE and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

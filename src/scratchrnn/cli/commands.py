@@ -1,0 +1,371 @@
+"""Command line: parses arguments and calls the library; every failure is one line on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from ..errors import ScratchRNNError, as_flag, spelled
+from ..fsutil import describe_os_error
+from ..inside.visualize import visualize_run
+from ..safejson import dumps as json_dumps
+from ..sampling.sampler import generate
+from ..store.checkpoint import load_checkpoint, resolve
+from ..store.config import PRESETS, TrainConfig, default_out, parse_duration, with_preset
+from ..store.owner import check_output, default_output
+from ..store.resume import run_corpus
+from ..training.evaluation import chars_read, evaluate, held_out, report, unknown_characters
+from ..training.loop import train
+from ..training.plot import plot_history, read_metrics
+
+EXIT_ERROR, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM, EXIT_SIGPIPE = 1, 2, 130, 143, 141
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not usage + error
+        raise ScratchRNNError(f"{message} (see '{self.prog} --help')")
+
+
+def _shown(value) -> str:
+    return ("on" if value else "off") if isinstance(value, bool) else (
+        f"{value:g}" if isinstance(value, float) else str(value))
+
+
+def _train_args(p: argparse.ArgumentParser) -> None:
+    defaults = TrainConfig()
+
+    def a(*flags, **kw):  # each flag's default comes from TrainConfig, never typed again
+        action = p.add_argument(*flags, **kw)
+        value = getattr(defaults, action.dest, None)
+        if value is not None and action.help:
+            action.help += f" (default: {_shown(value)})"
+
+    a("--text", nargs="+", help="local text: a file, a folder (every text file inside), a "
+      "quoted glob like 'src/**/*.c', or several (default: A Tale of Two Cities, downloaded "
+      "once)")
+    a("--out", help="run folder: new, empty or a scratchrnn run (default: runs/<corpus name>, "
+      "runs/<corpus name>-<preset> with --preset)")
+    a("--preset", choices=sorted(PRESETS), help="seed: the original notebook; tiny: a quick "
+      "look; shakespeare: the best 8.4-minute recipe (BENCHMARKS.md; still give --text); its "
+      "values replace the defaults below")
+    a("--resume", metavar="RUN", help="continue the run in this folder or checkpoint, on the "
+      "same text (checked by content; --text may give it under another path)")
+    a("--overwrite", action="store_true", help="replace the run already in --out (only the "
+      "run's own files; a folder holding other files is never used)")
+    a("--allow-new-text", action="store_true", help="with --resume: continue over a --text "
+      "whose content changed since the run started (normally refused)")
+    a("--vocab", help="ascii (96 symbols), seed (the notebook's 95) or corpus")
+    a("--encoding", help="the file's encoding (default: UTF-8, falling back to cp1252)")
+    a("--cell", help="rnn, lstm or gru")
+    a("--hidden", type=int, help="hidden units per layer")
+    a("--layers", type=int, help="number of stacked layers")
+    a("--dropout", type=float, help="dropout after each layer, in [0, 1)")
+    a("--init-std", type=float, help="N(0, std) weights instead of PyTorch's uniform init")
+    a("--weight-drop", type=float, metavar="P", help="DropConnect on the recurrent weights "
+      "(AWD-LSTM): drop each W_h entry with probability P, one mask per training window, in "
+      "[0, 1); 0 is off")
+    a("--recurrent-init", help="uniform (PyTorch's) or orthogonal recurrent weights "
+      "(each gate's H x H block)")
+    a("--layer-norm", action=argparse.BooleanOptionalAction, default=None,
+      help="layer-normalise each gate's input and recurrent pre-activations (Ba et al. 2016; "
+      "--cell gru only; on in --preset shakespeare)")
+    a("--locked-dropout", action=argparse.BooleanOptionalAction, default=None,
+      help="variational dropout (Gal & Ghahramani 2016): one --dropout mask per stream and "
+      "unit for a whole window, not one per step")
+    a("--batch", type=int, help="parallel streams B")
+    a("--seq-len", type=int, help="window length T for truncated BPTT")
+    a("--optimizer", help="sgd, adagrad or adam")
+    a("--lr", type=float, help="learning rate")
+    a("--beta1", type=float, help="Adam's first-moment decay")
+    a("--beta2", type=float, help="Adam's second-moment decay")
+    a("--min-lr", type=float, help="learning rate at the end of the cosine schedule")
+    a("--schedule", help="cosine or constant")
+    a("--warmup", type=int, help="linear warmup steps")
+    a("--ema", type=float, metavar="DECAY", help="evaluate, sample and save a moving average "
+      "of the weights with this decay per step, e.g. 0.999 (0: off)")
+    a("--clip-value", type=float, help="clip each gradient element to +-this (0: off)")
+    a("--clip-norm", type=float, help="clip the global gradient norm to this (default: off)")
+    a("--epochs", type=int, help="passes over the training text")
+    a("--max-steps", type=int, help="total steps of the run, counting earlier ones on --resume "
+      "(default: --epochs decides)")
+    a("--time-budget", help="stop after this long, e.g. 90s, 10m, 1.5h (default: no limit)")
+    a("--eval-every", type=int, help="validate, save and sample every N steps")
+    a("--log-every", type=int, help="write a metrics row every N steps")
+    a("--sample-length", type=int, help="characters sampled at each evaluation (0: none)")
+    a("--seed", type=int, help="fixes initialisation, dropout and sampling")
+    a("--dtype", help="float32 or float64")
+    a("--val-frac", type=float, help="fraction of the text held out for validation")
+    a("--test-frac", type=float, help="fraction of the text held out for testing")
+    a("--val-chars", type=int, help="validate on at most this many characters (default: the "
+      "whole split)")
+    a("--on-nan", help="stop or skip an update whose loss is not finite")
+    a("--quiet", action="store_true", help="no progress bar (the bar shows steps, steps/s, "
+      "the train and validation loss in nats/char, and characters trained on per second)")
+    a("--distributed", choices=("mpi",), help="data-parallel over MPI ranks: run as mpiexec -n N "
+      "scratchrnn train --distributed mpi ... (--batch splits over the N ranks)")
+
+
+def _clamp(text: str) -> tuple[int, int, float]:
+    try:
+        layer, unit, value = text.split(":")
+        return int(layer), int(unit), float(value)
+    except ValueError:
+        raise ScratchRNNError(f"--clamp takes LAYER:UNIT:VALUE, e.g. 0:17:1.0, got {text!r}") \
+            from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="scratchrnn", description="Character-level RNN, LSTM and GRU language "
+                     "models from scratch in NumPy.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _train_args(sub.add_parser("train", help="train a model (default: on the book)"))
+    s = sub.add_parser("sample", help="generate text from a trained model")
+    s.add_argument("run", help="run folder or checkpoint file")
+    s.add_argument("--prime", default="", help="text to start from")
+    s.add_argument("--length", type=int, default=500)
+    s.add_argument("--temperature", type=float, default=0.8)
+    s.add_argument("--top-k", type=int)
+    s.add_argument("--top-p", type=float)
+    s.add_argument("--argmax", action="store_true", help="always take the likeliest character")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--clamp", metavar="LAYER:UNIT:VALUE", type=_clamp,
+                   help="hold one unit of one layer's h at VALUE while generating, e.g. 0:17:1")
+    e = sub.add_parser("eval", help="held-out loss of a trained model")
+    e.add_argument("run", help="run folder or checkpoint file")
+    e.add_argument("--text", nargs="+", help="evaluate on this text (a file, folder, glob or "
+                   "several) instead of the run's corpus")
+    e.add_argument("--split", choices=("val", "test", "all"),
+                   help="which part of the text (default: val; all with --text)")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    x = sub.add_parser("export", help="write a run's model for PyTorch or ONNX")
+    x.add_argument("run", help="run folder or checkpoint file")
+    x.add_argument("--format", required=True, choices=("torch", "onnx"),
+                   help="torch: safetensors state dict; onnx: an ONNX graph")
+    x.add_argument("--out", help="file to write (default: RUN/model.safetensors or .onnx)")
+    m = sub.add_parser("import", help="make a run of a PyTorch character model's state dict")
+    m.add_argument("file", help=".safetensors or .pt state dict of nn.Embedding -> "
+                   "nn.RNN/LSTM/GRU -> nn.Linear")
+    m.add_argument("--vocab", help="the model's characters in index order, or a file holding "
+                   "exactly them (default: the file's metadata, as export writes)")
+    m.add_argument("--out", help="run folder to create (default: runs/<file name>)")
+    v = sub.add_parser("visualize", help="write one HTML page that shows inside the model")
+    v.add_argument("run", help="run folder or checkpoint file")
+    where = v.add_mutually_exclusive_group()
+    where.add_argument("--text", help="look at the start of this file")
+    where.add_argument("--split", choices=("val", "test"),
+                       help="look at the start of the run's val (default) or test split")
+    v.add_argument("--chars", type=int, default=4000, help="characters to show (default 4000)")
+    v.add_argument("--out", help="HTML path (default: RUN/inside.html)")
+    p = sub.add_parser("plot", help="redraw the loss curve of a run")
+    p.add_argument("run", help="run folder")
+    p.add_argument("--out", help="PNG path (default: RUN/loss.png)")
+    v = sub.add_parser("serve", help="a local playground: look inside the model, generate")
+    v.add_argument("run", help="run folder or checkpoint file")
+    v.add_argument("--host", default="127.0.0.1", help="address to listen on (default: "
+                   "127.0.0.1, this machine only)")
+    v.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free one)")
+    return parser
+
+
+def _one_or_list(text: list[str] | None):
+    """--text a.txt stays the string it always was in a saved config; several stay a list."""
+    return text[0] if text and len(text) == 1 else text
+
+
+def _cmd_train(args) -> int:
+    fields = {k: v for k, v in vars(args).items()
+              if k not in ("command", "preset", "resume", "overwrite", "quiet", "allow_new_text",
+                           "distributed")}
+    fields["text"] = _one_or_list(args.text)
+    fields["time_budget"] = parse_duration(fields["time_budget"])
+    if args.distributed:
+        from ..training.distributed import session  # mpi4py loads only for distributed runs
+
+        with session() as comm:
+            return _train(args, fields, comm)
+    return _train(args, fields, None)
+
+
+def _train(args, fields, comm) -> int:
+    if args.resume:
+        if args.preset:
+            raise ScratchRNNError("--preset starts a new run; drop it when you --resume")
+        result = train(resume=args.resume, progress=not args.quiet,
+                       allow_new_text=args.allow_new_text, comm=comm, **fields)
+    else:
+        if args.allow_new_text:
+            raise ScratchRNNError("--allow-new-text goes with --resume; a new run reads any "
+                                  "--text")
+        if args.preset and not fields["out"]:  # a run of its own, not the plain run's folder
+            fields["out"] = str(default_out(fields["text"], args.preset))
+        result = train(with_preset(args.preset), progress=not args.quiet,
+                       overwrite=args.overwrite, comm=comm, **fields)
+    return {"SIGINT": EXIT_SIGINT, "SIGTERM": EXIT_SIGTERM,
+            "SIGPIPE": EXIT_SIGPIPE}.get(result.stopped, 0)
+
+
+def _cmd_sample(args) -> int:
+    ckpt = load_checkpoint(args.run)
+    chars = generate(ckpt.model, ckpt.vocab, args.prime, args.length, args.temperature,
+                     args.top_k, args.top_p, args.argmax, args.seed, args.clamp)
+    first = next(chars, "")  # validates the prompt before anything is printed
+    try:
+        sys.stdout.write(args.prime + first)
+        for ch in chars:
+            sys.stdout.write(ch)
+            if ch == "\n" or ch == " ":
+                sys.stdout.flush()
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as e:
+        _drop_stdout()
+        raise ScratchRNNError(describe_os_error(e, "standard output", "sample to")) from None
+    return 0
+
+
+# errnos of a write that has no file name to blame: standard output's
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
+
+
+def _stdout_writable() -> bool:
+    """False if what stdout still buffers cannot be written: the error came from it."""
+    try:
+        sys.stdout.flush()
+        return True
+    except OSError:
+        return False
+
+
+def _drop_stdout() -> None:
+    """Point file descriptor 1 at /dev/null, so that Python's flush at exit does not fail a
+    second time (with a traceback) on what stdout still buffers."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a real file (captured in tests)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def _nonempty(value, flag):
+    values = value if isinstance(value, list) else [value]
+    if value is not None and any(not v.strip() for v in values):
+        raise ScratchRNNError(f"{flag} is empty; give a path or leave the flag out")
+    return value
+
+
+def _cmd_eval(args) -> int:
+    _nonempty(args.text, "--text")
+    ckpt = load_checkpoint(args.run)
+    cfg = TrainConfig.from_dict(ckpt.config)
+    split = args.split or ("all" if args.text else "val")
+    text = _one_or_list(args.text) if args.text else cfg.text
+    if args.text:
+        unknown_characters(text, ckpt.vocab, cfg.encoding)
+    corpus = run_corpus(ckpt, text if args.text else None, whole=split == "all")
+    data, whole = held_out(corpus, split, cfg.val_chars)
+    result = dict(report(evaluate(ckpt.model, data, cfg.seq_len)), split=split,
+                  chars=chars_read(len(data)), checkpoint=str(resolve(args.run)))
+    if args.json:
+        print(json_dumps(result))
+    else:
+        cut = f" of the split's {whole:,} (the run's --val-chars)" if len(data) < whole else ""
+        print(f"{split}: {result['nats_per_char']:.4f} nats/char, {result['bits_per_char']:.4f} "
+              f"bits/char, perplexity {result['perplexity']:.3f} over {result['chars']:,} "
+              f"chars{cut}")
+    return 0
+
+
+def _cmd_export(args) -> int:
+    from ..interop.export import export  # optional dependencies load only for this command
+
+    print(export(args.run, args.format, args.out))
+    return 0
+
+
+def _cmd_import(args) -> int:
+    from ..interop.torch_import import import_model
+
+    print(import_model(args.file, args.vocab, args.out))
+    return 0
+
+
+def _cmd_plot(args) -> int:
+    _nonempty(args.out, "--out")
+    rows = read_metrics(args.run)
+    if args.out:  # a run's loss.png may be replaced by its own curve, not another run's
+        own = Path(args.out).parent.resolve() == Path(args.run).resolve()
+        out = check_output(args.out, "plot", names=("loss.png",) if own else ())
+    else:
+        out = default_output(args.run, "loss.png", "plot")
+    print(plot_history(rows, out, Path(args.run).name))
+    return 0
+
+
+def _cmd_visualize(args) -> int:
+    print(visualize_run(args.run, args.text, args.split, args.chars, args.out))
+    return 0
+
+
+def _cmd_serve(args) -> int:
+    from ..serve.server import run
+
+    return run(args.run, args.host, args.port)
+
+
+def _warn(message, category, filename, lineno, file=None, line=None):
+    print(f"scratchrnn: warning: {spelled(str(message), as_flag)}", file=sys.stderr)
+
+
+def _speaks(argv) -> bool:
+    """Under mpiexec every rank parses the same command line and fails alike before training
+    starts (training's own failures go through distributed.session): rank 0 says it once."""
+    words = sys.argv[1:] if argv is None else argv
+    rank = next((os.environ[v] for v in ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK")
+                 if v in os.environ), "0")
+    return rank == "0" or not any(str(w).startswith("--distributed") for w in words)
+
+
+def main(argv=None) -> int:
+    commands = {"train": _cmd_train, "sample": _cmd_sample, "eval": _cmd_eval,
+                "plot": _cmd_plot, "export": _cmd_export, "import": _cmd_import,
+                "visualize": _cmd_visualize, "serve": _cmd_serve}
+    old_showwarning = warnings.showwarning
+    warnings.showwarning = _warn
+    try:
+        args = build_parser().parse_args(argv)
+        return commands[args.command](args)
+    except ScratchRNNError as e:
+        if _speaks(argv):
+            print(f"scratchrnn: error: {spelled(str(e), as_flag)}", file=sys.stderr)
+        else:  # rank 0 may be waiting for this rank, started with other flags
+            from ..training.distributed import report_early
+
+            report_early(e)
+        return EXIT_ERROR
+    except KeyboardInterrupt as e:  # a second Ctrl-C during training is Interrupted
+        print("scratchrnn: interrupted", file=sys.stderr)
+        return getattr(e, "exit_code", EXIT_SIGINT)
+    except MemoryError:
+        print("scratchrnn: error: out of memory; use a smaller --batch, --hidden or "
+              "--val-chars", file=sys.stderr)
+        return EXIT_ERROR
+    except BrokenPipeError:  # `scratchrnn sample ... | head` closed the pipe: not an error
+        return 0
+    except OSError as e:  # what no command caught
+        if e.filename is None and (e.errno in _WRITE_ERRNOS or not _stdout_writable()):
+            _drop_stdout()  # the likely culprit (`scratchrnn eval > /dev/full`); no exit flush
+            msg = describe_os_error(e, "standard output", "output to")
+        else:
+            msg = f"{e.strerror or e}{f' ({e.filename})' if e.filename else ''}"
+        print(f"scratchrnn: error: {msg}", file=sys.stderr)
+        return EXIT_ERROR
+    finally:
+        warnings.showwarning = old_showwarning

@@ -1,0 +1,133 @@
+"""Corpora: finding the text (a local file or the downloaded book), cleaning, encoding, splitting,
+and cutting the training split into B parallel streams of T-step windows for truncated BPTT.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ScratchRNNError
+from ..fsutil import atomic_write_bytes, make_dir, open_regular
+from .prepare import MEMMAP_BYTES, check_file, encode_file, map_file
+from .sources import expand, name_of
+from .text import Vocab
+
+BOOK_NAME = "pg98"
+BOOK_URLS = (
+    "https://www.gutenberg.org/cache/epub/98/pg98.txt",
+    "https://www.gutenberg.org/files/98/98-0.txt",
+)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("SCRATCHRNN_HOME") or Path.home() / ".cache" / "scratchrnn")
+
+
+def download(urls: tuple[str, ...], dest: Path, timeout: float = 30.0) -> Path:
+    """Fetch the first URL that answers with a plausible text into `dest` (atomically)."""
+    reasons = []
+    for url in urls:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as resp:
+                body = resp.read()
+        except (urllib.error.URLError, OSError, ValueError) as e:
+            reasons.append(f"{url}: {getattr(e, 'reason', e)}")
+            continue
+        if len(body) < 1000:
+            reasons.append(f"{url}: only {len(body)} bytes")
+            continue
+        make_dir(dest.parent, "set SCRATCHRNN_HOME to a writable folder")
+        atomic_write_bytes(dest, body, "downloaded book")
+        return dest
+    raise ScratchRNNError(
+        f"could not download the book ({'; '.join(reasons)}); if you are offline, pass "
+        f"--text FILE or put the book at {dest}")
+
+
+def book_path(urls: tuple[str, ...] = BOOK_URLS, timeout: float = 30.0) -> Path:
+    """The default corpus: the cached book, downloaded on first use."""
+    dest = cache_dir() / f"{BOOK_NAME}.txt"
+    if os.path.lexists(dest):  # a FIFO or device there is refused, not read or replaced
+        with open_regular(dest, "cached book", "remove it (it is downloaded again) or pass "
+                          "--text FILE") as f:
+            if os.fstat(f.fileno()).st_size > 0:
+                return dest
+    print(f"downloading A Tale of Two Cities to {dest} ...", flush=True)
+    return download(urls, dest, timeout)
+
+
+@dataclass
+class Corpus:
+    name: str
+    vocab: Vocab
+    train: np.ndarray  # (N_train,) uint8
+    val: np.ndarray  # (N_val,) uint8
+    test: np.ndarray  # (N_test,) uint8
+    fracs: tuple[float, float] = (0.05, 0.05)
+    mapped: Path | None = None  # the prepared uint8 file, when memory-mapped
+
+    def refresh(self) -> Corpus:
+        """Map a file-backed corpus afresh: the pages read so far leave this process's
+        resident memory with the old mapping (an in-memory corpus is returned as is)."""
+        if self.mapped is None:
+            return self
+        ids = map_file(self.mapped)
+        return Corpus(self.name, self.vocab, *split(ids, *self.fracs), self.fracs, self.mapped)
+
+
+def split(ids: np.ndarray, val_frac: float, test_frac: float):
+    """Contiguous train/val/test split: the held-out text is the end of the book, unseen."""
+    n = len(ids)
+    n_test = int(round(n * test_frac))
+    n_val = int(round(n * val_frac))
+    n_train = n - n_val - n_test
+    return ids[:n_train], ids[n_train:n_train + n_val], ids[n_train + n_val:]
+
+
+def corpus_name(text: str | os.PathLike | list[str] | None) -> str:
+    return BOOK_NAME if text is None else name_of(text)
+
+
+def load_corpus(text: str | os.PathLike | list[str] | None, vocab: Vocab | str = "ascii",
+                val_frac: float = 0.05, test_frac: float = 0.05,
+                encoding: str | None = None, cache: str | os.PathLike | None = None,
+                reuse: str | os.PathLike | None = None) -> Corpus:
+    """Read, clean, encode and split a corpus (`text=None` means the book; else a file, a
+    folder, a glob or a list of them: sources.expand). A corpus larger than 64 MB is prepared
+    into `cache`/corpus.u8 and memory-mapped, when `cache` is given; a corpus prepared in the
+    folder `reuse` is read from there, never written there."""
+    if not (0 <= val_frac < 1 and 0 <= test_frac < 1 and val_frac + test_frac < 1):
+        raise ScratchRNNError("--val-frac and --test-frac must be in [0, 1) and sum to less than 1")
+    paths = expand(text, encoding) if text is not None else [book_path()]
+    for path in paths:
+        check_file(path)
+    dest = None
+    if cache is not None and sum(p.stat().st_size for p in paths) > MEMMAP_BYTES:
+        dest = Path(cache) / "corpus.u8"
+    vocab, ids = encode_file(paths[0] if len(paths) == 1 else paths, vocab, encoding, dest,
+                             None if reuse is None else Path(reuse) / "corpus.u8")
+    mapped = dest if reuse is None else None  # the read-only commands that reuse never refresh
+    return Corpus(corpus_name(text), vocab, *split(ids, val_frac, test_frac),
+                  (val_frac, test_frac), mapped)
+
+
+def make_streams(data: np.ndarray, batch: int) -> np.ndarray:
+    """(N,) -> (B, L) view: stream b reads its own contiguous slice of the text."""
+    length = len(data) // batch
+    return data[:batch * length].reshape(batch, length)
+
+
+def windows_per_epoch(streams: np.ndarray, seq_len: int) -> int:
+    return (streams.shape[1] - 1) // seq_len
+
+
+def window(streams: np.ndarray, j: int, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs and next-character targets of window j, both (B, T)."""
+    start = j * seq_len
+    return streams[:, start:start + seq_len], streams[:, start + 1:start + seq_len + 1]

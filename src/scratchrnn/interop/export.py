@@ -1,0 +1,159 @@
+"""Exporting a trained model to PyTorch: a safetensors file holding the state dict of
+
+    torch.nn.ModuleDict({"rnn": nn.RNN|LSTM|GRU(input_size=V, hidden_size=H, num_layers=L),
+                         "decoder": nn.Linear(H, V)})
+
+fed one-hot characters (time-major, (T, B, V)). The mapping is exact: our first layer's row gather
+W_x[id] is one_hot(id) @ W_x, so weight_ih_l0 = W_x^T; every other weight is a transpose, and our
+fused bias goes to bias_ih with bias_hh = 0, except the GRU's n slice of bias_hh, which r
+multiplies and which we keep apart as b_hn (Cho et al. 2014 in PyTorch's form).
+
+The safetensors file is written here (the format is a JSON header and raw arrays); reading one
+back (torch_import.py) and ONNX use the optional extra `pip install 'scratchrnn[export]'`,
+imported inside the functions that need it; training never imports this module. The ONNX graph is
+onnx_export.py; the way back (a PyTorch state dict into a checkpoint) is torch_import.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..data.text import Vocab
+from ..errors import ScratchRNNError
+from ..fsutil import atomic_write, make_dir, open_regular
+from ..nn.model import CharRNN
+from ..store.checkpoint import load_checkpoint, resolve
+from ..store.owner import check_output, default_output
+
+FORMAT = "scratchrnn-torch-1"  # the `format` metadata of the files written here
+FORMATS = ("torch", "onnx")
+SUFFIX = {"torch": ".safetensors", "onnx": ".onnx"}
+RNN_PREFIX, DECODER_PREFIX = "rnn.", "decoder."
+
+
+def need(module: str):
+    """Import an optional dependency, or say in one line how to install it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        top = module.split(".")[0]
+        raise ScratchRNNError(f"this needs the {top} package, which is not installed; "
+                              "pip install 'scratchrnn[export]'") from None
+
+
+def check_exportable(model: CharRNN) -> None:
+    """Refuse what the standard modules cannot compute: a layer-normalised cell (cells_ln.py)
+    has no nn.GRU or ONNX GRU equivalent, and an export without it would be another model."""
+    if model.config.layer_norm:
+        raise ScratchRNNError("cannot export a layer-normalised model (--layer-norm): PyTorch's "
+                              "nn.GRU and ONNX's GRU have no layer normalisation; sample, "
+                              "evaluate and visualize it with scratchrnn itself")
+
+
+def to_torch_state(model: CharRNN) -> dict[str, np.ndarray]:
+    """Our parameters under PyTorch's names (see the module docstring), same dtype."""
+    check_exportable(model)
+    cfg, p = model.config, model.params
+    H = cfg.hidden_size
+    state = {}
+    pre = RNN_PREFIX
+    for k in range(cfg.num_layers):
+        state[f"{pre}weight_ih_l{k}"] = np.ascontiguousarray(p[f"l{k}.W_x"].T)  # (G*H, I)
+        state[f"{pre}weight_hh_l{k}"] = np.ascontiguousarray(p[f"l{k}.W_h"].T)  # (G*H, H)
+        state[f"{pre}bias_ih_l{k}"] = p[f"l{k}.b"].copy()  # (G*H,)
+        bias_hh = np.zeros_like(p[f"l{k}.b"])  # (G*H,)
+        if cfg.cell == "gru":
+            bias_hh[2 * H:] = p[f"l{k}.b_hn"]
+        state[f"{pre}bias_hh_l{k}"] = bias_hh
+    state[f"{DECODER_PREFIX}weight"] = np.ascontiguousarray(p["W_y"].T)  # (V, H)
+    state[f"{DECODER_PREFIX}bias"] = p["b_y"].copy()  # (V,)
+    return state
+
+
+def metadata(model: CharRNN, vocab: Vocab) -> dict[str, str]:
+    """Safetensors metadata (strings only): enough to rebuild the modules and read text."""
+    cfg = model.config
+    return {"format": FORMAT, "cell": cfg.cell, "vocab_size": str(cfg.vocab_size),
+            "hidden_size": str(cfg.hidden_size), "num_layers": str(cfg.num_layers),
+            "nonlinearity": "tanh", "input": "one-hot", "layout": "time-major",
+            "vocab": json.dumps(vocab.chars)}
+
+
+def default_out(run, fmt: str) -> Path:
+    """RUN/model.safetensors or RUN/model.onnx, beside the checkpoint of a run folder."""
+    return default_output(resolve(run).parent, f"model{SUFFIX[fmt]}", f"--format {fmt} export")
+
+
+def _ours(path: Path, fmt: str) -> bool:
+    """Whether `path` is an earlier export of ours (which an export may replace)."""
+    onnx = need("onnx") if fmt == "onnx" else None
+    try:
+        if fmt == "torch":
+            with open_regular(path, "export", "") as f:
+                n = int.from_bytes(f.read(8), "little")
+                header = json.loads(f.read(n)) if 0 < n < 1 << 24 else {}
+            return header.get("__metadata__", {}).get("format") == FORMAT
+        return onnx.load(str(path), load_external_data=False).producer_name == "scratchrnn"
+    except Exception:  # unreadable, not JSON, not protobuf: in any case not ours
+        return False
+
+
+def check_out(path: Path, fmt: str) -> Path:
+    """The export target, through the common ownership check: a new path, or an earlier export
+    of the same format (a command writes only files it owns); its folder is created."""
+    path = check_output(path, f"--format {fmt} export", ours=lambda p: _ours(p, fmt))
+    make_dir(path.parent, "pass a writable --out")
+    return path
+
+
+ST_DTYPES = {"float32": "F32", "float64": "F64", "float16": "F16", "int64": "I64"}
+
+
+def write_safetensors(f, tensors: dict[str, np.ndarray], meta: dict[str, str]) -> None:
+    """The safetensors format (a little-endian u64 header length, a JSON header, the raw
+    little-endian data), written here with sorted keys so that the same model always gives
+    the same bytes (the safetensors package orders its metadata by hash)."""
+    header, offset = {"__metadata__": meta}, 0
+    for name in sorted(tensors):
+        arr = tensors[name]
+        header[name] = {"dtype": ST_DTYPES[arr.dtype.name], "shape": list(arr.shape),
+                        "data_offsets": [offset, offset + arr.nbytes]}
+        offset += arr.nbytes
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # the data starts 8-byte aligned
+    f.write(len(text).to_bytes(8, "little"))
+    f.write(text)
+    for name in sorted(tensors):
+        f.write(np.ascontiguousarray(tensors[name], tensors[name].dtype.newbyteorder("<"))
+                .tobytes())
+
+
+def export_torch(model: CharRNN, vocab: Vocab, out) -> Path:
+    """Write `model` as a PyTorch safetensors file (module docstring); returns the path.
+    Needs no optional package: the format is simple enough to write here."""
+    out = check_out(Path(out), "torch")
+    state, meta = to_torch_state(model), metadata(model, vocab)
+    atomic_write(out, lambda f: write_safetensors(f, state, meta), "exported model")
+    return out
+
+
+def export(run, fmt: str = "torch", out=None) -> Path:
+    """`scratchrnn export`: the model a run samples with (its weight average, when it keeps
+    one) as `fmt` ('torch' or 'onnx') at `out` (default: beside the checkpoint)."""
+    if fmt not in FORMATS:
+        raise ScratchRNNError(f"unknown export format {fmt!r}; choose torch or onnx")
+    if fmt == "onnx":
+        need("onnx")  # before reading the run
+    ckpt = load_checkpoint(run)
+    check_exportable(ckpt.model)  # before anything is written
+    out = Path(out) if out else default_out(run, fmt)
+    if fmt == "torch":
+        return export_torch(ckpt.model, ckpt.vocab, out)
+    from .onnx_export import export_onnx
+
+    return export_onnx(ckpt.model, ckpt.vocab, out)

@@ -1,0 +1,387 @@
+"""The training loop: B parallel streams, T-step windows, truncated BPTT with the hidden state
+carried from window to window (reset at each epoch), clipping, an optimizer step, and a run
+folder with checkpoints, metrics, a loss plot and samples. Everything the loop depends on is in
+the checkpoint, so a resumed run continues bit for bit as if it had never stopped."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..data.corpus import Corpus, load_corpus, make_streams, window, windows_per_epoch
+from ..data.sources import absolute
+from ..data.text import Vocab
+from ..errors import Interrupted, ScratchRNNError
+from ..fsutil import atomic_write_bytes
+from ..nn import optim
+from ..nn.model import CharRNN, backward, forward
+from ..safejson import dumps as json_dumps
+from ..sampling.sampler import generate
+from ..store.checkpoint import load_checkpoint, save_checkpoint, usable_model
+from ..store.config import MODEL_KEYS, TrainConfig, default_out, validate
+from ..store.owner import RunFolder
+from ..store.resume import check_same_text, corpus_identity, resume_text, vocab_arg
+from ..threads import BlasThreads
+from .distributed import Alone  # mpi4py loads only in distributed.connect
+from .evaluation import evaluate
+from .plot import plot_history
+
+REMAP_EVERY = 256  # steps between fresh mappings of a memory-mapped corpus
+
+
+@dataclass
+class TrainResult:
+    model: CharRNN  # the weights to use: their moving average with --ema
+    vocab: Vocab
+    out: Path
+    step: int
+    epoch: int
+    val_loss: float | None
+    best_val: float | None
+    stopped: str  # epochs, max_steps, time_budget, SIGINT, SIGTERM or SIGPIPE (stdout closed)
+    history: list = field(default_factory=list)
+
+    @property
+    def interrupted(self) -> bool:
+        return self.stopped.startswith("SIG")
+
+
+class _Signals:
+    """Turn SIGINT/SIGTERM into a flag checked between steps, between evaluation windows and
+    between sampled characters: the work in flight stops, then the loop saves a checkpoint and
+    returns. A second signal stops at once (Interrupted), keeping the last checkpoint written.
+    A closed stdout (`scratchrnn train | head`) counts as a signal too: "SIGPIPE". Handlers can
+    only be installed in the main thread; elsewhere only the closed pipe is seen."""
+
+    def __init__(self):
+        self.received = None
+        self.stdout_error = None  # the OSError that stopped a run's log, if not a closed pipe
+        self._old = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        name = signal.Signals(signum).name
+        if self.received:
+            raise Interrupted(name)
+        self.received = name
+
+    def stop_requested(self) -> bool:
+        return self.received is not None
+
+    def pipe_closed(self):
+        """stdout is gone: stop like on a signal, and point stdout at /dev/null so that later
+        writes (and the interpreter's last flush) do not fail again."""
+        self.received = self.received or "SIGPIPE"
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass
+
+    def say(self, write, text):
+        """`write(text)` to stdout, turning a closed pipe, or a stdout that cannot be written
+        (a full disk behind `> log`), into a stop request: the run saves and says so."""
+        try:
+            write(text)
+        except OSError as e:
+            self.stdout_error = None if isinstance(e, BrokenPipeError) else e
+            self.pipe_closed()
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+STOPPED_BY = ("SIGINT", "SIGTERM", "SIGPIPE")
+
+
+def _stat(path: Path) -> tuple[int, int] | None:
+    """A file's (size, mtime): enough to tell whether it was replaced since it was read."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+def _resume_config(ckpt, overrides: dict) -> TrainConfig:
+    saved = TrainConfig.from_dict(ckpt.config)
+    for key in MODEL_KEYS:
+        new = overrides.get(key)
+        if new is not None and new != getattr(saved, key):
+            raise ScratchRNNError(
+                f"--resume continues the run as it was: it has {key.replace('_', '-')}="
+                f"{getattr(saved, key)!r}, not {new!r}; drop that flag or start a new run "
+                "with another --out")
+    return saved.replace(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def train(config: TrainConfig | None = None, *, resume=None, progress: bool = True,
+          overwrite: bool = False, allow_new_text: bool = False, log=print, comm=None,
+          **overrides) -> TrainResult:
+    """Train a new run from `config` (plus keyword overrides), or continue the run folder or
+    checkpoint `resume` (keyword overrides may raise --max-steps, --epochs, change --lr ...).
+    A resumed run checks that its text has the content it started with (`text=` may name the
+    same text under another path); `allow_new_text` goes on over a changed text instead.
+    `comm` (from `with distributed.session() as comm:`, under mpiexec) trains data-parallel:
+    rank 0 owns the run folder, and the other ranks read what it prepared."""
+    comm = comm or Alone()
+    lead = comm.rank == 0
+    log = log if lead else (lambda *a, **k: None)  # the other ranks are quiet
+    if config is not None and not isinstance(config, TrainConfig):
+        raise ScratchRNNError(f"config must be a TrainConfig, got {type(config).__name__}")
+    ckpt = load_checkpoint(resume, resume=True) if resume is not None else None
+    read_as = _stat(ckpt.path) if ckpt is not None else None
+    text = overrides.pop("text", None) if ckpt is not None else None  # compared by content
+    if ckpt is not None:
+        cfg = _resume_config(ckpt, overrides)
+    else:
+        cfg = (config or TrainConfig()).replace(**{k: v for k, v in overrides.items()
+                                                   if v is not None})
+    validate(cfg)
+    if ckpt is not None:  # a resumed run lives where its checkpoint is, unless told otherwise
+        out = Path(overrides["out"]) if overrides.get("out") else ckpt.path.parent
+    else:
+        out = Path(cfg.out) if cfg.out else default_out(cfg.text)
+    cfg = cfg.replace(out=str(out))
+    comm.check_same(cfg, ckpt, text, allow_new_text)  # ranks started alike, before any writes
+    comm.rows(cfg.batch)  # refuses a --batch that does not split over the ranks
+    with (RunFolder(out, resume_from=ckpt.path.parent if ckpt else None, overwrite=overwrite)
+          if lead else nullcontext()) as run:
+        if (ckpt is not None and comm.size == 1 and _stat(ckpt.path) != read_as
+                and out.resolve() == ckpt.path.parent.resolve()):
+            # A training that held the lock until now saved a newer checkpoint than the one
+            # read above: this run must go on from that one.
+            ckpt = load_checkpoint(ckpt.path, resume=True)
+        source = (resume_text(ckpt.meta, ckpt.config, text) if ckpt is not None
+                  else absolute(cfg.text))
+        cfg = cfg.replace(text=source)  # stored absolute: the run resumes from any folder
+        vocab = vocab_arg(cfg.vocab, ckpt.vocab) if ckpt else cfg.vocab
+        if not lead:
+            comm.barrier("corpus")  # rank 0 prepares a large corpus once; the others map it
+        corpus = load_corpus(cfg.text, vocab, cfg.val_frac,
+                             cfg.test_frac, cfg.encoding, cache=out)
+        if lead:
+            comm.barrier("corpus")
+        identity = corpus_identity(corpus, cfg.text)
+        new_text = ckpt is not None and check_same_text(ckpt.meta, identity, allow_new_text)
+        need = cfg.batch * (cfg.seq_len + 1)
+        if len(corpus.train) < need:
+            raise ScratchRNNError(
+                f"the training text has {len(corpus.train)} characters, fewer than --batch x "
+                f"(--seq-len + 1) = {need}; use a smaller --batch or --seq-len, or a longer text")
+        if ckpt is None and overwrite and lead:
+            run.clear()  # the earlier run's results go only once the new run can start
+        if lead:
+            atomic_write_bytes(out / "config.json", json_dumps(cfg.to_dict(), indent=2).encode(),
+                               "run configuration")
+        if ckpt is not None:
+            model = ckpt.trained
+            opt_state, state, meta = ckpt.opt_state, ckpt.state, dict(ckpt.meta)
+            if not cfg.ema:  # a run resumed without --ema stops carrying its average
+                opt_state = {k: v for k, v in opt_state.items() if not k.startswith("ema.")}
+            if new_text:  # a new pass over the new text; its validation starts a new best
+                log(f"the text changed since the run started; continuing over {corpus.name} "
+                    "from the start of an epoch (--allow-new-text)")
+                meta.update(window=0, best_val=None)
+        else:
+            model = CharRNN(len(corpus.vocab), cfg.hidden, cfg.cell, cfg.layers, cfg.dropout,
+                            cfg.seed, cfg.dtype, cfg.init_std, cfg.weight_drop, cfg.recurrent_init,
+                            cfg.layer_norm, cfg.locked_dropout)
+            opt_state = optim.init_state(cfg.optimizer, model.params)
+            state, meta = model.init_state(cfg.batch), {}
+        meta["corpus"] = identity
+        return _loop(cfg, corpus, model, opt_state, state, meta, out, progress, log, comm)
+
+
+def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progress, log, comm):
+    lead, rows = comm.rank == 0, comm.rows(cfg.batch)  # this rank's streams
+    streams = make_streams(corpus.train, cfg.batch)[rows]  # (B/N, L)
+    state = {k: v[rows] for k, v in state.items()}  # (B/N, H) each
+    n_win = windows_per_epoch(streams, cfg.seq_len)
+    limits = [n for n in (cfg.max_steps, cfg.epochs and cfg.epochs * n_win) if n]
+    total = min(limits) if limits else None
+    step, epoch, win = meta.get("step", 0), meta.get("epoch", 0), meta.get("window", 0)
+    if win >= n_win:  # a checkpoint cannot hold a position past the end of its own text
+        raise ScratchRNNError(f"the checkpoint stands at window {win} of an epoch, but this text "
+                              f"has {n_win} windows per epoch; resume it on the text it was "
+                              "trained on")
+    history = list(meta.get("history", []))
+    best = meta.get("best_val")
+    acc_loss, acc_n = meta.get("acc", (0.0, 0))
+    rng = np.random.default_rng([cfg.seed, 1])  # dropout and weight-drop masks
+    if "rng" in meta:
+        rng.bit_generator.state = meta["rng"]
+    drop_rng = comm.dropout_rng(rng, cfg.batch)  # all B streams' masks, this rank's rows
+    elapsed0 = meta.get("elapsed_s", 0.0)
+    metrics_path = out / "metrics.jsonl"
+    if lead:  # rows after the checkpoint belong to steps that will be trained again
+        atomic_write_bytes(metrics_path, "".join(json_dumps(r) + "\n" for r in history).encode(),
+                           "metrics")
+    if total is not None and step >= total:
+        log(f"{out} is already finished at step {step}; raise --max-steps or --epochs to go on")
+        return TrainResult(usable_model(model, opt_state), corpus.vocab, out, step, epoch,
+                           None, best, "finished", history)
+    signals = _Signals()
+    signals.say(log, f"training {model!r} on {corpus.name}: {len(corpus.train):,} train / "
+                f"{len(corpus.val):,} val characters, {n_win} windows per epoch -> {out}")
+    blas = BlasThreads(comm.size)  # fewer threads while other processes keep cores busy
+    signals.say(log, blas.line)
+    # what a diverging run can point to: a checkpoint of this run, not one it is replacing
+    last_saved = out / "checkpoint.npz" if meta and (out / "checkpoint.npz").exists() else None
+    comm.saved = last_saved
+    t0 = time.perf_counter()
+    t_log, chars_since = t0, 0
+    val = None
+    bar = tqdm(total=total, initial=step, unit="step", disable=not (progress and lead),
+               dynamic_ncols=True)
+
+    def checkpoint(path, state):
+        nonlocal last_saved
+        meta_now = dict(step=step, epoch=epoch, window=win, rng=rng.bit_generator.state,
+                        elapsed_s=elapsed0 + time.perf_counter() - t0, history=history,
+                        best_val=best, acc=(acc_loss, acc_n), corpus=meta["corpus"])
+        save_checkpoint(path, model, corpus.vocab, cfg.to_dict(), meta_now, opt_state, state)
+        last_saved = comm.saved = out / "checkpoint.npz"
+
+    def learning_rate(step, seconds):
+        if cfg.schedule == "constant":
+            return optim.learning_rate(cfg.lr, step, cfg.warmup)
+        time_frac = seconds / cfg.time_budget if cfg.time_budget else None
+        return optim.learning_rate(cfg.lr, step, cfg.warmup, total, cfg.min_lr, time_frac)
+
+    stopped, lr = None, cfg.lr
+    # Overflow shows up as a non-finite loss or gradient norm, handled below with a message.
+    with (signals, open(metrics_path if lead else os.devnull, "a", encoding="utf-8") as metrics,
+          bar, blas,
+          np.errstate(over="ignore", invalid="ignore")):
+        while stopped is None:
+            if corpus.mapped is not None and step % REMAP_EVERY == 0:
+                corpus = corpus.refresh()  # keeps resident memory small on huge corpora
+                streams = make_streams(corpus.train, cfg.batch)[rows]
+            if win == 0:
+                state = model.init_state(len(streams))  # each epoch starts from a zero state
+            x, y = window(streams, win, cfg.seq_len)  # (B/N, T) each
+            loss, new_state, cache = forward(model.params, model.config, x, y, state, drop_rng)
+            grads, _ = backward(cache, model.config)
+            # the mean over all B streams, and one clock (rank 0's) for a time-based schedule
+            grads, loss, clock = comm.reduce(grads, loss, time.perf_counter() - t0)
+            norm = optim.clip(grads, cfg.clip_value, cfg.clip_norm)
+            if not (math.isfinite(loss) and math.isfinite(norm)):
+                what = f"loss {loss:.4g}, gradient norm {norm:.4g}"
+                if cfg.on_nan == "stop" and last_saved is None:
+                    raise ScratchRNNError(
+                        f"training diverged at step {step + 1} ({what}) before this run saved "
+                        "a checkpoint; start it again with a lower --lr (or --init-std), or "
+                        "pass --on-nan skip")
+                if cfg.on_nan == "stop":
+                    raise ScratchRNNError(
+                        f"training diverged at step {step + 1} ({what}); the last good "
+                        f"checkpoint is {last_saved}: resume it with a lower --lr, "
+                        "or pass --on-nan skip")
+                if lead:
+                    tqdm.write(f"step {step + 1}: {what}; update skipped (--on-nan skip)",
+                               file=sys.stderr)
+            else:
+                lr = learning_rate(step, clock)
+                optim.update(cfg.optimizer, model.params, grads, opt_state, lr,
+                             (cfg.beta1, cfg.beta2))
+                if cfg.ema:
+                    optim.average(model.params, opt_state, cfg.ema)
+                state = new_state
+                acc_loss, acc_n = acc_loss + loss, acc_n + 1
+            step, win = step + 1, win + 1
+            if change := blas.tick():
+                signals.say(tqdm.write, f"step {step}: {change}")
+            chars_since += x.size * comm.size
+            if win == n_win:
+                epoch, win = epoch + 1, 0
+            if signals.received:
+                stopped = signals.received
+            elif total is not None and step >= total:
+                stopped = "max_steps" if cfg.max_steps and step >= cfg.max_steps else "epochs"
+            elif cfg.time_budget and time.perf_counter() - t0 >= cfg.time_budget:
+                stopped = "time_budget"
+            stopped = comm.agree(stopped)  # every rank stops at the same step
+            evaluating = step % cfg.eval_every == 0 or stopped is not None
+            if step % cfg.log_every and not evaluating:
+                bar.update(1)
+                continue
+            now = time.perf_counter()
+            row = {"step": step, "epoch": epoch + win / n_win,
+                   "train_loss": acc_loss / acc_n if acc_n else None,
+                   "lr": lr if acc_n else None,
+                   "chars_per_sec": round(chars_since / max(now - t_log, 1e-9), 1),
+                   "elapsed_s": round(elapsed0 + now - t0, 3)}
+            t_log, chars_since = now, 0
+            if step % cfg.log_every == 0:  # off-grid rows (stops, evals) leave the average be
+                acc_loss, acc_n = 0.0, 0
+            usable = usable_model(model, opt_state) if evaluating and lead else None
+            if evaluating and lead and stopped not in STOPPED_BY and len(corpus.val) > 1:
+                val = evaluate(usable, corpus.val, cfg.seq_len, max_chars=cfg.val_chars,
+                               should_stop=signals.stop_requested)
+                if val is None:  # stopped part way: save now, with no validation loss
+                    stopped = signals.received
+                elif not math.isfinite(val):
+                    val = None  # a diverged average: no number to record or compare
+                else:
+                    row["val_loss"], row["val_bpc"] = val, val / math.log(2)
+            history.append(row)
+            metrics.write(json_dumps(row) + "\n")
+            metrics.flush()
+            bar.set_postfix({"train loss": f"{row['train_loss'] or float('nan'):.3f}",
+                             "val loss": f"{val:.3f}" if val is not None else "-",
+                             "chars/s": f"{row['chars_per_sec']:.0f}"})  # cli: --quiet
+            bar.update(1)
+            if evaluating:
+                every = comm.gather_state(state)  # every stream's state: resumable at any N
+            if evaluating and lead:
+                improved = "val_loss" in row and (best is None or val < best)
+                best = val if improved else best
+                checkpoint(out / "checkpoint.npz", every)  # first: a kill between the two
+                if improved:  # writes must still leave a resumable run
+                    checkpoint(out / "best.npz", every)
+                plot_history(history, out / "loss.png", f"{model.config.cell} on {corpus.name}")
+                if cfg.sample_length and stopped not in STOPPED_BY:
+                    text = []
+                    for ch in generate(usable, corpus.vocab, "", cfg.sample_length, 0.8,
+                                       seed=step):
+                        if signals.received:  # a long sample must not outlive a Ctrl-C
+                            stopped = signals.received
+                            break
+                        text.append(ch)
+                    else:
+                        signals.say(tqdm.write, f"--- step {step}, val "
+                                    f"{val if val is None else round(val, 4)} nats/char ---\n"
+                                    f"{''.join(text)}\n---")
+            if evaluating:  # a signal that cut rank 0's evaluation or sample short
+                stopped = comm.agree(stopped)
+    if stopped == "SIGPIPE" and lead:
+        why = signals.stdout_error
+        why = "was closed" if why is None else f"could not be written ({why.strerror or why})"
+        print(f"scratchrnn: stdout {why} at step {step}; saved {out / 'checkpoint.npz'} "
+              f"(continue with: scratchrnn train --resume {out})", file=sys.stderr)
+    elif stopped in STOPPED_BY:
+        signals.say(log, f"interrupted by {stopped} at step {step}; saved "
+                    f"{out / 'checkpoint.npz'} (continue with: scratchrnn train --resume {out})")
+    else:
+        signals.say(log, f"stopped at step {step} ({stopped}); val "
+                    f"{val if val is None else round(val, 4)} nats/char; checkpoints in {out}")
+    return TrainResult(usable_model(model, opt_state), corpus.vocab, out, step, epoch, val, best,
+                       stopped, history)

@@ -51,8 +51,13 @@ def worker(impl: str, cell: str, H: int, B: int, reps: int, layers: int = 1) -> 
     x = rng.integers(0, V, (B, T)).astype(np.uint8)
     y = rng.integers(0, V, (B, T)).astype(np.uint8)
     if impl == "scratchrnn":
-        from scratchrnn.nn import optim
-        from scratchrnn.nn.model import CharRNN, backward, forward
+        try:
+            from scratchrnn.nn import optim
+            from scratchrnn.nn.model import CharRNN, backward, forward
+        except ImportError:  # --baseline: a checkout from before the subpackages
+            from scratchrnn.model import CharRNN, backward, forward
+
+            from scratchrnn import optim
 
         model = CharRNN(V, H, cell, num_layers=layers)
         opt = optim.init_state("adam", model.params)

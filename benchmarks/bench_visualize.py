@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import scratchrnn as sr
-from scratchrnn.inside import visualize as viz
+from scratchrnn.inside import page as viz
 
 SHARED_BOOK = Path(__file__).resolve().parents[2] / "shared" / "data" / "pg98.txt"
 

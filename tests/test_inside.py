@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import scratchrnn as sr
-from scratchrnn.inside.inspection import correlations, find_units, properties
+from scratchrnn.inside.units import correlations, find_units, properties
 from scratchrnn.nn import cells, layers
 from scratchrnn.nn.cells import SIGNALS
 from scratchrnn.nn.model import forward
@@ -240,7 +240,7 @@ def test_a_quotation_over_paragraphs_does_not_flip_the_rest():
 
 
 def test_the_text_before_decides_where_the_excerpt_alone_cannot_tell():
-    from scratchrnn.inside.inspection import CONTEXT
+    from scratchrnn.inside.units import CONTEXT
 
     head, tail = 'He said, "so it ', 'goes " and " on " we " go'  # quotes between spaces
     full = properties(head + tail, "")["in_quotes"][len(head):]

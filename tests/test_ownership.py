@@ -299,7 +299,7 @@ def test_read_only_commands_write_nothing_in_a_read_only_run(small_text, tmp_pat
                                                             capsys, spoil):
     from scratchrnn.serve import server as serve
 
-    monkeypatch.setattr("scratchrnn.data.corpus.MEMMAP_BYTES", 10)  # training prepares it in the run
+    monkeypatch.setattr("scratchrnn.data.corpus.MEMMAP_BYTES", 10)  # prepared in the run
     out = tmp_path / "run"
     assert main(["train", "--text", str(small_text), "--out", str(out), *TRAIN]) == 0
     capsys.readouterr()

@@ -1,4 +1,4 @@
-"""The playground server (scratchrnn.serve.server): every endpoint, every class of bad request (a 4xx
+"""The playground server (scratchrnn.serve): every endpoint, every class of bad request (a 4xx
 with one line of JSON, and the server still answers), several clients at once, streaming, the
 clamp, and Ctrl-C on a real `python -m scratchrnn serve`."""
 
@@ -21,7 +21,7 @@ from conftest import tiny_run
 
 import scratchrnn as sr
 from scratchrnn.cli.commands import main
-from scratchrnn.inside.visualize import layer_values
+from scratchrnn.inside.page import layer_values
 from scratchrnn.serve import server as serve
 
 

@@ -11,8 +11,9 @@ import pytest
 
 import scratchrnn as sr
 from scratchrnn.cli.commands import main
-from scratchrnn.inside import visualize as viz
-from scratchrnn.inside.inspection import find_units, properties
+from scratchrnn.inside import page as viz
+from scratchrnn.inside import visualize
+from scratchrnn.inside.units import find_units, properties
 
 TRAIN = ["--hidden", "16", "--layers", "2", "--batch", "2", "--seq-len", "8", "--max-steps",
          "6", "--eval-every", "3", "--log-every", "1", "--sample-length", "0", "--quiet"]
@@ -135,7 +136,7 @@ def test_the_default_model_page_stays_compressed(tmp_path):
     words = ["the", "of", "and", '"Yes,"', "said", "(he)", "Mr.", "Lorry", "Paris.\n"]
     (tmp_path / "t.txt").write_text(" ".join(rng.choice(words, 1500)))
     t0 = time.perf_counter()
-    out = viz.visualize_run(tmp_path / "run", text=tmp_path / "t.txt", chars=4000)
+    out = visualize.visualize_run(tmp_path / "run", text=tmp_path / "t.txt", chars=4000)
     seconds = time.perf_counter() - t0
     assert out == tmp_path / "run" / "inside.html"
     assert len(data_of(out.read_text())["text"]) == 4000

@@ -13,7 +13,7 @@ import pytest
 from browser import chromium
 
 import scratchrnn as sr
-from scratchrnn.inside.visualize import layer_values, write_page
+from scratchrnn.inside.page import layer_values, write_page
 
 HOSTILE = ('</script><script>window.__pwned=1</script> <img src=x onerror="window.__pwned=1"> '
            "&amp; \"quoted\" 'single' back\\slash \\u003c <!-- --> ${x}\n")

@@ -13,14 +13,28 @@ import importlib
 
 from .errors import ScratchRNNError
 
-_WHERE = {
-    "Checkpoint": "store.checkpoint", "load_checkpoint": "store.checkpoint", "save_checkpoint": "store.checkpoint",
-    "PRESETS": "store.config", "TrainConfig": "store.config", "with_preset": "store.config",
-    "Corpus": "data.corpus", "load_corpus": "data.corpus", "evaluate": "training.evaluation",
-    "CharRNN": "nn.model", "ModelConfig": "nn.model", "plot_history": "training.plot", "read_metrics": "training.plot",
-    "Inspection": "inside.inspection", "inspect": "inside.inspection", "generate": "sampling.sampler", "sample": "sampling.sampler",
-    "Vocab": "data.text", "clean": "data.text",
-    "TrainResult": "training.loop", "train": "training.loop",
+_WHERE = {  # public name -> the module it lives in
+    "Corpus": "data.corpus",
+    "load_corpus": "data.corpus",
+    "Vocab": "data.text",
+    "clean": "data.text",
+    "Inspection": "inside.inspection",
+    "inspect": "inside.inspection",
+    "CharRNN": "nn.model",
+    "ModelConfig": "nn.model",
+    "generate": "sampling.sampler",
+    "sample": "sampling.sampler",
+    "Checkpoint": "store.checkpoint",
+    "load_checkpoint": "store.checkpoint",
+    "save_checkpoint": "store.checkpoint",
+    "PRESETS": "store.config",
+    "TrainConfig": "store.config",
+    "with_preset": "store.config",
+    "evaluate": "training.evaluation",
+    "TrainResult": "training.loop",
+    "train": "training.loop",
+    "plot_history": "training.plot",
+    "read_metrics": "training.plot",
 }
 
 __all__ = [

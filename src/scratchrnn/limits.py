@@ -11,6 +11,8 @@ import math
 import numbers
 import os
 
+from .errors import ScratchRNNError
+
 MAX_SAMPLE_LENGTH = 10 ** 7  # characters one call generates (about 10 MB of text)
 MAX_LAYERS = 1000  # stacked layers: the loop over them is Python, one step would take minutes
 ARRAY_OVERHEAD = 256  # bytes an array object and its dict entry cost beyond the data
@@ -46,7 +48,6 @@ def human_bytes(n: int) -> str:
 def check_memory(parts: dict[str, int], what: str, hints: dict[str, str]) -> None:
     """Refuse `what` when the parts (name -> bytes) add up to more than the memory available.
     `hints` names, for each part, what the user can lower; the largest part's hint is given."""
-    from .errors import ScratchRNNError
 
     need = sum(parts.values())
     if need <= ALWAYS_FITS:
@@ -67,7 +68,6 @@ def integer(value, name: str, lo: int | None = None, hi: int | None = None,
             none_ok: bool = False) -> int | None:
     """`value` as a Python int within [lo, hi], or one clear error naming `name` (a parameter
     name is shown in backticks, see errors.spelled)."""
-    from .errors import ScratchRNNError
 
     name = f"`{name}`" if name.isidentifier() else name
     if value is None and none_ok:
@@ -88,7 +88,6 @@ def real(value, name: str, lo: float | None = None, hi: float | None = None,
          hint: str = "") -> float | None:
     """`value` as a finite number within the interval, or one clear error naming `name` (a
     parameter name is shown in backticks, see errors.spelled)."""
-    from .errors import ScratchRNNError
 
     name = f"`{name}`" if name.isidentifier() else name
     if value is None and none_ok:

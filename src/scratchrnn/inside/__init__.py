@@ -1,3 +1,4 @@
-"""Looking inside a model: sr.inspect and the units found automatically, the activation codec, the offline page and its web/ files.
+"""Looking inside a model: sr.inspect and the units found automatically, the activation codec, the
+offline page and its web/ files.
 
 May import: training, sampling, store, nn, data and the base tier."""

@@ -23,36 +23,16 @@ import numpy as np
 
 from ..data.text import Vocab
 from ..errors import ScratchRNNError
-from ..fsutil import atomic_write, make_dir, open_regular
+from ..fsutil import atomic_write
 from ..nn.model import CharRNN
 from ..store.checkpoint import load_checkpoint, resolve
-from ..store.owner import check_output, default_output
+from ..store.owner import default_output
+from .checks import FORMAT, check_exportable, check_out, need
+from .onnx_export import export_onnx
 
-FORMAT = "scratchrnn-torch-1"  # the `format` metadata of the files written here
 FORMATS = ("torch", "onnx")
 SUFFIX = {"torch": ".safetensors", "onnx": ".onnx"}
 RNN_PREFIX, DECODER_PREFIX = "rnn.", "decoder."
-
-
-def need(module: str):
-    """Import an optional dependency, or say in one line how to install it."""
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        top = module.split(".")[0]
-        raise ScratchRNNError(f"this needs the {top} package, which is not installed; "
-                              "pip install 'scratchrnn[export]'") from None
-
-
-def check_exportable(model: CharRNN) -> None:
-    """Refuse what the standard modules cannot compute: a layer-normalised cell (cells_ln.py)
-    has no nn.GRU or ONNX GRU equivalent, and an export without it would be another model."""
-    if model.config.layer_norm:
-        raise ScratchRNNError("cannot export a layer-normalised model (--layer-norm): PyTorch's "
-                              "nn.GRU and ONNX's GRU have no layer normalisation; sample, "
-                              "evaluate and visualize it with scratchrnn itself")
 
 
 def to_torch_state(model: CharRNN) -> dict[str, np.ndarray]:
@@ -87,28 +67,6 @@ def metadata(model: CharRNN, vocab: Vocab) -> dict[str, str]:
 def default_out(run, fmt: str) -> Path:
     """RUN/model.safetensors or RUN/model.onnx, beside the checkpoint of a run folder."""
     return default_output(resolve(run).parent, f"model{SUFFIX[fmt]}", f"--format {fmt} export")
-
-
-def _ours(path: Path, fmt: str) -> bool:
-    """Whether `path` is an earlier export of ours (which an export may replace)."""
-    onnx = need("onnx") if fmt == "onnx" else None
-    try:
-        if fmt == "torch":
-            with open_regular(path, "export", "") as f:
-                n = int.from_bytes(f.read(8), "little")
-                header = json.loads(f.read(n)) if 0 < n < 1 << 24 else {}
-            return header.get("__metadata__", {}).get("format") == FORMAT
-        return onnx.load(str(path), load_external_data=False).producer_name == "scratchrnn"
-    except Exception:  # unreadable, not JSON, not protobuf: in any case not ours
-        return False
-
-
-def check_out(path: Path, fmt: str) -> Path:
-    """The export target, through the common ownership check: a new path, or an earlier export
-    of the same format (a command writes only files it owns); its folder is created."""
-    path = check_output(path, f"--format {fmt} export", ours=lambda p: _ours(p, fmt))
-    make_dir(path.parent, "pass a writable --out")
-    return path
 
 
 ST_DTYPES = {"float32": "F32", "float64": "F64", "float16": "F16", "int64": "I64"}
@@ -154,6 +112,5 @@ def export(run, fmt: str = "torch", out=None) -> Path:
     out = Path(out) if out else default_out(run, fmt)
     if fmt == "torch":
         return export_torch(ckpt.model, ckpt.vocab, out)
-    from .onnx_export import export_onnx
 
     return export_onnx(ckpt.model, ckpt.vocab, out)

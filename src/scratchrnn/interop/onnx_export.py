@@ -21,7 +21,7 @@ from ..data.text import Vocab
 from ..errors import ScratchRNNError
 from ..fsutil import atomic_write_bytes
 from ..nn.model import CharRNN
-from .export import check_exportable, check_out, need
+from .checks import check_exportable, check_out, need
 
 OPSET = 17
 IR_VERSION = 8  # the IR of opset 17: onnxruntimes from 1.11 on read it

@@ -25,253 +25,32 @@ folded or written.
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import stat
-import warnings
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from .. import limits
 from ..data.text import Vocab
 from ..errors import ScratchRNNError
-from ..fsutil import atomic_write_bytes, open_regular
+from ..fsutil import atomic_write_bytes
 from ..nn import optim
 from ..nn.model import CharRNN, ModelConfig, check_model_memory
 from ..safejson import dumps as json_dumps
 from ..store import schema
 from ..store.checkpoint import (
-    BOMB_BYTES,
-    BOMB_RATIO,
     FORMAT_VERSION,
     _check_values,
     save_checkpoint,
 )
 from ..store.config import TrainConfig
 from ..store.owner import RunFolder, check_run_out
+from .torch_files import bad, keystr, not_float, read_tensors
 
 RNN_KEY = re.compile(r"^(.*?)(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(\d+)(_reverse)?$")
 CELL_OF_GATES = {1: "rnn", 4: "lstm", 3: "gru"}
 MAX_VOCAB_FILE = 1 << 16
-# A model of the most layers scratchrnn allows has 4 * 1000 + 4 tensors (in a .pt, a storage
-# each); their names, shapes and offsets take about 0.4 MB of safetensors header or pickle. The
-# caps bound the time and memory of parsing either (its objects take up to 20 times the text).
-MAX_TENSORS = 4 * limits.MAX_LAYERS + 4
-HEADER_BYTES = 4 << 20
-PICKLE_BYTES = 1 << 20
-MAX_DIMS = 8
-# The dtypes a weight may have: real floating point. Anything else (integers, bool, complex,
-# float8, quantised) is no weight scratchrnn could compute with as PyTorch does.
-SAFETENSORS_FLOATS = {"F16": "<f2", "F32": "<f4", "F64": "<f8", "BF16": "<u2"}
-TORCH_FLOATS = ("float16", "float32", "float64", "bfloat16")
-FLOATS = "float16, float32, float64 or bfloat16"
-
-
-def _bad(path, why: str) -> ScratchRNNError:
-    return ScratchRNNError(f"cannot import {path}: {why}")
-
-
-def _key(name) -> str:
-    """A tensor name as the file spells it, safe to print on one line."""
-    return name if isinstance(name, str) and name.isprintable() and len(name) <= 80 \
-        else schema.show(name)
-
-
-def _not_float(path, name, dtype) -> ScratchRNNError:
-    return _bad(path, f"tensor {_key(name)} is {dtype}, not real floating point ({FLOATS}); "
-                "save the weights as float32")
-
-
-def _too_many(path, n: int) -> ScratchRNNError:
-    return _bad(path, f"it holds {n:,} tensors, more than a model of {limits.MAX_LAYERS} "
-                f"layers has ({MAX_TENSORS:,})")
-
-
-def read_tensors(path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """The tensors (as NumPy arrays) and string metadata of a safetensors or PyTorch file,
-    every size checked against the file and the memory available before it is read."""
-    path = Path(path)
-    if not path.is_file():
-        what = "is not a file" if path.exists() else "does not exist"
-        raise ScratchRNNError(f"{path} {what}; pass a .safetensors or .pt state dict")
-    with open_regular(path, "state dict", "pass a .safetensors or .pt state dict") as f:
-        head = f.read(9)
-    if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":  # torch.save's zip, or a bare pickle
-        return _read_torch(path, head[:1] == b"\x80"), {}
-    return _read_safetensors(path)
-
-
-def _check_memory(path, parts: dict[str, int]) -> None:
-    limits.check_memory(parts, f"importing {path}", {k: "import it on a machine with more "
-                                                      "memory" for k in parts})
-
-
-def _read_safetensors(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """The format is a u64 header length, a JSON header (name -> dtype, shape, data_offsets,
-    and string `__metadata__`), then the data: all of it is checked before any tensor is read."""
-    with open_regular(path, "state dict", "pass a .safetensors or .pt state dict") as f:
-        size = os.fstat(f.fileno()).st_size
-        n = int.from_bytes(f.read(8), "little")
-        if not 2 <= n <= size - 8 or f.read(1) != b"{":
-            raise _bad(path, "it is neither a safetensors file nor a PyTorch .pt file")
-        if n > HEADER_BYTES:
-            raise _bad(path, f"its safetensors header is {n:,} bytes, more than the "
-                       f"{HEADER_BYTES:,} the names and shapes of a model's tensors need")
-        try:
-            header = json.loads(b"{" + f.read(n - 1))
-        except RecursionError:
-            raise _bad(path, "its safetensors header is nested too deeply") from None
-        except ValueError as e:  # also UnicodeDecodeError and numbers of 4300 digits
-            raise _bad(path, f"its safetensors header is not JSON ({str(e)[:60]})") from None
-        if not isinstance(header, dict):
-            raise _bad(path, "its safetensors header is not a JSON object")
-        meta = header.pop("__metadata__", None) or {}
-        if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
-            raise _bad(path, "its safetensors __metadata__ is not a dict of strings")
-        if len(header) > MAX_TENSORS:
-            raise _too_many(path, len(header))
-        specs = _safetensors_specs(path, header, size - 8 - n)
-        _check_memory(path, {"tensors": sum(e - b for _, _, b, e in specs.values()),
-                             "their float64 copies": sum(8 * math.prod(s) for _, s, _, _ in
-                                                         specs.values())})
-        tensors = {}
-        for name, (dtype, shape, begin, end) in specs.items():
-            f.seek(8 + n + begin)
-            data = f.read(end - begin)
-            if len(data) != end - begin:
-                raise _bad(path, f"tensor {_key(name)} is cut short")
-            arr = np.frombuffer(data, dtype).reshape(shape)
-            if dtype == "<u2":  # bfloat16: the top half of a float32
-                arr = (arr.astype(np.uint32) << 16).view(np.float32)
-            tensors[name] = arr
-    return tensors, meta
-
-
-def _safetensors_specs(path, header: dict, data_bytes: int) -> dict:
-    """name -> (numpy dtype, shape, begin, end) of every header entry, or one clear error: a
-    dtype that is no real float, a shape or offsets outside the file, tensors that overlap."""
-    specs, taken = {}, []
-    for name, entry in header.items():
-        if not (isinstance(entry, dict) and isinstance(entry.get("dtype"), str)):
-            raise _bad(path, f"its safetensors header entry {_key(name)} has no dtype")
-        if entry["dtype"] not in SAFETENSORS_FLOATS:
-            raise _not_float(path, name, schema.show(entry["dtype"]))
-        dtype, shape, offsets = (SAFETENSORS_FLOATS[entry["dtype"]], entry.get("shape"),
-                                 entry.get("data_offsets"))
-        ints = lambda v, n: (isinstance(v, list) and len(v) <= n  # noqa: E731
-                             and all(type(x) is int and 0 <= x < 2**63 for x in v))
-        if not ints(shape, MAX_DIMS) or not (ints(offsets, 2) and len(offsets) == 2):
-            raise _bad(path, f"tensor {_key(name)} has no valid shape and data_offsets")
-        begin, end = offsets
-        nbytes = math.prod(shape) * np.dtype(dtype).itemsize
-        if not begin <= end <= data_bytes or end - begin != nbytes:
-            raise _bad(path, f"tensor {_key(name)} declares {entry['dtype']} {shape} "
-                       f"({nbytes:,} bytes) at bytes {offsets}, but the file holds "
-                       f"{data_bytes:,} bytes of data")
-        specs[name] = (dtype, tuple(shape), begin, end)
-        taken.append((begin, end))
-    taken.sort()
-    if any(b < e0 for (_, e0), (b, _) in zip(taken, taken[1:], strict=False)):
-        raise _bad(path, "its tensors overlap in the file; save it with safetensors")
-    return specs
-
-
-def _read_torch(path: Path, legacy: bool) -> dict[str, np.ndarray]:
-    try:
-        import torch
-    except ImportError:
-        raise _bad(path, "it is a PyTorch pickle, which only PyTorch may read (with "
-                   "weights_only=True) and PyTorch is not installed; pip install torch, or "
-                   "save the state dict with safetensors") from None
-    if legacy:  # its storages are sized by the pickle itself: no bound to check first
-        raise _bad(path, "it is in PyTorch's legacy (pre-1.6) format, whose sizes cannot be "
-                   "checked before loading; save it again with torch.save (or safetensors)")
-    try:
-        with (open_regular(path, "state dict", "pass a .pt state dict") as f,
-              zipfile.ZipFile(f) as zf):
-            total, stored = _zip_size(path, zf)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as e:
-        raise _bad(path, f"it is not a readable PyTorch zip ({type(e).__name__})") from None
-    _check_memory(path, {"the file's members": total})
-    try:
-        with warnings.catch_warnings():  # its notes on pickle protocols are not the user's
-            warnings.simplefilter("ignore")
-            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=stored)
-    except Exception as e:  # UnpicklingError for anything but plain weights, or corruption
-        raise _bad(path, f"torch.load(weights_only=True) refused it ({type(e).__name__}); "
-                   "pass a plain state dict") from None
-    return _torch_arrays(path, obj, total, torch)
-
-
-def _zip_size(path, zf: zipfile.ZipFile) -> tuple[int, bool]:
-    """The bytes a .pt's members inflate to, from its central directory alone, and whether
-    all are stored (then torch.load can map them rather than read them)."""
-    total, stored = 0, True
-    storages = sum("/data/" in info.filename for info in zf.infolist())
-    if storages > MAX_TENSORS:  # known here, before torch.load spends seconds on them
-        raise _too_many(path, storages)
-    for info in zf.infolist():
-        name = _key(info.filename)
-        if info.flag_bits & 1 or info.compress_type not in (zipfile.ZIP_STORED,
-                                                            zipfile.ZIP_DEFLATED):
-            raise _bad(path, f"its member {name} is encrypted or compressed with an unusual "
-                       "method")
-        if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
-            raise _bad(path, f"its member {name} declares two different sizes")
-        if info.file_size > BOMB_BYTES and info.file_size > BOMB_RATIO * info.compress_size:
-            raise _bad(path, f"its member {name} would inflate {info.compress_size:,} bytes "
-                       f"to {info.file_size:,}, as a decompression bomb does")
-        if info.filename.endswith(".pkl") and info.file_size > PICKLE_BYTES:
-            raise _bad(path, f"its pickle {name} declares {info.file_size:,} bytes, more than "
-                       f"a state dict's names and shapes need ({PICKLE_BYTES:,})")
-        total += info.file_size
-        stored &= info.compress_type == zipfile.ZIP_STORED
-    return total, stored
-
-
-def _torch_arrays(path, obj, total: int, torch) -> dict[str, np.ndarray]:
-    """The state dict torch.load gave, as NumPy arrays: only named, dense, real-float CPU
-    tensors, none a view larger than its storage (a 1-element storage expanded to 10^10
-    elements is a few bytes on disk), their sum within what the file holds."""
-    if isinstance(obj, dict) and len(obj) == 1 and isinstance(next(iter(obj.values())), dict):
-        obj = next(iter(obj.values()))  # {"state_dict": {...}} or {"model": {...}}
-    if not isinstance(obj, dict):
-        what = "one tensor" if isinstance(obj, torch.Tensor) else f"a {type(obj).__name__}"
-        raise _bad(path, f"it holds {what}, not a state dict (a dict of tensors); save "
-                   "model.state_dict()")
-    if len(obj) > MAX_TENSORS:
-        raise _too_many(path, len(obj))
-    arrays, expanded = {}, 0
-    for name, t in obj.items():
-        if not isinstance(name, str):
-            raise _bad(path, f"its state dict has a key {schema.show(name)} that is not a "
-                       "string; save model.state_dict()")
-        if not isinstance(t, torch.Tensor):
-            raise _bad(path, f"{_key(name)} holds a Python {type(t).__name__}, not a tensor; "
-                       "save model.state_dict() alone")
-        if t.layout != torch.strided or t.device.type != "cpu":
-            what = t.device.type if t.device.type != "cpu" else str(t.layout)
-            raise _bad(path, f"tensor {_key(name)} is a {what} tensor, not a dense one of "
-                       "values; save model.state_dict() of a model on the CPU")
-        if str(t.dtype).removeprefix("torch.") not in TORCH_FLOATS:
-            raise _not_float(path, name, t.dtype)
-        nbytes = t.numel() * t.element_size()
-        if nbytes > t.untyped_storage().nbytes():
-            raise _bad(path, f"tensor {_key(name)} is a view of {t.numel():,} elements over "
-                       f"{t.untyped_storage().nbytes():,} bytes (strides {list(t.stride())}); "
-                       "save tensor.clone() instead of an expanded view")
-        expanded += nbytes
-        if expanded > 2 * total + BOMB_BYTES:  # views share storages: tied weights, at most
-            raise _bad(path, "its tensors are views that repeat the same storage, expanding "
-                       f"{total:,} bytes to more than {expanded:,}")
-    _check_memory(path, {"its tensors as float64": 8 * sum(t.numel() for t in obj.values())})
-    for name, t in obj.items():
-        t = t.detach().float() if t.dtype == torch.bfloat16 else t.detach()
-        arrays[name] = t.contiguous().numpy().copy()  # our own memory, not the file's map
-    return arrays
 
 
 def _vocab_file(spec: str) -> bool:
@@ -373,28 +152,28 @@ def _structure(tensors: dict, path):
     rnn = {k: RNN_KEY.match(k) for k in tensors}
     rnn = {k: m for k, m in rnn.items() if m}
     if not rnn:
-        raise _bad(path, "no recurrent weights (keys like rnn.weight_ih_l0)")
+        raise bad(path, "no recurrent weights (keys like rnn.weight_ih_l0)")
     if any(m.group(4) for m in rnn.values()):
-        raise _bad(path, "it is bidirectional (_reverse weights); scratchrnn models read "
+        raise bad(path, "it is bidirectional (_reverse weights); scratchrnn models read "
                    "left to right only")
     if any(m.group(2) == "weight_hr" for m in rnn.values()):
-        raise _bad(path, "the LSTM uses proj_size (weight_hr weights), which scratchrnn "
+        raise bad(path, "the LSTM uses proj_size (weight_hr weights), which scratchrnn "
                    "does not have")
     prefixes = sorted({m.group(1) for m in rnn.values()})
     if len(prefixes) > 1:
-        raise _bad(path, f"it has several recurrent modules ({', '.join(map(_key, prefixes))})")
+        raise bad(path, f"it has several recurrent modules ({', '.join(map(keystr, prefixes))})")
     prefix = prefixes[0]
     top = max(rnn.values(), key=lambda m: (len(m.group(3)), m.group(3)))
     if len(top.group(3)) > 6:  # int() of 5000 digits fails, and no model has a million layers
-        raise _bad(path, f"{_key(top.group(0))} names layer {top.group(3)[:12]}..., beyond "
+        raise bad(path, f"{keystr(top.group(0))} names layer {top.group(3)[:12]}..., beyond "
                    f"the {schema.MAX_LAYERS} layers a scratchrnn model may have")
     L = 1 + int(top.group(3))
     Whh = tensors.get(f"{prefix}weight_hh_l0")
     if Whh is None:
-        raise _bad(path, f"{_key(prefix + 'weight_hh_l0')} is missing")
+        raise bad(path, f"{keystr(prefix + 'weight_hh_l0')} is missing")
     rows, H = Whh.shape if Whh.ndim == 2 else (0, 0)
     if H == 0 or rows % H or rows // H not in CELL_OF_GATES:
-        raise _bad(path, f"{_key(prefix + 'weight_hh_l0')} has shape {list(Whh.shape)}, not "
+        raise bad(path, f"{keystr(prefix + 'weight_hh_l0')} has shape {list(Whh.shape)}, not "
                    "(G*H, H) with H > 0 and G = 1, 3 or 4 (RNN, GRU, LSTM)")
     I0 = tensors.get(f"{prefix}weight_ih_l0")
     I0 = I0.shape[1] if I0 is not None and I0.ndim == 2 else None
@@ -406,17 +185,17 @@ def _structure(tensors: dict, path):
     if len(dec) > 1 and "decoder.weight" in dec:  # export.py's name settles it
         dec = ["decoder.weight"]
     if len(dec) != 1:
-        found = "candidates " + ", ".join(map(_key, dec)) if dec else "none found"
-        raise _bad(path, f"cannot tell the output nn.Linear (a weight of shape (V, {H})): "
+        found = "candidates " + ", ".join(map(keystr, dec)) if dec else "none found"
+        raise bad(path, f"cannot tell the output nn.Linear (a weight of shape (V, {H})): "
                    f"{found}; name it decoder.weight (and decoder.bias)")
     dec = dec[0]
     rest = [k for k in rest if k not in (dec, dec[:-6] + "bias")]
     emb = [k for k in rest if I0 and fits(k, I0)]
     if len(emb) > 1:
-        raise _bad(path, f"cannot tell the embedding among {', '.join(map(_key, emb))}")
+        raise bad(path, f"cannot tell the embedding among {', '.join(map(keystr, emb))}")
     extra = [k for k in rest if k not in emb]
     if extra:
-        raise _bad(path, f"unexpected tensor {_key(extra[0])}; the import reads nn.Embedding "
+        raise bad(path, f"unexpected tensor {keystr(extra[0])}; the import reads nn.Embedding "
                    "-> nn.RNN/LSTM/GRU -> nn.Linear models only")
     return prefix, L, H, CELL_OF_GATES[rows // H], (emb[0] if emb else None), dec, I0
 
@@ -449,16 +228,16 @@ def to_params(tensors: dict, vocab: Vocab, path="the state dict", out="runs/impo
     memory, before any tensor is folded; every tensor's shape comes from that model."""
     for k, v in tensors.items():
         if v.dtype.kind != "f":
-            raise _not_float(path, k, v.dtype)
+            raise not_float(path, k, v.dtype)
         if not np.isfinite(v).all():
-            raise _bad(path, f"tensor {_key(k)} holds NaN or infinity")
+            raise bad(path, f"tensor {keystr(k)} holds NaN or infinity")
     V = len(vocab)
     prefix, L, H, cell, emb, dec, I0 = _structure(tensors, path)
     if tensors[dec].shape[0] != V:
-        raise _bad(path, f"its output layer {_key(dec)} has {tensors[dec].shape[0]} "
+        raise bad(path, f"its output layer {keystr(dec)} has {tensors[dec].shape[0]} "
                    f"characters but the vocabulary gives {V}; pass the model's own vocabulary")
     if emb is None and I0 is not None and I0 != V:
-        raise _bad(path, f"no embedding of shape ({V}, {I0}) and the recurrent input size "
+        raise bad(path, f"no embedding of shape ({V}, {I0}) and the recurrent input size "
                    f"{I0} is not the vocabulary size {V}")
     dtype = "float64" if all(v.dtype == np.float64 for v in tensors.values()) else "float32"
     try:  # the same checks, and the same memory check, as a checkpoint's and a training's
@@ -470,19 +249,19 @@ def to_params(tensors: dict, vocab: Vocab, path="the state dict", out="runs/impo
         meta = _meta(cfg, vocab, config, source or str(path))
         m = schema.validate_meta(meta)
     except schema.Invalid as e:
-        raise _bad(path, f"the model it holds is no scratchrnn model: {e}") from None
+        raise bad(path, f"the model it holds is no scratchrnn model: {e}") from None
     except ScratchRNNError as e:
-        raise _bad(path, str(e)) from None
+        raise bad(path, str(e)) from None
     want = _torch_shapes(m, prefix, emb, dec, I0)
     for name, (shape, required) in want.items():
         if name not in tensors and required:
-            raise _bad(path, f"{_key(name)} is missing")
+            raise bad(path, f"{keystr(name)} is missing")
         if name in tensors and tensors[name].shape != shape:
-            raise _bad(path, f"{_key(name)} has shape {list(tensors[name].shape)}, expected "
+            raise bad(path, f"{keystr(name)} has shape {list(tensors[name].shape)}, expected "
                        f"{list(shape)}")
     extra = sorted(set(tensors) - set(want))
     if extra:
-        raise _bad(path, f"unexpected tensor {_key(extra[0])} for a {L}-layer model")
+        raise bad(path, f"unexpected tensor {keystr(extra[0])} for a {L}-layer model")
     G = {"rnn": 1, "lstm": 4, "gru": 3}[cell]
     t = {k: v.astype(np.float64) for k, v in tensors.items()}  # fold exactly, round once
     params = {}
@@ -516,7 +295,7 @@ def _check_members(path, meta: dict, groups: dict[str, dict]) -> None:
         schema.groups_complete(members, specs, resume=True)
         _check_values(members, meta)  # huge finite weights may fold to infinity in float32
     except schema.Invalid as e:
-        raise _bad(path, f"the checkpoint it would make is not valid ({e})") from None
+        raise bad(path, f"the checkpoint it would make is not valid ({e})") from None
 
 
 def run_name(path: Path) -> str:
@@ -539,7 +318,7 @@ def import_model(path, vocab: str | None = None, out=None) -> Path:
     check_run_out(out, hint=NEW_OUT)  # before reading anything: a refused --out costs nothing
     tensors, meta = read_tensors(path)
     if meta.get("nonlinearity", "tanh") != "tanh":
-        raise _bad(path, f"its RNN uses {schema.show(meta['nonlinearity'])}; scratchrnn's RNN "
+        raise bad(path, f"its RNN uses {schema.show(meta['nonlinearity'])}; scratchrnn's RNN "
                    "is tanh")
     voc = read_vocab(vocab, meta)
     cfg, params, meta = to_params(tensors, voc, path, out, str(path.resolve()))

@@ -1,3 +1,4 @@
-"""Generation: one character at a time from a model, with temperature, top-k, top-p, argmax and clamped units.
+"""Generation: one character at a time from a model, with temperature, top-k, top-p, argmax and
+clamped units.
 
 May import: store, nn, data and the base tier."""

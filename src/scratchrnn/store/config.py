@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import limits
+from ..data.corpus import corpus_name
 from ..data.text import text_encoding
 from ..errors import ScratchRNNError
+from ..nn.model import ModelConfig, check_model_memory, window_memory
 
 # Fields added after runs were first saved, with the behaviour of a run saved without them:
 # a saved configuration that lacks one reads as that value, not as today's default.
@@ -137,7 +139,6 @@ def default_out(text: str | list[str] | None = None, preset: str | None = None) 
     """Where a new run goes without --out: runs/<corpus name>, and runs/<corpus name>-<preset>
     for a preset, so that `train --preset tiny` after a plain `train` starts a run of its own
     rather than being refused because runs/pg98 holds the first."""
-    from ..data.corpus import corpus_name  # data imports nothing that imports this module
 
     name = corpus_name(text)
     return Path("runs") / (f"{name}-{preset}" if preset else name)
@@ -223,7 +224,6 @@ def validate(cfg: TrainConfig) -> None:
 def check_training_memory(cfg: TrainConfig) -> None:
     """Refuse a run whose weights, gradients, optimizer state, weight average and one training
     window (or one validation window of up to 64 streams) would not fit in memory."""
-    from ..nn.model import ModelConfig, check_model_memory, window_memory
 
     # The largest vocabulary each choice can have: the corpus one is a subset of ascii's 96.
     vocab_size = 95 if cfg.vocab == "seed" else 96

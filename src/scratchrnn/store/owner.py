@@ -23,6 +23,8 @@ import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from ..data.corpus import cache_dir
+from ..data.sources import absolute
 from ..errors import ScratchRNNError
 from ..fsutil import (
     atomic_write_bytes,
@@ -269,10 +271,6 @@ def corpus_cache(text: str | os.PathLike | None, vocab, encoding: str | None) ->
     """Where a read-only command prepares a large corpus: a folder under the cache dir
     (SCRATCHRNN_HOME) keyed by the source file, vocabulary and encoding, never a run folder (a
     corpus training prepared there is only read: `run_reuse`)."""
-    from ..data.corpus import (
-        cache_dir,  # data imports fsutil only; imported here to keep owner small
-    )
-    from ..data.sources import absolute
 
     source = "book" if text is None else absolute(text)
     chars = vocab if isinstance(vocab, str) else vocab.chars

@@ -16,6 +16,8 @@ from ..data.corpus import Corpus, load_corpus
 from ..data.sources import absolute, is_glob
 from ..data.text import Vocab
 from ..errors import ScratchRNNError
+from .config import TrainConfig
+from .owner import corpus_cache, run_reuse
 
 HASH_CHUNK = 1 << 24  # ids hashed at a time: a memory-mapped corpus is never read whole
 
@@ -95,7 +97,6 @@ def run_text(ckpt):
     """The text a read-only command reads as a run's own: the absolute path its checkpoint
     recorded (a run from before that: its config's --text), None for the book. An imported run
     recorded none: it is refused rather than scored on the book it never read."""
-    from .config import TrainConfig  # config imports nothing of ours that imports this module
 
     saved = saved_identity(ckpt.meta)
     path = saved["path"] if saved else TrainConfig.from_dict(ckpt.config).text
@@ -113,8 +114,6 @@ def run_corpus(ckpt, text=None, whole: bool = False) -> Corpus:
     encoding, split as the run was (`whole`: all of it in `train`). A large corpus is read where
     training prepared it, or prepared in a cache of its own (owner.corpus_cache), never beside
     the checkpoint."""
-    from .config import TrainConfig
-    from .owner import corpus_cache, run_reuse
 
     cfg = TrainConfig.from_dict(ckpt.config)
     vocab = vocab_arg(cfg.vocab, ckpt.vocab)

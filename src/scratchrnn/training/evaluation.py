@@ -20,6 +20,7 @@ import numpy as np
 from .. import limits
 from ..data.corpus import make_streams
 from ..data.prepare import ascii_chunks, check_file
+from ..data.sources import expand
 from ..data.text import Vocab
 from ..errors import ScratchRNNError
 from ..nn.model import CharRNN, check_ids, check_model_memory, forward, window_memory
@@ -151,7 +152,6 @@ def unknown_characters(text, vocab: Vocab, encoding: str | None = None) -> int:
     scored on an altered text), and warn in one line when there are any. Newlines are not
     counted for a vocabulary without them: reading them as spaces is that vocabulary's
     definition (the notebook's)."""
-    from ..data.sources import expand  # not needed by evaluate() itself
 
     paths = expand(text, encoding)
     unknown = np.ones(128, bool)  # (128,) by ASCII code: no symbol in the vocabulary

@@ -7,9 +7,6 @@ import json
 import math
 from pathlib import Path
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-
 from ..data.text import printable
 from ..errors import ScratchRNNError
 from ..fsutil import atomic_write, open_regular
@@ -42,6 +39,10 @@ def _number(v) -> bool:
 
 
 def plot_history(rows: list[dict], path, title: str = "") -> Path:
+    # start-up time: only plotting loads matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     if not isinstance(rows, list | tuple):
         raise ScratchRNNError(f"plot_history needs a list of metric rows (read_metrics), got "
                               f"{type(rows).__name__}")

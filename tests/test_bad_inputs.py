@@ -508,14 +508,14 @@ def test_file_vanishing_while_read(tmp_path, monkeypatch, capsys):
     folder.mkdir()
     for name in ("a.txt", "b.txt"):
         (folder / name).write_text("It was the best of times.\n" * 50)
-    read = prepare._raw_chunks
+    read = prepare.raw_chunks
 
     def deleting(path, chunk_bytes):
         if path.name == "a.txt":
             (folder / "b.txt").unlink()
         yield from read(path, chunk_bytes)
 
-    monkeypatch.setattr(prepare, "_raw_chunks", deleting)
+    monkeypatch.setattr(prepare, "raw_chunks", deleting)
     rc = main(["train", "--text", str(folder), "--out", str(tmp_path / "run"), *TRAIN])
     err = capsys.readouterr().err
     assert_one_clean_line(rc, err)

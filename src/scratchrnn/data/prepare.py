@@ -50,7 +50,7 @@ def open_text(path: Path, doing: str = "read"):
         raise
 
 
-def _raw_chunks(path: Path, chunk_bytes: int) -> Iterator[bytes]:
+def raw_chunks(path: Path, chunk_bytes: int) -> Iterator[bytes]:
     f = open_text(path)
     try:
         with f:
@@ -66,7 +66,7 @@ def ascii_chunks(path: Path, encoding: str | None = None,
     transliterated to ASCII: every step of text.clean but the vocabulary, streamed in chunks
     of `chunk_bytes` bytes (CHUNK_BYTES, read when called) whatever the file's line ends."""
     chunk_bytes = chunk_bytes or CHUNK_BYTES
-    decoded = decode_chunks(_raw_chunks(path, chunk_bytes), encoding, name=str(path))
+    decoded = decode_chunks(raw_chunks(path, chunk_bytes), encoding, name=str(path))
     for text in gutenberg_body(whole_lines(decoded, max(chunk_bytes, LINE_MAX))):
         yield to_ascii(text)
 
@@ -79,7 +79,7 @@ def clean_chunks(path: Path, vocab: Vocab, encoding: str | None = None,
         yield vocab.encode_coerced(text)
 
 
-def _key(paths: list[Path]) -> dict:
+def source_key(paths: list[Path]) -> dict:
     """What the prepared file depends on: each source's path, size and mtime (one file keeps
     the key it always had, so its prepared corpus stays valid)."""
     stats = [(str(p.resolve()), p.stat()) for p in paths]
@@ -100,7 +100,7 @@ def encode_file(path: Path | list[Path], vocab: Vocab | str = "ascii",
     for p in paths:
         check_file(p)
     name = str(paths[0]) if len(paths) == 1 else f"the {len(paths)} files of --text"
-    key = {**_key(paths), "encoding": encoding,
+    key = {**source_key(paths), "encoding": encoding,
            "vocab": vocab if isinstance(vocab, str) else vocab.chars}
     side = dest.with_suffix(".json") if dest else None
     for where in (reuse, dest):

@@ -39,11 +39,7 @@ from ..nn import optim
 from ..nn.model import CharRNN, ModelConfig, check_model_memory
 from ..safejson import dumps as json_dumps
 from ..store import schema
-from ..store.checkpoint import (
-    FORMAT_VERSION,
-    _check_values,
-    save_checkpoint,
-)
+from ..store.checkpoint import FORMAT_VERSION, check_values, save_checkpoint
 from ..store.config import TrainConfig
 from ..store.owner import RunFolder, check_run_out
 from .torch_files import bad, keystr, not_float, read_tensors
@@ -293,7 +289,7 @@ def _check_members(path, meta: dict, groups: dict[str, dict]) -> None:
                 raise schema.Invalid(f"member {name} is {arr.dtype}{list(arr.shape)}, not "
                                      f"as the schema says {schema.show(specs.get(name))}")
         schema.groups_complete(members, specs, resume=True)
-        _check_values(members, meta)  # huge finite weights may fold to infinity in float32
+        check_values(members, meta)  # huge finite weights may fold to infinity in float32
     except schema.Invalid as e:
         raise bad(path, f"the checkpoint it would make is not valid ({e})") from None
 

@@ -13,25 +13,7 @@ import time
 from http.server import ThreadingHTTPServer
 
 from ..safejson import dumps as json_dumps
-from .requests import (  # noqa: F401 (the limits are part of serve's API too)
-    GENERATE_DEFAULTS,
-    MAX_BODY,
-    MAX_LENGTH,
-    MAX_PROMPT,
-    MAX_REQUEST_LINE,
-    BadRequest,
-    _api_words,
-    _hostname,
-    _only,
-    _text,
-    client_key,
-    is_loopback_address,
-    is_loopback_name,
-    parse_generate,
-    parse_json,
-    parse_request_line,
-    read_headers,
-)
+from .requests import client_key
 
 MAX_CONNECTIONS = 64  # connections served at once; more get a 503
 MAX_PER_CLIENT = 16  # of those from one address (a browser opens 6), so one can't take them all

@@ -36,11 +36,11 @@ class BadRequest(Exception):
 FIELD = {"argmax": '"argmax": true'}  # a parameter as the API's JSON says it, if not its name
 
 
-def _api_words(message: str) -> str:
+def api_words(message: str) -> str:
     return spelled(message, FIELD.get)
 
 
-def _only(body: dict, allowed) -> None:
+def only_fields(body: dict, allowed) -> None:
     unknown = sorted(set(body) - set(allowed))
     if unknown:
         raise BadRequest(f"unknown field {unknown[0]!r}; the fields are {', '.join(allowed)}")
@@ -69,7 +69,7 @@ def _unique_keys(pairs: list) -> dict:
     return body
 
 
-def _text(body: dict, key: str, default: str | None = None) -> str:
+def text_field(body: dict, key: str, default: str | None = None) -> str:
     value = body.get(key, default)
     if not isinstance(value, str):
         raise BadRequest(f"{key} must be a string")
@@ -105,8 +105,8 @@ def _number(body: dict, key: str, optional: bool = False) -> float | None:
 
 def parse_generate(body: dict, model) -> dict:
     """The keyword arguments of `sample.generate` from a request, every field checked."""
-    _only(body, GENERATE_DEFAULTS)
-    args = dict(prime=_text(body, "prime", ""), length=_int(body, "length", 1, MAX_LENGTH),
+    only_fields(body, GENERATE_DEFAULTS)
+    args = dict(prime=text_field(body, "prime", ""), length=_int(body, "length", 1, MAX_LENGTH),
                 temperature=_number(body, "temperature"),
                 top_k=_int(body, "top_k", 1, 10**6, optional=True),
                 top_p=_number(body, "top_p", optional=True),
@@ -118,7 +118,7 @@ def parse_generate(body: dict, model) -> dict:
     if clamp is not None:
         if not isinstance(clamp, dict):
             raise BadRequest("clamp must be null or {\"layer\": L, \"unit\": U, \"value\": V}")
-        _only(clamp, ("layer", "unit", "value"))
+        only_fields(clamp, ("layer", "unit", "value"))
         if len(clamp) != 3:
             raise BadRequest("clamp needs layer, unit and value")
         clamp = (clamp["layer"], clamp["unit"], clamp["value"])
@@ -126,7 +126,7 @@ def parse_generate(body: dict, model) -> dict:
         check_sampling(args["temperature"], args["top_k"], args["top_p"])
         clamp = check_clamp(clamp, model)
     except ScratchRNNError as e:
-        raise BadRequest(_api_words(str(e))) from None
+        raise BadRequest(api_words(str(e))) from None
     return dict(args, argmax=argmax, clamp=clamp)
 
 
@@ -225,7 +225,7 @@ def is_loopback_name(host: str) -> bool:
     """Whether a Host header's name is this machine: "localhost" or a literal loopback address
     in any spelling a browser or curl sends (127.1, 0x7f.1, 2130706433, [::1]). Never looked up
     in DNS: a name that resolves to 127.0.0.1 is exactly what a DNS-rebinding page sends."""
-    name = _hostname(host).lower()
+    name = host_of(host).lower()
     name = name[:-1] if name.endswith(".") else name
     if name == "localhost":
         return True
@@ -250,7 +250,7 @@ def client_key(address: str) -> str:
     return str(ip)
 
 
-def _hostname(host: str) -> str:
+def host_of(host: str) -> str:
     """The name in a Host header: "[::1]:8000" -> "::1", "localhost:8000" -> "localhost"."""
     if host.startswith("["):
         return host[1:host.index("]")] if "]" in host else host

@@ -55,17 +55,17 @@ from .requests import (  # noqa: F401 (the limits are part of serve's API too)
     MAX_PROMPT,
     MAX_REQUEST_LINE,
     BadRequest,
-    _api_words,
-    _hostname,
-    _only,
-    _text,
+    api_words,
     client_key,
+    host_of,
     is_loopback_address,
     is_loopback_name,
+    only_fields,
     parse_generate,
     parse_json,
     parse_request_line,
     read_headers,
+    text_field,
 )
 
 MAX_INSPECTIONS = 4  # computed at once; more requests wait their turn
@@ -185,14 +185,14 @@ class Handler(BaseHTTPRequestHandler):
             host = self.headers.get("Host")  # browsers always send it; HTTP/1.0 tools may not
             if self.playground.loopback and host is not None and not is_loopback_name(host):
                 # A page elsewhere whose name now points at 127.0.0.1 (DNS rebinding) gets nothing.
-                raise BadRequest(f"unexpected Host {_hostname(host)[:80]!r}", 403)
+                raise BadRequest(f"unexpected Host {host_of(host)[:80]!r}", 403)
             self._route(method)()
         except BadRequest as e:
             extra = {"Allow": "GET" if self.path in ("/", "/api/model") else "POST"} \
                 if e.status == 405 else None
             self._fail(e.status, str(e), extra)
         except ScratchRNNError as e:
-            self._fail(400, _api_words(str(e)))
+            self._fail(400, api_words(str(e)))
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
             self.close_connection = True  # the client went away; nothing to answer
         except Exception as e:  # never a traceback, never a dead server
@@ -246,8 +246,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def _inspect(self) -> None:
         body = self._body()
-        _only(body, ("text",))
-        text = _text(body, "text")
+        only_fields(body, ("text",))
+        text = text_field(body, "text")
         if not text:
             raise BadRequest("text is empty; type something to look at")
         pg = self.playground

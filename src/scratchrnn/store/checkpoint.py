@@ -147,7 +147,7 @@ def _read(zf: zipfile.ZipFile, resume: bool):
         raise schema.Invalid(f"its arrays need {need / 2**30:.1f} GiB, more than this machine's "
                              f"{_memory() / 2**30:.1f} GiB of memory")
     members = {n: _read_npy(zf, infos[n], n, specs[n]) for n in infos if n != "meta"}
-    _check_values(members, meta)
+    check_values(members, meta)
     return meta, m, members
 
 
@@ -246,7 +246,7 @@ def _parse_meta(arr: np.ndarray) -> dict:
     return meta
 
 
-def _check_values(members: dict, meta: dict) -> None:
+def check_values(members: dict, meta: dict) -> None:
     """Values the arithmetic relies on: finite floats, non-negative second moments, and an
     update count within the steps taken."""
     for name, arr in members.items():

@@ -33,7 +33,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from ..data.prepare import CHUNK_BYTES, MEMMAP_BYTES, _key, _raw_chunks
+from ..data.prepare import CHUNK_BYTES, MEMMAP_BYTES, raw_chunks, source_key
 from ..data.sources import absolute, expand
 from ..errors import Interrupted, ScratchRNNError, as_flag, spelled
 from ..store.resume import resume_text
@@ -134,12 +134,12 @@ def data_identity(source, encoding: str | None) -> tuple[str, str]:
         paths = expand(source, encoding)
     size = sum(p.stat().st_size for p in paths)
     if size > MEMMAP_BYTES:
-        key = _digest(json.dumps(_key(paths), sort_keys=True).encode())
+        key = _digest(json.dumps(source_key(paths), sort_keys=True).encode())
         return key, f"{len(paths)} file(s) of {size:,} bytes, path+size+mtime {key[:12]}"
     h = hashlib.sha256()
     for p in paths:
         h.update(f"{p.stat().st_size}\n".encode())  # where one file ends and the next begins
-        for raw in _raw_chunks(p, CHUNK_BYTES):
+        for raw in raw_chunks(p, CHUNK_BYTES):
             h.update(raw)
     return h.hexdigest(), f"{size:,} bytes, sha256 {h.hexdigest()[:12]}"
 

@@ -149,3 +149,20 @@ def test_the_checks_find_what_they_check(tmp_path, monkeypatch):
         if self == bad else Path.read_bytes(self).decode()))
     with pytest.raises(AssertionError, match="nn/ may import"):
         test_imports_follow_the_tiers(bad)
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: module_name(p))
+def test_no_private_name_crosses_a_module(path):
+    """What another module needs is public: an underscored name is the module's own business."""
+    tree = ast.parse(path.read_text())
+    modules = {a.asname or a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+               and n.level for a in n.names}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            private = [a.name for a in node.names if a.name.startswith("_")]
+            assert not private, f"{path.relative_to(PKG.parent)}:{node.lineno} imports {private}"
+        if (isinstance(node, ast.Attribute) and node.attr.startswith("_")
+                and not node.attr.startswith("__") and isinstance(node.value, ast.Name)
+                and node.value.id in modules):
+            raise AssertionError(f"{path.relative_to(PKG.parent)}:{node.lineno} uses "
+                                 f"{node.value.id}.{node.attr}")

@@ -192,3 +192,25 @@ def test_a_text_named_in_bytes_that_are_not_utf8(small_text, tmp_path, monkeypat
     assert main(["visualize", "runs/__", "--text", name, "--chars", "50", "--out",
                  "x.html"]) == 0
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_outputs_named_in_bytes_that_are_not_utf8_print_as_those_bytes(small_text, tmp_path):
+    """`--out` names that are not UTF-8 reach stdout as the file's own bytes, even where stdout
+    is strict UTF-8 (a UTF-8 locale): it raised UnicodeEncodeError after the file was written."""
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict",
+           "PYTHONPATH": os.pathsep.join(sys.path)}
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "scratchrnn", *args], cwd=tmp_path,
+                              env=env, capture_output=True, timeout=120)
+
+    done = run("train", "--text", str(small_text), "--out", b"r\xff", *TINY)
+    assert done.returncode == 0 and b"Traceback" not in done.stderr, done.stderr[-400:]
+    assert done.stdout.rstrip().endswith(b"r\xff")
+    for args in (["export", b"r\xff", "--format", "torch", "--out", b"m\xff.safetensors"],
+                 ["plot", b"r\xff", "--out", b"l\xff.png"],
+                 ["visualize", b"r\xff", "--chars", "50", "--out", b"p\xff.html"]):
+        done = run(*args)
+        assert done.returncode == 0 and b"Traceback" not in done.stderr, done.stderr[-400:]
+        assert done.stdout.strip() == args[-1]
+        assert (tmp_path / os.fsdecode(args[-1])).is_file()

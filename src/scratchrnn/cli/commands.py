@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import io
 import os
 import sys
 import warnings
@@ -339,6 +340,10 @@ def main(argv=None) -> int:
                 "visualize": _cmd_visualize, "serve": _cmd_serve}
     old_showwarning = warnings.showwarning
     warnings.showwarning = _warn
+    # A path from the command line that is not UTF-8 holds surrogate escapes; written back as
+    # its own bytes it names the file, where a strict stdout (a UTF-8 locale) would raise.
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="surrogateescape")
     try:
         args = build_parser().parse_args(argv)
         return commands[args.command](args)

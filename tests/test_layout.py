@@ -166,3 +166,21 @@ def test_no_private_name_crosses_a_module(path):
                 and node.value.id in modules):
             raise AssertionError(f"{path.relative_to(PKG.parent)}:{node.lineno} uses "
                                  f"{node.value.id}.{node.attr}")
+
+
+def test_each_limit_a_user_meets_is_one_constant_in_limits():
+    """The layer limit was 1000 in one module and 1024 in another: a limit a user can run into
+    is assigned once, in limits.py, and the modules that check it import it."""
+    import scratchrnn.limits as limits
+
+    names = [n for n in vars(limits) if n.startswith("MAX_")]
+    assert {"MAX_LAYERS", "MAX_HIDDEN", "MAX_BODY", "MAX_CLAMP", "MAX_PAGE_CHARS"} <= set(names)
+    for path in MODULES:
+        if path.name == "limits.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Assign):
+                for target in node.targets:
+                    assert not (isinstance(target, ast.Name) and target.id in names), (
+                        f"{path.relative_to(PKG.parent)}:{node.lineno} assigns {target.id}, "
+                        "which limits.py holds")

@@ -13,8 +13,16 @@ import os
 
 from .errors import ScratchRNNError
 
+# The limits a user meets, one constant each; the modules that check them import them here.
 MAX_SAMPLE_LENGTH = 10 ** 7  # characters one call generates (about 10 MB of text)
 MAX_LAYERS = 1000  # stacked layers: the loop over them is Python, one step would take minutes
+MAX_HIDDEN = 1 << 16  # units per layer a checkpoint may declare: beyond any model trained here
+MAX_CLAMP = 10.0  # beyond a few units of a tanh cell's range a clamp only saturates what reads it
+MAX_PAGE_CHARS = 50_000  # characters on a visualize page: about 25 MB, more than a browser likes
+MAX_BODY = 64 * 1024  # bytes of a request body the server reads
+MAX_PROMPT = 4000  # characters of a prompt or an inspected text in one request
+MAX_LENGTH = 5000  # characters generated per request
+MAX_SEED = 2**63 - 1  # a seed NumPy's generator takes
 ARRAY_OVERHEAD = 256  # bytes an array object and its dict entry cost beyond the data
 UNKNOWN_MEMORY = 1 << 40  # the ceiling when the available memory cannot be read
 ALWAYS_FITS = 64 << 20  # needs below this are not checked: no /proc read on every small window

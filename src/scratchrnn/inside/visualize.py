@@ -19,6 +19,7 @@ import numpy as np
 from ..data.sources import name_of
 from ..data.text import printable
 from ..errors import ScratchRNNError
+from ..limits import MAX_PAGE_CHARS
 from ..store.checkpoint import load_checkpoint, resolve
 from ..store.config import TrainConfig
 from ..store.owner import default_output
@@ -31,7 +32,6 @@ from .units import CONTEXT
 
 # ------------------------------------------------------------------------------ from a run
 
-MAX_CHARS = 50_000  # about 25 MB of page: more than a browser shows comfortably
 
 
 def model_card(ckpt) -> dict:
@@ -80,8 +80,8 @@ def visualize_run(run, text=None, split: str | None = None, chars: int = 4000,
                   out=None) -> Path:
     """`scratchrnn visualize`: inspect the first `chars` characters of a file or of the run's
     validation/test split and write the page (default RUN/inside.html)."""
-    if not isinstance(chars, int) or isinstance(chars, bool) or not 2 <= chars <= MAX_CHARS:
-        raise ScratchRNNError(f"--chars must be a whole number from 2 to {MAX_CHARS:,}, "
+    if not isinstance(chars, int) or isinstance(chars, bool) or not 2 <= chars <= MAX_PAGE_CHARS:
+        raise ScratchRNNError(f"--chars must be a whole number from 2 to {MAX_PAGE_CHARS:,}, "
                               f"got {chars!r}")
     if text is not None and split is not None:
         raise ScratchRNNError("pass --text or --split, not both")

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import limits
 from ..data.text import Vocab
 from ..errors import ScratchRNNError
 from ..fsutil import atomic_write_bytes
@@ -162,7 +163,7 @@ def _structure(tensors: dict, path):
     top = max(rnn.values(), key=lambda m: (len(m.group(3)), m.group(3)))
     if len(top.group(3)) > 6:  # int() of 5000 digits fails, and no model has a million layers
         raise bad(path, f"{keystr(top.group(0))} names layer {top.group(3)[:12]}..., beyond "
-                   f"the {schema.MAX_LAYERS} layers a scratchrnn model may have")
+                   f"the {limits.MAX_LAYERS} layers a scratchrnn model may have")
     L = 1 + int(top.group(3))
     Whh = tensors.get(f"{prefix}weight_hh_l0")
     if Whh is None:

@@ -11,10 +11,9 @@ import numpy as np
 from .. import limits
 from ..data.text import Vocab
 from ..errors import ScratchRNNError
+from ..limits import MAX_CLAMP
 from ..nn import cells, cells_ln
 from ..nn.model import CharRNN
-
-MAX_CLAMP = 10.0  # beyond a few units of a tanh cell's range a clamp only saturates what reads it
 
 
 def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:

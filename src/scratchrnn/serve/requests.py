@@ -14,12 +14,9 @@ import socket
 
 from ..data.text import to_ascii
 from ..errors import ScratchRNNError, spelled
+from ..limits import MAX_BODY, MAX_LENGTH, MAX_PROMPT, MAX_SEED
 from ..sampling.sampler import check_clamp, check_sampling
 
-MAX_BODY = 64 * 1024  # bytes of a request body
-MAX_PROMPT = 4000  # characters of a prompt or an inspected text
-MAX_LENGTH = 5000  # characters generated per request
-MAX_SEED = 2**63 - 1
 GENERATE_DEFAULTS = dict(prime="", length=200, temperature=0.8, top_k=None, top_p=None,
                          argmax=False, seed=0, clamp=None)
 

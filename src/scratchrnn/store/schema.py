@@ -19,6 +19,7 @@ import typing
 
 import numpy as np
 
+from .. import limits
 from ..data.text import Vocab
 from ..errors import ScratchRNNError
 from ..nn import cells
@@ -28,7 +29,6 @@ from .config import TrainConfig
 
 INT64_MAX = 2**63 - 1
 MAX_STEPS = 2**53  # counters stay exact as floats (progress bars, metrics)
-MAX_HIDDEN, MAX_LAYERS = 1 << 16, 1024  # beyond any model this NumPy code can train
 MAX_HISTORY = 10**7  # metric rows (the metadata's byte cap bounds them first)
 
 
@@ -169,7 +169,8 @@ def choice(*allowed):
 
 def model_config(v, where):
     record({"vocab_size": integer(1, 128),  # unique ASCII characters
-            "hidden_size": integer(1, MAX_HIDDEN), "num_layers": integer(1, MAX_LAYERS),
+            "hidden_size": integer(1, limits.MAX_HIDDEN),
+            "num_layers": integer(1, limits.MAX_LAYERS),
             "cell": choice(*cells.GATES), "dropout": number(0), "dtype": choice(*DTYPES),
             "init_std": optional(number(0)), "weight_drop": number(0),
             "recurrent_init": choice(*RECURRENT_INITS), "layer_norm": boolean,

@@ -329,12 +329,17 @@ class CharRNN:
                  dtype: str = "float32", init_std: float | None = None,
                  weight_drop: float = 0.0, recurrent_init: str = "uniform",
                  layer_norm: bool = False, locked_dropout: bool = False):
-        self.config = ModelConfig(vocab_size, hidden_size, cell, num_layers, dropout, dtype,
-                                  init_std, weight_drop, recurrent_init, layer_norm,
-                                  locked_dropout)
+        new = CharRNN.from_config(ModelConfig(vocab_size, hidden_size, cell, num_layers, dropout,
+                                              dtype, init_std, weight_drop, recurrent_init,
+                                              layer_norm, locked_dropout), seed)
+        self.config, self.params = new.config, new.params
+
+    @classmethod
+    def from_config(cls, config: ModelConfig, seed: int = 0) -> CharRNN:
+        """A new model of `config` with parameters drawn from `seed`."""
         limits.integer(seed, "seed", 0)
-        check_model_memory(self.config)
-        self.params = init_params(self.config, np.random.default_rng(seed))
+        check_model_memory(config)
+        return cls.from_params(config, init_params(config, np.random.default_rng(seed)))
 
     @classmethod
     def from_params(cls, config: ModelConfig, params: dict[str, np.ndarray]) -> CharRNN:

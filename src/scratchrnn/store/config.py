@@ -20,10 +20,13 @@ from ..nn.model import ModelConfig, check_model_memory, window_memory
 # a saved configuration that lacks one reads as that value, not as today's default.
 ADDED_LATER = {"ema": None}
 
-# Flags that change the model or its data: a resumed run must keep them as they were.
-MODEL_KEYS = ("text", "vocab", "encoding", "cell", "hidden", "layers", "dropout", "dtype",
-              "init_std", "weight_drop", "recurrent_init", "layer_norm", "locked_dropout",
-              "batch", "seq_len", "val_frac", "test_frac", "optimizer", "seed", "val_chars")
+# A model option is declared once, as a ModelConfig field (nn/model.py), and has a TrainConfig
+# field of the same name (two are shorter there): the run passes them on by this table.
+MODEL_OPTIONS = {f.name: {"hidden_size": "hidden", "num_layers": "layers"}.get(f.name, f.name)
+                 for f in dataclasses.fields(ModelConfig) if f.name != "vocab_size"}
+# What changes the model or its data: a resumed run must keep them as they were.
+MODEL_KEYS = ("text", "vocab", "encoding", *MODEL_OPTIONS.values(), "batch", "seq_len",
+              "val_frac", "test_frac", "optimizer", "seed", "val_chars")
 
 
 @dataclass
@@ -221,15 +224,18 @@ def validate(cfg: TrainConfig) -> None:
     check_training_memory(cfg)
 
 
+def model_config(cfg: TrainConfig, vocab_size: int) -> ModelConfig:
+    """The model a run of `cfg` trains over a vocabulary of `vocab_size` characters."""
+    return ModelConfig(vocab_size, **{m: getattr(cfg, c) for m, c in MODEL_OPTIONS.items()})
+
+
 def check_training_memory(cfg: TrainConfig) -> None:
     """Refuse a run whose weights, gradients, optimizer state, weight average and one training
     window (or one validation window of up to 64 streams) would not fit in memory."""
 
     # The largest vocabulary each choice can have: the corpus one is a subset of ascii's 96.
     vocab_size = 95 if cfg.vocab == "seed" else 96
-    model = ModelConfig(vocab_size, cfg.hidden, cfg.cell, cfg.layers, cfg.dropout, cfg.dtype,
-                        cfg.init_std, cfg.weight_drop, cfg.recurrent_init, cfg.layer_norm,
-                        cfg.locked_dropout)
+    model = model_config(cfg, vocab_size)
     copies = 2 + {"sgd": 0, "adagrad": 1, "adam": 2}[cfg.optimizer] + (1 if cfg.ema else 0)
     window = max(window_memory(model, cfg.batch, cfg.seq_len, backward=True),
                  window_memory(model, 64, cfg.seq_len, backward=False))  # validation's streams

@@ -25,7 +25,7 @@ from ..errors import ScratchRNNError
 from ..nn import cells
 from ..nn.model import DTYPES, RECURRENT_INITS, ModelConfig, param_shapes
 from ..nn.optim import SLOTS
-from .config import TrainConfig
+from .config import MODEL_OPTIONS, TrainConfig
 
 INT64_MAX = 2**63 - 1
 MAX_STEPS = 2**53  # counters stay exact as floats (progress bars, metrics)
@@ -168,16 +168,8 @@ def choice(*allowed):
 
 
 def model_config(v, where):
-    record({"vocab_size": integer(1, 128),  # unique ASCII characters
-            "hidden_size": integer(1, limits.MAX_HIDDEN),
-            "num_layers": integer(1, limits.MAX_LAYERS),
-            "cell": choice(*cells.GATES), "dropout": number(0), "dtype": choice(*DTYPES),
-            "init_std": optional(number(0)), "weight_drop": number(0),
-            "recurrent_init": choice(*RECURRENT_INITS), "layer_norm": boolean,
-            "locked_dropout": boolean},
-           optional_keys=("hidden_size", "cell", "num_layers", "dropout", "dtype", "init_std",
-                          "weight_drop", "recurrent_init", "layer_norm", "locked_dropout"),
-           )(v, where)  # the optional keys came later: a checkpoint without one has the default
+    record(MODEL_CHECKS, optional_keys=tuple(MODEL_OPTIONS))(v, where)  # the options came
+    # later than vocab_size: a checkpoint without one has the default
 
 
 def boolean(v, where):
@@ -216,6 +208,22 @@ def field_check(hint):
 
 CONFIG_FIELDS = {name: field_check(hint)
                  for name, hint in typing.get_type_hints(TrainConfig).items()}
+# A model option is typed by its annotation, and its range checked by ModelConfig itself; what
+# a checkpoint must bound beyond that (sizes to allocate, names to look up) is said here.
+def option_check(hint):
+    """A model option's check from its annotation: each float option is a probability or a
+    scale (0 or more) and each switch is true or false, as the checkpoint's JSON says them."""
+    return {bool: boolean, float: number(0), float | None: optional(number(0))}.get(
+        hint, field_check(hint))
+
+
+MODEL_CHECKS = {**{name: option_check(hint)
+                   for name, hint in typing.get_type_hints(ModelConfig).items()},
+                "vocab_size": integer(1, 128),  # unique ASCII characters
+                "hidden_size": integer(1, limits.MAX_HIDDEN),
+                "num_layers": integer(1, limits.MAX_LAYERS),
+                "cell": choice(*cells.GATES), "dtype": choice(*DTYPES),
+                "recurrent_init": choice(*RECURRENT_INITS)}
 
 
 def train_config(v, where):
@@ -256,11 +264,6 @@ META = {
     "imported_from": (False, text),  # scratchrnn import: the state dict it was made from
 }
 
-# model field <- the config field it was built from (model.CharRNN(..., cfg.hidden, ...))
-SAME = {"cell": "cell", "hidden_size": "hidden", "num_layers": "layers", "dropout": "dropout",
-        "dtype": "dtype", "init_std": "init_std", "weight_drop": "weight_drop",
-        "recurrent_init": "recurrent_init", "layer_norm": "layer_norm",
-        "locked_dropout": "locked_dropout"}
 
 
 @dataclasses.dataclass
@@ -289,7 +292,7 @@ def validate_meta(meta) -> Meta:
     if len(vocab) != model.vocab_size:
         raise Invalid(f"vocabulary has {len(vocab)} characters, model expects "
                       f"{model.vocab_size}")
-    for mkey, ckey in SAME.items():
+    for mkey, ckey in MODEL_OPTIONS.items():  # the model a config was built into
         if ckey in meta["config"] and meta["config"][ckey] != getattr(model, mkey):
             raise Invalid(f"config.{ckey} is {show(meta['config'][ckey])} but the model's "
                           f"{mkey} is {show(getattr(model, mkey))}")

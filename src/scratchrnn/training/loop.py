@@ -28,7 +28,7 @@ from ..nn.model import CharRNN, backward, forward
 from ..safejson import dumps as json_dumps
 from ..sampling.sampler import generate
 from ..store.checkpoint import load_checkpoint, save_checkpoint, usable_model
-from ..store.config import MODEL_KEYS, TrainConfig, default_out, validate
+from ..store.config import MODEL_KEYS, TrainConfig, default_out, model_config, validate
 from ..store.owner import RunFolder
 from ..store.resume import check_same_text, corpus_identity, resume_text, vocab_arg
 from ..threads import BlasThreads
@@ -201,9 +201,7 @@ def train(config: TrainConfig | None = None, *, resume=None, progress: bool = Tr
                     "from the start of an epoch (--allow-new-text)")
                 meta.update(window=0, best_val=None)
         else:
-            model = CharRNN(len(corpus.vocab), cfg.hidden, cfg.cell, cfg.layers, cfg.dropout,
-                            cfg.seed, cfg.dtype, cfg.init_std, cfg.weight_drop, cfg.recurrent_init,
-                            cfg.layer_norm, cfg.locked_dropout)
+            model = CharRNN.from_config(model_config(cfg, len(corpus.vocab)), cfg.seed)
             opt_state = optim.init_state(cfg.optimizer, model.params)
             state, meta = model.init_state(cfg.batch), {}
         meta["corpus"] = identity

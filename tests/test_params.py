@@ -99,3 +99,17 @@ def test_flag_spellings_in_the_library_only_go_down():
             for s in library_strings(p))
     assert n <= LEFT, (f"{n} flag spellings in library strings (at most {LEFT}): name the "
                        "parameter in backticks instead; the CLI spells it")
+
+
+def test_every_parameter_a_library_message_names_is_a_flag():
+    """What the CLI renders a backticked name as is an option some command has."""
+    from scratchrnn.cli.commands import build_parser  # noqa: PLC0415
+    from scratchrnn.errors import PARAMETER  # noqa: PLC0415
+
+    commands = next(a for a in build_parser()._actions if a.dest == "command").choices
+    flags = {s for c in commands.values() for a in c._actions for s in a.option_strings}
+    unknown = sorted({f"{p.relative_to(SRC)}: `{name}`" for p in SRC.rglob("*.py")
+                      if "__pycache__" not in p.parts and "cli" not in p.parts
+                      for s in library_strings(p) for name in PARAMETER.findall(s)
+                      if as_flag(name) not in flags})
+    assert not unknown, f"backticked names the command line has no flag for: {unknown}"

@@ -57,7 +57,7 @@ def test_falls_back_to_second_url_and_caches(server, monkeypatch):
 
 def test_failing_server_is_one_clear_line(server, capsys):
     base, _ = server
-    with pytest.raises(ScratchRNNError, match="offline.*--text") as e:
+    with pytest.raises(ScratchRNNError, match="offline.*`text`") as e:
         data.download((f"{base}/broken", f"{base}/missing"), data.cache_dir() / "pg98.txt",
                       timeout=5)
     assert "\n" not in str(e.value)

@@ -57,7 +57,7 @@ def test_folder_and_book_are_the_files_joined(tree, book):
                 key=lambda p: p.relative_to(tree).parts)
     assert sum(p.suffix == ".py" for p in py) >= 15  # the project's own modules
     np.testing.assert_array_equal(whole(corpus), joined([*py, book], Vocab.ascii()))
-    assert [str(w.message) for w in caught] == ["skipped 1 binary or non-UTF-8 file of --text "
+    assert [str(w.message) for w in caught] == ["skipped 1 binary or non-UTF-8 file of `text` "
                                                 f"({len(py) + 1} read)"]
     assert corpus.name == "src+1" == corpus_name([str(tree), str(book)])
     assert "def load_corpus" in corpus.vocab.decode(corpus.train[:400_000])

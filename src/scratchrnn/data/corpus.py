@@ -47,7 +47,7 @@ def download(urls: tuple[str, ...], dest: Path, timeout: float = 30.0) -> Path:
         return dest
     raise ScratchRNNError(
         f"could not download the book ({'; '.join(reasons)}); if you are offline, pass "
-        f"--text FILE or put the book at {dest}")
+        f"`text` FILE or put the book at {dest}")
 
 
 def book_path(urls: tuple[str, ...] = BOOK_URLS, timeout: float = 30.0) -> Path:
@@ -55,7 +55,7 @@ def book_path(urls: tuple[str, ...] = BOOK_URLS, timeout: float = 30.0) -> Path:
     dest = cache_dir() / f"{BOOK_NAME}.txt"
     if os.path.lexists(dest):  # a FIFO or device there is refused, not read or replaced
         with open_regular(dest, "cached book", "remove it (it is downloaded again) or pass "
-                          "--text FILE") as f:
+                          "`text` FILE") as f:
             if os.fstat(f.fileno()).st_size > 0:
                 return dest
     print(f"downloading A Tale of Two Cities to {dest} ...", flush=True)
@@ -103,7 +103,7 @@ def load_corpus(text: str | os.PathLike | list[str] | None, vocab: Vocab | str =
     into `cache`/corpus.u8 and memory-mapped, when `cache` is given; a corpus prepared in the
     folder `reuse` is read from there, never written there."""
     if not (0 <= val_frac < 1 and 0 <= test_frac < 1 and val_frac + test_frac < 1):
-        raise ScratchRNNError("--val-frac and --test-frac must be in [0, 1) and sum to less than 1")
+        raise ScratchRNNError("`val_frac` and `test_frac` must be in [0, 1) and sum to less than 1")
     paths = expand(text, encoding) if text is not None else [book_path()]
     for path in paths:
         check_file(path)

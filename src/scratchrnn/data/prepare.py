@@ -26,7 +26,7 @@ from .text import Vocab, decode_chunks, gutenberg_body, to_ascii, whole_lines
 CHUNK_BYTES = 1 << 22  # 4 MB of text at a time (each cleaning step copies a chunk)
 LINE_MAX = 1 << 20  # a line longer than this (or than a chunk) may be cut where a chunk ends
 SIDE_BYTES = 64 << 20  # corpus.json: a key of many source files at most
-TEXT_HINT = "pass a text file (or a folder or glob of them) with --text"
+TEXT_HINT = "pass a text file (or a folder or glob of them) with `text`"
 MEMMAP_BYTES = 1 << 26  # files above 64 MB are prepared to disk when training gives a folder
 
 
@@ -99,7 +99,7 @@ def encode_file(path: Path | list[Path], vocab: Vocab | str = "ascii",
     paths = [path] if isinstance(path, Path) else list(path)
     for p in paths:
         check_file(p)
-    name = str(paths[0]) if len(paths) == 1 else f"the {len(paths)} files of --text"
+    name = str(paths[0]) if len(paths) == 1 else f"the {len(paths)} files of `text`"
     key = {**source_key(paths), "encoding": encoding,
            "vocab": vocab if isinstance(vocab, str) else vocab.chars}
     side = dest.with_suffix(".json") if dest else None
@@ -127,7 +127,7 @@ def encode_file(path: Path | list[Path], vocab: Vocab | str = "ascii",
     if dest is None:
         ids = np.concatenate([np.zeros(0, np.uint8), *chunks()])
     else:
-        make_dir(dest.parent, "pass a writable --out folder")
+        make_dir(dest.parent, "pass a writable `out` folder")
         side.unlink(missing_ok=True)  # an index beside a half-made file must not vouch for it
         atomic_write(dest, lambda f: f.writelines(c.tobytes() for c in chunks()),
                      "prepared corpus")

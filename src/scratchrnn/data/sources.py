@@ -108,14 +108,14 @@ def _one(spec: str, encoding: str | None) -> tuple[list[Path], int]:
                                   "(quote it, so the shell leaves it to scratchrnn)")
     else:
         what = "is not a regular file" if path.exists() else "does not exist"
-        raise ScratchRNNError(f"{spec} {what}; pass a text file, a folder or a glob with --text")
+        raise ScratchRNNError(f"{spec} {what}; pass a text file, a folder or a glob with `text`")
     if not found:
         raise ScratchRNNError(f"{where} holds no files with anything in them; pass a folder "
                               "of text files")
     text = [p for p in found if not is_binary(p, encoding)]
     if not text:
         raise ScratchRNNError(f"{where} holds only binary or non-{encoding or 'UTF-8'} files "
-                              f"({len(found)}); pass text files (or the right --encoding)")
+                              f"({len(found)}); pass text files (or the right `encoding`)")
     return text, len(found) - len(text)
 
 
@@ -124,7 +124,7 @@ def expand(text, encoding: str | None = None) -> list[Path]:
     in folders or by globs are skipped with one warning."""
     files, seen, skipped = [], set(), 0
     if not specs_of(text):
-        raise ScratchRNNError("--text names no file; pass a text file, a folder or a glob")
+        raise ScratchRNNError("`text` names no file; pass a text file, a folder or a glob")
     for spec in specs_of(text):
         found, n = _one(spec, encoding)
         skipped += n
@@ -135,7 +135,7 @@ def expand(text, encoding: str | None = None) -> list[Path]:
                 files.append(p)
     if skipped:
         warnings.warn(f"skipped {skipped} binary or non-{encoding or 'UTF-8'} file"
-                      f"{'s' if skipped > 1 else ''} of --text ({len(files)} read)",
+                      f"{'s' if skipped > 1 else ''} of `text` ({len(files)} read)",
                       stacklevel=2)
     return files
 

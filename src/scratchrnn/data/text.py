@@ -51,12 +51,12 @@ def text_encoding(encoding: str | None) -> str | None:
     try:
         info = codecs.lookup(encoding)
     except (LookupError, TypeError, ValueError):  # ValueError: a NUL in the name
-        raise ScratchRNNError(f"unknown encoding {encoding!r}; pass --encoding with a text "
+        raise ScratchRNNError(f"unknown encoding {encoding!r}; pass `encoding` with a text "
                               "encoding such as utf-8 or cp1252") from None
     if (not getattr(info, "_is_text_encoding", True) or info.name == "undefined"
             or info.incrementaldecoder is None):
         raise ScratchRNNError(f"{encoding!r} is not a text encoding (it does not decode bytes "
-                              "to text); pass --encoding with one such as utf-8 or cp1252")
+                              "to text); pass `encoding` with one such as utf-8 or cp1252")
     return encoding
 
 
@@ -87,10 +87,10 @@ def decode_chunks(chunks: Iterable[bytes], encoding: str | None = None,
                 if encoding is not None:
                     at = fed - len(pending) + getattr(e, "start", 0)
                     raise ScratchRNNError(f"{name} is not valid {encoding} (byte {at:,}); "
-                                          "pass the right --encoding") from None
+                                          "pass the right `encoding`") from None
                 fallback = True
                 warnings.warn(f"{name} is not valid UTF-8; decoding it as cp1252 "
-                              "(pass --encoding to choose)", stacklevel=2)
+                              "(pass `encoding` to choose)", stacklevel=2)
                 text = (pending + raw).decode("cp1252", errors="replace")
         fed += len(raw)
         if text:
@@ -269,5 +269,5 @@ class Vocab:
         bad = sorted({c for c in text if c not in self.chars})
         if bad:
             raise ScratchRNNError(f"the prompt has characters this model does not know: "
-                                  f"{''.join(bad)!r}; remove them or train with --vocab ascii")
+                                  f"{''.join(bad)!r}; remove them or train with `vocab` ascii")
         return self.encode(text)

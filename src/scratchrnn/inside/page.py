@@ -157,6 +157,6 @@ def write_page(insp: Inspection, out, model_card: dict | None = None,
     out = Path(out)
     check_out(out)
     page = render_page(insp, model_card, history, title, levels)
-    make_dir(out.parent, "pass a writable --out")
+    make_dir(out.parent, "pass a writable `out`")
     atomic_write_bytes(out, page.encode("utf-8"), "page")
     return out

@@ -81,12 +81,12 @@ def visualize_run(run, text=None, split: str | None = None, chars: int = 4000,
     """`scratchrnn visualize`: inspect the first `chars` characters of a file or of the run's
     validation/test split and write the page (default RUN/inside.html)."""
     if not isinstance(chars, int) or isinstance(chars, bool) or not 2 <= chars <= MAX_PAGE_CHARS:
-        raise ScratchRNNError(f"--chars must be a whole number from 2 to {MAX_PAGE_CHARS:,}, "
+        raise ScratchRNNError(f"`chars` must be a whole number from 2 to {MAX_PAGE_CHARS:,}, "
                               f"got {chars!r}")
     if text is not None and split is not None:
-        raise ScratchRNNError("pass --text or --split, not both")
+        raise ScratchRNNError("pass `text` or `split`, not both")
     if split not in (None, "val", "test"):
-        raise ScratchRNNError(f"unknown --split {split!r}; choose val or test")
+        raise ScratchRNNError(f"unknown `split` {split!r}; choose val or test")
     path = resolve(run)
     run_dir = path.parent
     if out is not None:
@@ -109,7 +109,7 @@ def visualize_run(run, text=None, split: str | None = None, chars: int = 4000,
         before = ckpt.vocab.decode(np.concatenate([p[-CONTEXT:] for p in parts])[-CONTEXT:])
     data = np.asarray(data[:chars])
     if len(data) < 2:
-        raise ScratchRNNError(f"{source} has fewer than 2 characters; pass a longer --text")
+        raise ScratchRNNError(f"{source} has fewer than 2 characters; pass a longer `text`")
     insp = inspect(ckpt.model, ckpt.vocab, ckpt.vocab.decode(data), clean=False, before=before)
     title = f"Inside {printable(run_dir.name)}: {len(data):,} characters of {source}"
     return write_page(insp, out, model_card(ckpt), run_history(run_dir, ckpt.meta), title)

@@ -30,7 +30,7 @@ def check_exportable(model: CharRNN) -> None:
     """Refuse what the standard modules cannot compute: a layer-normalised cell (cells_ln.py)
     has no nn.GRU or ONNX GRU equivalent, and an export without it would be another model."""
     if model.config.layer_norm:
-        raise ScratchRNNError("cannot export a layer-normalised model (--layer-norm): PyTorch's "
+        raise ScratchRNNError("cannot export a layer-normalised model (`layer_norm`): PyTorch's "
                               "nn.GRU and ONNX's GRU have no layer normalisation; sample, "
                               "evaluate and visualize it with scratchrnn itself")
 
@@ -52,6 +52,6 @@ def _ours(path: Path, fmt: str) -> bool:
 def check_out(path: Path, fmt: str) -> Path:
     """The export target, through the common ownership check: a new path, or an earlier export
     of the same format (a command writes only files it owns); its folder is created."""
-    path = check_output(path, f"--format {fmt} export", ours=lambda p: _ours(p, fmt))
-    make_dir(path.parent, "pass a writable --out")
+    path = check_output(path, f"{fmt} export", ours=lambda p: _ours(p, fmt))
+    make_dir(path.parent, "pass a writable `out`")
     return path

@@ -66,7 +66,7 @@ def metadata(model: CharRNN, vocab: Vocab) -> dict[str, str]:
 
 def default_out(run, fmt: str) -> Path:
     """RUN/model.safetensors or RUN/model.onnx, beside the checkpoint of a run folder."""
-    return default_output(resolve(run).parent, f"model{SUFFIX[fmt]}", f"--format {fmt} export")
+    return default_output(resolve(run).parent, f"model{SUFFIX[fmt]}", f"{fmt} export")
 
 
 ST_DTYPES = {"float32": "F32", "float64": "F64", "float16": "F16", "int64": "I64"}

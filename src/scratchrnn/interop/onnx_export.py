@@ -58,7 +58,7 @@ def build(model: CharRNN, vocab: Vocab):
     cfg = model.config
     if 4 * model.num_params() > MAX_BYTES:
         raise ScratchRNNError(f"{model} is too big for one ONNX file (protobuf's 2 GB limit); "
-                              "export it with --format torch")
+                              "export it as torch (safetensors) instead")
     V, H, L, cell = cfg.vocab_size, cfg.hidden_size, cfg.num_layers, cfg.cell
     lstm = cell == "lstm"
     inits = [onnx.numpy_helper.from_array(np.array([V], np.int64), "depth"),

@@ -60,7 +60,7 @@ def _vocab_file(spec: str) -> bool:
         return False
     if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
         return stat.S_ISREG(mode)
-    raise ScratchRNNError(f"the --vocab file {spec} is a device, pipe or socket, not a file; "
+    raise ScratchRNNError(f"the `vocab` file {spec} is a device, pipe or socket, not a file; "
                           "pass a file holding the characters, or the characters themselves")
 
 
@@ -69,14 +69,14 @@ def _read_vocab_file(spec: str) -> bytes:
     try:
         fd = os.open(spec, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as e:
-        raise ScratchRNNError(f"cannot read the --vocab file {spec}: {e.strerror}") from None
+        raise ScratchRNNError(f"cannot read the `vocab` file {spec}: {e.strerror}") from None
     with os.fdopen(fd, "rb") as f:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ScratchRNNError(f"the --vocab file {spec} is not a regular file; pass a "
+            raise ScratchRNNError(f"the `vocab` file {spec} is not a regular file; pass a "
                                   "file holding the characters")
         raw = f.read(MAX_VOCAB_FILE + 1)
     if len(raw) > MAX_VOCAB_FILE:
-        raise ScratchRNNError(f"the --vocab file {spec} is too big for a character list (more "
+        raise ScratchRNNError(f"the `vocab` file {spec} is too big for a character list (more "
                               f"than {MAX_VOCAB_FILE:,} bytes); pass the model's characters")
     return raw
 
@@ -95,12 +95,12 @@ def read_vocab(spec: str | None, meta: dict[str, str]) -> Vocab:
     characters themselves with \\n, \\t and \\\\ escapes; None: the file's own metadata."""
     if spec is None:
         if "vocab" not in meta:
-            raise ScratchRNNError("pass the model's characters in index order with --vocab "
+            raise ScratchRNNError("pass the model's characters in index order with `vocab` "
                                   "(directly, or a file holding them)")
         where = "the file's vocabulary metadata"
         chars = _json(meta["vocab"], where)
     elif _vocab_file(spec):
-        where = f"the --vocab file {spec}"
+        where = f"the `vocab` file {spec}"
         raw = _read_vocab_file(spec)
         if spec.endswith(".json"):
             chars = _json(raw, where)
@@ -110,7 +110,7 @@ def read_vocab(spec: str | None, meta: dict[str, str]) -> Vocab:
             except UnicodeDecodeError:
                 raise ScratchRNNError(f"{where} is not UTF-8 text") from None
     else:
-        where = "--vocab"
+        where = "`vocab`"
         escapes = {"n": "\n", "t": "\t", "\\": "\\"}
         chars = re.sub(r"\\([nt\\])", lambda m: escapes[m.group(1)], spec)
     chars = _chars_of(chars, where)
@@ -127,7 +127,7 @@ def read_vocab(spec: str | None, meta: dict[str, str]) -> Vocab:
                               "index order") from None
 
 
-def _chars_of(value, where: str = "--vocab") -> str:
+def _chars_of(value, where: str = "`vocab`") -> str:
     """A JSON vocabulary as char-rnn code keeps it: a string, a list of characters (itos), or
     a {character: index} dict (stoi) with the indices 0 .. n-1 (whole numbers, not true)."""
     one = lambda c: isinstance(c, str) and len(c) == 1  # noqa: E731
@@ -302,7 +302,7 @@ def run_name(path: Path) -> str:
     return name or "imported"
 
 
-NEW_OUT = "pass a new or empty --out (import never mixes two models in one folder)"
+NEW_OUT = "pass a new or empty `out` (import never mixes two models in one folder)"
 
 
 def import_model(path, vocab: str | None = None, out=None) -> Path:

@@ -303,7 +303,7 @@ def make_server(ckpt, host: str = "127.0.0.1", port: int = 8000, *,
     if not isinstance(ckpt, Checkpoint):
         ckpt = load_checkpoint(ckpt)
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-        raise ScratchRNNError(f"--port must be in [0, 65535], got {port!r}")
+        raise ScratchRNNError(f"`port` must be in [0, 65535], got {port!r}")
     playground = Playground(ckpt, loopback=False)
     handler = type("PlaygroundHandler", (Handler,), {"playground": playground})
     server_class = PlaygroundServer
@@ -314,7 +314,7 @@ def make_server(ckpt, host: str = "127.0.0.1", port: int = 8000, *,
         server = server_class((host, port), handler)
     except OSError as e:
         raise ScratchRNNError(f"cannot listen on {host}:{port} ({e.strerror or e}); pick "
-                              "another --port or --host") from None
+                              "another `port` or `host`") from None
     # Decided by the address bound, not by how --host spelled it (127.1, 0x7f.1, localhost).
     playground.loopback = is_loopback_address(server.server_address[0])
     server.request_time, server.write_time = request_time, write_time

@@ -102,7 +102,7 @@ def _foreign(folder: Path, flag: str) -> ScratchRNNError:
 
 
 def check_run_out(out: str | os.PathLike, *, resume_from: str | os.PathLike | None = None,
-                  overwrite: bool = False, flag: str = "--out", hint: str | None = None) -> None:
+                  overwrite: bool = False, flag: str = "`out`", hint: str | None = None) -> None:
     """Refuse, before anything is written, a run folder this command may not use: a file, a
     non-empty folder that is not a run, a run holding results when starting afresh without
     `overwrite`, or (when continuing the run in `resume_from` elsewhere) a folder holding
@@ -125,7 +125,7 @@ def check_run_out(out: str | os.PathLike, *, resume_from: str | os.PathLike | No
                                   "run there")
         if _entries(out):
             what = "another run" if is_run_folder(out) else "files that are not a scratchrnn run"
-            raise ScratchRNNError(f"{out} holds {what}; --resume continues a run in its own "
+            raise ScratchRNNError(f"{out} holds {what}; `resume` continues a run in its own "
                                   f"folder (drop {flag}) or in a new or empty {flag}")
         return
     if not _entries(out):
@@ -137,13 +137,13 @@ def check_run_out(out: str | os.PathLike, *, resume_from: str | os.PathLike | No
         if hint is not None:
             raise ScratchRNNError(f"{out} already holds a run ({', '.join(held)}); {hint}")
         if "checkpoint.npz" in held:
-            raise ScratchRNNError(f"{out} already holds a run; continue it with --resume {out}, "
-                                  f"or pass another {flag} (or --overwrite to replace it)")
-        again = (f"continue from its best with --resume {out / 'best.npz'}, or "
+            raise ScratchRNNError(f"{out} already holds a run; continue it with `resume` {out}, "
+                                  f"or pass another {flag} (or `overwrite` to replace it)")
+        again = (f"continue from its best with `resume` {out / 'best.npz'}, or "
                  if "best.npz" in held else "")
         raise ScratchRNNError(f"{out} already holds the results of a run ({', '.join(held)}) "
                               f"without its latest checkpoint; {again}pass another {flag} (or "
-                              "--overwrite to replace the run)")
+                              "`overwrite` to replace the run)")
 
 
 class RunFolder:
@@ -152,7 +152,7 @@ class RunFolder:
     results (for --overwrite), never a file that is not the run's."""
 
     def __init__(self, out: str | os.PathLike, *, resume_from=None, overwrite: bool = False,
-                 flag: str = "--out", hint: str | None = None):
+                 flag: str = "`out`", hint: str | None = None):
         self.out, self.resume_from, self.overwrite, self.flag = (Path(out), resume_from,
                                                                   overwrite, flag)
         self.hint, self._fd = hint, None
@@ -235,7 +235,7 @@ class RunFolder:
 
 
 def check_output(path: str | os.PathLike, what: str, names: Iterable[str] = (),
-                 ours: Callable[[Path], bool] | None = None, flag: str = "--out") -> Path:
+                 ours: Callable[[Path], bool] | None = None, flag: str = "`out`") -> Path:
     """May this command write `path`? Yes if nothing is there yet; if a file is, only when it
     is ours: one of `names` inside a scratchrnn run folder, or a file `ours(path)` recognises as
     an earlier output of this command. Else one clear error; nothing is written either way."""
@@ -252,7 +252,7 @@ def check_output(path: str | os.PathLike, what: str, names: Iterable[str] = (),
                           f"new path as {flag} (the {what} never replaces a file of yours)")
 
 
-def default_output(folder: str | os.PathLike, name: str, what: str, flag: str = "--out") -> Path:
+def default_output(folder: str | os.PathLike, name: str, what: str, flag: str = "`out`") -> Path:
     """Where a command writes `name` when not told: inside `folder` only if it is a scratchrnn
     run folder, or holds a checkpoint and nothing but files scratchrnn writes (a copied or
     saved checkpoint); a checkpoint among the user's own files gets nothing written beside it.

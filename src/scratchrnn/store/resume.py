@@ -69,7 +69,7 @@ def resume_text(meta: dict, config: dict, text: str | os.PathLike | None) -> str
     if not Path(path).exists():
         where = "" if Path(path).is_absolute() else " (relative to where the run started)"
         raise ScratchRNNError(f"the run's text {path}{where} is not there any more; pass "
-                              "--text FILE with the same text to continue the run")
+                              "`text` FILE with the same text to continue the run")
     return os.path.abspath(path)
 
 
@@ -89,8 +89,8 @@ def check_same_text(meta: dict, now: dict, allow_new_text: bool = False) -> bool
     sizes = f"{now['chars']:,} characters, the run's had {saved['chars']:,}"
     what = (f"the text {where} changed since the run started" if now["path"] == saved["path"]
             else f"{where} is not the text this run was trained on")
-    raise ScratchRNNError(f"{what} ({sizes}, other content); pass --text with the original "
-                          "text, or add --allow-new-text to continue training on the new text")
+    raise ScratchRNNError(f"{what} ({sizes}, other content); pass `text` with the original "
+                          "text, or add `allow_new_text` to continue training on the new text")
 
 
 def run_text(ckpt):
@@ -101,9 +101,9 @@ def run_text(ckpt):
     saved = saved_identity(ckpt.meta)
     path = saved["path"] if saved else TrainConfig.from_dict(ckpt.config).text
     if path is None and saved is None and "imported_from" in ckpt.meta:
-        raise ScratchRNNError(f"{ckpt.path} was imported and records no text; pass --text FILE")
+        raise ScratchRNNError(f"{ckpt.path} was imported and records no text; pass `text` FILE")
     if isinstance(path, str) and not is_glob(path) and not Path(path).exists():
-        raise ScratchRNNError(f"the run's text {path} is not there any more; pass --text FILE")
+        raise ScratchRNNError(f"the run's text {path} is not there any more; pass `text` FILE")
     return path
 
 
@@ -129,6 +129,6 @@ def run_corpus(ckpt, text=None, whole: bool = False) -> Corpus:
             raise ScratchRNNError(
                 f"the run's text {source or 'the book'} changed since the run was trained "
                 f"({now['chars']:,} characters, the run's had {saved['chars']:,}), so its "
-                "splits are not the ones the run held out; pass --text FILE to read a text as "
+                "splits are not the ones the run held out; pass `text` FILE to read a text as "
                 "it is now")
     return corpus

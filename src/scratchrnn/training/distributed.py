@@ -80,13 +80,13 @@ def under_launcher() -> bool:
 def connect(timeout: float | None = None) -> MPIComm:
     """The world communicator, or one ScratchRNNError saying what is missing."""
     if not under_launcher():
-        raise ScratchRNNError("--distributed mpi runs under mpiexec, e.g. mpiexec -n 2 "
-                              "scratchrnn train --distributed mpi ...; without it, drop "
-                              "--distributed")
+        raise ScratchRNNError("MPI training runs under mpiexec, e.g. mpiexec -n 2 scratchrnn "
+                              "train --distributed mpi ...; without mpiexec, train in one "
+                              "process")
     try:
         from mpi4py import MPI
     except ImportError as e:
-        raise ScratchRNNError(f"--distributed mpi needs mpi4py ({e}); install an MPI (e.g. "
+        raise ScratchRNNError(f"MPI training needs mpi4py ({e}); install an MPI (e.g. "
                               "apt-get install openmpi-bin libopenmpi-dev) and then pip "
                               "install 'scratchrnn[mpi]'") from None
     if timeout is None:
@@ -155,7 +155,7 @@ def run_fields(cfg, ckpt, text, allow_new_text: bool) -> dict[str, tuple[str, st
                                          f"{ckpt.meta.get('step', 0)}")
     values = {**cfg.to_dict(), "text": source, "out": os.path.abspath(cfg.out),
               "resume": resumed, "allow_new_text": bool(allow_new_text)}
-    fields = {"--" + k.replace("_", "-"): (_digest(json.dumps(v, sort_keys=True).encode()),
+    fields = {as_flag(k): (_digest(json.dumps(v, sort_keys=True).encode()),
                                             _show(v)) for k, v in values.items()}
     fields["the text's content"] = data_identity(source, cfg.encoding)
     return fields
@@ -220,7 +220,7 @@ class MPIComm:
 
     def rows(self, batch: int) -> slice:
         if batch % self.size:
-            raise ScratchRNNError(f"--batch {batch} does not split evenly over {self.size} MPI "
+            raise ScratchRNNError(f"`batch` {batch} does not split evenly over {self.size} MPI "
                                   f"ranks; use a multiple of {self.size}, or another -n")
         n = batch // self.size
         return slice(self.rank * n, (self.rank + 1) * n)

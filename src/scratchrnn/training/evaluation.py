@@ -136,7 +136,7 @@ def held_out(corpus, split: str, val_chars: int | None = None) -> tuple[np.ndarr
         why = (f"there is no {split} split: the run was trained with --{split}-frac 0"
                if frac == 0 else f"the {split} split of {corpus.name} has {len(data)} "
                "characters, too few to predict")
-        raise ScratchRNNError(f"{why}; pick another --split or pass --text FILE")
+        raise ScratchRNNError(f"{why}; pick another `split` or pass `text` FILE")
     scored = data[:val_chars] if split == "val" and val_chars else data
     return scored, len(data)
 

@@ -126,9 +126,9 @@ def _resume_config(ckpt, overrides: dict) -> TrainConfig:
         new = overrides.get(key)
         if new is not None and new != getattr(saved, key):
             raise ScratchRNNError(
-                f"--resume continues the run as it was: it has {key.replace('_', '-')}="
-                f"{getattr(saved, key)!r}, not {new!r}; drop that flag or start a new run "
-                "with another --out")
+                f"`resume` continues the run as it was: it has `{key}` "
+                f"{getattr(saved, key)!r}, not {new!r}; drop `{key}` or start a new run with "
+                "another `out`")
     return saved.replace(**{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -184,8 +184,9 @@ def train(config: TrainConfig | None = None, *, resume=None, progress: bool = Tr
         need = cfg.batch * (cfg.seq_len + 1)
         if len(corpus.train) < need:
             raise ScratchRNNError(
-                f"the training text has {len(corpus.train)} characters, fewer than --batch x "
-                f"(--seq-len + 1) = {need}; use a smaller --batch or --seq-len, or a longer text")
+                f"the training text has {len(corpus.train)} characters, fewer than `batch` x "
+                f"(`seq_len` + 1) = {need}; use a smaller `batch` or `seq_len`, or a longer "
+                "text")
         if ckpt is None and overwrite and lead:
             run.clear()  # the earlier run's results go only once the new run can start
         if lead:
@@ -286,13 +287,13 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
                 if cfg.on_nan == "stop" and last_saved is None:
                     raise ScratchRNNError(
                         f"training diverged at step {step + 1} ({what}) before this run saved "
-                        "a checkpoint; start it again with a lower --lr (or --init-std), or "
-                        "pass --on-nan skip")
+                        "a checkpoint; start it again with a lower `lr` (or `init_std`), or "
+                        "pass `on_nan` skip")
                 if cfg.on_nan == "stop":
                     raise ScratchRNNError(
                         f"training diverged at step {step + 1} ({what}); the last good "
-                        f"checkpoint is {last_saved}: resume it with a lower --lr, "
-                        "or pass --on-nan skip")
+                        f"checkpoint is {last_saved}: resume it with a lower `lr`, "
+                        "or pass `on_nan` skip")
                 if lead:
                     tqdm.write(f"step {step + 1}: {what}; update skipped (--on-nan skip)",
                                file=sys.stderr)

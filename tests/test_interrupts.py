@@ -14,7 +14,7 @@ from conftest import wait_for
 
 import scratchrnn as sr
 from scratchrnn.errors import Interrupted
-from scratchrnn.training.loop import _Signals
+from scratchrnn.training.signals import Signals
 
 SMALL = ["--hidden", "16", "--batch", "2", "--seq-len", "8", "--quiet", "--max-steps", "100000",
          "--epochs", "100000"]
@@ -128,7 +128,7 @@ def test_evaluate_stops_when_asked():
 
 
 def test_a_second_signal_stops_at_once():
-    with _Signals() as signals:
+    with Signals() as signals:
         signal.raise_signal(signal.SIGINT)
         assert signals.received == "SIGINT"
         with pytest.raises(Interrupted) as info:

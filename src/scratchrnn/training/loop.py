@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import math
 import os
-import signal
 import sys
-import threading
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +19,7 @@ from tqdm.auto import tqdm
 from ..data.corpus import Corpus, load_corpus, make_streams, window, windows_per_epoch
 from ..data.sources import absolute
 from ..data.text import Vocab
-from ..errors import Interrupted, ScratchRNNError
+from ..errors import ScratchRNNError
 from ..fsutil import atomic_write_bytes
 from ..nn import optim
 from ..nn.model import CharRNN, backward, forward
@@ -35,6 +33,7 @@ from ..threads import BlasThreads
 from .distributed import Alone  # mpi4py loads only in distributed.connect
 from .evaluation import evaluate
 from .plot import plot_history
+from .signals import STOPPED_BY, Signals
 
 REMAP_EVERY = 256  # steps between fresh mappings of a memory-mapped corpus
 
@@ -54,61 +53,6 @@ class TrainResult:
     @property
     def interrupted(self) -> bool:
         return self.stopped.startswith("SIG")
-
-
-class _Signals:
-    """Turn SIGINT/SIGTERM into a flag checked between steps, between evaluation windows and
-    between sampled characters: the work in flight stops, then the loop saves a checkpoint and
-    returns. A second signal stops at once (Interrupted), keeping the last checkpoint written.
-    A closed stdout (`scratchrnn train | head`) counts as a signal too: "SIGPIPE". Handlers can
-    only be installed in the main thread; elsewhere only the closed pipe is seen."""
-
-    def __init__(self):
-        self.received = None
-        self.stdout_error = None  # the OSError that stopped a run's log, if not a closed pipe
-        self._old = {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        name = signal.Signals(signum).name
-        if self.received:
-            raise Interrupted(name)
-        self.received = name
-
-    def stop_requested(self) -> bool:
-        return self.received is not None
-
-    def pipe_closed(self):
-        """stdout is gone: stop like on a signal, and point stdout at /dev/null so that later
-        writes (and the interpreter's last flush) do not fail again."""
-        self.received = self.received or "SIGPIPE"
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            os.close(devnull)
-        except (OSError, ValueError, AttributeError):
-            pass
-
-    def say(self, write, text):
-        """`write(text)` to stdout, turning a closed pipe, or a stdout that cannot be written
-        (a full disk behind `> log`), into a stop request: the run saves and says so."""
-        try:
-            write(text)
-        except OSError as e:
-            self.stdout_error = None if isinstance(e, BrokenPipeError) else e
-            self.pipe_closed()
-
-    def __exit__(self, *exc):
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-
-
-STOPPED_BY = ("SIGINT", "SIGTERM", "SIGPIPE")
 
 
 def _stat(path: Path) -> tuple[int, int] | None:
@@ -209,6 +153,28 @@ def train(config: TrainConfig | None = None, *, resume=None, progress: bool = Tr
         return _loop(cfg, corpus, model, opt_state, state, meta, out, progress, log, comm)
 
 
+@dataclass
+class RunState:
+    """Where a run stands, all of it: a checkpoint's metadata is this, written out, and a
+    resumed run starts from it (with the parameters, optimizer state and hidden state)."""
+    step: int = 0
+    epoch: int = 0
+    window: int = 0  # the next window of the epoch
+    rng: dict | None = None  # the dropout and weight-drop generator's state
+    elapsed_s: float = 0.0  # seconds trained before this invocation
+    history: list = field(default_factory=list)  # the metric rows
+    best_val: float | None = None
+    acc: tuple = (0.0, 0)  # train loss summed since the last logged row, and its step count
+    corpus: dict | None = None  # the text's identity, which a resume checks
+
+    @classmethod
+    def of(cls, meta: dict) -> RunState:
+        return cls(**{f.name: meta[f.name] for f in fields(cls) if f.name in meta})
+
+    def meta(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
 def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progress, log, comm):
     lead, rows = comm.rank == 0, comm.rows(cfg.batch)  # this rank's streams
     streams = make_streams(corpus.train, cfg.batch)[rows]  # (B/N, L)
@@ -216,19 +182,18 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
     n_win = windows_per_epoch(streams, cfg.seq_len)
     limits = [n for n in (cfg.max_steps, cfg.epochs and cfg.epochs * n_win) if n]
     total = min(limits) if limits else None
-    step, epoch, win = meta.get("step", 0), meta.get("epoch", 0), meta.get("window", 0)
+    run = RunState.of(meta)
+    step, epoch, win, best = run.step, run.epoch, run.window, run.best_val
     if win >= n_win:  # a checkpoint cannot hold a position past the end of its own text
         raise ScratchRNNError(f"the checkpoint stands at window {win} of an epoch, but this text "
                               f"has {n_win} windows per epoch; resume it on the text it was "
                               "trained on")
-    history = list(meta.get("history", []))
-    best = meta.get("best_val")
-    acc_loss, acc_n = meta.get("acc", (0.0, 0))
+    history = list(run.history)
+    acc_loss, acc_n = run.acc
     rng = np.random.default_rng([cfg.seed, 1])  # dropout and weight-drop masks
-    if "rng" in meta:
-        rng.bit_generator.state = meta["rng"]
+    if run.rng is not None:
+        rng.bit_generator.state = run.rng
     drop_rng = comm.dropout_rng(rng, cfg.batch)  # all B streams' masks, this rank's rows
-    elapsed0 = meta.get("elapsed_s", 0.0)
     metrics_path = out / "metrics.jsonl"
     if lead:  # rows after the checkpoint belong to steps that will be trained again
         atomic_write_bytes(metrics_path, "".join(json_dumps(r) + "\n" for r in history).encode(),
@@ -237,7 +202,7 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
         log(f"{out} is already finished at step {step}; raise --max-steps or --epochs to go on")
         return TrainResult(usable_model(model, opt_state), corpus.vocab, out, step, epoch,
                            None, best, "finished", history)
-    signals = _Signals()
+    signals = Signals()
     signals.say(log, f"training {model!r} on {corpus.name}: {len(corpus.train):,} train / "
                 f"{len(corpus.val):,} val characters, {n_win} windows per epoch -> {out}")
     blas = BlasThreads(comm.size)  # fewer threads while other processes keep cores busy
@@ -247,17 +212,9 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
     comm.saved = last_saved
     t0 = time.perf_counter()
     t_log, chars_since = t0, 0
-    val = None
+    val, stopped, lr = None, None, cfg.lr
     bar = tqdm(total=total, initial=step, unit="step", disable=not (progress and lead),
                dynamic_ncols=True)
-
-    def checkpoint(path, state):
-        nonlocal last_saved
-        meta_now = dict(step=step, epoch=epoch, window=win, rng=rng.bit_generator.state,
-                        elapsed_s=elapsed0 + time.perf_counter() - t0, history=history,
-                        best_val=best, acc=(acc_loss, acc_n), corpus=meta["corpus"])
-        save_checkpoint(path, model, corpus.vocab, cfg.to_dict(), meta_now, opt_state, state)
-        last_saved = comm.saved = out / "checkpoint.npz"
 
     def learning_rate(step, seconds):
         if cfg.schedule == "constant":
@@ -265,11 +222,115 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
         time_frac = seconds / cfg.time_budget if cfg.time_budget else None
         return optim.learning_rate(cfg.lr, step, cfg.warmup, total, cfg.min_lr, time_frac)
 
-    stopped, lr = None, cfg.lr
-    # Overflow shows up as a non-finite loss or gradient norm, handled below with a message.
+    def train_step(x, y):
+        """One window forward and back, its gradients averaged over the ranks and clipped, and
+        the update (or, for a non-finite loss, the stop or skip --on-nan asks for)."""
+        nonlocal state, lr, acc_loss, acc_n
+        loss, new_state, cache = forward(model.params, model.config, x, y, state, drop_rng)
+        grads, _ = backward(cache, model.config)
+        # the mean over all B streams, and one clock (rank 0's) for a time-based schedule
+        grads, loss, clock = comm.reduce(grads, loss, time.perf_counter() - t0)
+        norm = optim.clip(grads, cfg.clip_value, cfg.clip_norm)
+        if math.isfinite(loss) and math.isfinite(norm):
+            lr = learning_rate(step, clock)
+            optim.update(cfg.optimizer, model.params, grads, opt_state, lr,
+                         (cfg.beta1, cfg.beta2))
+            if cfg.ema:
+                optim.average(model.params, opt_state, cfg.ema)
+            state = new_state
+            acc_loss, acc_n = acc_loss + loss, acc_n + 1
+            return
+        what = f"loss {loss:.4g}, gradient norm {norm:.4g}"
+        if cfg.on_nan == "stop" and last_saved is None:
+            raise ScratchRNNError(
+                f"training diverged at step {step + 1} ({what}) before this run saved "
+                "a checkpoint; start it again with a lower `lr` (or `init_std`), or "
+                "pass `on_nan` skip")
+        if cfg.on_nan == "stop":
+            raise ScratchRNNError(
+                f"training diverged at step {step + 1} ({what}); the last good "
+                f"checkpoint is {last_saved}: resume it with a lower `lr`, "
+                "or pass `on_nan` skip")
+        if lead:
+            tqdm.write(f"step {step + 1}: {what}; update skipped (--on-nan skip)",
+                       file=sys.stderr)
+
+    def stop_reason():
+        if signals.received:
+            return signals.received
+        if total is not None and step >= total:
+            return "max_steps" if cfg.max_steps and step >= cfg.max_steps else "epochs"
+        if cfg.time_budget and time.perf_counter() - t0 >= cfg.time_budget:
+            return "time_budget"
+        return None
+
+    def log_row(evaluating):
+        """The metrics row of this step, with the validation loss when evaluating: the
+        stop it may cause (a signal during validation), or None."""
+        nonlocal t_log, chars_since, acc_loss, acc_n, val
+        now = time.perf_counter()
+        row = {"step": step, "epoch": epoch + win / n_win,
+               "train_loss": acc_loss / acc_n if acc_n else None,
+               "lr": lr if acc_n else None,
+               "chars_per_sec": round(chars_since / max(now - t_log, 1e-9), 1),
+               "elapsed_s": round(run.elapsed_s + now - t0, 3)}
+        t_log, chars_since = now, 0
+        if step % cfg.log_every == 0:  # off-grid rows (stops, evals) leave the average be
+            acc_loss, acc_n = 0.0, 0
+        cut = None
+        if evaluating and lead and stopped not in STOPPED_BY and len(corpus.val) > 1:
+            val = evaluate(usable_model(model, opt_state), corpus.val, cfg.seq_len,
+                           max_chars=cfg.val_chars, should_stop=signals.stop_requested)
+            if val is None:  # stopped part way: save now, with no validation loss
+                cut = signals.received
+            elif not math.isfinite(val):
+                val = None  # a diverged average: no number to record or compare
+            else:
+                row["val_loss"], row["val_bpc"] = val, val / math.log(2)
+        history.append(row)
+        metrics.write(json_dumps(row) + "\n")
+        metrics.flush()
+        bar.set_postfix({"train loss": f"{row['train_loss'] or float('nan'):.3f}",
+                         "val loss": f"{val:.3f}" if val is not None else "-",
+                         "chars/s": f"{row['chars_per_sec']:.0f}"})  # cli: --quiet
+        return row, cut
+
+    def checkpoint(path, every):
+        nonlocal last_saved
+        now = RunState(step, epoch, win, rng.bit_generator.state,
+                       run.elapsed_s + time.perf_counter() - t0, history, best,
+                       (acc_loss, acc_n), meta["corpus"])
+        save_checkpoint(path, model, corpus.vocab, cfg.to_dict(), now.meta(), opt_state, every)
+        last_saved = comm.saved = out / "checkpoint.npz"
+
+    def save_and_sample(row):
+        """Rank 0 after an evaluation: the checkpoint (and best.npz when validation
+        improved), the loss plot, and a sample; -> the stop a signal during the sample asks."""
+        nonlocal best
+        every = comm.gather_state(state)  # every stream's state: resumable at any N
+        if not lead:
+            return None
+        improved = "val_loss" in row and (best is None or val < best)
+        best = val if improved else best
+        checkpoint(out / "checkpoint.npz", every)  # first: a kill between the two
+        if improved:  # writes must still leave a resumable run
+            checkpoint(out / "best.npz", every)
+        plot_history(history, out / "loss.png", f"{model.config.cell} on {corpus.name}")
+        if not cfg.sample_length or stopped in STOPPED_BY:
+            return None
+        text = []
+        for ch in generate(usable_model(model, opt_state), corpus.vocab, "",
+                           cfg.sample_length, 0.8, seed=step):
+            if signals.received:  # a long sample must not outlive a Ctrl-C
+                return signals.received
+            text.append(ch)
+        signals.say(tqdm.write, f"--- step {step}, val {val if val is None else round(val, 4)}"
+                    f" nats/char ---\n{''.join(text)}\n---")
+        return None
+
+    # Overflow shows up as a non-finite loss or gradient norm, handled in train_step.
     with (signals, open(metrics_path if lead else os.devnull, "a", encoding="utf-8") as metrics,
-          bar, blas,
-          np.errstate(over="ignore", invalid="ignore")):
+          bar, blas, np.errstate(over="ignore", invalid="ignore")):
         while stopped is None:
             if corpus.mapped is not None and step % REMAP_EVERY == 0:
                 corpus = corpus.refresh()  # keeps resident memory small on huge corpora
@@ -277,100 +338,23 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
             if win == 0:
                 state = model.init_state(len(streams))  # each epoch starts from a zero state
             x, y = window(streams, win, cfg.seq_len)  # (B/N, T) each
-            loss, new_state, cache = forward(model.params, model.config, x, y, state, drop_rng)
-            grads, _ = backward(cache, model.config)
-            # the mean over all B streams, and one clock (rank 0's) for a time-based schedule
-            grads, loss, clock = comm.reduce(grads, loss, time.perf_counter() - t0)
-            norm = optim.clip(grads, cfg.clip_value, cfg.clip_norm)
-            if not (math.isfinite(loss) and math.isfinite(norm)):
-                what = f"loss {loss:.4g}, gradient norm {norm:.4g}"
-                if cfg.on_nan == "stop" and last_saved is None:
-                    raise ScratchRNNError(
-                        f"training diverged at step {step + 1} ({what}) before this run saved "
-                        "a checkpoint; start it again with a lower `lr` (or `init_std`), or "
-                        "pass `on_nan` skip")
-                if cfg.on_nan == "stop":
-                    raise ScratchRNNError(
-                        f"training diverged at step {step + 1} ({what}); the last good "
-                        f"checkpoint is {last_saved}: resume it with a lower `lr`, "
-                        "or pass `on_nan` skip")
-                if lead:
-                    tqdm.write(f"step {step + 1}: {what}; update skipped (--on-nan skip)",
-                               file=sys.stderr)
-            else:
-                lr = learning_rate(step, clock)
-                optim.update(cfg.optimizer, model.params, grads, opt_state, lr,
-                             (cfg.beta1, cfg.beta2))
-                if cfg.ema:
-                    optim.average(model.params, opt_state, cfg.ema)
-                state = new_state
-                acc_loss, acc_n = acc_loss + loss, acc_n + 1
+            train_step(x, y)
             step, win = step + 1, win + 1
             if change := blas.tick():
                 signals.say(tqdm.write, f"step {step}: {change}")
             chars_since += x.size * comm.size
             if win == n_win:
                 epoch, win = epoch + 1, 0
-            if signals.received:
-                stopped = signals.received
-            elif total is not None and step >= total:
-                stopped = "max_steps" if cfg.max_steps and step >= cfg.max_steps else "epochs"
-            elif cfg.time_budget and time.perf_counter() - t0 >= cfg.time_budget:
-                stopped = "time_budget"
-            stopped = comm.agree(stopped)  # every rank stops at the same step
+            stopped = comm.agree(stop_reason())  # every rank stops at the same step
             evaluating = step % cfg.eval_every == 0 or stopped is not None
             if step % cfg.log_every and not evaluating:
                 bar.update(1)
                 continue
-            now = time.perf_counter()
-            row = {"step": step, "epoch": epoch + win / n_win,
-                   "train_loss": acc_loss / acc_n if acc_n else None,
-                   "lr": lr if acc_n else None,
-                   "chars_per_sec": round(chars_since / max(now - t_log, 1e-9), 1),
-                   "elapsed_s": round(elapsed0 + now - t0, 3)}
-            t_log, chars_since = now, 0
-            if step % cfg.log_every == 0:  # off-grid rows (stops, evals) leave the average be
-                acc_loss, acc_n = 0.0, 0
-            usable = usable_model(model, opt_state) if evaluating and lead else None
-            if evaluating and lead and stopped not in STOPPED_BY and len(corpus.val) > 1:
-                val = evaluate(usable, corpus.val, cfg.seq_len, max_chars=cfg.val_chars,
-                               should_stop=signals.stop_requested)
-                if val is None:  # stopped part way: save now, with no validation loss
-                    stopped = signals.received
-                elif not math.isfinite(val):
-                    val = None  # a diverged average: no number to record or compare
-                else:
-                    row["val_loss"], row["val_bpc"] = val, val / math.log(2)
-            history.append(row)
-            metrics.write(json_dumps(row) + "\n")
-            metrics.flush()
-            bar.set_postfix({"train loss": f"{row['train_loss'] or float('nan'):.3f}",
-                             "val loss": f"{val:.3f}" if val is not None else "-",
-                             "chars/s": f"{row['chars_per_sec']:.0f}"})  # cli: --quiet
+            row, cut = log_row(evaluating)
+            stopped = cut or stopped
             bar.update(1)
-            if evaluating:
-                every = comm.gather_state(state)  # every stream's state: resumable at any N
-            if evaluating and lead:
-                improved = "val_loss" in row and (best is None or val < best)
-                best = val if improved else best
-                checkpoint(out / "checkpoint.npz", every)  # first: a kill between the two
-                if improved:  # writes must still leave a resumable run
-                    checkpoint(out / "best.npz", every)
-                plot_history(history, out / "loss.png", f"{model.config.cell} on {corpus.name}")
-                if cfg.sample_length and stopped not in STOPPED_BY:
-                    text = []
-                    for ch in generate(usable, corpus.vocab, "", cfg.sample_length, 0.8,
-                                       seed=step):
-                        if signals.received:  # a long sample must not outlive a Ctrl-C
-                            stopped = signals.received
-                            break
-                        text.append(ch)
-                    else:
-                        signals.say(tqdm.write, f"--- step {step}, val "
-                                    f"{val if val is None else round(val, 4)} nats/char ---\n"
-                                    f"{''.join(text)}\n---")
-            if evaluating:  # a signal that cut rank 0's evaluation or sample short
-                stopped = comm.agree(stopped)
+            if evaluating:  # a signal may cut rank 0's evaluation or sample short
+                stopped = comm.agree(save_and_sample(row) or stopped)
     if stopped == "SIGPIPE" and lead:
         why = signals.stdout_error
         why = "was closed" if why is None else f"could not be written ({why.strerror or why})"

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import errno
 import io
 import os
 import sys
+import typing
 import warnings
 from pathlib import Path
 
@@ -36,6 +38,20 @@ def _shown(value) -> str:
         f"{value:g}" if isinstance(value, float) else str(value))
 
 
+def _flag(hint, metadata) -> dict:
+    """argparse's keywords for a TrainConfig field: its type from the annotation (a switch
+    for a bool), its help and any detail from its declaration (config.option)."""
+    kw = dict(metadata)
+    kw["help"] = spelled(kw["help"], as_flag)
+    if hint is bool:
+        kw.update(action=argparse.BooleanOptionalAction, default=None)
+    elif "type" not in kw and "nargs" not in kw:
+        base = next(t for t in typing.get_args(hint) or (hint,) if t is not type(None))
+        if base is not str:
+            kw["type"] = base
+    return kw
+
+
 def _train_args(p: argparse.ArgumentParser) -> None:
     defaults = TrainConfig()
 
@@ -45,11 +61,10 @@ def _train_args(p: argparse.ArgumentParser) -> None:
         if value is not None and action.help:
             action.help += f" (default: {_shown(value)})"
 
-    a("--text", nargs="+", help="local text: a file, a folder (every text file inside), a "
-      "quoted glob like 'src/**/*.c', or several (default: A Tale of Two Cities, downloaded "
-      "once)")
-    a("--out", help="run folder: new, empty or a scratchrnn run (default: runs/<corpus name>, "
-      "runs/<corpus name>-<preset> with --preset)")
+    hints, declared = typing.get_type_hints(TrainConfig), {
+        f.name: f for f in dataclasses.fields(TrainConfig)}
+    for name in ("text", "out"):  # what and where come first in --help
+        a(as_flag(name), **_flag(hints[name], declared[name].metadata))
     a("--preset", choices=sorted(PRESETS), help="seed: the original notebook; tiny: a quick "
       "look; shakespeare: the best 8.4-minute recipe (BENCHMARKS.md; still give --text); its "
       "values replace the defaults below")
@@ -59,51 +74,10 @@ def _train_args(p: argparse.ArgumentParser) -> None:
       "run's own files; a folder holding other files is never used)")
     a("--allow-new-text", action="store_true", help="with --resume: continue over a --text "
       "whose content changed since the run started (normally refused)")
-    a("--vocab", help="ascii (96 symbols), seed (the notebook's 95) or corpus")
-    a("--encoding", help="the file's encoding (default: UTF-8, falling back to cp1252)")
-    a("--cell", help="rnn, lstm or gru")
-    a("--hidden", type=int, help="hidden units per layer")
-    a("--layers", type=int, help="number of stacked layers")
-    a("--dropout", type=float, help="dropout after each layer, in [0, 1)")
-    a("--init-std", type=float, help="N(0, std) weights instead of PyTorch's uniform init")
-    a("--weight-drop", type=float, metavar="P", help="DropConnect on the recurrent weights "
-      "(AWD-LSTM): drop each W_h entry with probability P, one mask per training window, in "
-      "[0, 1); 0 is off")
-    a("--recurrent-init", help="uniform (PyTorch's) or orthogonal recurrent weights "
-      "(each gate's H x H block)")
-    a("--layer-norm", action=argparse.BooleanOptionalAction, default=None,
-      help="layer-normalise each gate's input and recurrent pre-activations (Ba et al. 2016; "
-      "--cell gru only; on in --preset shakespeare)")
-    a("--locked-dropout", action=argparse.BooleanOptionalAction, default=None,
-      help="variational dropout (Gal & Ghahramani 2016): one --dropout mask per stream and "
-      "unit for a whole window, not one per step")
-    a("--batch", type=int, help="parallel streams B")
-    a("--seq-len", type=int, help="window length T for truncated BPTT")
-    a("--optimizer", help="sgd, adagrad or adam")
-    a("--lr", type=float, help="learning rate")
-    a("--beta1", type=float, help="Adam's first-moment decay")
-    a("--beta2", type=float, help="Adam's second-moment decay")
-    a("--min-lr", type=float, help="learning rate at the end of the cosine schedule")
-    a("--schedule", help="cosine or constant")
-    a("--warmup", type=int, help="linear warmup steps")
-    a("--ema", type=float, metavar="DECAY", help="evaluate, sample and save a moving average "
-      "of the weights with this decay per step, e.g. 0.999 (0: off)")
-    a("--clip-value", type=float, help="clip each gradient element to +-this (0: off)")
-    a("--clip-norm", type=float, help="clip the global gradient norm to this (default: off)")
-    a("--epochs", type=int, help="passes over the training text")
-    a("--max-steps", type=int, help="total steps of the run, counting earlier ones on --resume "
-      "(default: --epochs decides)")
-    a("--time-budget", help="stop after this long, e.g. 90s, 10m, 1.5h (default: no limit)")
-    a("--eval-every", type=int, help="validate, save and sample every N steps")
-    a("--log-every", type=int, help="write a metrics row every N steps")
-    a("--sample-length", type=int, help="characters sampled at each evaluation (0: none)")
-    a("--seed", type=int, help="fixes initialisation, dropout and sampling")
-    a("--dtype", help="float32 or float64")
-    a("--val-frac", type=float, help="fraction of the text held out for validation")
-    a("--test-frac", type=float, help="fraction of the text held out for testing")
-    a("--val-chars", type=int, help="validate on at most this many characters (default: the "
-      "whole split)")
-    a("--on-nan", help="stop or skip an update whose loss is not finite")
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in ("text", "out"):
+            continue  # given first, above
+        a(as_flag(f.name), **_flag(hints[f.name], f.metadata))
     a("--quiet", action="store_true", help="no progress bar (the bar shows steps, steps/s, "
       "the train and validation loss in nats/char, and characters trained on per second)")
     a("--distributed", choices=("mpi",), help="data-parallel over MPI ranks: run as mpiexec -n N "

@@ -29,46 +29,73 @@ MODEL_KEYS = ("text", "vocab", "encoding", *MODEL_OPTIONS.values(), "batch", "se
               "val_frac", "test_frac", "optimizer", "seed", "val_chars")
 
 
+def option(default, help: str, **cli):
+    """A TrainConfig field, declared once: its default, what it does (the command line's help
+    says it, with the default; parameters in backticks, as in errors), and any argparse detail
+    its flag needs beyond its type."""
+    return dataclasses.field(default=default, metadata={"help": help, **cli})
+
+
 @dataclass
 class TrainConfig:
-    text: str | list[str] | None = None  # None: the book; a file, folder, glob, or several
-    out: str | None = None  # None: default_out(text)
-    vocab: str = "ascii"
-    encoding: str | None = None
+    """A run's settings. Each field is its own declaration: `scratchrnn train` derives its flag
+    (`--` and the name with dashes), type and help from it, and `validate` checks its range."""
+    text: str | list[str] | None = option(
+        None, "local text: a file, a folder (every text file inside), a quoted glob like "
+        "'src/**/*.c', or several (default: A Tale of Two Cities, downloaded once)", nargs="+")
+    out: str | None = option(None, "run folder: new, empty or a scratchrnn run (default: "
+                             "runs/<corpus name>, runs/<corpus name>-<preset> with `preset`)")
+    vocab: str = option("ascii", "ascii (96 symbols), seed (the notebook's 95) or corpus")
+    encoding: str | None = option(None, "the file's encoding (default: UTF-8, falling back to "
+                                  "cp1252)")
     # The default model won benchmarks/compare_cells.py on the book at a 5-minute budget.
-    cell: str = "gru"
-    hidden: int = 256
-    layers: int = 2
-    dropout: float = 0.1
-    init_std: float | None = None
-    weight_drop: float = 0.0  # DropConnect on the recurrent weights (AWD-LSTM), in training
-    recurrent_init: str = "uniform"  # or "orthogonal" recurrent weights
-    layer_norm: bool = False  # layer-normalised gates (GRU only; cells_ln.py)
-    locked_dropout: bool = False  # one dropout mask per stream and unit for a whole window
-    batch: int = 32
-    seq_len: int = 50  # the state is carried across windows: shorter ones mean more updates
-    optimizer: str = "adam"
-    lr: float = 3e-3
-    beta1: float = 0.9  # Adam's moment decay rates, as PyTorch's betas
-    beta2: float = 0.999
-    ema: float | None = 0.998  # decay of the weight average used to evaluate and sample
-    clip_value: float | None = 5.0
-    clip_norm: float | None = None
-    warmup: int = 50
-    schedule: str = "cosine"  # or "constant"
-    min_lr: float = 3e-4
-    epochs: int | None = 10
-    max_steps: int | None = None
-    time_budget: float | None = None  # seconds of this invocation
-    eval_every: int = 500
-    log_every: int = 10
-    sample_length: int = 200
-    seed: int = 0
-    dtype: str = "float32"
-    val_frac: float = 0.05
-    test_frac: float = 0.05
-    val_chars: int | None = None  # cap on validation characters (None: the whole split)
-    on_nan: str = "stop"  # or "skip"
+    cell: str = option("gru", "rnn, lstm or gru")
+    hidden: int = option(256, "hidden units per layer")
+    layers: int = option(2, "number of stacked layers")
+    dropout: float = option(0.1, "dropout after each layer, in [0, 1)")
+    init_std: float | None = option(None, "N(0, std) weights instead of PyTorch's uniform init")
+    weight_drop: float = option(0.0, "DropConnect on the recurrent weights (AWD-LSTM): drop each "
+                                "W_h entry with probability P, one mask per training window, "
+                                "in [0, 1); 0 is off", metavar="P")
+    recurrent_init: str = option("uniform", "uniform (PyTorch's) or orthogonal recurrent "
+                                 "weights (each gate's H x H block)")
+    layer_norm: bool = option(False, "layer-normalise each gate's input and recurrent "
+                              "pre-activations (Ba et al. 2016; `cell` gru only; on in "
+                              "`preset` shakespeare)")
+    locked_dropout: bool = option(False, "variational dropout (Gal & Ghahramani 2016): one "
+                                  "`dropout` mask per stream and unit for a whole window, not "
+                                  "one per step")
+    batch: int = option(32, "parallel streams B")
+    # the state is carried across windows: shorter ones mean more updates
+    seq_len: int = option(50, "window length T for truncated BPTT")
+    optimizer: str = option("adam", "sgd, adagrad or adam")
+    lr: float = option(3e-3, "learning rate")
+    beta1: float = option(0.9, "Adam's first-moment decay")  # as PyTorch's betas
+    beta2: float = option(0.999, "Adam's second-moment decay")
+    ema: float | None = option(0.998, "evaluate, sample and save a moving average of the "
+                               "weights with this decay per step, e.g. 0.999 (0: off)",
+                               metavar="DECAY")
+    clip_value: float | None = option(5.0, "clip each gradient element to +-this (0: off)")
+    clip_norm: float | None = option(None, "clip the global gradient norm to this (default: "
+                                     "off)")
+    warmup: int = option(50, "linear warmup steps")
+    schedule: str = option("cosine", "cosine or constant")
+    min_lr: float = option(3e-4, "learning rate at the end of the cosine schedule")
+    epochs: int | None = option(10, "passes over the training text")
+    max_steps: int | None = option(None, "total steps of the run, counting earlier ones on "
+                                   "`resume` (default: `epochs` decides)")
+    time_budget: float | None = option(None, "stop after this long, e.g. 90s, 10m, 1.5h "
+                                       "(default: no limit)", type=str)  # of this invocation
+    eval_every: int = option(500, "validate, save and sample every N steps")
+    log_every: int = option(10, "write a metrics row every N steps")
+    sample_length: int = option(200, "characters sampled at each evaluation (0: none)")
+    seed: int = option(0, "fixes initialisation, dropout and sampling")
+    dtype: str = option("float32", "float32 or float64")
+    val_frac: float = option(0.05, "fraction of the text held out for validation")
+    test_frac: float = option(0.05, "fraction of the text held out for testing")
+    val_chars: int | None = option(None, "validate on at most this many characters (default: "
+                                   "the whole split)")
+    on_nan: str = option("stop", "stop or skip an update whose loss is not finite")
 
     def __post_init__(self):
         # What a Python caller may reasonably pass, in the form the run folder's JSON can hold:

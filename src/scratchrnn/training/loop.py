@@ -26,7 +26,7 @@ from ..nn.model import CharRNN, backward, forward
 from ..safejson import dumps as json_dumps
 from ..sampling.sampler import generate
 from ..store.checkpoint import load_checkpoint, save_checkpoint, usable_model
-from ..store.config import MODEL_KEYS, TrainConfig, default_out, model_config, validate
+from ..store.config import MODEL_KEYS, TrainConfig, default_out, model_config
 from ..store.owner import RunFolder
 from ..store.resume import check_same_text, corpus_identity, resume_text, vocab_arg
 from ..threads import BlasThreads
@@ -98,7 +98,6 @@ def train(config: TrainConfig | None = None, *, resume=None, progress: bool = Tr
     else:
         cfg = (config or TrainConfig()).replace(**{k: v for k, v in overrides.items()
                                                    if v is not None})
-    validate(cfg)
     if ckpt is not None:  # a resumed run lives where its checkpoint is, unless told otherwise
         out = Path(overrides["out"]) if overrides.get("out") else ckpt.path.parent
     else:
@@ -264,9 +263,10 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
             return "time_budget"
         return None
 
-    def log_row(evaluating):
-        """The metrics row of this step, with the validation loss when evaluating: the
-        stop it may cause (a signal during validation), or None."""
+    def log_row(usable):
+        """The metrics row of this step, with the validation loss of `usable` (the weights
+        rank 0 evaluates, None elsewhere and between evaluations); -> the row and the stop a
+        signal during validation asks for, or None."""
         nonlocal t_log, chars_since, acc_loss, acc_n, val
         now = time.perf_counter()
         row = {"step": step, "epoch": epoch + win / n_win,
@@ -278,8 +278,8 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
         if step % cfg.log_every == 0:  # off-grid rows (stops, evals) leave the average be
             acc_loss, acc_n = 0.0, 0
         cut = None
-        if evaluating and lead and stopped not in STOPPED_BY and len(corpus.val) > 1:
-            val = evaluate(usable_model(model, opt_state), corpus.val, cfg.seq_len,
+        if usable is not None and stopped not in STOPPED_BY and len(corpus.val) > 1:
+            val = evaluate(usable, corpus.val, cfg.seq_len,
                            max_chars=cfg.val_chars, should_stop=signals.stop_requested)
             if val is None:  # stopped part way: save now, with no validation loss
                 cut = signals.received
@@ -303,7 +303,7 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
         save_checkpoint(path, model, corpus.vocab, cfg.to_dict(), now.meta(), opt_state, every)
         last_saved = comm.saved = out / "checkpoint.npz"
 
-    def save_and_sample(row):
+    def save_and_sample(row, usable):
         """Rank 0 after an evaluation: the checkpoint (and best.npz when validation
         improved), the loss plot, and a sample; -> the stop a signal during the sample asks."""
         nonlocal best
@@ -319,7 +319,7 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
         if not cfg.sample_length or stopped in STOPPED_BY:
             return None
         text = []
-        for ch in generate(usable_model(model, opt_state), corpus.vocab, "",
+        for ch in generate(usable, corpus.vocab, "",
                            cfg.sample_length, 0.8, seed=step):
             if signals.received:  # a long sample must not outlive a Ctrl-C
                 return signals.received
@@ -350,11 +350,12 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
             if step % cfg.log_every and not evaluating:
                 bar.update(1)
                 continue
-            row, cut = log_row(evaluating)
+            usable = usable_model(model, opt_state) if evaluating and lead else None
+            row, cut = log_row(usable)
             stopped = cut or stopped
             bar.update(1)
             if evaluating:  # a signal may cut rank 0's evaluation or sample short
-                stopped = comm.agree(save_and_sample(row) or stopped)
+                stopped = comm.agree(save_and_sample(row, usable) or stopped)
     if stopped == "SIGPIPE" and lead:
         why = signals.stdout_error
         why = "was closed" if why is None else f"could not be written ({why.strerror or why})"

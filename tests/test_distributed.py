@@ -308,11 +308,12 @@ def test_two_ranks_train_the_one_process_run_with_weight_drop(text, tmp_path):
     (["train"], "2", None, None),  # not a distributed run: left alone
 ])
 def test_blas_threads_per_rank(argv, local, preset, want, monkeypatch):
+    from scratchrnn import threads
     from scratchrnn.cli import entry
 
     monkeypatch.setattr(sys, "argv", ["scratchrnn", *argv])
     monkeypatch.setenv("OMPI_COMM_WORLD_LOCAL_SIZE", local)
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    for var in threads.ENV_VARS:
         monkeypatch.setenv(var, "")  # so that teardown restores what was there before
         monkeypatch.delenv(var)
     if preset:

@@ -8,37 +8,49 @@ import scratchrnn as sr
 from scratchrnn import threads
 from scratchrnn.threads import BlasThreads, choose, describe
 
-CHOICES = [  # cores, cores the other processes use, environment, current count -> threads
-    (2, 0.0, {}, None, 2),
-    (2, 0.3, {}, None, 2),
-    (2, 0.5, {}, None, 1),  # half a core of others already costs more than a thread gains
-    (2, 1.0, {}, None, 1),
-    (2, 1.9, {}, None, 1),
-    (2, 7.0, {}, None, 1),  # never below one
-    (1, 0.0, {}, None, 1),
-    (0, 0.0, {}, None, 1),
-    (8, 0.0, {}, None, 8),
-    (8, 2.6, {}, None, 5),
-    (8, 2.4, {}, None, 6),
-    (2, 0.3, {}, 1, 1),  # back up only once the others have clearly left
-    (2, 0.2, {}, 1, 2),
-    (2, 0.0, {}, 1, 2),
-    (2, 0.6, {}, 2, 1),
-    (8, 2.6, {}, 8, 5),
-    (8, 2.6, {}, 2, 5),
-    (8, 0.1, {}, 5, 8),
-    (2, 1.0, {"OPENBLAS_NUM_THREADS": "2"}, None, None),  # the user's count wins
-    (2, 0.0, {"OMP_NUM_THREADS": "1"}, None, None),
-    (2, 1.0, {"MKL_NUM_THREADS": "4"}, 1, None),
-    (2, 1.0, {"GOTO_NUM_THREADS": "2"}, None, None),
-    (2, 1.0, {"OPENBLAS_NUM_THREADS": " "}, None, 1),  # set but empty: not a count
-    (2, 1.0, {"SOMETHING_ELSE": "2"}, None, 1),
+CHOICES = [  # cores, cores the other processes use, current count -> threads
+    (2, 0.0, None, 2),
+    (2, 0.3, None, 2),
+    (2, 0.5, None, 1),  # half a core of others already costs more than a thread gains
+    (2, 1.0, None, 1),
+    (2, 1.9, None, 1),
+    (2, 7.0, None, 1),  # never below one
+    (1, 0.0, None, 1),
+    (0, 0.0, None, 1),
+    (8, 0.0, None, 8),
+    (8, 2.6, None, 5),
+    (8, 2.4, None, 6),
+    (2, 0.3, 1, 1),  # back up only once the others have clearly left
+    (2, 0.2, 1, 2),
+    (2, 0.0, 1, 2),
+    (2, 0.6, 2, 1),
+    (8, 2.6, 8, 5),
+    (8, 2.6, 2, 5),
+    (8, 0.1, 5, 8),
 ]
 
 
-@pytest.mark.parametrize("cores,others,env,current,want", CHOICES)
-def test_choice(cores, others, env, current, want):
-    assert choose(cores, others, env, current) == want
+@pytest.mark.parametrize("cores,others,current,want", CHOICES)
+def test_choice(cores, others, current, want):
+    assert choose(cores, others, current) == want
+
+
+@pytest.mark.parametrize("env,want", [  # the user's count wins; set but empty is not a count
+    ({"OPENBLAS_NUM_THREADS": "2"}, ("OPENBLAS_NUM_THREADS", "2")),
+    ({"OMP_NUM_THREADS": "1"}, ("OMP_NUM_THREADS", "1")),
+    ({"MKL_NUM_THREADS": "4"}, ("MKL_NUM_THREADS", "4")),
+    ({"GOTO_NUM_THREADS": "2"}, ("GOTO_NUM_THREADS", "2")),
+    ({"OPENBLAS_NUM_THREADS": " "}, None),
+    ({"SOMETHING_ELSE": "2"}, None),
+])
+def test_a_thread_count_the_user_set_is_left_alone(env, want, monkeypatch):
+    assert threads.user_setting(env) == want
+    m = FakeMachine(monkeypatch)
+    m.run(1.0, own=1.0, others=1.0)  # busy: a count of our own would be 1
+    with BlasThreads(env=env) as blas:
+        assert blas.adapt == (want is None)
+        assert blas.threads == (2 if want else 1)
+    assert m.sets == ([] if want else [1, 2])
 
 
 @pytest.mark.parametrize("args,want", [

@@ -5,8 +5,8 @@ fell from 28,000 to 390 characters/s. A run therefore measures, at its start and
 CHECK_EVERY seconds, how many cores the OTHER processes keep busy (/proc/stat minus this
 process's own CPU time) and gives OpenBLAS only the cores they leave free, through its own
 `*_set_num_threads` (found in the loaded library, as threadpoolctl does). A thread count the
-user set in the environment always wins, and a distributed run keeps entry._blas_threads' share
-per rank.
+user set in the environment always wins, and a distributed run keeps its share per rank
+(share_among_ranks, which the console script sets before NumPy loads).
 
 The thread count can change a product's rounding: this OpenBLAS (0.3.31, SkylakeX kernel)
 blocks the inner dimension K differently at one and at two threads when K is above 448
@@ -39,13 +39,11 @@ def user_setting(env=os.environ) -> tuple[str, str] | None:
     return None
 
 
-def choose(cores: int, others: float, env=None, current: int | None = None) -> int | None:
+def choose(cores: int, others: float, current: int | None = None) -> int:
     """BLAS threads for a process allowed on `cores` cores while other processes keep `others`
     cores busy: one thread fewer per core they use (from half a core on), at least one. Back up
     only once they use under a quarter of the freed core, so noise does not flip it back and
-    forth. None: the environment `env` sets the count, leave it."""
-    if env is not None and user_setting(env):
-        return None
+    forth."""
     cores = max(1, cores)
     down = max(1, min(cores, math.ceil(cores - others - DOWN_AT)))
     if current is None:
@@ -54,13 +52,24 @@ def choose(cores: int, others: float, env=None, current: int | None = None) -> i
     return min(down, max(current, up))
 
 
+def share_among_ranks(local_ranks: int, env=os.environ) -> None:
+    """A distributed run's ranks share the machine: each gets cores / ranks BLAS threads (at
+    most the cores it is bound to) in every variable the user left unset. Before NumPy loads:
+    OpenBLAS and MKL read them once."""
+    cores = os.cpu_count() or 1
+    cpus = allowed_cpus()
+    share = max(1, min(len(cpus) if cpus else cores, cores // max(1, local_ranks)))
+    for var in ENV_VARS:
+        env.setdefault(var, str(share))
+
+
 def describe(threads: int | None, cores: int, others: float | None, user=None,
              ranks: int = 1) -> str:
     """The run's first-lines account of its BLAS threads (`threads` None: no OpenBLAS)."""
     if threads is None:
         return "BLAS: as the library chooses (no OpenBLAS loaded to adjust)"
     n = f"{threads} thread{'s' if threads != 1 else ''}"
-    if ranks > 1:  # entry._blas_threads' share, or the user's count
+    if ranks > 1:  # share_among_ranks' count, or the user's
         return f"BLAS: {n} per rank ({ranks} ranks share the cores" + \
             (f"; {user[0]}={user[1]})" if user else ")")
     if user is not None:

@@ -61,10 +61,11 @@ def _train_args(p: argparse.ArgumentParser) -> None:
         if value is not None and action.help:
             action.help += f" (default: {_shown(value)})"
 
-    hints, declared = typing.get_type_hints(TrainConfig), {
-        f.name: f for f in dataclasses.fields(TrainConfig)}
-    for name in ("text", "out"):  # what and where come first in --help
-        a(as_flag(name), **_flag(hints[name], declared[name].metadata))
+    hints = typing.get_type_hints(TrainConfig)
+    first = ("text", "out")  # what and where, then how to start, then the settings
+    fields = sorted(dataclasses.fields(TrainConfig), key=lambda f: f.name not in first)
+    for f in fields[:len(first)]:
+        a(as_flag(f.name), **_flag(hints[f.name], f.metadata))
     a("--preset", choices=sorted(PRESETS), help="seed: the original notebook; tiny: a quick "
       "look; shakespeare: the best 8.4-minute recipe (BENCHMARKS.md; still give --text); its "
       "values replace the defaults below")
@@ -74,9 +75,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
       "run's own files; a folder holding other files is never used)")
     a("--allow-new-text", action="store_true", help="with --resume: continue over a --text "
       "whose content changed since the run started (normally refused)")
-    for f in dataclasses.fields(TrainConfig):
-        if f.name in ("text", "out"):
-            continue  # given first, above
+    for f in fields[len(first):]:
         a(as_flag(f.name), **_flag(hints[f.name], f.metadata))
     a("--quiet", action="store_true", help="no progress bar (the bar shows steps, steps/s, "
       "the train and validation loss in nats/char, and characters trained on per second)")

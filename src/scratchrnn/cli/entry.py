@@ -18,17 +18,12 @@ def _interrupted(code: int = EXIT_SIGINT) -> None:
 
 
 def _blas_threads() -> None:
-    """A distributed run's ranks share the machine: each gets its share of the cores for BLAS
-    (cores / ranks on this host, at most the cores it is bound to), unless the user set a count.
-    Must run before NumPy loads: OpenBLAS and MKL read it once."""
+    """A distributed run's ranks share the machine's cores for BLAS; before NumPy loads."""
     local = os.environ.get("OMPI_COMM_WORLD_LOCAL_SIZE") or os.environ.get("MPI_LOCALNRANKS")
-    if not local or not any(a.startswith("--distributed") for a in sys.argv):
-        return
-    cores = os.cpu_count() or 1
-    bound = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
-    threads = str(max(1, min(bound, cores // max(1, int(local)))))
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, threads)
+    if local and any(a.startswith("--distributed") for a in sys.argv):
+        from .. import threads  # light: math, os and time
+
+        threads.share_among_ranks(int(local))
 
 
 def main() -> None:

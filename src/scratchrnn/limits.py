@@ -75,9 +75,8 @@ def check_memory(parts: dict[str, int], what: str, hints: dict[str, str]) -> Non
 def integer(value, name: str, lo: int | None = None, hi: int | None = None,
             none_ok: bool = False) -> int | None:
     """`value` as a Python int within [lo, hi], or one clear error naming `name` (a parameter
-    name is shown in backticks, see errors.spelled)."""
-
-    name = f"`{name}`" if name.isidentifier() else name
+    name, shown in backticks for errors.spelled)."""
+    name = f"`{name}`"
     if value is None and none_ok:
         return None
     if not isinstance(value, numbers.Integral) or isinstance(value, bool):
@@ -95,9 +94,8 @@ def real(value, name: str, lo: float | None = None, hi: float | None = None,
          lo_open: bool = False, hi_open: bool = False, none_ok: bool = False,
          hint: str = "") -> float | None:
     """`value` as a finite number within the interval, or one clear error naming `name` (a
-    parameter name is shown in backticks, see errors.spelled)."""
-
-    name = f"`{name}`" if name.isidentifier() else name
+    parameter name, shown in backticks for errors.spelled)."""
+    name = f"`{name}`"
     if value is None and none_ok:
         return None
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool)

@@ -11,7 +11,6 @@ refused with one line. A file named explicitly is always read, as a single --tex
 
 from __future__ import annotations
 
-import codecs
 import glob
 import os
 import warnings
@@ -20,9 +19,8 @@ from pathlib import Path
 
 from ..errors import ScratchRNNError
 from .prepare import open_text
-from .text import printable, text_encoding
+from .text import NUL_SNIFF, incremental_decoder, printable
 
-SNIFF_BYTES = 1 << 16
 GLOB_CHARS = frozenset("*?[")
 
 
@@ -51,12 +49,11 @@ def is_binary(path: Path, encoding: str | None = None) -> bool:
     """NUL bytes or undecodable bytes in the first 64 kB (a multi-byte character cut at the
     end of the sample is not counted against it)."""
     with open_text(path, "listed") as f:
-        head = f.read(SNIFF_BYTES)
+        head = f.read(NUL_SNIFF)  # what decode_chunks reads for NUL bytes too
     if b"\x00" in head:
         return True
     try:
-        codecs.getincrementaldecoder(text_encoding(encoding) or "utf-8")().decode(head,
-                                                                                 final=False)
+        incremental_decoder(encoding or "utf-8").decode(head, final=False)
     except UnicodeError:  # not only UnicodeDecodeError: punycode, utf-16 raise it
         return True
     return False

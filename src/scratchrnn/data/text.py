@@ -60,7 +60,7 @@ def text_encoding(encoding: str | None) -> str | None:
     return encoding
 
 
-def _incremental(encoding: str):
+def incremental_decoder(encoding: str):
     """An incremental decoder of a text encoding (text_encoding), or one clear error."""
     return codecs.getincrementaldecoder(text_encoding(encoding))()
 
@@ -71,7 +71,7 @@ def decode_chunks(chunks: Iterable[bytes], encoding: str | None = None,
     chunks is decoded whole. A NUL byte in the first 64 kB means a binary file. Without
     `encoding`, UTF-8 until the first invalid byte, and cp1252 (warned) from that chunk on: the
     whole text as cp1252 when that is in the first chunk (where such bytes nearly always are)."""
-    dec = _incremental(encoding or "utf-8-sig")
+    dec = incremental_decoder(encoding or "utf-8-sig")
     fed, fallback = 0, False  # bytes given to the decoder so far; cp1252 from here on
     for raw, final in itertools.chain(((raw, False) for raw in chunks), [(b"", True)]):
         if fed < NUL_SNIFF and b"\x00" in raw[:NUL_SNIFF - fed]:

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import limits
-from ..data.text import Vocab
+from ..data.text import Vocab, printable
 from ..errors import ScratchRNNError
 from ..fsutil import atomic_write_bytes
 from ..nn import optim
@@ -298,7 +298,7 @@ def _check_members(path, meta: dict, groups: dict[str, dict]) -> None:
 def run_name(path: Path) -> str:
     """The default run folder's name: the file's stem, printable (a name of undecodable bytes
     becomes '_'s: plots and pages title runs by it) and no '.' or '..'."""
-    name = "".join(c if c.isprintable() else "_" for c in path.stem).lstrip(".")
+    name = printable(path.stem).lstrip(".")
     return name or "imported"
 
 

@@ -35,7 +35,7 @@ import numpy as np
 from .. import limits
 from ..data.text import Vocab, printable
 from ..errors import ScratchRNNError
-from ..fsutil import atomic_write_bytes
+from ..fsutil import atomic_write_bytes, open_regular
 from ..nn import optim
 from ..nn.model import CharRNN, ModelConfig, check_model_memory
 from ..safejson import dumps as json_dumps
@@ -51,34 +51,13 @@ MAX_VOCAB_FILE = 1 << 16
 
 
 def _vocab_file(spec: str) -> bool:
-    """Whether --vocab names a file. A string of characters may name no possible path at all
-    (longer than a file name may be), or a folder ("." or "/"): characters, not an error. A
-    device, pipe or socket is refused: reading it would never end or block."""
+    """Whether `vocab` names a file (which open_regular then holds to a regular one). A string
+    of characters may name no possible path at all (longer than a file name may be), or a
+    folder ("." or "/"): characters, not a file."""
     try:
-        mode = os.stat(spec).st_mode
+        return not stat.S_ISDIR(os.stat(spec).st_mode)
     except (OSError, ValueError):
         return False
-    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
-        return stat.S_ISREG(mode)
-    raise ScratchRNNError(f"the `vocab` file {spec} is a device, pipe or socket, not a file; "
-                          "pass a file holding the characters, or the characters themselves")
-
-
-def _read_vocab_file(spec: str) -> bytes:
-    """At most MAX_VOCAB_FILE bytes of a regular file (checked on the opened descriptor)."""
-    try:
-        fd = os.open(spec, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as e:
-        raise ScratchRNNError(f"cannot read the `vocab` file {spec}: {e.strerror}") from None
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ScratchRNNError(f"the `vocab` file {spec} is not a regular file; pass a "
-                                  "file holding the characters")
-        raw = f.read(MAX_VOCAB_FILE + 1)
-    if len(raw) > MAX_VOCAB_FILE:
-        raise ScratchRNNError(f"the `vocab` file {spec} is too big for a character list (more "
-                              f"than {MAX_VOCAB_FILE:,} bytes); pass the model's characters")
-    return raw
 
 
 def _json(text, where: str):
@@ -101,7 +80,9 @@ def read_vocab(spec: str | None, meta: dict[str, str]) -> Vocab:
         chars = _json(meta["vocab"], where)
     elif _vocab_file(spec):
         where = f"the `vocab` file {spec}"
-        raw = _read_vocab_file(spec)
+        with open_regular(spec, "`vocab` file", "pass a file holding the model's characters, "
+                          "or the characters themselves", MAX_VOCAB_FILE) as f:
+            raw = f.read()
         if spec.endswith(".json"):
             chars = _json(raw, where)
         else:

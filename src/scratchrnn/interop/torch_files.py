@@ -16,10 +16,7 @@ from .. import limits
 from ..errors import ScratchRNNError
 from ..fsutil import open_regular
 from ..store import schema
-from ..store.checkpoint import (
-    BOMB_BYTES,
-    BOMB_RATIO,
-)
+from ..store.checkpoint import BOMB_BYTES, inflation_problem, zip_member_problem
 
 # A model of the most layers scratchrnn allows has 4 * 1000 + 4 tensors (in a .pt, a storage
 # each); their names, shapes and offsets take about 0.4 MB of safetensors header or pickle. The
@@ -180,15 +177,8 @@ def _zip_size(path, zf: zipfile.ZipFile) -> tuple[int, bool]:
         raise _too_many(path, storages)
     for info in zf.infolist():
         name = keystr(info.filename)
-        if info.flag_bits & 1 or info.compress_type not in (zipfile.ZIP_STORED,
-                                                            zipfile.ZIP_DEFLATED):
-            raise bad(path, f"its member {name} is encrypted or compressed with an unusual "
-                       "method")
-        if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
-            raise bad(path, f"its member {name} declares two different sizes")
-        if info.file_size > BOMB_BYTES and info.file_size > BOMB_RATIO * info.compress_size:
-            raise bad(path, f"its member {name} would inflate {info.compress_size:,} bytes "
-                       f"to {info.file_size:,}, as a decompression bomb does")
+        if problem := zip_member_problem(info) or inflation_problem(info):
+            raise bad(path, f"its member {name} {problem}")
         if info.filename.endswith(".pkl") and info.file_size > PICKLE_BYTES:
             raise bad(path, f"its pickle {name} declares {info.file_size:,} bytes, more than "
                        f"a state dict's names and shapes need ({PICKLE_BYTES:,})")

@@ -160,14 +160,30 @@ def _entries(zf: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
             raise schema.Invalid(f"unexpected member {info.filename[:60]!r}")
         if name in infos:
             raise schema.Invalid(f"member {name} appears twice")
-        if info.flag_bits & 1 or info.compress_type not in (zipfile.ZIP_STORED,
-                                                            zipfile.ZIP_DEFLATED):
-            raise schema.Invalid(f"member {name} is encrypted or compressed with an unusual "
-                                 "method")
-        if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
-            raise schema.Invalid(f"member {name} declares two different sizes")
+        if problem := zip_member_problem(info):
+            raise schema.Invalid(f"member {name} {problem}")
         infos[name] = info
     return infos
+
+
+def zip_member_problem(info: zipfile.ZipInfo) -> str | None:
+    """What makes a zip member unreadable, from the central directory alone (a checkpoint's
+    and an imported .pt's alike): encryption or an unusual method, or two sizes for a stored
+    member."""
+    if info.flag_bits & 1 or info.compress_type not in (zipfile.ZIP_STORED,
+                                                        zipfile.ZIP_DEFLATED):
+        return "is encrypted or compressed with an unusual method"
+    if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
+        return "declares two different sizes"
+    return None
+
+
+def inflation_problem(info: zipfile.ZipInfo) -> str | None:
+    """A member that would inflate like a decompression bomb, from its declared sizes."""
+    if info.file_size > BOMB_BYTES and info.file_size > BOMB_RATIO * info.compress_size:
+        return (f"would inflate {info.compress_size:,} bytes to {info.file_size:,}, as a "
+                "decompression bomb does")
+    return None
 
 
 def _check_declared(info: zipfile.ZipInfo, name: str, specs) -> None:
@@ -181,9 +197,8 @@ def _check_declared(info: zipfile.ZipInfo, name: str, specs) -> None:
     if not nbytes + 10 <= info.file_size <= nbytes + NPY_HEADER_MAX:
         raise schema.Invalid(f"member {name} declares {info.file_size:,} bytes, the model needs "
                              f"{nbytes:,} plus a header")
-    if info.file_size > BOMB_BYTES and info.file_size > BOMB_RATIO * info.compress_size:
-        raise schema.Invalid(f"member {name} would inflate {info.compress_size:,} bytes to "
-                             f"{info.file_size:,}, as a decompression bomb does")
+    if problem := inflation_problem(info):
+        raise schema.Invalid(f"member {name} {problem}")
 
 
 def _read_npy(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, spec) -> np.ndarray:

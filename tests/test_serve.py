@@ -23,6 +23,7 @@ import scratchrnn as sr
 from scratchrnn.cli.commands import main
 from scratchrnn.inside.page import layer_values
 from scratchrnn.serve import server as serve
+from scratchrnn.serve.requests import GENERATE_DEFAULTS
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +76,7 @@ def raw(server, data: bytes, timeout=10, half_close=False) -> bytes:
 
 
 def expected_text(ckpt, **kw):
-    args = dict(serve.GENERATE_DEFAULTS, **kw)
+    args = dict(GENERATE_DEFAULTS, **kw)
     clamp = args.pop("clamp")
     if clamp is not None:
         clamp = (clamp["layer"], clamp["unit"], clamp["value"])
@@ -754,7 +755,7 @@ def test_every_loopback_spelling_counts_as_loopback(ckpt, host, monkeypatch, cap
     except sr.ScratchRNNError as e:
         pytest.skip(f"{host} is not available here: {e}")
     try:
-        assert srv.RequestHandlerClass.playground.loopback
+        assert srv.loopback
     finally:
         srv.server_close()
 
@@ -768,7 +769,7 @@ def test_every_loopback_spelling_counts_as_loopback(ckpt, host, monkeypatch, cap
 
 def test_a_server_other_machines_reach_warns(ckpt, monkeypatch, capsys):
     # Never bound to a public address in a test: the address check is what is replaced.
-    monkeypatch.setattr(serve, "is_loopback_address", lambda address: False)
+    monkeypatch.setattr("scratchrnn.serve.connections.is_loopback_address", lambda address: False)
     monkeypatch.setattr(serve.PlaygroundServer, "serve_forever",
                         lambda self, poll_interval=0.5: (_ for _ in ()).throw(KeyboardInterrupt))
     assert serve.run(ckpt, "127.0.0.1", 0, log=lambda *a: None) == 0

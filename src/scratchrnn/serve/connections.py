@@ -13,7 +13,7 @@ import time
 from http.server import ThreadingHTTPServer
 
 from ..safejson import dumps as json_dumps
-from .requests import client_key
+from .requests import client_key, is_loopback_address
 
 MAX_CONNECTIONS = 64  # connections served at once; more get a 503
 MAX_PER_CLIENT = 16  # of those from one address (a browser opens 6), so one can't take them all
@@ -60,15 +60,18 @@ class PlaygroundServer(ThreadingHTTPServer):
     daemon_threads = True  # a stream in flight does not hold up Ctrl-C
     # socketserver's default backlog of 5 reset connections under 20 clients (bench_serve.py)
     request_queue_size = 128
-    # make_server's arguments, which tests shorten
-    request_time, write_time = REQUEST_TIME, WRITE_TIME
-    max_connections, max_per_client = MAX_CONNECTIONS, MAX_PER_CLIENT
-
-    def __init__(self, *args, **kwargs):
+    def __init__(self, address, handler, *, request_time: float = REQUEST_TIME,
+                 write_time: float = WRITE_TIME, max_connections: int = MAX_CONNECTIONS,
+                 max_per_client: int = MAX_PER_CLIENT):
         # One thread per connection, so connections are capped, in all and per client address:
         # past a cap a connection gets a one-line 503 at once instead of a thread of its own.
         self.lock, self.active, self.clients = threading.Lock(), 0, {}
-        super().__init__(*args, **kwargs)
+        self.request_time, self.write_time = request_time, write_time
+        self.max_connections, self.max_per_client = max_connections, max_per_client
+        super().__init__(address, handler)  # binds
+        # Whether only this machine can reach the server: decided by the address bound, not
+        # by how --host spelled it (127.1, 0x7f.1, localhost).
+        self.loopback = is_loopback_address(self.server_address[0])
 
     def _admit(self, client: str) -> str | None:
         """None when `client` may have a thread for one more connection, else why not."""

@@ -48,17 +48,14 @@ from .connections import (
     Connection,
     PlaygroundServer,
 )
-from .requests import (  # noqa: F401 (the limits are part of serve's API too)
-    GENERATE_DEFAULTS,
+from .requests import (
     MAX_BODY,
     MAX_LENGTH,
     MAX_PROMPT,
     MAX_REQUEST_LINE,
     BadRequest,
     api_words,
-    client_key,
     host_of,
-    is_loopback_address,
     is_loopback_name,
     only_fields,
     parse_generate,
@@ -183,7 +180,7 @@ class Handler(BaseHTTPRequestHandler):
     def _handle(self, method: str) -> None:
         try:
             host = self.headers.get("Host")  # browsers always send it; HTTP/1.0 tools may not
-            if self.playground.loopback and host is not None and not is_loopback_name(host):
+            if self.server.loopback and host is not None and not is_loopback_name(host):
                 # A page elsewhere whose name now points at 127.0.0.1 (DNS rebinding) gets nothing.
                 raise BadRequest(f"unexpected Host {host_of(host)[:80]!r}", 403)
             self._route(method)()
@@ -279,8 +276,8 @@ class Handler(BaseHTTPRequestHandler):
 class Playground:
     """What every request reads: the checkpoint, its card and the page (read once, here)."""
 
-    def __init__(self, ckpt: Checkpoint, loopback: bool):
-        self.ckpt, self.loopback = ckpt, loopback
+    def __init__(self, ckpt: Checkpoint):
+        self.ckpt = ckpt
         self.card = model_card(ckpt)
         # The activation view is visualize's renderer, inlined: one page, one copy of the view.
         parts = {"CSS": renderer_css(), "JS": renderer_js(), "NONCE": "{{NONCE}}"}
@@ -304,21 +301,19 @@ def make_server(ckpt, host: str = "127.0.0.1", port: int = 8000, *,
         ckpt = load_checkpoint(ckpt)
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise ScratchRNNError(f"`port` must be in [0, 65535], got {port!r}")
-    playground = Playground(ckpt, loopback=False)
+    playground = Playground(ckpt)
     handler = type("PlaygroundHandler", (Handler,), {"playground": playground})
     server_class = PlaygroundServer
     if ":" in host:  # an IPv6 address such as ::1
         server_class = type("PlaygroundServer6", (PlaygroundServer,),
                             {"address_family": socket.AF_INET6})
     try:
-        server = server_class((host, port), handler)
+        server = server_class((host, port), handler, request_time=request_time,
+                              write_time=write_time, max_connections=max_connections,
+                              max_per_client=max_per_client)
     except OSError as e:
         raise ScratchRNNError(f"cannot listen on {host}:{port} ({e.strerror or e}); pick "
                               "another `port` or `host`") from None
-    # Decided by the address bound, not by how --host spelled it (127.1, 0x7f.1, localhost).
-    playground.loopback = is_loopback_address(server.server_address[0])
-    server.request_time, server.write_time = request_time, write_time
-    server.max_connections, server.max_per_client = max_connections, max_per_client
     return server
 
 
@@ -330,7 +325,7 @@ def url(server: ThreadingHTTPServer) -> str:
 def run(ckpt, host: str = "127.0.0.1", port: int = 8000, log=print) -> int:
     """Serve until Ctrl-C (or SIGTERM); returns the exit status, 0."""
     server = make_server(ckpt, host, port)
-    if not server.RequestHandlerClass.playground.loopback:
+    if not server.loopback:
         print(f"scratchrnn: warning: listening on {host}, so other machines can reach the "
               "playground; it is meant for 127.0.0.1", file=sys.stderr, flush=True)
     log(f"scratchrnn: playground at {url(server)} (Ctrl-C stops it)")

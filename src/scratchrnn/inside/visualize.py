@@ -92,8 +92,10 @@ def visualize_run(run, text=None, split: str | None = None, chars: int = 4000,
     if out is not None:
         check_out(Path(out))  # before the checkpoint is read: a refused --out costs nothing
     ckpt = load_checkpoint(path)  # a path that is no checkpoint is the first thing to say
-    out = Path(out) if out is not None else default_output(run_dir, "inside.html", "page")
-    check_out(out)
+    if out is None:
+        out = default_output(run_dir, "inside.html", "page")
+        check_out(out)
+    out = Path(out)
     if text is not None:
         data = run_corpus(ckpt, text, whole=True).train
         source = name_of(text)

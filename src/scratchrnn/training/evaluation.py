@@ -77,10 +77,10 @@ def default_streams(n_chars: int) -> int:
     return int(np.clip(n_chars // MIN_STREAM, 1, 64))
 
 
-def chars_read(n_chars: int, batch: int | None = None) -> int:
+def chars_read(n_chars: int) -> int:
     """How many of n_chars characters `evaluate` reads: its B streams of equal length leave
     out the last n_chars % B."""
-    batch = batch or default_streams(n_chars)
+    batch = default_streams(n_chars)
     return batch * (n_chars // batch)
 
 

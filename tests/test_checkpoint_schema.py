@@ -167,7 +167,7 @@ HOSTILE = {  # name -> (meta edits, member edits, fragment of the message)
     "model locked_dropout without dropout": ([(("model", "locked_dropout"), "true"),
                                               (("model", "dropout"), "0.0"),
                                               (("config", "dropout"), "0.0")], [],
-                                             "locked_dropout needs dropout > 0"),
+                                             "`locked_dropout` needs `dropout` > 0"),
     "layer-norm gains in a model without": ([], [lambda m: m.update({"p/l0.ln_x": m["p/l0.b"]})],
                                             "p/l0.ln_x does not belong"),
     "config lr a string": ([(("config", "lr"), '"fast"')], [], "config.lr must be float"),

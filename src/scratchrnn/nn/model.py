@@ -54,32 +54,30 @@ class ModelConfig:
     locked_dropout: bool = False  # one dropout mask per stream and unit for a whole window
 
     def __post_init__(self):
-        if self.cell not in cells.GATES:
-            raise ScratchRNNError(f"unknown cell {self.cell!r}; choose rnn, lstm or gru")
-        for name in ("vocab_size", "hidden_size", "num_layers"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ScratchRNNError(f"{name} must be a positive integer, got {value!r}")
+        """Every option's range, the one place it is checked (a TrainConfig's model options
+        come here through store.config.model_config)."""
+        for name, allowed in (("cell", tuple(cells.GATES)), ("dtype", DTYPES),
+                              ("recurrent_init", RECURRENT_INITS)):
+            if getattr(self, name) not in allowed:
+                raise ScratchRNNError(f"unknown `{name}` {getattr(self, name)!r}; "
+                                      f"choose {', '.join(allowed)}")
+        limits.integer(self.vocab_size, "vocab_size", 1)
+        limits.integer(self.hidden_size, "hidden_size", 1)
         limits.integer(self.num_layers, "num_layers", 1, limits.MAX_LAYERS)
         limits.real(self.dropout, "dropout", 0.0, 1.0, hi_open=True)
-        if self.dtype not in DTYPES:
-            raise ScratchRNNError(f"dtype must be float32 or float64, got {self.dtype!r}")
         limits.real(self.init_std, "init_std", 0.0, lo_open=True, none_ok=True)
         limits.real(self.weight_drop, "weight_drop", 0.0, 1.0, hi_open=True)
-        if self.recurrent_init not in RECURRENT_INITS:
-            raise ScratchRNNError(f"recurrent_init must be uniform or orthogonal, got "
-                                  f"{self.recurrent_init!r}")
-        if not isinstance(self.layer_norm, bool):
-            raise ScratchRNNError(f"layer_norm must be True or False, got {self.layer_norm!r}")
+        for name in ("layer_norm", "locked_dropout"):
+            if not isinstance(getattr(self, name), bool):
+                raise ScratchRNNError(f"`{name}` is on or off (True or False), got "
+                                      f"{getattr(self, name)!r}")
         if self.layer_norm and self.cell != "gru":
-            raise ScratchRNNError(f"layer normalisation is implemented for the gru cell only, "
-                                  f"not {self.cell}; use cell gru or leave layer_norm off")
-        if not isinstance(self.locked_dropout, bool):
-            raise ScratchRNNError(f"locked_dropout must be True or False, got "
-                                  f"{self.locked_dropout!r}")
+            raise ScratchRNNError(f"`layer_norm` works with `cell` gru only for now, not "
+                                  f"{self.cell}; use `cell` gru or turn `layer_norm` off")
         if self.locked_dropout and not self.dropout > 0:
-            raise ScratchRNNError("locked_dropout needs dropout > 0 (it holds dropout's mask "
-                                  "fixed over each window); give dropout or leave it off")
+            raise ScratchRNNError("`locked_dropout` needs `dropout` > 0 (it holds dropout's mask "
+                                  "fixed over each window); give `dropout` P or turn "
+                                  "`locked_dropout` off")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -13,7 +13,7 @@ from pathlib import Path
 from .. import limits
 from ..data.corpus import corpus_name
 from ..data.text import text_encoding
-from ..errors import ScratchRNNError
+from ..errors import ScratchRNNError, spelled
 from ..nn.model import ModelConfig, check_model_memory, window_memory
 
 # Fields added after runs were first saved, with the behaviour of a run saved without them:
@@ -191,9 +191,8 @@ def validate(cfg: TrainConfig) -> None:
     if not isinstance(cfg, TrainConfig):
         raise ScratchRNNError(f"expected a TrainConfig, got {type(cfg).__name__}")
 
-    for name in ("hidden", "batch", "seq_len", "eval_every", "log_every"):
+    for name in ("batch", "seq_len", "eval_every", "log_every"):
         limits.integer(getattr(cfg, name), name, 1)
-    limits.integer(cfg.layers, "layers", 1, limits.MAX_LAYERS)
     for name in ("epochs", "max_steps"):
         limits.integer(getattr(cfg, name), name, 1, none_ok=True)
     # one character predicts nothing: a validation of it would be NaN
@@ -209,11 +208,8 @@ def validate(cfg: TrainConfig) -> None:
     for name in ("clip_value", "clip_norm"):
         limits.real(getattr(cfg, name), name, 0.0, none_ok=True,
                     hint=" (0 for no clipping)")
-    limits.real(cfg.dropout, "dropout", 0.0, 1.0, hi_open=True)
-    limits.real(cfg.weight_drop, "weight_drop", 0.0, 1.0, hi_open=True)
     limits.real(cfg.time_budget, "time_budget", 0.0, lo_open=True, none_ok=True,
                 hint="; write it like 90s, 10m or 1.5h")
-    limits.real(cfg.init_std, "init_std", 0.0, lo_open=True, none_ok=True)
     for name in ("val_frac", "test_frac"):
         limits.real(getattr(cfg, name), name, 0.0, 1.0, hi_open=True)
     if cfg.val_frac + cfg.test_frac >= 1:
@@ -226,34 +222,23 @@ def validate(cfg: TrainConfig) -> None:
                 raise ScratchRNNError(f"`{name}` must be a non-empty path or name, got "
                                       f"{one!r}")
     text_encoding(cfg.encoding)  # before any file is read or written
-    choices = {"vocab": ("ascii", "seed", "corpus"), "cell": ("rnn", "lstm", "gru"),
-               "optimizer": ("sgd", "adagrad", "adam"), "schedule": ("constant", "cosine"),
-               "dtype": ("float32", "float64"), "on_nan": ("stop", "skip"),
-               "recurrent_init": ("uniform", "orthogonal")}
+    choices = {"vocab": ("ascii", "seed", "corpus"), "optimizer": ("sgd", "adagrad", "adam"),
+               "schedule": ("constant", "cosine"), "on_nan": ("stop", "skip")}
     for name, allowed in choices.items():
         if getattr(cfg, name) not in allowed:
             raise ScratchRNNError(f"unknown `{name}` {getattr(cfg, name)!r}; "
                                   f"choose {', '.join(allowed)}")
-    if not isinstance(cfg.layer_norm, bool):
-        raise ScratchRNNError(f"`layer_norm` is on or off (True or False), got "
-                              f"{cfg.layer_norm!r}")
-    if cfg.layer_norm and cfg.cell != "gru":
-        raise ScratchRNNError(f"`layer_norm` works with `cell` gru only for now, not "
-                              f"{cfg.cell}; use `cell` gru or turn `layer_norm` off "
-                              "(the shakespeare preset turns it on)")
-    if not isinstance(cfg.locked_dropout, bool):
-        raise ScratchRNNError(f"`locked_dropout` is on or off (True or False), got "
-                              f"{cfg.locked_dropout!r}")
-    if cfg.locked_dropout and not cfg.dropout > 0:
-        raise ScratchRNNError("`locked_dropout` needs `dropout` > 0 (it holds dropout's mask "
-                              "fixed over each window); give `dropout` P or turn "
-                              "`locked_dropout` off")
-    check_training_memory(cfg)
+    check_training_memory(cfg)  # builds the model's config, which checks the model options
 
 
 def model_config(cfg: TrainConfig, vocab_size: int) -> ModelConfig:
-    """The model a run of `cfg` trains over a vocabulary of `vocab_size` characters."""
-    return ModelConfig(vocab_size, **{m: getattr(cfg, c) for m, c in MODEL_OPTIONS.items()})
+    """The model a run of `cfg` trains over a vocabulary of `vocab_size` characters; a refused
+    option is named as TrainConfig names it (`hidden`, not `hidden_size`)."""
+    try:
+        return ModelConfig(vocab_size, **{m: getattr(cfg, c) for m, c in MODEL_OPTIONS.items()})
+    except ScratchRNNError as e:
+        raise ScratchRNNError(spelled(str(e), lambda m: f"`{MODEL_OPTIONS.get(m, m)}`")) \
+            from None
 
 
 def check_training_memory(cfg: TrainConfig) -> None:

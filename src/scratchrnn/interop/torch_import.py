@@ -200,10 +200,10 @@ def _meta(cfg: ModelConfig, vocab: Vocab, config: TrainConfig, source: str) -> d
 
 
 def to_params(tensors: dict, vocab: Vocab, path="the state dict", out="runs/imported",
-              source: str | None = None) -> tuple[ModelConfig, dict, dict]:
-    """Our ModelConfig, parameters and checkpoint metadata from a PyTorch state dict (module
-    docstring). The model the names declare is checked by the checkpoint schema, and in
-    memory, before any tensor is folded; every tensor's shape comes from that model."""
+              source: str | None = None) -> tuple[schema.Meta, dict, dict]:
+    """The checkpoint metadata (validated, and as written) and our parameters from a PyTorch
+    state dict (module docstring). The model the names declare is checked by the checkpoint
+    schema, and in memory, before any tensor is folded; every tensor's shape comes from it."""
     for k, v in tensors.items():
         if v.dtype.kind != "f":
             raise not_float(path, k, v.dtype)
@@ -257,15 +257,15 @@ def to_params(tensors: dict, vocab: Vocab, path="the state dict", out="runs/impo
     params["W_y"] = t[dec].T  # (H, V)
     params["b_y"] = t[bias] if bias in t else np.zeros(V)  # (V,)
     with np.errstate(over="ignore"):  # a weight folded beyond float32 is refused by name later
-        return cfg, {k: np.ascontiguousarray(v, dtype) for k, v in params.items()}, meta
+        return m, {k: np.ascontiguousarray(v, dtype) for k, v in params.items()}, meta
 
 
-def _check_members(path, meta: dict, groups: dict[str, dict]) -> None:
+def _check_members(path, m: schema.Meta, meta: dict, groups: dict[str, dict]) -> None:
     """What load_checkpoint(resume=True) will check, checked before anything is written:
     each member the shape and dtype the schema derives from the metadata, no group partial."""
     members = {f"{g}/{k}": v for g, arrays in groups.items() for k, v in arrays.items()}
     try:
-        specs = schema.member_specs(schema.validate_meta(meta))
+        specs = schema.member_specs(m)
         for name, arr in members.items():
             if specs.get(name) != (arr.shape, arr.dtype):
                 raise schema.Invalid(f"member {name} is {arr.dtype}{list(arr.shape)}, not "
@@ -299,13 +299,12 @@ def import_model(path, vocab: str | None = None, out=None) -> Path:
         raise bad(path, f"its RNN uses {schema.show(meta['nonlinearity'])}; scratchrnn's RNN "
                    "is tanh")
     voc = read_vocab(vocab, meta)
-    cfg, params, meta = to_params(tensors, voc, path, out, str(path.resolve()))
+    m, params, meta = to_params(tensors, voc, path, out, str(path.resolve()))
     del tensors
-    model = CharRNN.from_params(cfg, params)
-    config = TrainConfig.from_dict(meta["config"])
+    model, config = CharRNN.from_params(m.model, params), m.config
     # a fresh optimizer and zero state make the run a valid start for `train --resume`
     opt_state, state = optim.init_state(config.optimizer, params), model.init_state(config.batch)
-    _check_members(path, meta, {"p": params, "opt": opt_state, "state": state})
+    _check_members(path, m, meta, {"p": params, "opt": opt_state, "state": state})
     with RunFolder(out, hint=NEW_OUT):  # marker and lock: the folder is a run of ours from now on
         save_checkpoint(out / "checkpoint.npz", model, voc, config.to_dict(),
                         meta={"imported_from": meta["imported_from"], "step": 0},

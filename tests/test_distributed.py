@@ -410,10 +410,10 @@ def test_every_training_option_is_compared(text, tmp_path):
     from scratchrnn.training.distributed import run_fields
 
     cfg = TrainConfig(text=str(text), out=str(tmp_path / "run"))
-    fields = run_fields(cfg, None, None, False)
+    fields = run_fields(cfg, None, False)
     for f in dataclasses.fields(TrainConfig):
         assert "--" + f.name.replace("_", "-") in fields
-    changed = run_fields(cfg.replace(beta2=0.99), None, None, False)
+    changed = run_fields(cfg.replace(beta2=0.99), None, False)
     assert [k for k in fields if fields[k] != changed[k]] == ["--beta2"]
 
 

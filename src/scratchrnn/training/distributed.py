@@ -34,9 +34,8 @@ from contextlib import contextmanager
 import numpy as np
 
 from ..data.prepare import CHUNK_BYTES, MEMMAP_BYTES, raw_chunks, source_key
-from ..data.sources import absolute, expand
+from ..data.sources import expand
 from ..errors import Interrupted, ScratchRNNError, as_flag, spelled
-from ..store.resume import resume_text
 
 ERROR_TAG = 77  # a failing rank's one-line report to rank 0
 STOPS = ("SIGINT", "SIGTERM", "SIGPIPE", "max_steps", "epochs", "time_budget")
@@ -68,7 +67,7 @@ class Alone:
     def barrier(self, what):
         pass
 
-    def check_same(self, cfg, ckpt, text, allow_new_text):
+    def check_same(self, cfg, ckpt, allow_new_text):
         pass  # one process agrees with itself
 
 
@@ -144,13 +143,13 @@ def data_identity(source, encoding: str | None) -> tuple[str, str]:
     return h.hexdigest(), f"{size:,} bytes, sha256 {h.hexdigest()[:12]}"
 
 
-def run_fields(cfg, ckpt, text, allow_new_text: bool) -> dict[str, tuple[str, str]]:
+def run_fields(cfg, ckpt, allow_new_text: bool) -> dict[str, tuple[str, str]]:
     """Every setting the ranks must share, as flag -> (SHA-256 of its value, what to show):
-    every training option (`cfg`, with `out` and `text` made absolute, so that the same file
-    named from another folder agrees), the run resumed and its step, --allow-new-text and the
-    text's content. --quiet and --overwrite are left out: they change only rank 0's output."""
-    source = (resume_text(ckpt.meta, ckpt.config, text) if ckpt is not None
-              else absolute(cfg.text))
+    every training option (`cfg`, whose `text` train() has made absolute, so that the same
+    file named from another folder agrees), the run resumed and its step, --allow-new-text and
+    the text's content. --quiet and --overwrite are left out: they change only rank 0's
+    output."""
+    source = cfg.text
     resumed = None if ckpt is None else (f"{os.path.abspath(ckpt.path)} at step "
                                          f"{ckpt.meta.get('step', 0)}")
     values = {**cfg.to_dict(), "text": source, "out": os.path.abspath(cfg.out),
@@ -263,11 +262,11 @@ class MPIComm:
     def barrier(self, what: str) -> None:
         self._wait(self.comm.Ibarrier(), what)
 
-    def check_same(self, cfg, ckpt, text, allow_new_text: bool) -> None:
+    def check_same(self, cfg, ckpt, allow_new_text: bool) -> None:
         """Stop every rank with one line unless all were started alike (run_fields): 32 bytes
         from each rank, and only when those differ, every rank's settings to name the ones
         that differ. Runs before the run folder is made and before anything is allocated."""
-        fields = run_fields(cfg, ckpt, text, allow_new_text)
+        fields = run_fields(cfg, ckpt, allow_new_text)
         mine = bytes.fromhex(_digest(json.dumps({k: v[0] for k, v in fields.items()},
                                                 sort_keys=True).encode()))
         digests = np.empty((self.size, len(mine)), np.uint8)  # (N, 32)

@@ -102,8 +102,10 @@ def train(config: TrainConfig | None = None, *, resume=None, progress: bool = Tr
         out = Path(overrides["out"]) if overrides.get("out") else ckpt.path.parent
     else:
         out = Path(cfg.out) if cfg.out else default_out(cfg.text)
-    cfg = cfg.replace(out=str(out))
-    comm.check_same(cfg, ckpt, text, allow_new_text)  # ranks started alike, before any writes
+    # the text stored absolute: the run resumes from any folder, and ranks compare it so
+    source = resume_text(ckpt.meta, ckpt.config, text) if ckpt else absolute(cfg.text)
+    cfg = cfg.replace(out=str(out), text=source)
+    comm.check_same(cfg, ckpt, allow_new_text)  # ranks started alike, before any writes
     comm.rows(cfg.batch)  # refuses a --batch that does not split over the ranks
     with (RunFolder(out, resume_from=ckpt.path.parent if ckpt else None, overwrite=overwrite)
           if lead else nullcontext()) as run:
@@ -112,9 +114,7 @@ def train(config: TrainConfig | None = None, *, resume=None, progress: bool = Tr
             # A training that held the lock until now saved a newer checkpoint than the one
             # read above: this run must go on from that one.
             ckpt = load_checkpoint(ckpt.path, resume=True)
-        source = (resume_text(ckpt.meta, ckpt.config, text) if ckpt is not None
-                  else absolute(cfg.text))
-        cfg = cfg.replace(text=source)  # stored absolute: the run resumes from any folder
+            cfg = cfg.replace(text=resume_text(ckpt.meta, ckpt.config, text))
         vocab = vocab_arg(cfg.vocab, ckpt.vocab) if ckpt else cfg.vocab
         if not lead:
             comm.barrier("corpus")  # rank 0 prepares a large corpus once; the others map it

@@ -37,7 +37,7 @@ def text_file(tmp_path):
 def test_chunked_equals_whole(text_file, vocab, chunk, monkeypatch):
     monkeypatch.setattr(prepare, "CHUNK_BYTES", chunk)
     want_text = sr.clean(TEXT, sr.Vocab.named("ascii" if vocab == "corpus" else vocab))
-    v, ids = prepare.encode_file(text_file, vocab)
+    v, ids, _ = prepare.encode_file(text_file, vocab)
     assert v.decode(ids) == want_text
     if vocab == "corpus":
         assert v.chars == "".join(sorted(set(want_text)))
@@ -74,7 +74,7 @@ def test_cp1252_in_a_later_chunk(tmp_path, monkeypatch):
     path = tmp_path / "mixed.txt"
     path.write_bytes(b"plain ascii line\n" * 3 + "caf\u00e9\n".encode("cp1252"))
     with pytest.warns(UserWarning, match="cp1252"):
-        v, ids = prepare.encode_file(path)
+        v, ids, _ = prepare.encode_file(path)
     assert v.decode(ids).endswith("cafe\n")
 
 
@@ -140,7 +140,7 @@ def test_the_book_prepares_byte_for_byte_as_before(book):
                                          "90fc19f825a154")):
             with pytest.MonkeyPatch.context() as mp:
                 mp.setattr(prepare, "CHUNK_BYTES", chunk or prepare.CHUNK_BYTES)
-                _, ids = prepare.encode_file(book, vocab)
+                _, ids, _ = prepare.encode_file(book, vocab)
             assert (len(ids), hashlib.sha256(ids.tobytes()).hexdigest()) == (757604, digest)
 
 

@@ -182,11 +182,12 @@ def test_the_run_says_how_many_threads_it_uses(tmp_path, small_text, monkeypatch
     lines = []
     _train(tmp_path, small_text, "a", lines)
     assert lines[0].startswith("training CharRNN(")
-    assert lines[1].startswith("BLAS: ")
+    assert lines[1].startswith("vocabulary ascii: 96 symbols")
+    assert lines[2].startswith("BLAS: ")
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
     lines.clear()
     _train(tmp_path, small_text, "b", lines)
-    assert lines[1].startswith("BLAS: ") and lines[1].endswith("(OPENBLAS_NUM_THREADS=2 set)")
+    assert lines[2].startswith("BLAS: ") and lines[2].endswith("(OPENBLAS_NUM_THREADS=2 set)")
 
 
 def test_one_thread_under_load_trains_the_numbers_of_two_alone(tmp_path, small_text,

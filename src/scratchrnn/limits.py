@@ -23,6 +23,7 @@ MAX_BODY = 64 * 1024  # bytes of a request body the server reads
 MAX_PROMPT = 4000  # characters of a prompt or an inspected text in one request
 MAX_LENGTH = 5000  # characters generated per request
 MAX_SEED = 2**63 - 1  # a seed NumPy's generator takes
+MAX_SYMBOLS = 1 << 16  # symbols of a vocabulary: its ids are stored in two bytes at most
 ARRAY_OVERHEAD = 256  # bytes an array object and its dict entry cost beyond the data
 UNKNOWN_MEMORY = 1 << 40  # the ceiling when the available memory cannot be read
 ALWAYS_FITS = 64 << 20  # needs below this are not checked: no /proc read on every small window

@@ -5,6 +5,8 @@ and cutting the training split into B parallel streams of T-step windows for tru
 from __future__ import annotations
 
 import os
+import re
+import unicodedata
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -14,9 +16,12 @@ import numpy as np
 
 from ..errors import ScratchRNNError
 from ..fsutil import atomic_write_bytes, make_dir, open_regular
-from .prepare import MEMMAP_BYTES, check_file, encode_file, map_file
+from .prepare import MEMMAP_BYTES, check_file, encode_file, map_file, text_chunks
 from .sources import expand, name_of
-from .text import Vocab
+from .text import VOCABS, Vocab
+
+NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+ASCII_NOT_LETTERS = bytes(c for c in range(128) if not chr(c).isalpha())
 
 BOOK_NAME = "pg98"
 BOOK_URLS = (
@@ -62,23 +67,42 @@ def book_path(urls: tuple[str, ...] = BOOK_URLS, timeout: float = 30.0) -> Path:
     return download(urls, dest, timeout)
 
 
+AUTO_SAMPLE = 1 << 20  # characters of the text `vocab` auto reads to choose
+AUTO_FOREIGN = 0.005  # the share of letters beyond ASCII above which auto keeps them
+
+
 @dataclass
 class Corpus:
     name: str
     vocab: Vocab
-    train: np.ndarray  # (N_train,) uint8
-    val: np.ndarray  # (N_val,) uint8
-    test: np.ndarray  # (N_test,) uint8
+    train: np.ndarray  # (N_train,) ids: uint8, or uint16 beyond 256 symbols
+    val: np.ndarray  # (N_val,)
+    test: np.ndarray  # (N_test,)
     fracs: tuple[float, float] = (0.05, 0.05)
-    mapped: Path | None = None  # the prepared uint8 file, when memory-mapped
+    mapped: Path | None = None  # the prepared ids' file, when memory-mapped
+    counts: np.ndarray | None = None  # (V,) how often each symbol occurs in the whole text
+    vocab_name: str = ""  # the vocabulary asked for (auto: the one it chose)
+    vocab_why: str = ""  # auto: why it chose
 
     def refresh(self) -> Corpus:
         """Map a file-backed corpus afresh: the pages read so far leave this process's
         resident memory with the old mapping (an in-memory corpus is returned as is)."""
         if self.mapped is None:
             return self
-        ids = map_file(self.mapped)
-        return Corpus(self.name, self.vocab, *split(ids, *self.fracs), self.fracs, self.mapped)
+        ids = map_file(self.mapped, self.vocab.dtype)
+        return Corpus(self.name, self.vocab, *split(ids, *self.fracs), self.fracs, self.mapped,
+                      self.counts, self.vocab_name, self.vocab_why)
+
+    def describe(self, name: str | None = None) -> str:
+        """The vocabulary (called `name`, if it was given as a Vocab) in a few words, for a
+        run's first line."""
+        name = self.vocab_name or name or "given"
+        what = {"bytes": "UTF-8 bytes", "unicode": "the text's own characters",
+                "ascii": "ASCII", "seed": "the notebook's ASCII",
+                "corpus": "the ASCII characters of the text"}.get(name, "")
+        line = f"vocabulary {name}: {len(self.vocab):,} symbols"
+        return line + (f", {what}" if what else "") + (f" ({self.vocab_why})"
+                                                        if self.vocab_why else "")
 
 
 def split(ids: np.ndarray, val_frac: float, test_frac: float):
@@ -94,27 +118,60 @@ def corpus_name(text: str | os.PathLike | list[str] | None) -> str:
     return BOOK_NAME if text is None else name_of(text)
 
 
-def load_corpus(text: str | os.PathLike | list[str] | None, vocab: Vocab | str = "ascii",
+def choose_vocab(paths: list[Path], encoding: str | None = None) -> tuple[str, str]:
+    """What `vocab` auto picks, and why: ascii for text whose letters (and symbols, emoji
+    included) are (nearly) all ASCII, so typographic quotes and dashes in an English book are
+    no reason to leave it; the text's own characters (unicode) otherwise. Reads the first
+    AUTO_SAMPLE characters."""
+    plain = other = seen = 0
+    for path in paths:
+        for text in text_chunks(path, False, encoding):
+            text = text[:AUTO_SAMPLE - seen]
+            seen += len(text)
+            plain += len(text.encode("ascii", "ignore").translate(None, ASCII_NOT_LETTERS))
+            other += sum(unicodedata.category(c)[0] in "LMNS" for c in "".join(
+                NON_ASCII.findall(text)))
+            if seen >= AUTO_SAMPLE:
+                break
+        if seen >= AUTO_SAMPLE:
+            break
+    share = other / max(plain + other, 1)
+    if share > AUTO_FOREIGN:
+        return "unicode", f"auto: {share:.0%} of its letters are not ASCII"
+    return "ascii", ("auto: its letters are ASCII" if not other else
+                     f"auto: {share:.2%} of its letters are not ASCII")
+
+
+def load_corpus(text: str | os.PathLike | list[str] | None, vocab: Vocab | str = "auto",
                 val_frac: float = 0.05, test_frac: float = 0.05,
                 encoding: str | None = None, cache: str | os.PathLike | None = None,
-                reuse: str | os.PathLike | None = None) -> Corpus:
+                reuse: str | os.PathLike | None = None, min_count: int = 1) -> Corpus:
     """Read, clean, encode and split a corpus (`text=None` means the book; else a file, a
-    folder, a glob or a list of them: sources.expand). A corpus larger than 64 MB is prepared
-    into `cache`/corpus.u8 and memory-mapped, when `cache` is given; a corpus prepared in the
-    folder `reuse` is read from there, never written there."""
+    folder, a glob or a list of them: sources.expand) into the vocabulary `vocab`: a Vocab,
+    or ascii, seed, corpus, unicode (with `min_count`), bytes, or auto (choose_vocab). A
+    corpus larger than 64 MB is prepared into `cache`/corpus.u8 and memory-mapped, when
+    `cache` is given; a corpus prepared in the folder `reuse` is read from there, never
+    written there."""
     if not (0 <= val_frac < 1 and 0 <= test_frac < 1 and val_frac + test_frac < 1):
         raise ScratchRNNError("`val_frac` and `test_frac` must be in [0, 1) and sum to less than 1")
+    if isinstance(vocab, str) and vocab not in VOCABS:
+        raise ScratchRNNError(f"unknown `vocab` {vocab!r}; choose {', '.join(VOCABS)}")
     paths = expand(text, encoding) if text is not None else [book_path()]
     for path in paths:
         check_file(path)
+    why = ""
+    if vocab == "auto":
+        vocab, why = choose_vocab(paths, encoding)
     dest = None
     if cache is not None and sum(p.stat().st_size for p in paths) > MEMMAP_BYTES:
         dest = Path(cache) / "corpus.u8"
-    vocab, ids = encode_file(paths[0] if len(paths) == 1 else paths, vocab, encoding, dest,
-                             None if reuse is None else Path(reuse) / "corpus.u8")
+    vocab_name = vocab if isinstance(vocab, str) else ""
+    vocab, ids, counts = encode_file(paths[0] if len(paths) == 1 else paths, vocab, encoding,
+                                     dest, None if reuse is None else Path(reuse) / "corpus.u8",
+                                     min_count)
     mapped = dest if reuse is None else None  # the read-only commands that reuse never refresh
     return Corpus(corpus_name(text), vocab, *split(ids, val_frac, test_frac),
-                  (val_frac, test_frac), mapped)
+                  (val_frac, test_frac), mapped, counts, vocab_name, why)
 
 
 def make_streams(data: np.ndarray, batch: int) -> np.ndarray:

@@ -98,11 +98,8 @@ def read_vocab(spec: str | None, meta: dict[str, str]) -> Vocab:
     if any("\ud800" <= c <= "\udfff" for c in chars):  # undecodable bytes, or JSON's "\ud800"
         raise ScratchRNNError(f"{where} is not valid UTF-8 text (it holds a lone surrogate); "
                               "pass the model's characters as UTF-8")
-    if not chars.isascii():
-        raise ScratchRNNError(f"{where} has non-ASCII characters; scratchrnn reads ASCII text "
-                              "only, so it cannot import this model's vocabulary")
     try:
-        return Vocab(chars)
+        return Vocab(chars, meta.get("vocab_kind", "chars") if spec is None else "chars")
     except ScratchRNNError as e:
         raise ScratchRNNError(f"{where}: {e}; pass each of the model's characters once, in "
                               "index order") from None
@@ -194,8 +191,14 @@ def _torch_shapes(m: schema.Meta, prefix: str, emb, dec: str, I0) -> dict:
     return want
 
 
+def vocab_name(vocab: Vocab) -> str:
+    """The `vocab` an imported model's characters would come from."""
+    return "bytes" if vocab.kind == "bytes" else "corpus" if vocab.is_ascii else "unicode"
+
+
 def _meta(cfg: ModelConfig, vocab: Vocab, config: TrainConfig, source: str) -> dict:
     return {"format_version": FORMAT_VERSION, "model": cfg.to_dict(), "vocab": vocab.chars,
+            **({"vocab_kind": vocab.kind} if vocab.kind != "chars" else {}),
             "config": config.to_dict(), "step": 0, "imported_from": source}
 
 
@@ -222,7 +225,7 @@ def to_params(tensors: dict, vocab: Vocab, path="the state dict", out="runs/impo
         cfg = ModelConfig(V, H, cell, L, 0.0, dtype)
         check_model_memory(cfg, copies=4, hints={"parameters": "import it on a machine with "
                                                  "more memory"})  # weights, f64 copy, adam's 2
-        config = TrainConfig(out=str(out), vocab="corpus", cell=cell, hidden=H,
+        config = TrainConfig(out=str(out), vocab=vocab_name(vocab), cell=cell, hidden=H,
                              layers=L, dropout=0.0, dtype=dtype, ema=None)
         meta = _meta(cfg, vocab, config, source or str(path))
         m = schema.validate_meta(meta)

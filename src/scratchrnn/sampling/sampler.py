@@ -172,6 +172,7 @@ def _chars(model, vocab, ids, length, temperature, top_k, top_p, argmax, seed,
     # draw works on unnormalised weights in buffers made once (a softmax's division and sums
     # and the temporaries of `(z - z.max()) / T` cost 30-45 us per character, the model's
     # step at H=128 about as much).
+    text_of = vocab.writer()  # a bytes vocabulary's characters take several symbols
     w = np.empty(model.config.vocab_size, np.float64)  # (V,) exp((z - max z) / T)
     cum = np.empty_like(w)  # (V,) running sums of w
     for _ in range(length):
@@ -187,8 +188,10 @@ def _chars(model, vocab, ids, length, temperature, top_k, top_p, argmax, seed,
                 w[:] = filter_probs(w / w.sum(), top_k, top_p)
             np.cumsum(w, out=cum)
             nxt = min(int(cum.searchsorted(rng.random() * cum[-1], side="right")), len(w) - 1)
-        yield vocab.chars[nxt]
+        yield text_of(nxt)
         logits = next_logits(nxt)
+    if tail := text_of(None):
+        yield tail
 
 
 def sample(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200,

@@ -75,6 +75,8 @@ def save_checkpoint(path, model: CharRNN, vocab: Vocab, config: dict, meta: dict
     path = Path(path)
     full_meta = dict(meta or {}, format_version=FORMAT_VERSION, model=model.config.to_dict(),
                      config=config, vocab=vocab.chars)
+    if vocab.kind != "chars":  # a checkpoint without it (any older one) holds characters
+        full_meta["vocab_kind"] = vocab.kind
     arrays = {"meta": np.array(json_dumps(full_meta))}
     arrays.update({f"p/{k}": v for k, v in model.params.items()})
     arrays.update({f"opt/{k}": v for k, v in (opt_state or {}).items()})

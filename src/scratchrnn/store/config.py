@@ -12,20 +12,20 @@ from pathlib import Path
 
 from .. import limits
 from ..data.corpus import corpus_name
-from ..data.text import text_encoding
+from ..data.text import VOCABS, text_encoding
 from ..errors import ScratchRNNError, spelled
 from ..nn.model import ModelConfig, check_model_memory, window_memory
 
 # Fields added after runs were first saved, with the behaviour of a run saved without them:
 # a saved configuration that lacks one reads as that value, not as today's default.
-ADDED_LATER = {"ema": None}
+ADDED_LATER = {"ema": None, "vocab": "ascii"}
 
 # A model option is declared once, as a ModelConfig field (nn/model.py), and has a TrainConfig
 # field of the same name (two are shorter there): the run passes them on by this table.
 MODEL_OPTIONS = {f.name: {"hidden_size": "hidden", "num_layers": "layers"}.get(f.name, f.name)
                  for f in dataclasses.fields(ModelConfig) if f.name != "vocab_size"}
 # What changes the model or its data: a resumed run must keep them as they were.
-MODEL_KEYS = ("text", "vocab", "encoding", *MODEL_OPTIONS.values(), "batch", "seq_len",
+MODEL_KEYS = ("text", "vocab", "min_count", "encoding", *MODEL_OPTIONS.values(), "batch", "seq_len",
               "val_frac", "test_frac", "optimizer", "seed", "val_chars")
 
 
@@ -45,7 +45,13 @@ class TrainConfig:
         "'src/**/*.c', or several (default: A Tale of Two Cities, downloaded once)", nargs="+")
     out: str | None = option(None, "run folder: new, empty or a scratchrnn run (default: "
                              "runs/<corpus name>, runs/<corpus name>-<preset> with `preset`)")
-    vocab: str = option("ascii", "ascii (96 symbols), seed (the notebook's 95) or corpus")
+    vocab: str = option("auto", "auto (ascii for text whose letters are ASCII, else unicode), "
+                        "ascii (96 symbols; other characters transliterated), seed (the "
+                        "notebook's 95), corpus (the ASCII characters the text uses), unicode "
+                        "(the text's own characters, NFC) or bytes (its 256 UTF-8 byte "
+                        "values)")
+    min_count: int = option(1, "with `vocab` unicode: a character seen fewer than N times "
+                            "is read as one unknown symbol, U+FFFD", metavar="N")
     encoding: str | None = option(None, "the file's encoding (default: UTF-8, falling back to "
                                   "cp1252)")
     # The default model won benchmarks/compare_cells.py on the book at a 5-minute budget.
@@ -222,7 +228,10 @@ def validate(cfg: TrainConfig) -> None:
                 raise ScratchRNNError(f"`{name}` must be a non-empty path or name, got "
                                       f"{one!r}")
     text_encoding(cfg.encoding)  # before any file is read or written
-    choices = {"vocab": ("ascii", "seed", "corpus"), "optimizer": ("sgd", "adagrad", "adam"),
+    limits.integer(cfg.min_count, "min_count", 1)
+    if cfg.min_count > 1 and cfg.vocab not in ("auto", "unicode"):
+        raise ScratchRNNError(f"`min_count` applies to `vocab` unicode, not {cfg.vocab}")
+    choices = {"vocab": VOCABS, "optimizer": ("sgd", "adagrad", "adam"),
                "schedule": ("constant", "cosine"), "on_nan": ("stop", "skip")}
     for name, allowed in choices.items():
         if getattr(cfg, name) not in allowed:
@@ -241,12 +250,13 @@ def model_config(cfg: TrainConfig, vocab_size: int) -> ModelConfig:
             from None
 
 
-def check_training_memory(cfg: TrainConfig) -> None:
+def check_training_memory(cfg: TrainConfig, vocab_size: int | None = None) -> None:
     """Refuse a run whose weights, gradients, optimizer state, weight average and one training
-    window (or one validation window of up to 64 streams) would not fit in memory."""
-
-    # The largest vocabulary each choice can have: the corpus one is a subset of ascii's 96.
-    vocab_size = 95 if cfg.vocab == "seed" else 96
+    window (or one validation window of up to 64 streams) would not fit in memory, over a
+    vocabulary of `vocab_size` symbols (None: before the text is read, the fewest `vocab` may
+    give: training checks again once it knows)."""
+    if vocab_size is None:
+        vocab_size = {"seed": 95, "bytes": 256}.get(cfg.vocab, 96)
     model = model_config(cfg, vocab_size)
     copies = 2 + {"sgd": 0, "adagrad": 1, "adam": 2}[cfg.optimizer] + (1 if cfg.ema else 0)
     window = max(window_memory(model, cfg.batch, cfg.seq_len, backward=True),

@@ -25,9 +25,9 @@ HASH_CHUNK = 1 << 24  # ids hashed at a time: a memory-mapped corpus is never re
 def corpus_identity(corpus: Corpus, text: str | os.PathLike | None) -> dict:
     """{"chars", "sha256", "path"} of the whole cleaned corpus (train + val + test, in order)."""
     h, n = hashlib.sha256(), 0
-    for part in (corpus.train, corpus.val, corpus.test):  # each (N_part,) uint8
+    for part in (corpus.train, corpus.val, corpus.test):  # each (N_part,) uint8 or uint16
         for start in range(0, len(part), HASH_CHUNK):
-            chunk = np.ascontiguousarray(part[start:start + HASH_CHUNK], np.uint8)
+            chunk = np.ascontiguousarray(part[start:start + HASH_CHUNK])
             h.update(chunk)
             n += len(chunk)
     return {"chars": n, "sha256": h.hexdigest(),
@@ -38,7 +38,7 @@ def vocab_arg(name, vocab: Vocab) -> str | Vocab:
     """What to pass load_corpus to encode a run's text with its vocabulary `vocab`: the saved
     name when it is a fixed vocabulary with exactly these characters (so a prepared corpus
     training cached under that name is reused, not prepared again), else the vocabulary."""
-    if name in ("ascii", "seed") and Vocab.named(name).chars == vocab.chars:
+    if name in ("ascii", "seed", "bytes") and Vocab.named(name) == vocab:
         return name
     return vocab
 

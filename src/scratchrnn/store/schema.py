@@ -20,7 +20,7 @@ import typing
 import numpy as np
 
 from .. import limits
-from ..data.text import Vocab
+from ..data.text import KINDS, SURROGATES, Vocab
 from ..errors import ScratchRNNError
 from ..nn import cells
 from ..nn.model import DTYPES, RECURRENT_INITS, ModelConfig, param_shapes
@@ -180,6 +180,11 @@ def boolean(v, where):
 def vocab_chars(v, where):
     if not isinstance(v, str):
         _raise(where, "a string of characters", v)
+    if not 1 <= len(v) <= limits.MAX_SYMBOLS:
+        raise Invalid(f"{where} has {len(v):,} characters; a vocabulary has 1 to "
+                      f"{limits.MAX_SYMBOLS:,}")
+    if SURROGATES.search(v):
+        raise Invalid(f"{where} is not valid Unicode (it holds half a surrogate pair)")
 
 
 def field_check(hint):
@@ -219,7 +224,7 @@ def option_check(hint):
 
 MODEL_CHECKS = {**{name: option_check(hint)
                    for name, hint in typing.get_type_hints(ModelConfig).items()},
-                "vocab_size": integer(1, 128),  # unique ASCII characters
+                "vocab_size": integer(1, limits.MAX_SYMBOLS),  # two-byte ids at most
                 "hidden_size": integer(1, limits.MAX_HIDDEN),
                 "num_layers": integer(1, limits.MAX_LAYERS),
                 "cell": choice(*cells.GATES), "dtype": choice(*DTYPES),
@@ -251,6 +256,8 @@ META = {
     "format_version": (True, integer(1)),
     "model": (True, model_config),
     "vocab": (True, vocab_chars),
+    "vocab_kind": (False, choice(*KINDS)),
+    "vocab_counts": (False, list_of(integer(0), limits.MAX_SYMBOLS)),  # in the training text
     "config": (True, train_config),
     "step": (False, integer(0, MAX_STEPS)),
     "epoch": (False, integer(0, MAX_STEPS)),
@@ -286,12 +293,16 @@ def validate_meta(meta) -> Meta:
         elif required:
             raise Invalid(f"the metadata lacks {key!r}")
     try:
-        model, vocab = ModelConfig(**meta["model"]), Vocab(meta["vocab"])
+        model = ModelConfig(**meta["model"])
+        vocab = Vocab(meta["vocab"], meta.get("vocab_kind", "chars"))
     except ScratchRNNError as e:
         raise Invalid(f"bad model config or vocabulary: {e}") from None
     if len(vocab) != model.vocab_size:
         raise Invalid(f"vocabulary has {len(vocab)} characters, model expects "
                       f"{model.vocab_size}")
+    if len(meta.get("vocab_counts", vocab.chars)) != len(vocab):
+        raise Invalid(f"vocab_counts has {len(meta['vocab_counts'])} counts for "
+                      f"{len(vocab)} characters")
     for mkey, ckey in MODEL_OPTIONS.items():  # the model a config was built into
         if ckey in meta["config"] and meta["config"][ckey] != getattr(model, mkey):
             raise Invalid(f"config.{ckey} is {show(meta['config'][ckey])} but the model's "

@@ -19,9 +19,9 @@ import numpy as np
 
 from .. import limits
 from ..data.corpus import make_streams
-from ..data.prepare import ascii_chunks, check_file
+from ..data.prepare import check_file, text_chunks
 from ..data.sources import expand
-from ..data.text import Vocab
+from ..data.text import UNKNOWN, Vocab
 from ..errors import ScratchRNNError
 from ..nn.model import CharRNN, check_ids, check_model_memory, forward, window_memory
 
@@ -148,29 +148,33 @@ def report(nats: float) -> dict:
 
 def unknown_characters(text, vocab: Vocab, encoding: str | None = None) -> int:
     """Count the characters of a text (a file, folder, glob or several) that `vocab` has no
-    symbol for (cleaning reads them as spaces, so a model with a corpus vocabulary would be
-    scored on an altered text), and warn in one line when there are any. Newlines are not
-    counted for a vocabulary without them: reading them as spaces is that vocabulary's
-    definition (the notebook's)."""
-
-    paths = expand(text, encoding)
-    unknown = np.ones(128, bool)  # (128,) by ASCII code: no symbol in the vocabulary
-    unknown[[ord(c) for c in vocab.chars]] = False
-    if vocab == Vocab.seed():
-        unknown[ord("\n")] = False
-    count, total, seen = 0, 0, np.zeros(128, bool)
-    for path in paths:
+    symbol for (cleaning reads them as its unknown symbol or a space, so a model with a
+    corpus or unicode vocabulary would be scored on an altered text), and warn in one line
+    when there are any. Newlines are not counted for a vocabulary without them: reading them
+    as spaces is that vocabulary's definition (the notebook's). A bytes vocabulary has none."""
+    if vocab.kind == "bytes":
+        return 0
+    known = set(vocab.chars) | ({"\n"} if vocab == Vocab.seed() else set())
+    count, total, seen = 0, 0, set()
+    for path in expand(text, encoding):
         check_file(path)
-        for piece in ascii_chunks(path, encoding):  # the cleaning, up to the vocabulary
-            codes = np.frombuffer(piece.encode("ascii"), np.uint8)  # (N,)
-            hit = unknown[codes]
-            count += int(hit.sum())
-            total += codes.size
-            seen[codes[hit]] = True
+        for piece in text_chunks(path, vocab.is_ascii, encoding):  # cleaned, up to the vocab
+            total += len(piece)
+            if vocab.is_ascii:  # one vectorised pass over ASCII codes
+                codes = np.frombuffer(piece.encode("ascii"), np.uint8)  # (N,)
+                unknown = np.ones(128, bool)  # (128,) by ASCII code: no symbol for it
+                unknown[[ord(c) for c in known]] = False
+                hit = codes[unknown[codes]]
+                count += hit.size
+                seen.update(map(chr, np.unique(hit).tolist()))
+            else:
+                missing = set(piece) - known
+                count += sum(map(piece.count, missing))
+                seen |= missing
     if count:
         where = text if isinstance(text, str) else ", ".join(map(str, text))
-        chars = "".join(chr(c) for c in np.flatnonzero(seen))
+        instead = "UNKNOWN (U+FFFD)" if UNKNOWN in vocab.chars else "spaces"
         warnings.warn(f"{count:,} of {total:,} characters of {where} ({100 * count / total:.2g}%) "
-                      f"are not in the model's vocabulary ({chars!r}) and are read as spaces; the "
-                      "loss is that of the text so changed", stacklevel=2)
+                      f"are not in the model's vocabulary ({''.join(sorted(seen))!r}) and are read "
+                      f"as {instead}; the loss is that of the text so changed", stacklevel=2)
     return count

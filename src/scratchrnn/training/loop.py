@@ -26,7 +26,7 @@ from ..nn.model import CharRNN, backward, forward
 from ..safejson import dumps as json_dumps
 from ..sampling.sampler import generate
 from ..store.checkpoint import load_checkpoint, save_checkpoint, usable_model
-from ..store.config import MODEL_KEYS, TrainConfig, default_out, model_config
+from ..store.config import MODEL_KEYS, TrainConfig, check_training_memory, default_out, model_config
 from ..store.owner import RunFolder
 from ..store.resume import check_same_text, corpus_identity, resume_text, vocab_arg
 from ..threads import BlasThreads
@@ -118,8 +118,11 @@ def train(config: TrainConfig | None = None, *, resume=None, progress: bool = Tr
         vocab = vocab_arg(cfg.vocab, ckpt.vocab) if ckpt else cfg.vocab
         if not lead:
             comm.barrier("corpus")  # rank 0 prepares a large corpus once; the others map it
-        corpus = load_corpus(cfg.text, vocab, cfg.val_frac,
-                             cfg.test_frac, cfg.encoding, cache=out)
+        corpus = load_corpus(cfg.text, vocab, cfg.val_frac, cfg.test_frac, cfg.encoding,
+                             cache=out, min_count=cfg.min_count)
+        if corpus.vocab_name:  # auto: the run records what it chose
+            cfg = cfg.replace(vocab=corpus.vocab_name)
+        check_training_memory(cfg, len(corpus.vocab))
         if lead:
             comm.barrier("corpus")
         identity = corpus_identity(corpus, cfg.text)
@@ -149,6 +152,7 @@ def train(config: TrainConfig | None = None, *, resume=None, progress: bool = Tr
             opt_state = optim.init_state(cfg.optimizer, model.params)
             state, meta = model.init_state(cfg.batch), {}
         meta["corpus"] = identity
+        meta["vocab_counts"] = corpus.counts.tolist()
         return _loop(cfg, corpus, model, opt_state, state, meta, out, progress, log, comm)
 
 
@@ -165,6 +169,7 @@ class RunState:
     best_val: float | None = None
     acc: tuple = (0.0, 0)  # train loss summed since the last logged row, and its step count
     corpus: dict | None = None  # the text's identity, which a resume checks
+    vocab_counts: list | None = None  # how often each symbol occurs in the text
 
     @classmethod
     def of(cls, meta: dict) -> RunState:
@@ -203,7 +208,8 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
                            None, best, "finished", history)
     signals = Signals()
     signals.say(log, f"training {model!r} on {corpus.name}: {len(corpus.train):,} train / "
-                f"{len(corpus.val):,} val characters, {n_win} windows per epoch -> {out}")
+                f"{len(corpus.val):,} val symbols, {n_win} windows per epoch -> {out}")
+    signals.say(log, corpus.describe(cfg.vocab))
     blas = BlasThreads(comm.size)  # fewer threads while other processes keep cores busy
     signals.say(log, blas.line)
     # what a diverging run can point to: a checkpoint of this run, not one it is replacing
@@ -299,7 +305,7 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
         nonlocal last_saved
         now = RunState(step, epoch, win, rng.bit_generator.state,
                        run.elapsed_s + time.perf_counter() - t0, history, best,
-                       (acc_loss, acc_n), meta["corpus"])
+                       (acc_loss, acc_n), meta["corpus"], meta["vocab_counts"])
         save_checkpoint(path, model, corpus.vocab, cfg.to_dict(), now.meta(), opt_state, every)
         last_saved = comm.saved = out / "checkpoint.npz"
 

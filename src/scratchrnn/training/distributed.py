@@ -35,7 +35,7 @@ import numpy as np
 
 from ..data.prepare import CHUNK_BYTES, MEMMAP_BYTES, raw_chunks, source_key
 from ..data.sources import expand
-from ..errors import PYTHON, Interrupted, ScratchRNNError, Voice, as_flag
+from ..errors import PYTHON, Interrupted, ScratchRNNError, Voice
 
 ERROR_TAG = 77  # a failing rank's one-line report to rank 0
 STOPS = ("SIGINT", "SIGTERM", "SIGPIPE", "max_steps", "epochs", "time_budget")
@@ -144,18 +144,18 @@ def data_identity(source, encoding: str | None) -> tuple[str, str]:
 
 
 def run_fields(cfg, ckpt, allow_new_text: bool) -> dict[str, tuple[str, str]]:
-    """Every setting the ranks must share, as flag -> (SHA-256 of its value, what to show):
-    every training option (`cfg`, whose `text` train() has made absolute, so that the same
-    file named from another folder agrees), the run resumed and its step, --allow-new-text and
-    the text's content. --quiet and --overwrite are left out: they change only rank 0's
-    output."""
+    """Every setting the ranks must share, as its backticked parameter (which fail's voice
+    says) -> (SHA-256 of its value, what to show): every training option (`cfg`, whose `text`
+    train() has made absolute, so that the same file named from another folder agrees), the
+    run resumed and its step, `allow_new_text` and the text's content. `progress` (--quiet)
+    and `overwrite` are left out: they change only rank 0's output."""
     source = cfg.text
     resumed = None if ckpt is None else (f"{os.path.abspath(ckpt.path)} at step "
                                          f"{ckpt.meta.get('step', 0)}")
     values = {**cfg.to_dict(), "text": source, "out": os.path.abspath(cfg.out),
               "resume": resumed, "allow_new_text": bool(allow_new_text)}
-    fields = {as_flag(k): (_digest(json.dumps(v, sort_keys=True).encode()),
-                                            _show(v)) for k, v in values.items()}
+    fields = {f"`{k}`": (_digest(json.dumps(v, sort_keys=True).encode()), _show(v))
+              for k, v in values.items()}
     fields["the text's content"] = data_identity(source, cfg.encoding)
     return fields
 

@@ -155,6 +155,29 @@ def test_a_model_option_is_named_in_two_source_files(option):
     assert files == ["nn/model.py", "store/config.py"], files
 
 
+def test_an_imported_run_takes_every_model_option_from_its_model(monkeypatch):
+    """torch_import names only what the weights say: the run's other model options come from
+    the model it builds (store.config.MODEL_OPTIONS), so a TrainConfig default that differs
+    from ModelConfig's (here a stand-in: `recurrent_init` orthogonal) cannot split them."""
+    import numpy as np  # noqa: PLC0415
+
+    from scratchrnn.data.text import Vocab  # noqa: PLC0415
+    from scratchrnn.interop import torch_import  # noqa: PLC0415
+    from scratchrnn.store.config import MODEL_OPTIONS  # noqa: PLC0415
+
+    V, E, H = 5, 3, 4
+    rng = np.random.default_rng(0)
+    tensors = {name: rng.random(shape, np.float32) for name, shape in (
+        ("embed.weight", (V, E)), ("rnn.weight_ih_l0", (3 * H, E)),
+        ("rnn.weight_hh_l0", (3 * H, H)), ("fc.weight", (V, H)))}
+    monkeypatch.setattr(torch_import, "TrainConfig", lambda **kw: sr.TrainConfig(
+        **{"recurrent_init": "orthogonal", **kw}))
+    m, _, meta = torch_import.to_params(tensors, Vocab("abcde"))
+    assert (m.model.cell, m.model.hidden_size, m.model.num_layers) == ("gru", H, 1)
+    assert {c: meta["config"][c] for c in MODEL_OPTIONS.values()} == {
+        c: meta["model"][k] for k, c in MODEL_OPTIONS.items()}
+
+
 def test_every_parameter_a_library_message_names_is_a_flag():
     """What the CLI renders a backticked name as is an option some command has."""
     from scratchrnn.cli.commands import build_parser  # noqa: PLC0415

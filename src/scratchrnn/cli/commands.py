@@ -12,7 +12,7 @@ import typing
 import warnings
 from pathlib import Path
 
-from ..errors import ScratchRNNError, Voice, as_flag, spelled
+from ..errors import ScratchRNNError, Voice, as_flag
 from ..fsutil import describe_os_error
 from ..inside.visualize import visualize_run
 from ..safejson import dumps as json_dumps
@@ -26,7 +26,7 @@ from ..training.loop import train
 from ..training.plot import plot_history, read_metrics
 
 EXIT_ERROR, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM, EXIT_SIGPIPE = 1, 2, 130, 143, 141
-# how a training run (and the MPI job it starts) says its lines here: flags and commands
+# how the command line says the library's lines: parameters as flags, and its own commands
 CLI = Voice(as_flag, lambda run: f"scratchrnn train --resume {run}",
             "mpiexec -n 2 scratchrnn train --distributed mpi ...")
 
@@ -45,7 +45,7 @@ def _flag(hint, metadata) -> dict:
     """argparse's keywords for a TrainConfig field: its type from the annotation (a switch
     for a bool), its help and any detail from its declaration (config.option)."""
     kw = dict(metadata)
-    kw["help"] = spelled(kw["help"], as_flag)
+    kw["help"] = CLI(kw["help"])
     if hint is bool:
         kw.update(action=argparse.BooleanOptionalAction, default=None)
     elif "type" not in kw and "nargs" not in kw:
@@ -298,7 +298,7 @@ def _cmd_serve(args) -> int:
 
 
 def _warn(message, category, filename, lineno, file=None, line=None):
-    print(f"scratchrnn: warning: {spelled(str(message), as_flag)}", file=sys.stderr)
+    print(f"scratchrnn: warning: {CLI(str(message))}", file=sys.stderr)
 
 
 def _speaks(argv) -> bool:
@@ -325,7 +325,7 @@ def main(argv=None) -> int:
         return commands[args.command](args)
     except ScratchRNNError as e:
         if _speaks(argv):
-            print(f"scratchrnn: error: {spelled(str(e), as_flag)}", file=sys.stderr)
+            print(f"scratchrnn: error: {CLI(str(e))}", file=sys.stderr)
         else:  # rank 0 may be waiting for this rank, started with other flags
             from ..training.distributed import report_early
 

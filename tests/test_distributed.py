@@ -412,19 +412,19 @@ def test_every_training_option_is_compared(text, tmp_path):
     cfg = TrainConfig(text=str(text), out=str(tmp_path / "run"))
     fields = run_fields(cfg, None, False)
     for f in dataclasses.fields(TrainConfig):
-        assert "--" + f.name.replace("_", "-") in fields
+        assert f"`{f.name}`" in fields
     changed = run_fields(cfg.replace(beta2=0.99), None, False)
-    assert [k for k in fields if fields[k] != changed[k]] == ["--beta2"]
+    assert [k for k in fields if fields[k] != changed[k]] == ["`beta2`"]
 
 
 def test_a_disagreement_names_the_first_rank_that_differs():
     from scratchrnn.training.distributed import disagreement
 
-    same, seed = ("a", "8"), {"--seed": ("s0", "0")}
-    ranks = [{"--hidden": same, **seed}, {"--hidden": same, **seed},
-             {"--hidden": ("b", "12"), **seed}, {"--hidden": ("c", "14"), "--seed": ("s1", "1")}]
+    same, seed = ("a", "8"), {"`seed`": ("s0", "0")}
+    ranks = [{"`hidden`": same, **seed}, {"`hidden`": same, **seed},
+             {"`hidden`": ("b", "12"), **seed}, {"`hidden`": ("c", "14"), "`seed`": ("s1", "1")}]
     assert disagreement(ranks) == (
-        "the MPI ranks disagree on --hidden (rank 0: 8, rank 2: 12) and --seed (rank 0: 0, "
+        "the MPI ranks disagree on `hidden` (rank 0: 8, rank 2: 12) and `seed` (rank 0: 0, "
         "rank 3: 1); start every rank with the same flags and the same files")
-    older = [{"--hidden": same}, {"--hidden": same, "--ema": ("e", "0.998")}]
-    assert "--ema (rank 0: missing, rank 1: 0.998)" in disagreement(older)
+    older = [{"`hidden`": same}, {"`hidden`": same, "`ema`": ("e", "0.998")}]
+    assert "`ema` (rank 0: missing, rank 1: 0.998)" in disagreement(older)

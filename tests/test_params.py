@@ -6,6 +6,7 @@ its JSON field. A TrainConfig checks itself when it is made."""
 
 import ast
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,22 +14,11 @@ from pathlib import Path
 import pytest
 
 import scratchrnn as sr
+from scratchrnn.cli.commands import main
 from scratchrnn.errors import as_flag, spelled
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "scratchrnn"
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z-]+")
-# Modules whose every message names parameters: none of their strings may spell a flag.
-CLEAN = ("config", "sample|sampler", "limits", "errors",  # a|b: the name before|after issue 29
-         "corpus", "prepare", "sources", "text", "page", "visualize", "checks", "export",
-         "onnx_export", "torch_import", "server", "owner", "resume", "evaluation")
-# Flag spellings still left in library strings outside the CLI: this may only go down. They
-# are not parameters named in a message but command-line output and commands a user types:
-# training's progress lines (loop.py: "raise --max-steps or --epochs to go on",
-# "(--allow-new-text)", "update skipped (--on-nan skip)"), printed as they are; and the
-# commands "continue with: scratchrnn train --resume RUN" (loop.py twice, distributed.py) and
-# "mpiexec -n 2 scratchrnn train --distributed mpi" (distributed.py).
-LEFT = 8
-
 
 def library_strings(path: Path) -> list[str]:
     """Every string constant in a module but its docstrings (which may show commands)."""
@@ -38,13 +28,6 @@ def library_strings(path: Path) -> list[str]:
             and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
     return [n.value for n in ast.walk(tree)
             if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docs]
-
-
-def module(names: str) -> Path:
-    hits = [p for name in names.split("|") for p in SRC.rglob(f"{name}.py")
-            if "__pycache__" not in p.parts]
-    assert len(hits) == 1, names
-    return hits[0]
 
 
 def test_every_training_option_is_its_flag():
@@ -86,19 +69,79 @@ def test_spelled_leaves_what_is_not_a_parameter():
     assert spelled("`length`", {}.get) == "length"
 
 
-@pytest.mark.parametrize("name", CLEAN)
-def test_modules_that_name_parameters_spell_no_flag(name):
-    flags = [s for s in library_strings(module(name)) if FLAG.search(s)]
-    assert not flags, f"{name} spells flags; name the parameter in backticks: {flags}"
+LIBRARY = sorted(p for p in SRC.rglob("*.py") if "__pycache__" not in p.parts
+                 and "cli" not in p.relative_to(SRC).parts)
 
 
-def test_flag_spellings_in_the_library_only_go_down():
-    n = sum(len(FLAG.findall(s)) for p in SRC.rglob("*.py")
-            if "__pycache__" not in p.parts and "cli" not in p.parts
-            and p.stem not in ("cli", "entry")
-            for s in library_strings(p))
-    assert n <= LEFT, (f"{n} flag spellings in library strings (at most {LEFT}): name the "
-                       "parameter in backticks instead; the CLI spells it")
+@pytest.mark.parametrize("path", LIBRARY, ids=lambda p: str(p.relative_to(SRC)))
+def test_no_library_module_spells_a_flag(path):
+    """Outside cli/ every message names parameters (and the commands a line points to come
+    from the front end's errors.Voice): no string spells a flag."""
+    flags = [s for s in library_strings(path) if FLAG.search(s)]
+    assert not flags, f"{path.name} spells flags; name the parameter in backticks: {flags}"
+
+
+# A run that diverges (on_nan skip: its later updates are skipped), stopped by a Ctrl-C at its
+# first evaluation and then resumed when it is already finished: the lines it prints, as each
+# front end says them.
+DIVERGING = dict(hidden=8, batch=2, seq_len=4, max_steps=8, eval_every=4, sample_length=0,
+                 on_nan="skip", optimizer="sgd", lr=1e38, clip_value=0, warmup=0)
+
+
+@pytest.mark.parametrize("front, skipped, resume, go_on, new_text", [
+    ("api", "update skipped (on_nan skip)", "train(resume='{out}')",
+     "raise max_steps or epochs to go on", "(allow_new_text)"),
+    ("cli", "update skipped (--on-nan skip)", "scratchrnn train --resume {out}",
+     "raise --max-steps or --epochs to go on", "(--allow-new-text)"),
+], ids=["api", "cli"])
+def test_a_runs_lines_are_said_by_its_front_end(front, skipped, resume, go_on, new_text,
+                                                 small_text, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    loop = sys.modules["scratchrnn.training.loop"]  # the module (sr.train is its function)
+    real = loop.evaluate
+
+    def evaluate(*args, **kw):
+        signal.raise_signal(signal.SIGINT)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(loop, "evaluate", evaluate)
+    if front == "api":
+        sr.train(sr.TrainConfig(text=str(small_text), out=str(out), **DIVERGING), progress=False)
+    else:
+        flags = [w for k, v in DIVERGING.items() for w in (as_flag(k), str(v))]
+        assert main(["train", "--text", str(small_text), "--out", str(out), *flags,
+                     "--quiet"]) == 130
+    monkeypatch.setattr(loop, "evaluate", real)
+    said = capsys.readouterr()
+    lines = said.err.splitlines()
+    assert lines and all(re.fullmatch(rf"step [34]: loss \S+, gradient norm \S+; "
+                                      rf"{re.escape(skipped)}", line) for line in lines), lines
+    assert (f"interrupted by SIGINT at step 4; saved {out / 'checkpoint.npz'} (continue with: "
+            f"{resume.format(out=out)})\n") in said.out
+    if front == "api":
+        sr.train(resume=out, max_steps=4, progress=False)
+    else:
+        assert main(["train", "--resume", str(out), "--max-steps", "4", "--quiet"]) == 0
+    assert capsys.readouterr().out == f"{out} is already finished at step 4; {go_on}\n"
+    small_text.write_text(small_text.read_text() + "A changed ending.\n")
+    if front == "api":
+        sr.train(resume=out, max_steps=5, allow_new_text=True, progress=False)
+    else:
+        assert main(["train", "--resume", str(out), "--max-steps", "5", "--allow-new-text",
+                     "--quiet"]) == 0
+    assert f"from the start of an epoch {new_text}\n" in capsys.readouterr().out
+
+
+def test_mpi_outside_mpiexec_says_how_each_front_end_starts_it(capsys):
+    from scratchrnn.training.distributed import session  # noqa: PLC0415 (mpi4py: optional)
+
+    with pytest.raises(sr.ScratchRNNError, match=r"mpiexec -n 2 python SCRIPT\.py") as e, \
+            session():
+        pass
+    assert not FLAG.search(str(e.value))
+    assert main(["train", "--distributed", "mpi"]) == 1
+    assert ("e.g. mpiexec -n 2 scratchrnn train --distributed mpi ...; without mpiexec"
+            in capsys.readouterr().err)
 
 
 @pytest.mark.parametrize("option", ["weight_drop", "locked_dropout"])
@@ -110,6 +153,29 @@ def test_a_model_option_is_named_in_two_source_files(option):
     files = sorted(str(p.relative_to(SRC)) for p in SRC.rglob("*.py")
                    if "__pycache__" not in p.parts and spellings.search(p.read_text()))
     assert files == ["nn/model.py", "store/config.py"], files
+
+
+def test_an_imported_run_takes_every_model_option_from_its_model(monkeypatch):
+    """torch_import names only what the weights say: the run's other model options come from
+    the model it builds (store.config.MODEL_OPTIONS), so a TrainConfig default that differs
+    from ModelConfig's (here a stand-in: `recurrent_init` orthogonal) cannot split them."""
+    import numpy as np  # noqa: PLC0415
+
+    from scratchrnn.data.text import Vocab  # noqa: PLC0415
+    from scratchrnn.interop import torch_import  # noqa: PLC0415
+    from scratchrnn.store.config import MODEL_OPTIONS  # noqa: PLC0415
+
+    V, E, H = 5, 3, 4
+    rng = np.random.default_rng(0)
+    tensors = {name: rng.random(shape, np.float32) for name, shape in (
+        ("embed.weight", (V, E)), ("rnn.weight_ih_l0", (3 * H, E)),
+        ("rnn.weight_hh_l0", (3 * H, H)), ("fc.weight", (V, H)))}
+    monkeypatch.setattr(torch_import, "TrainConfig", lambda **kw: sr.TrainConfig(
+        **{"recurrent_init": "orthogonal", **kw}))
+    m, _, meta = torch_import.to_params(tensors, Vocab("abcde"))
+    assert (m.model.cell, m.model.hidden_size, m.model.num_layers) == ("gru", H, 1)
+    assert {c: meta["config"][c] for c in MODEL_OPTIONS.values()} == {
+        c: meta["model"][k] for k, c in MODEL_OPTIONS.items()}
 
 
 def test_every_parameter_a_library_message_names_is_a_flag():

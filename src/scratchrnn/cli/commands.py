@@ -12,7 +12,7 @@ import typing
 import warnings
 from pathlib import Path
 
-from ..errors import ScratchRNNError, as_flag, spelled
+from ..errors import ScratchRNNError, Voice, as_flag
 from ..fsutil import describe_os_error
 from ..inside.visualize import visualize_run
 from ..safejson import dumps as json_dumps
@@ -26,6 +26,9 @@ from ..training.loop import train
 from ..training.plot import plot_history, read_metrics
 
 EXIT_ERROR, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM, EXIT_SIGPIPE = 1, 2, 130, 143, 141
+# how the command line says the library's lines: parameters as flags, and its own commands
+CLI = Voice(as_flag, lambda run: f"scratchrnn train --resume {run}",
+            "mpiexec -n 2 scratchrnn train --distributed mpi ...")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -42,7 +45,7 @@ def _flag(hint, metadata) -> dict:
     """argparse's keywords for a TrainConfig field: its type from the annotation (a switch
     for a bool), its help and any detail from its declaration (config.option)."""
     kw = dict(metadata)
-    kw["help"] = spelled(kw["help"], as_flag)
+    kw["help"] = CLI(kw["help"])
     if hint is bool:
         kw.update(action=argparse.BooleanOptionalAction, default=None)
     elif "type" not in kw and "nargs" not in kw:
@@ -159,7 +162,7 @@ def _cmd_train(args) -> int:
     if args.distributed:
         from ..training.distributed import session  # mpi4py loads only for distributed runs
 
-        with session() as comm:
+        with session(voice=CLI) as comm:
             return _train(args, fields, comm)
     return _train(args, fields, None)
 
@@ -169,7 +172,7 @@ def _train(args, fields, comm) -> int:
         if args.preset:
             raise ScratchRNNError("--preset starts a new run; drop it when you --resume")
         result = train(resume=args.resume, progress=not args.quiet,
-                       allow_new_text=args.allow_new_text, comm=comm, **fields)
+                       allow_new_text=args.allow_new_text, comm=comm, voice=CLI, **fields)
     else:
         if args.allow_new_text:
             raise ScratchRNNError("--allow-new-text goes with --resume; a new run reads any "
@@ -177,7 +180,7 @@ def _train(args, fields, comm) -> int:
         if args.preset and not fields["out"]:  # a run of its own, not the plain run's folder
             fields["out"] = str(default_out(fields["text"], args.preset))
         result = train(with_preset(args.preset), progress=not args.quiet,
-                       overwrite=args.overwrite, comm=comm, **fields)
+                       overwrite=args.overwrite, comm=comm, voice=CLI, **fields)
     return {"SIGINT": EXIT_SIGINT, "SIGTERM": EXIT_SIGTERM,
             "SIGPIPE": EXIT_SIGPIPE}.get(result.stopped, 0)
 
@@ -295,7 +298,7 @@ def _cmd_serve(args) -> int:
 
 
 def _warn(message, category, filename, lineno, file=None, line=None):
-    print(f"scratchrnn: warning: {spelled(str(message), as_flag)}", file=sys.stderr)
+    print(f"scratchrnn: warning: {CLI(str(message))}", file=sys.stderr)
 
 
 def _speaks(argv) -> bool:
@@ -322,11 +325,11 @@ def main(argv=None) -> int:
         return commands[args.command](args)
     except ScratchRNNError as e:
         if _speaks(argv):
-            print(f"scratchrnn: error: {spelled(str(e), as_flag)}", file=sys.stderr)
+            print(f"scratchrnn: error: {CLI(str(e))}", file=sys.stderr)
         else:  # rank 0 may be waiting for this rank, started with other flags
             from ..training.distributed import report_early
 
-            report_early(e)
+            report_early(e, CLI)
         return EXIT_ERROR
     except KeyboardInterrupt as e:  # a second Ctrl-C during training is Interrupted
         print("scratchrnn: interrupted", file=sys.stderr)

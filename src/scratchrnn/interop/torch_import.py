@@ -37,16 +37,17 @@ from ..data.text import Vocab, printable
 from ..errors import ScratchRNNError
 from ..fsutil import atomic_write_bytes, open_regular
 from ..nn import optim
+from ..nn.cells import GATES
 from ..nn.model import CharRNN, ModelConfig, check_model_memory
 from ..safejson import dumps as json_dumps
 from ..store import schema
 from ..store.checkpoint import FORMAT_VERSION, check_values, save_checkpoint
-from ..store.config import TrainConfig
+from ..store.config import MODEL_OPTIONS, TrainConfig
 from ..store.owner import RunFolder, check_run_out
 from .torch_files import bad, keystr, not_float, read_tensors
 
 RNN_KEY = re.compile(r"^(.*?)(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(\d+)(_reverse)?$")
-CELL_OF_GATES = {1: "rnn", 4: "lstm", 3: "gru"}
+CELL_OF_GATES = {g: cell for cell, g in GATES.items()}
 MAX_VOCAB_FILE = 1 << 16
 
 
@@ -222,11 +223,13 @@ def to_params(tensors: dict, vocab: Vocab, path="the state dict", out="runs/impo
                    f"{I0} is not the vocabulary size {V}")
     dtype = "float64" if all(v.dtype == np.float64 for v in tensors.values()) else "float32"
     try:  # the same checks, and the same memory check, as a checkpoint's and a training's
-        cfg = ModelConfig(V, H, cell, L, 0.0, dtype)
+        # what the weights say, and no dropout; every other option as ModelConfig declares it
+        cfg = ModelConfig(V, hidden_size=H, cell=cell, num_layers=L, dropout=0.0, dtype=dtype)
         check_model_memory(cfg, copies=4, hints={"parameters": "import it on a machine with "
                                                  "more memory"})  # weights, f64 copy, adam's 2
-        config = TrainConfig(out=str(out), vocab=vocab_name(vocab), cell=cell, hidden=H,
-                             layers=L, dropout=0.0, dtype=dtype, ema=None)
+        # the run trains on that very model: each option its TrainConfig field (MODEL_OPTIONS)
+        config = TrainConfig(out=str(out), vocab=vocab_name(vocab), ema=None,
+                             **{c: getattr(cfg, m) for m, c in MODEL_OPTIONS.items()})
         meta = _meta(cfg, vocab, config, source or str(path))
         m = schema.validate_meta(meta)
     except schema.Invalid as e:
@@ -243,7 +246,7 @@ def to_params(tensors: dict, vocab: Vocab, path="the state dict", out="runs/impo
     extra = sorted(set(tensors) - set(want))
     if extra:
         raise bad(path, f"unexpected tensor {keystr(extra[0])} for a {L}-layer model")
-    G = {"rnn": 1, "lstm": 4, "gru": 3}[cell]
+    G = GATES[cell]
     t = {k: v.astype(np.float64) for k, v in tensors.items()}  # fold exactly, round once
     params = {}
     for k in range(L):

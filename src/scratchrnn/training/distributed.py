@@ -35,7 +35,7 @@ import numpy as np
 
 from ..data.prepare import CHUNK_BYTES, MEMMAP_BYTES, raw_chunks, source_key
 from ..data.sources import expand
-from ..errors import Interrupted, ScratchRNNError, as_flag, spelled
+from ..errors import PYTHON, Interrupted, ScratchRNNError, Voice
 
 ERROR_TAG = 77  # a failing rank's one-line report to rank 0
 STOPS = ("SIGINT", "SIGTERM", "SIGPIPE", "max_steps", "epochs", "time_budget")
@@ -76,12 +76,12 @@ def under_launcher() -> bool:
     return any(v in os.environ for v in LAUNCHER_VARS)
 
 
-def connect(timeout: float | None = None) -> MPIComm:
-    """The world communicator, or one ScratchRNNError saying what is missing."""
+def connect(timeout: float | None = None, voice: Voice = PYTHON) -> MPIComm:
+    """The world communicator, or one ScratchRNNError saying what is missing. `voice` is how
+    the front end that started the job says its failures (fail)."""
     if not under_launcher():
-        raise ScratchRNNError("MPI training runs under mpiexec, e.g. mpiexec -n 2 scratchrnn "
-                              "train --distributed mpi ...; without mpiexec, train in one "
-                              "process")
+        raise ScratchRNNError(f"MPI training runs under mpiexec, e.g. {voice.launch}; without "
+                              "mpiexec, train in one process")
     try:
         from mpi4py import MPI
     except ImportError as e:
@@ -97,7 +97,7 @@ def connect(timeout: float | None = None) -> MPIComm:
         if not timeout > 0:
             raise ScratchRNNError(f"SCRATCHRNN_MPI_TIMEOUT must be a positive number of "
                                   f"seconds, got {raw!r}")
-    return MPIComm(MPI, MPI.COMM_WORLD, timeout)
+    return MPIComm(MPI, MPI.COMM_WORLD, timeout, voice)
 
 
 class PeerFailure(ScratchRNNError):
@@ -144,18 +144,18 @@ def data_identity(source, encoding: str | None) -> tuple[str, str]:
 
 
 def run_fields(cfg, ckpt, allow_new_text: bool) -> dict[str, tuple[str, str]]:
-    """Every setting the ranks must share, as flag -> (SHA-256 of its value, what to show):
-    every training option (`cfg`, whose `text` train() has made absolute, so that the same
-    file named from another folder agrees), the run resumed and its step, --allow-new-text and
-    the text's content. --quiet and --overwrite are left out: they change only rank 0's
-    output."""
+    """Every setting the ranks must share, as its backticked parameter (which fail's voice
+    says) -> (SHA-256 of its value, what to show): every training option (`cfg`, whose `text`
+    train() has made absolute, so that the same file named from another folder agrees), the
+    run resumed and its step, `allow_new_text` and the text's content. `progress` (--quiet)
+    and `overwrite` are left out: they change only rank 0's output."""
     source = cfg.text
     resumed = None if ckpt is None else (f"{os.path.abspath(ckpt.path)} at step "
                                          f"{ckpt.meta.get('step', 0)}")
     values = {**cfg.to_dict(), "text": source, "out": os.path.abspath(cfg.out),
               "resume": resumed, "allow_new_text": bool(allow_new_text)}
-    fields = {as_flag(k): (_digest(json.dumps(v, sort_keys=True).encode()),
-                                            _show(v)) for k, v in values.items()}
+    fields = {f"`{k}`": (_digest(json.dumps(v, sort_keys=True).encode()), _show(v))
+              for k, v in values.items()}
     fields["the text's content"] = data_identity(source, cfg.encoding)
     return fields
 
@@ -178,13 +178,13 @@ def disagreement(fields: list[dict]) -> str:
             "the same files")
 
 
-def report_early(exc: ScratchRNNError) -> None:
+def report_early(exc: ScratchRNNError, voice: Voice = PYTHON) -> None:
     """A rank other than 0 that failed before training began (a bad flag in its own command
     line) tells rank 0, which names it if it is waiting for this rank; a rank 0 that failed
     alike has said the same already, and mpiexec ends the job. Without MPI, nothing to do.
     The timeout is fixed: a bad SCRATCHRNN_MPI_TIMEOUT may be what this rank failed on."""
     try:
-        comm = connect(30.0)
+        comm = connect(30.0, voice)
     except ScratchRNNError:
         return
     comm.fail(exc)  # never returns
@@ -209,8 +209,8 @@ class _StreamRows:
 class MPIComm:
     """What the training loop asks of its peers; Alone is the one-process version."""
 
-    def __init__(self, MPI, comm, timeout: float):
-        self.MPI, self.comm, self.timeout = MPI, comm, timeout
+    def __init__(self, MPI, comm, timeout: float, voice: Voice = PYTHON):
+        self.MPI, self.comm, self.timeout, self.voice = MPI, comm, timeout, voice
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
         self.steps = 0  # reductions so far: the test hook's clock
         self.saved = None  # the run's last checkpoint, which a failure points to
@@ -315,13 +315,12 @@ class MPIComm:
         """End the whole job after `exc` on this rank: rank 0 prints the one line and aborts;
         another rank reports to rank 0 and waits to be aborted (then aborts itself)."""
         interrupted = isinstance(exc, Interrupted | KeyboardInterrupt)
-        # only the command line starts an MPI job: its parameters are spoken as flags
-        text = spelled(str(exc), as_flag) if isinstance(exc, ScratchRNNError) else (
+        text = self.voice(str(exc)) if isinstance(exc, ScratchRNNError) else (
             "interrupted" if interrupted else f"{type(exc).__name__}: {exc}")
         code = getattr(exc, "exit_code", 130) if interrupted else 1
         if isinstance(exc, PeerFailure):
             text += (f"; the job is stopped, its last checkpoint is {self.saved} (continue "
-                     f"with: scratchrnn train --resume {self.saved.parent})" if self.saved else
+                     f"with: {self.voice.resume(self.saved.parent)})" if self.saved else
                      "; the job is stopped before it saved a checkpoint")
         if self.rank == 0:
             print(f"scratchrnn: {text}" if interrupted else f"scratchrnn: error: {text}",
@@ -338,10 +337,11 @@ class MPIComm:
 
 
 @contextmanager
-def session(timeout: float | None = None):
+def session(timeout: float | None = None, voice: Voice = PYTHON):
     """`with session() as comm: train(..., comm=comm)`: any exception on any rank ends the
-    whole job (one line from rank 0) instead of leaving the other ranks waiting forever."""
-    comm = connect(timeout)
+    whole job (one line from rank 0, said in `voice`) instead of leaving the other ranks
+    waiting forever."""
+    comm = connect(timeout, voice)
     try:
         yield comm
     except BaseException as e:  # noqa: B036 - every way out must take the other ranks down

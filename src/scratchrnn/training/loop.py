@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from ..data.corpus import Corpus, load_corpus, make_streams, window, windows_per_epoch
 from ..data.sources import absolute
 from ..data.text import Vocab
-from ..errors import ScratchRNNError
+from ..errors import PYTHON, ScratchRNNError, Voice
 from ..fsutil import atomic_write_bytes
 from ..nn import optim
 from ..nn.model import CharRNN, backward, forward
@@ -40,7 +40,7 @@ REMAP_EVERY = 256  # steps between fresh mappings of a memory-mapped corpus
 
 @dataclass
 class TrainResult:
-    model: CharRNN  # the weights to use: their moving average with --ema
+    model: CharRNN  # the weights to use: their moving average with `ema`
     vocab: Vocab
     out: Path
     step: int
@@ -78,13 +78,14 @@ def _resume_config(ckpt, overrides: dict) -> TrainConfig:
 
 def train(config: TrainConfig | None = None, *, resume=None, progress: bool = True,
           overwrite: bool = False, allow_new_text: bool = False, log=print, comm=None,
-          **overrides) -> TrainResult:
+          voice: Voice = PYTHON, **overrides) -> TrainResult:
     """Train a new run from `config` (plus keyword overrides), or continue the run folder or
-    checkpoint `resume` (keyword overrides may raise --max-steps, --epochs, change --lr ...).
+    checkpoint `resume` (keyword overrides may raise `max_steps`, `epochs`, change `lr` ...).
     A resumed run checks that its text has the content it started with (`text=` may name the
     same text under another path); `allow_new_text` goes on over a changed text instead.
     `comm` (from `with distributed.session() as comm:`, under mpiexec) trains data-parallel:
-    rank 0 owns the run folder, and the other ranks read what it prepared."""
+    rank 0 owns the run folder, and the other ranks read what it prepared. `voice` is how
+    the front end says the lines the run prints (errors.Voice: the command line's says flags)."""
     comm = comm or Alone()
     lead = comm.rank == 0
     log = log if lead else (lambda *a, **k: None)  # the other ranks are quiet
@@ -141,11 +142,12 @@ def train(config: TrainConfig | None = None, *, resume=None, progress: bool = Tr
         if ckpt is not None:
             model = ckpt.trained
             opt_state, state, meta = ckpt.opt_state, ckpt.state, dict(ckpt.meta)
-            if not cfg.ema:  # a run resumed without --ema stops carrying its average
+            if not cfg.ema:  # a run resumed without `ema` stops carrying its average
                 opt_state = {k: v for k, v in opt_state.items() if not k.startswith("ema.")}
             if new_text:  # a new pass over the new text; its validation starts a new best
+                how = voice("(`allow_new_text`)")
                 log(f"the text changed since the run started; continuing over {corpus.name} "
-                    "from the start of an epoch (--allow-new-text)")
+                    f"from the start of an epoch {how}")
                 meta.update(window=0, best_val=None)
         else:
             model = CharRNN.from_config(model_config(cfg, len(corpus.vocab)), cfg.seed)
@@ -153,7 +155,8 @@ def train(config: TrainConfig | None = None, *, resume=None, progress: bool = Tr
             state, meta = model.init_state(cfg.batch), {}
         meta["corpus"] = identity
         meta["vocab_counts"] = corpus.counts.tolist()
-        return _loop(cfg, corpus, model, opt_state, state, meta, out, progress, log, comm)
+        return _loop(cfg, corpus, model, opt_state, state, meta, out, progress, log, comm,
+                     voice)
 
 
 @dataclass
@@ -179,7 +182,8 @@ class RunState:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progress, log, comm):
+def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progress, log, comm,
+          voice: Voice):
     lead, rows = comm.rank == 0, comm.rows(cfg.batch)  # this rank's streams
     streams = make_streams(corpus.train, cfg.batch)[rows]  # (B/N, L)
     state = {k: v[rows] for k, v in state.items()}  # (B/N, H) each
@@ -203,7 +207,8 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
         atomic_write_bytes(metrics_path, "".join(json_dumps(r) + "\n" for r in history).encode(),
                            "metrics")
     if total is not None and step >= total:
-        log(f"{out} is already finished at step {step}; raise --max-steps or --epochs to go on")
+        go_on = voice("raise `max_steps` or `epochs` to go on")
+        log(f"{out} is already finished at step {step}; {go_on}")
         return TrainResult(usable_model(model, opt_state), corpus.vocab, out, step, epoch,
                            None, best, "finished", history)
     signals = Signals()
@@ -229,7 +234,7 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
 
     def train_step(x, y):
         """One window forward and back, its gradients averaged over the ranks and clipped, and
-        the update (or, for a non-finite loss, the stop or skip --on-nan asks for)."""
+        the update (or, for a non-finite loss, the stop or skip `on_nan` asks for)."""
         nonlocal state, lr, acc_loss, acc_n
         loss, new_state, cache = forward(model.params, model.config, x, y, state, drop_rng)
         grads, _ = backward(cache, model.config)
@@ -257,7 +262,7 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
                 f"checkpoint is {last_saved}: resume it with a lower `lr`, "
                 "or pass `on_nan` skip")
         if lead:
-            tqdm.write(f"step {step + 1}: {what}; update skipped (--on-nan skip)",
+            tqdm.write(f"step {step + 1}: {what}; {voice('update skipped (`on_nan` skip)')}",
                        file=sys.stderr)
 
     def stop_reason():
@@ -366,10 +371,10 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
         why = signals.stdout_error
         why = "was closed" if why is None else f"could not be written ({why.strerror or why})"
         print(f"scratchrnn: stdout {why} at step {step}; saved {out / 'checkpoint.npz'} "
-              f"(continue with: scratchrnn train --resume {out})", file=sys.stderr)
+              f"(continue with: {voice.resume(out)})", file=sys.stderr)
     elif stopped in STOPPED_BY:
         signals.say(log, f"interrupted by {stopped} at step {step}; saved "
-                    f"{out / 'checkpoint.npz'} (continue with: scratchrnn train --resume {out})")
+                    f"{out / 'checkpoint.npz'} (continue with: {voice.resume(out)})")
     else:
         signals.say(log, f"stopped at step {step} ({stopped}); val "
                     f"{val if val is None else round(val, 4)} nats/char; checkpoints in {out}")

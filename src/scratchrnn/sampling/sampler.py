@@ -11,9 +11,11 @@ import numpy as np
 from .. import limits
 from ..data.text import Vocab
 from ..errors import ScratchRNNError
-from ..limits import MAX_CLAMP
+from ..fsutil import open_regular
+from ..limits import MAX_BEAM, MAX_CLAMP, MAX_PROMPT, MAX_SAMPLES, MAX_STOP
 from ..nn import cells, cells_ln
 from ..nn.model import CharRNN
+from .beam import search
 
 
 def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
@@ -21,6 +23,74 @@ def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -
                 hint="; use `argmax` for the most likely character every time")
     limits.integer(top_k, "top_k", 1, none_ok=True)
     limits.real(top_p, "top_p", 0.0, 1.0, lo_open=True, none_ok=True)
+
+
+def check_options(length: int, temperature, top_k, top_p, argmax, stop_at: str | None,
+                  beam: int | None, most: int = limits.MAX_SAMPLE_LENGTH) -> None:
+    """`stop_at` and `beam`, and what beam search cannot take: it draws nothing, so the
+    options that shape a draw do not apply to it (given, they would be ignored in silence).
+    `most`: the model steps one call may take (a beam takes `beam` per character)."""
+    if stop_at is not None:
+        if not isinstance(stop_at, str):
+            raise ScratchRNNError(f"`stop_at` must be a string, got {type(stop_at).__name__}")
+        if not stop_at:
+            raise ScratchRNNError("`stop_at` is empty; give the text that ends a sample, such as "
+                                  "a blank line, or leave it out")
+        if len(stop_at) > MAX_STOP:
+            raise ScratchRNNError(f"`stop_at` has {len(stop_at):,} characters; the most is "
+                                  f"{MAX_STOP}")
+    if beam is None:
+        return
+    limits.integer(beam, "beam", 1, MAX_BEAM)
+    given = {"temperature": temperature is not None, "top_k": top_k is not None,
+             "top_p": top_p is not None, "argmax": argmax is not False}
+    name = next((n for n, g in given.items() if g), None)
+    if name:
+        raise ScratchRNNError(f"`beam` and `{name}` together: beam search keeps the likeliest "
+                              f"texts and draws nothing, so `{name}` does not apply; drop one")
+    _at_most(beam, "beam", length, most, "model steps", "take", "a narrower beam")
+
+
+def check_samples(num_samples: int | None, length: int, beam: int | None,
+                  most: int = limits.MAX_SAMPLE_LENGTH) -> None:
+    if num_samples is None:
+        return
+    limits.integer(num_samples, "num_samples", 1, MAX_SAMPLES)
+    if beam is not None:
+        raise ScratchRNNError("`num_samples` and `beam` together: beam search finds one text, "
+                              "the same every time; drop one")
+    _at_most(num_samples, "num_samples", length, most, "characters", "generate", "fewer samples")
+
+
+def _at_most(n: int, name: str, length: int, most: int, unit: str, verb: str, fix: str):
+    if n * length > most:
+        raise ScratchRNNError(f"`{name}` {n:,} times `length` {length:,} is {n * length:,} "
+                              f"{unit}, more than the {most:,} one call may {verb}; ask for "
+                              f"{fix} or a shorter `length`")
+
+
+def seeds(seed: int | None, num_samples: int) -> list[int | None]:
+    """Sample i's seed: `seed` + i, so that sample i is what `seed` + i gives alone; None: each
+    sample draws fresh entropy from the operating system."""
+    return [None if seed is None else seed + i for i in range(num_samples)]
+
+
+def read_prompt(path) -> str:
+    """A prompt file's text, exactly (a final line break too), as UTF-8."""
+    hint = f"pass a UTF-8 text file of at most {MAX_PROMPT:,} characters"
+    with open_regular(path, "prompt file", hint, 4 * MAX_PROMPT) as f:  # UTF-8: <= 4 bytes each
+        raw = f.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ScratchRNNError(f"the prompt file {path} is not UTF-8 text (byte {e.start:,} "
+                              f"cannot be read); {hint}") from None
+    if not text:
+        raise ScratchRNNError(f"the prompt file {path} is empty; {hint}")
+    if len(text) > MAX_PROMPT:
+        raise ScratchRNNError(f"the prompt file {path} has {len(text):,} characters; the most "
+                              f"is {MAX_PROMPT:,}: keep the end that is to be continued")
+    return text
 
 
 def check_clamp(clamp, model: CharRNN) -> tuple[int, int, float] | None:
@@ -127,17 +197,32 @@ def stepper(model: CharRNN, clamp: tuple[int, int, float] | None = None):
                 h[c_unit] = c_value
         return W_yT @ hs[L - 1] + b_y
 
+    def state() -> list[np.ndarray]:  # a copy of what the next step reads (beam search)
+        return [a.copy() for a in hs + cs]
+
+    def restore(saved: list[np.ndarray]) -> None:
+        for a, b in zip(hs + cs, saved, strict=True):
+            a[...] = b
+
+    next_logits.state, next_logits.restore = state, restore
     return next_logits
 
 
 def generate(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200,
-             temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-             argmax: bool = False, seed: int | None = 0,
-             clamp: tuple[int, int, float] | None = None) -> Iterator[str]:
+             temperature: float | None = None, top_k: int | None = None,
+             top_p: float | None = None, argmax: bool = False, seed: int | None = 0,
+             clamp: tuple[int, int, float] | None = None, *, stop_at: str | None = None,
+             beam: int | None = None) -> Iterator[str]:
     """Yield `length` generated characters (the prompt itself is not repeated); `clamp`: see
     `stepper` (held while the prompt is read, too). Every argument is checked before the first
     character is made; stop consuming to stop generating (the training loop checks for Ctrl-C
-    between characters)."""
+    between characters).
+
+    `temperature` None is 1. `stop_at`: end where this text first appears in what is generated
+    (the prompt is not searched), without it; fewer than `length` characters then. `beam`: the
+    most likely continuation that beam search of this width finds (beam.py), instead of a
+    draw; it takes no `temperature`, `top_k`, `top_p` or `argmax`, and yields nothing until
+    the search is over."""
     if not isinstance(model, CharRNN):
         raise ScratchRNNError(f"model must be a CharRNN, got {type(model).__name__}")
     if not isinstance(vocab, Vocab):
@@ -147,6 +232,8 @@ def generate(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200,
     if prime is not None and not isinstance(prime, str):
         raise ScratchRNNError(f"the prompt must be a string, got {type(prime).__name__}")
     limits.integer(length, "length", 0, limits.MAX_SAMPLE_LENGTH)
+    check_options(length, temperature, top_k, top_p, argmax, stop_at, beam)
+    temperature = 1.0 if temperature is None else temperature
     check_sampling(temperature, top_k, top_p)
     clamp = check_clamp(clamp, model)
     limits.integer(seed, "seed", 0, none_ok=True)
@@ -158,7 +245,35 @@ def generate(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200,
                       "sampling without a prompt", stacklevel=2)
     if len(ids) == 0:  # start as after a line break (or a space), like the start of a paragraph
         ids = [next((vocab.chars.index(c) for c in "\n " if c in vocab.chars), 0)]
-    return _chars(model, vocab, ids, length, temperature, top_k, top_p, argmax, seed, clamp)
+    if beam is not None:
+        chars = _beam_chars(model, vocab, ids, length, beam, clamp, stop_at)
+    else:
+        chars = _chars(model, vocab, ids, length, temperature, top_k, top_p, argmax, seed, clamp)
+    return chars if stop_at is None else _until(chars, stop_at)
+
+
+def _until(chars: Iterator[str], stop_at: str) -> Iterator[str]:
+    """`chars` up to where `stop_at` first appears, without it. Characters that may begin it
+    are held back until the next ones show whether they do."""
+    held = ""
+    for ch in chars:
+        held += ch
+        cut = held.find(stop_at)
+        if cut >= 0:
+            yield from held[:cut]
+            return  # and the generator upstream makes no more characters
+        keep = next((k for k in range(min(len(held), len(stop_at) - 1), 0, -1)
+                     if held.endswith(stop_at[:k])), 0) if held[-1:] in stop_at else 0
+        yield from held[:len(held) - keep]
+        held = held[len(held) - keep:]
+    yield from held
+
+
+def _beam_chars(model, vocab, ids, length, width, clamp, stop_at) -> Iterator[str]:
+    step = stepper(model, clamp)
+    for i in ids:
+        logits = step(int(i))
+    yield from search(step, logits, width, length, vocab.chars, stop_at)
 
 
 def _chars(model, vocab, ids, length, temperature, top_k, top_p, argmax, seed,
@@ -192,10 +307,18 @@ def _chars(model, vocab, ids, length, temperature, top_k, top_p, argmax, seed,
 
 
 def sample(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200,
-           temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-           argmax: bool = False, seed: int | None = 0,
-           clamp: tuple[int, int, float] | None = None) -> str:
-    """The prompt followed by `length` generated characters (prime=None: no prompt)."""
-    chars = generate(model, vocab, prime, length, temperature, top_k, top_p, argmax, seed, clamp)
-    return (prime or "") + "".join(chars)
+           temperature: float | None = None, top_k: int | None = None,
+           top_p: float | None = None, argmax: bool = False, seed: int | None = 0,
+           clamp: tuple[int, int, float] | None = None, *, stop_at: str | None = None,
+           beam: int | None = None, num_samples: int | None = None) -> str | list[str]:
+    """The prompt followed by `length` generated characters (prime=None: no prompt); the
+    other arguments: see `generate`. `num_samples` N: a list of N such texts, independent
+    draws from the one prompt, sample i drawn with seed `seed` + i (`seeds`)."""
+    args = (model, vocab, prime, length, temperature, top_k, top_p, argmax)
+    more = dict(clamp=clamp, stop_at=stop_at, beam=beam)
+    if num_samples is None:
+        return (prime or "") + "".join(generate(*args, seed, **more))
+    check_samples(num_samples, length, beam)
+    runs = [generate(*args, s, **more) for s in seeds(seed, num_samples)]  # all checked first
+    return [(prime or "") + "".join(chars) for chars in runs]
 

@@ -63,6 +63,7 @@ def check_samples(num_samples: int | None, length: int, beam: int | None,
 
 
 def _at_most(n: int, name: str, length: int, most: int, unit: str, verb: str, fix: str):
+    limits.integer(length, "length", 0, limits.MAX_SAMPLE_LENGTH)
     if n * length > most:
         raise ScratchRNNError(f"`{name}` {n:,} times `length` {length:,} is {n * length:,} "
                               f"{unit}, more than the {most:,} one call may {verb}; ask for "

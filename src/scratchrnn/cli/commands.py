@@ -209,6 +209,7 @@ def _unescape(text: str | None) -> str | None:
 def _cmd_sample(args) -> int:
     if args.prime is not None and args.prime_file is not None:
         raise ScratchRNNError("--prime and --prime-file both give a prompt; pick one")
+    _nonempty(args.prime_file, "--prime-file")
     prime = read_prompt(args.prime_file) if args.prime_file is not None else args.prime or ""
     ckpt = load_checkpoint(args.run)
     # 0.8 for a draw; beam search draws nothing, and refuses a --temperature given to it

@@ -38,7 +38,7 @@ def check_options(length: int, temperature, top_k, top_p, argmax, stop_at: str |
                                   "a blank line, or leave it out")
         if len(stop_at) > MAX_STOP:
             raise ScratchRNNError(f"`stop_at` has {len(stop_at):,} characters; the most is "
-                                  f"{MAX_STOP}")
+                                  f"{MAX_STOP}; give a shorter one")
     if beam is None:
         return
     limits.integer(beam, "beam", 1, MAX_BEAM)

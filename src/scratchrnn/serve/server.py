@@ -8,7 +8,9 @@ Sentiment", steered text by fixing one unit's value).
     POST /api/inspect    {"text"} -> the activation view's data (`inside.inspect(...).to_dict()`,
                          which the page draws with visualize's renderer)
     POST /api/generate   {"prime", "length", "temperature", "top_k", "top_p", "argmax", "seed",
-                          "clamp": {"layer", "unit", "value"} | null} -> text/plain, streamed
+                          "clamp": {"layer", "unit", "value"} | null, "stop_at", "beam"}
+                         -> text/plain, streamed; with "num_samples": N -> {"samples": [N
+                         texts]}, sample i drawn with seed + i (JSON, when all are made)
 
 Standard library only (`http.server.ThreadingHTTPServer`): a local, single-user tool needs no
 new dependency, and a thread per request serves several clients (BENCHMARKS.md has the load
@@ -38,7 +40,7 @@ from ..errors import ScratchRNNError
 from ..inside.inspection import inspect
 from ..inside.page import renderer_css, renderer_js
 from ..safejson import dumps as json_dumps
-from ..sampling.sampler import generate
+from ..sampling.sampler import generate, seeds
 from ..store.checkpoint import Checkpoint, load_checkpoint
 from .connections import (
     MAX_CONNECTIONS,
@@ -255,6 +257,12 @@ class Handler(BaseHTTPRequestHandler):
     def _generate(self) -> None:
         pg = self.playground
         args = parse_generate(self._body(), pg.ckpt.model)
+        n = args.pop("num_samples")
+        if n is not None:
+            runs = [pg.generate(pg.ckpt.model, pg.ckpt.vocab, **dict(args, seed=s))
+                    for s in seeds(args["seed"], n)]  # every one checked before any is made
+            self._json(200, {"samples": ["".join(chars) for chars in runs]})
+            return
         chars = pg.generate(pg.ckpt.model, pg.ckpt.vocab, **args)
         first = next(chars, "")  # checks the prompt before the answer starts
         self.send_response(200)

@@ -35,6 +35,7 @@ def search(step, logits: np.ndarray, width: int, length: int, chars,
     scores = np.zeros(1)  # (n,) log-probability sum of each alive text
     states, logps, tails = [step.state()], [_log_softmax(logits)], [""]
     steps = []  # per character: (parent, char id) of each alive text, to read the best back
+    assert width < 1 << 15  # a parent's index is an int16 (limits.MAX_BEAM)
     best = (-np.inf, None)  # an ended text: (score, (character index, parent, char id))
     for t in range(length):
         cand = (scores[:, None] + np.stack(logps)).ravel()  # (n * V,)
@@ -59,7 +60,7 @@ def search(step, logits: np.ndarray, width: int, length: int, chars,
         if not parents:
             break
         scores = np.array(new_scores)
-        steps.append((np.array(parents), np.array(tokens)))
+        steps.append((np.array(parents, np.int16), np.array(tokens, np.int32)))  # K * length
         states, logps, tails = new_states, new_logps, new_tails
     if best[1] is not None and (len(steps) < length or best[0] >= scores.max()):
         # ended early, or fully grown texts all score below the ended one

@@ -9,7 +9,7 @@ import pytest
 
 import scratchrnn as sr
 from scratchrnn import limits
-from scratchrnn.sampling.sampler import read_prompt
+from scratchrnn.sampling.options import read_prompt
 
 V = 10
 MODEL = sr.CharRNN(V, 8, "gru", 1, seed=0)

@@ -18,7 +18,8 @@ from scratchrnn.errors import as_flag, spelled
 SRC = Path(__file__).resolve().parents[1] / "src" / "scratchrnn"
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z-]+")
 # Modules whose every message names parameters: none of their strings may spell a flag.
-CLEAN = ("config", "sample|sampler", "limits", "errors",  # a|b: the name before|after issue 29
+CLEAN = ("config", "sample|sampler", "options", "beam", "limits", "errors",  # a|b: the name
+         # before|after issue 29
          "corpus", "prepare", "sources", "text", "page", "visualize", "checks", "export",
          "onnx_export", "torch_import", "server", "owner", "resume", "evaluation")
 # Flag spellings still left in library strings outside the CLI: this may only go down. They

@@ -11,7 +11,8 @@ from conftest import tiny_run
 
 import scratchrnn as sr
 from scratchrnn.cli.commands import build_parser, main
-from scratchrnn.sampling.sampler import _until, stepper
+from scratchrnn.sampling.options import until
+from scratchrnn.sampling.sampler import stepper
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +151,7 @@ def test_the_prompt_is_not_searched_for_the_stop_text(ckpt):
     (list("stop"), "stop", ""),
 ])
 def test_held_back_characters_come_out_in_order(chunks, stop, want):
-    assert "".join(_until(iter(chunks), stop)) == want
+    assert "".join(until(iter(chunks), stop)) == want
 
 
 def test_stop_at_from_the_command_line_reads_escapes(run_dir, ckpt, capsys):

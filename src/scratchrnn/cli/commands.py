@@ -18,7 +18,8 @@ from ..fsutil import describe_os_error
 from ..inside.visualize import visualize_run
 from ..limits import MAX_BEAM, MAX_PROMPT, MAX_SAMPLES
 from ..safejson import dumps as json_dumps
-from ..sampling.sampler import check_samples, generate, read_prompt, seeds
+from ..sampling.options import check_samples, read_prompt, seeds
+from ..sampling.sampler import generate
 from ..store.checkpoint import load_checkpoint, resolve
 from ..store.config import PRESETS, TrainConfig, default_out, parse_duration, with_preset
 from ..store.owner import check_output, default_output

@@ -15,7 +15,8 @@ import socket
 from ..data.text import to_ascii
 from ..errors import ScratchRNNError, spelled
 from ..limits import MAX_BEAM, MAX_BODY, MAX_LENGTH, MAX_PROMPT, MAX_SAMPLES, MAX_SEED
-from ..sampling.sampler import check_clamp, check_options, check_samples, check_sampling
+from ..sampling.options import check_options, check_samples
+from ..sampling.sampler import check_clamp, check_sampling
 
 GENERATE_DEFAULTS = dict(prime="", length=200, temperature=0.8, top_k=None, top_p=None,
                          argmax=False, seed=0, clamp=None, stop_at=None, beam=None,

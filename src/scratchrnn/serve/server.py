@@ -40,7 +40,8 @@ from ..errors import ScratchRNNError
 from ..inside.inspection import inspect
 from ..inside.page import renderer_css, renderer_js
 from ..safejson import dumps as json_dumps
-from ..sampling.sampler import generate, seeds
+from ..sampling.options import seeds
+from ..sampling.sampler import generate
 from ..store.checkpoint import Checkpoint, load_checkpoint
 from .connections import (
     MAX_CONNECTIONS,

@@ -69,6 +69,8 @@ CASES = {
                                                    length=10 ** 6), "`num_samples` 1,000 times"),
     "num_samples with a bad length": (lambda: sr.sample(MODEL, VOCAB, num_samples=2,
                                                         length="9"), "`length`"),
+    "num_samples with a seed string": (lambda: sr.sample(MODEL, VOCAB, num_samples=2,
+                                                         seed="1"), "`seed`"),
     "num_samples with beam": (lambda: sr.sample(MODEL, VOCAB, num_samples=2, beam=2),
                               "`num_samples` and `beam`"),
     "num_samples with a bad temperature": (lambda: sr.sample(MODEL, VOCAB, num_samples=2,

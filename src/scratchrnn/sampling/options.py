@@ -61,7 +61,8 @@ def _at_most(n: int, name: str, length: int, most: int, unit: str, verb: str, fi
 def seeds(seed: int | None, num_samples: int) -> list[int | None]:
     """Sample i's seed: `seed` + i, so that sample i is what `seed` + i gives alone; None: each
     sample draws fresh entropy from the operating system."""
-    return [None if seed is None else seed + i for i in range(num_samples)]
+    limits.integer(seed, "seed", 0, none_ok=True)
+    return [None if seed is None else int(seed) + i for i in range(num_samples)]
 
 
 def read_prompt(path) -> str:

@@ -121,6 +121,7 @@ def test_model_card(server, ckpt):
     assert card["vocab"] == ckpt.vocab.chars and card["step"] == 40
     assert card["val_loss"] == pytest.approx(ckpt.meta["history"][-1]["val_loss"])
     assert card["limits"]["prompt"] == serve.MAX_PROMPT
+    assert card["limits"]["beam"] == 256 and card["limits"]["num_samples"] == 1000
 
 
 def test_the_card_is_json_whatever_the_run_logged(ckpt):

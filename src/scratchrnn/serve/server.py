@@ -39,6 +39,7 @@ from importlib import resources
 from ..errors import ScratchRNNError
 from ..inside.inspection import inspect
 from ..inside.page import renderer_css, renderer_js
+from ..limits import MAX_BEAM, MAX_SAMPLES, MAX_STOP
 from ..safejson import dumps as json_dumps
 from ..sampling.options import seeds
 from ..sampling.sampler import generate
@@ -93,7 +94,8 @@ def model_card(ckpt: Checkpoint) -> dict:
             "best_val": _finite(meta.get("best_val")),
             "training_seconds": _finite(meta.get("elapsed_s")),
             "checkpoint": ckpt.path.parent.name if ckpt.path else None,
-            "limits": {"prompt": MAX_PROMPT, "length": MAX_LENGTH, "body": MAX_BODY}}
+            "limits": {"prompt": MAX_PROMPT, "length": MAX_LENGTH, "body": MAX_BODY,
+                       "stop_at": MAX_STOP, "beam": MAX_BEAM, "num_samples": MAX_SAMPLES}}
 
 
 class Handler(BaseHTTPRequestHandler):

@@ -41,6 +41,7 @@ def check_options(length: int, temperature, top_k, top_p, argmax, stop_at: str |
 
 def check_samples(num_samples: int | None, length: int, beam: int | None,
                   most: int = limits.MAX_SAMPLE_LENGTH) -> None:
+    """`num_samples`: their characters together are bounded as one sample's are."""
     if num_samples is None:
         return
     limits.integer(num_samples, "num_samples", 1, MAX_SAMPLES)

@@ -61,7 +61,7 @@ def metadata(model: CharRNN, vocab: Vocab) -> dict[str, str]:
     return {"format": FORMAT, "cell": cfg.cell, "vocab_size": str(cfg.vocab_size),
             "hidden_size": str(cfg.hidden_size), "num_layers": str(cfg.num_layers),
             "nonlinearity": "tanh", "input": "one-hot", "layout": "time-major",
-            "vocab": json.dumps(vocab.chars),
+            "vocab": json.dumps(vocab.chars, ensure_ascii=False),
             **({"vocab_kind": vocab.kind} if vocab.kind != "chars" else {})}
 
 

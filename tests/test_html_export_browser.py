@@ -88,6 +88,11 @@ def test_probabilities_and_argmax_text_equal_scratchrnn(driver, tmp_path, name):
         got = np.array(driver.execute_script("return srProbs(arguments[0])", prompt))
         ids = vocab.clean_prompt(prompt) if prompt else [vocab.chars.index("\n")]
         np.testing.assert_allclose(got, probs_of(model, ids), rtol=0, atol=1e-5)
+    # accents, typographic quotes and dashes read as the corpus's cleaning reads them
+    typeset = ("Caf\u00e9 na\u00efve \u201cquoted\u201d \u2018it\u2019s\u2019 \u2013 \u2014 "
+               "\u2026\u00a0\ufb01n")
+    got = driver.execute_script("return srProbs(arguments[0])", typeset)
+    np.testing.assert_allclose(got, probs_of(model, vocab.clean_prompt(typeset)), atol=1e-5)
     clamp = (model.config.num_layers - 1, 5, 0.9)
     got = driver.execute_script("return srProbs(arguments[0], arguments[1])", PROMPT, clamp)
     np.testing.assert_allclose(got, probs_of(model, vocab.clean_prompt(PROMPT), clamp), atol=1e-5)
@@ -137,7 +142,7 @@ def test_sampling_keeps_to_the_filtered_set_and_its_seed(driver, tmp_path):
     ({"length": 10, "clamp": [1, 0, 0.5]}, "the clamp's layer must be a whole number from 0 to 0"),
     ({"length": 10, "clamp": [0, 0, 11]}, "the clamp's value must be a number from -10 to 10"),
     ({"length": 10, "clamp": [0, None, 1]}, "a clamp needs a layer, a unit and a value"),
-    ({"length": 10, "prompt": "caf\u00e9 \u2028"}, "does not know: \u00e9 U+2028"),
+    ({"length": 10, "prompt": "caf\u00e9 \u0416\u2028\u0416"}, "does not know: \u0416 U+2028."),
 ])
 def test_bad_options_are_one_message(driver, tmp_path, opts, says):
     vocab = sr.Vocab.ascii()
@@ -171,9 +176,9 @@ def test_start_writes_stop_stops_and_the_page_answers_meanwhile(driver, tmp_path
     assert find("#sr-status").text.startswith("Stopped: ")
     # a prompt it cannot read: one message on the page, nothing written
     find("#sr-prompt").clear()
-    find("#sr-prompt").send_keys("na\u00efve")
+    find("#sr-prompt").send_keys("\u041d\u0430\u0434\u044f")
     find("#sr-start").click()
-    assert "does not know: \u00ef" in find("#sr-status").text
+    assert "does not know: \u041d \u0430 \u0434 \u044f." in find("#sr-status").text
     assert "sr-error" in find("#sr-status").get_attribute("class")
     assert len(find("#sr-out").get_attribute("textContent")) == stopped
     # argmax from the form is scratchrnn's text

@@ -165,8 +165,18 @@
       ? "U+" + ch.codePointAt(0).toString(16).toUpperCase().padStart(4, "0") : ch;
   }
 
-  // The prompt as ids, read as the corpus was (line ends, tabs); {error} for a symbol the
-  // model does not know. Text vocabularies by code point; bytes vocabularies by UTF-8 byte.
+  // A character the model does not know, as the corpus's cleaning (anyascii) writes the
+  // common ones: accents dropped (NFKD), typographic quotes, dashes and the ellipsis in ASCII.
+  var FOLD = { "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u201c": "\"",
+    "\u201d": "\"", "\u201e": "\"", "\u2013": "-", "\u2014": "--", "\u2015": "--",
+    "\u2026": "...", "\u00a0": " " };
+  function fold(ch) {
+    var f = FOLD[ch] !== undefined ? FOLD[ch] : ch.normalize("NFKD").replace(/\p{M}/gu, "");
+    return f && f !== ch && Array.from(f).every(function (c) { return index.has(c); }) ? f : null;
+  }
+
+  // The prompt as ids, read as the corpus was (line ends, tabs, fold); {error} for a symbol
+  // the model does not know. Text vocabularies by code point; bytes vocabularies by UTF-8 byte.
   function encode(prompt) {
     var text = prompt.replace(/\r\n?/g, "\n").replace(/\t/g, " ");
     if (!d.bytes && !d.newline) text = text.replace(/\n/g, " ");
@@ -178,9 +188,9 @@
       });
     } else {
       for (var ch of text) {
-        var i = index.get(ch);
-        if (i === undefined) { if (bad.indexOf(shown(ch)) < 0) bad.push(shown(ch)); }
-        else ids.push(i);
+        var f = index.has(ch) ? ch : fold(ch);
+        if (f === null) { if (bad.indexOf(shown(ch)) < 0) bad.push(shown(ch)); continue; }
+        for (var c of f) ids.push(index.get(c));
       }
     }
     if (bad.length) {
@@ -375,8 +385,8 @@
     (weightBytes / 1048576).toFixed(1) + " MB of this page). With argmax the page " +
     "writes exactly what scratchrnn writes. Sampling uses this page's own seeded random " +
     "generator: a seed gives the same text every time here, but not the text " +
-    "'scratchrnn sample' gives for that seed. The prompt is read as typed (no " +
-    "transliteration): a character the model does not know is refused.";
+    "'scratchrnn sample' gives for that seed. A prompt character the model does not know " +
+    "is read as its plain form (accents dropped, quotes and dashes in ASCII), else refused.";
   if (broken) {
     say("Could not load the model: " + broken + ". Export the page again.", true);
     startB.disabled = true;

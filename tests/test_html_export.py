@@ -129,7 +129,7 @@ def test_a_model_too_large_for_a_page_is_refused_before_anything_is_made(tmp_pat
                                                                          monkeypatch):
     model = sr.CharRNN(96, 64, "lstm")
     monkeypatch.setattr(html_export, "MAX_PAGE_BYTES", page_bytes_estimate(model) - 1)
-    with pytest.raises(ScratchRNNError, match="more than a browser holds well.*--format torch"):
+    with pytest.raises(ScratchRNNError, match="more than a browser holds well.*for torch or onnx"):
         export_html(model, sr.Vocab.ascii(), tmp_path / "sub" / "p.html")
     assert not (tmp_path / "sub").exists()
 

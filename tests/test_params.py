@@ -20,7 +20,7 @@ FLAG = re.compile(r"(?<![\w-])--[a-z][a-z-]+")
 # Modules whose every message names parameters: none of their strings may spell a flag.
 CLEAN = ("config", "sample|sampler", "limits", "errors",  # a|b: the name before|after issue 29
          "corpus", "prepare", "sources", "text", "page", "visualize", "checks", "export",
-         "onnx_export", "torch_import", "server", "owner", "resume", "evaluation")
+         "html_export", "onnx_export", "torch_import", "server", "owner", "resume", "evaluation")
 # Flag spellings still left in library strings outside the CLI: this may only go down. They
 # are not parameters named in a message but command-line output and commands a user types:
 # training's progress lines (loop.py: "raise --max-steps or --epochs to go on",

@@ -12,7 +12,7 @@ from ..nn.model import CharRNN
 from ..store.owner import check_output
 
 FORMAT = "scratchrnn-torch-1"  # the `format` metadata of the files written here
-HTML_MARKER = "<!-- scratchrnn generate page: written by 'scratchrnn export --format html'"
+HTML_MARKER = "<!-- scratchrnn generate page: written by 'scratchrnn export' as html"
 
 
 def need(module: str):

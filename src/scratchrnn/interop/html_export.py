@@ -1,5 +1,5 @@
 """A trained model as one offline HTML page that writes text in the browser
-(`scratchrnn export RUN --format html`).
+(`scratchrnn export`, format html).
 
 The page holds everything inline: its style (the visualize page's stylesheet), its script
 (web/generate.js) and the weights, float32 little-endian in base64 (4/3 bytes of page per byte
@@ -65,8 +65,8 @@ def page_data(model: CharRNN, vocab, card: dict | None = None) -> dict:
     if size > MAX_PAGE_BYTES:
         most = limits.human_bytes(MAX_PAGE_BYTES)
         raise ScratchRNNError(f"this model would make a page of about {limits.human_bytes(size)}"
-                              f", more than a browser holds well ({most}); export it with "
-                              "--format torch or onnx instead")
+                              f", more than a browser holds well ({most}); export it for torch or "
+                              "onnx instead")
     limits.check_memory({"page": 3 * size}, "the page", {"page": "export a smaller model"})
     layout, offset, parts = [], 0, []
     for name, shape in param_shapes(cfg).items():  # a fixed order, the same for every model

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import html
+import os
 import re
 import secrets
 from importlib import resources
@@ -57,6 +58,13 @@ def page_data(model: CharRNN, vocab, card: dict | None = None) -> dict:
     the browser); a bytes vocabulary (`vocab.is_bytes`) means symbol i is byte ord(chars[i])."""
     if not isinstance(model, CharRNN):
         raise ScratchRNNError(f"model must be a CharRNN, got {type(model).__name__}")
+    if not isinstance(getattr(vocab, "chars", None), str):
+        raise ScratchRNNError(f"vocab must be a Vocab, got {type(vocab).__name__}")
+    if card is not None and not (isinstance(card, dict) and all(
+            isinstance(k, str) and isinstance(v, str | int | float | None)
+            for k, v in card.items())):
+        raise ScratchRNNError("the page's card must be a dict of names to strings or numbers, "
+                              f"got {card!r:.80}")
     cfg = model.config
     chars = list(vocab.chars)
     if len(chars) != cfg.vocab_size:
@@ -90,6 +98,8 @@ def page_data(model: CharRNN, vocab, card: dict | None = None) -> dict:
 
 def render_page(model: CharRNN, vocab, card: dict | None = None, title: str | None = None) -> str:
     """The whole self-contained page as a string."""
+    if title is not None and not isinstance(title, str):
+        raise ScratchRNNError(f"the page's title must be a string, got {type(title).__name__}")
     title = title or "A character model that writes"
     data = page_data(model, vocab, card)
     parts = {"MARKER": HTML_MARKER, "NONCE": secrets.token_urlsafe(16),
@@ -113,6 +123,8 @@ def model_card(ckpt) -> dict:
 def export_html(model: CharRNN, vocab, out, card: dict | None = None,
                 title: str | None = None) -> Path:
     """Write the page atomically to `out`: a new path, or a page written here before."""
+    if not isinstance(out, str | os.PathLike):
+        raise ScratchRNNError(f"`out` must be a file path, got {type(out).__name__}")
     page = render_page(model, vocab, card, title)  # its size checked before anything is made
     out = check_out(Path(out), "html")
     atomic_write_bytes(out, page.encode("utf-8"), "page")

@@ -199,6 +199,26 @@ def test_start_writes_stop_stops_and_the_page_answers_meanwhile(driver, tmp_path
     assert driver.execute_script("return performance.getEntriesByType('resource').length") == 0
 
 
+def test_a_long_text_from_the_page_is_whole(driver, tmp_path):
+    """Ctrl+Enter starts; 150,000 characters (in several text nodes) lose nothing."""
+    from selenium.webdriver.common.keys import Keys
+    vocab = sr.Vocab.ascii()
+    load(driver, export_html(model_for(len(vocab), cell="rnn", hidden=8), vocab,
+                             tmp_path / "m.html"))
+    driver.execute_script("document.getElementById('sr-length').value = 150000")
+    prompt = driver.find_element("id", "sr-prompt")
+    prompt.send_keys(Keys.CONTROL, Keys.ENTER)
+    for _ in range(1200):
+        if driver.find_element("id", "sr-status").text.startswith("Done"):
+            break
+        time.sleep(0.05)
+    want = driver.execute_script("return srGenerate(arguments[0]).text", {
+        "prompt": "The ", "length": 150000, "temperature": 0.8, "seed": 0})
+    out = driver.find_element("id", "sr-out")
+    assert out.get_attribute("textContent") == "The " + want
+    assert driver.execute_script("return arguments[0].childNodes.length", out) > 2
+
+
 def test_a_hostile_vocabulary_title_and_prompt_stay_text(driver, tmp_path):
     chars = "".join(dict.fromkeys(HOSTILE + "\n\u2028\u2029\u200f\u202e\U0001F600\u00e9"))
     vocab = FakeVocab(chars)

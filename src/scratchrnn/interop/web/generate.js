@@ -330,7 +330,7 @@
 
   function finish(why) {
     if (!job) return;
-    job.text.appendData(job.wr.flush());
+    show(job.wr.flush());
     var secs = (performance.now() - job.t0) / 1000;
     say(why + ": " + job.wr.written.toLocaleString() + " characters in " + secs.toFixed(1) +
       " s (" + Math.round(job.wr.written / Math.max(secs, 1e-3)).toLocaleString() +
@@ -340,14 +340,26 @@
     stopB.disabled = true;
   }
 
+  function show(chunk) {
+    var atEnd = out.scrollTop + out.clientHeight >= out.scrollHeight - 4;
+    // a new text node every 64k characters: appending copies the node's text, so one node
+    // of millions of characters would make the writing quadratic
+    if (job.text.length > 65536) job.text = out.appendChild(document.createTextNode(""));
+    job.text.appendData(chunk);
+    if (atEnd) out.scrollTop = out.scrollHeight;  // follow the text unless the reader scrolled
+  }
+
   function tick() {  // ~25 ms of work, then the browser paints and reads clicks
     if (!job) return;
     var t0 = performance.now(), chunk = "";
     while (!job.wr.done() && performance.now() - t0 < 25) chunk += job.wr.next();
-    job.text.appendData(chunk);
+    show(chunk);
     if (job.wr.done()) { finish("Done"); return; }
-    say("Writing\u2026 " + job.wr.written.toLocaleString() + " of " +
-      job.length.toLocaleString() + " characters.");
+    if (t0 - job.said > 250) {  // a status that a screen reader can follow
+      job.said = t0;
+      say("Writing\u2026 " + job.wr.written.toLocaleString() + " of " +
+        job.length.toLocaleString() + " characters.");
+    }
     setTimeout(tick, 0);
   }
 
@@ -364,7 +376,7 @@
     out.appendChild(prime);
     var text = document.createTextNode("");
     out.appendChild(text);
-    job = { wr: writer(o, e.ids), text: text, length: o.length, t0: performance.now() };
+    job = { wr: writer(o, e.ids), text: text, length: o.length, t0: performance.now(), said: 0 };
     startB.disabled = true;
     stopB.disabled = false;
     say("Reading the prompt\u2026");
@@ -394,5 +406,8 @@
   }
   startB.addEventListener("click", start);
   stopB.addEventListener("click", function () { finish("Stopped"); });
+  $("sr-prompt").addEventListener("keydown", function (ev) {  // Ctrl+Enter: Start
+    if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) { ev.preventDefault(); start(); }
+  });
   $("sr-root").dataset.ready = "1";
 })();

@@ -113,7 +113,8 @@ def export(run, fmt: str = "torch", out=None) -> Path:
         check_exportable(ckpt.model)  # before anything is written
     out = Path(out) if out else default_out(run, fmt)
     if fmt == "html":
-        return export_html(ckpt.model, ckpt.vocab, out, model_card(ckpt), resolve(run).parent.name)
+        title = f"{resolve(run).parent.name}: a scratchrnn character model"
+        return export_html(ckpt.model, ckpt.vocab, out, model_card(ckpt), title)
     if fmt == "torch":
         return export_torch(ckpt.model, ckpt.vocab, out)
 

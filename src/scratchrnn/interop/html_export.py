@@ -6,7 +6,8 @@ The page holds everything inline: its style (the visualize page's stylesheet), i
 of weights: about 5.4 bytes per parameter). The script steps the same cells as
 sampling.sampler.stepper (cells.py, cells_ln.py) in float64 arithmetic on the float32 weights,
 so its probabilities agree with scratchrnn's to float32 rounding and argmax writes the same
-text. Sampling draws from the page's own seeded generator, not NumPy's: the same seed gives the
+text (a float64 model's weights are rounded to float32 here, so a near tie may go the other
+way). Sampling draws from the page's own seeded generator, not NumPy's: the same seed gives the
 same text on the page, not the text `scratchrnn sample` gives.
 
 The Content-Security-Policy is the visualize page's: no network, the one inline script runs by

@@ -9,6 +9,8 @@ import pytest
 
 import scratchrnn as sr
 from scratchrnn import limits
+from scratchrnn.interop.export import export
+from scratchrnn.interop.html_export import export_html
 from scratchrnn.sampling.options import read_prompt
 
 V = 10
@@ -194,6 +196,20 @@ CASES = {
     "encoding that fails oddly": (lambda: sr.load_corpus(__file__, encoding="punycode"),
                                   "is not valid punycode"),
     "encoding hex": (lambda: sr.load_corpus(__file__, encoding="hex"), "not a text encoding"),
+    # export, the html page
+    "page of a model not a model": (lambda: export_html("m", VOCAB, "unused.html"), "CharRNN"),
+    "page of a vocab not a vocab": (lambda: export_html(MODEL, "abcdefghij", "unused.html"),
+                                    "Vocab"),
+    "page of another vocabulary": (lambda: export_html(MODEL, sr.Vocab("abc"), "unused.html"),
+                                   "vocabulary does not match"),
+    "page title not a string": (lambda: export_html(MODEL, VOCAB, "unused.html", title=5),
+                                "title must be a string"),
+    "page card not a dict": (lambda: export_html(MODEL, VOCAB, "unused.html", ["x"]),
+                             "card must be a dict"),
+    "page card of objects": (lambda: export_html(MODEL, VOCAB, "unused.html", {"a": object}),
+                             "card must be a dict"),
+    "page out not a path": (lambda: export_html(MODEL, VOCAB, 5), "`out` must be a file path"),
+    "export to an unknown format": (lambda: export("runs/x", "keras"), "choose torch, onnx or"),
 }
 
 

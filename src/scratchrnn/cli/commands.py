@@ -135,11 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", choices=("val", "test", "all"),
                    help="which part of the text (default: val; all with --text)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
-    x = sub.add_parser("export", help="write a run's model for PyTorch or ONNX")
+    x = sub.add_parser("export", help="write a run's model for PyTorch, ONNX or a web page")
     x.add_argument("run", help="run folder or checkpoint file")
-    x.add_argument("--format", required=True, choices=("torch", "onnx"),
-                   help="torch: safetensors state dict; onnx: an ONNX graph")
-    x.add_argument("--out", help="file to write (default: RUN/model.safetensors or .onnx)")
+    x.add_argument("--format", required=True, choices=("torch", "onnx", "html"),
+                   help="torch: safetensors state dict; onnx: an ONNX graph; html: one offline "
+                   "page that writes text in the browser")
+    x.add_argument("--out", help="file to write (default: RUN/model.safetensors, .onnx or "
+                   ".html)")
     m = sub.add_parser("import", help="make a run of a PyTorch character model's state dict")
     m.add_argument("file", help=".safetensors or .pt state dict of nn.Embedding -> "
                    "nn.RNN/LSTM/GRU -> nn.Linear")

@@ -399,8 +399,11 @@
     (weightBytes / 1048576).toFixed(1) + " MB of this page). With argmax the page " +
     "writes exactly what scratchrnn writes. Sampling uses this page's own seeded random " +
     "generator: a seed gives the same text every time here, but not the text " +
-    "'scratchrnn sample' gives for that seed. A prompt character the model does not know " +
-    "is read as its plain form (accents dropped, quotes and dashes in ASCII), else refused.";
+    "'scratchrnn sample' gives for that seed. " + (d.bytes
+      ? "The model writes UTF-8 bytes: any character can be a prompt."
+      : d.ascii ? "A prompt character the model does not know is read as its plain form " +
+        "(accents dropped, quotes and dashes in ASCII), else refused."
+      : "A prompt character the model has never seen is refused.");
   if (broken) {
     say("Could not load the model: " + broken + ". Export the page again.", true);
     startB.disabled = true;

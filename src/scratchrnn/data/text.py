@@ -381,8 +381,7 @@ class Vocab:
         text = self.clean(prompt)
         if self.kind == "bytes":
             return self.encode(text)
-        bad = sorted({c for c in text if c not in self.chars}) if not text.isascii() or \
-            self.is_ascii else sorted(set(text) - set(self.chars))
+        bad = sorted(set(text) - set(self.chars))
         if bad:
             hint = ("train with `vocab` unicode to keep a text's own characters" if self.is_ascii
                     else "remove them, or train on a text that has them")

@@ -277,9 +277,10 @@ def forward(params, cfg: ModelConfig, inputs, targets, state, rng=None):
             mask = layers.dropout_mask(shape, cfg.dropout, rng, x.dtype)  # (T|1, B, H)
             x = x * mask  # (T, B, H)
         caches.append((in_cache, cell_cache, mask, wmask))
-    logits, out_cache = layers.dense_forward(x, params["W_y"], params["b_y"])  # (T, B, V)
+    logits, out_cache = layers.dense_forward(x, params["W_y"], None)  # (T, B, V), no b_y yet
     flat_targets = np.asarray(targets).T.reshape(-1)  # (T*B,) in the logits' order
-    loss, ce_cache = layers.softmax_xent_forward(logits.reshape(T * B, -1), flat_targets)
+    loss, ce_cache = layers.softmax_xent_forward(logits.reshape(T * B, -1), flat_targets,
+                                                 params["b_y"])  # b_y added in the same pass
     return loss, state_out, (caches, out_cache, ce_cache)
 
 

@@ -1,0 +1,114 @@
+"""The fast paths for large vocabularies (issue 30) against their references: the softmax
+cross-entropy works block by block and must give the bits of the
+whole-array passes; the output bias joins the softmax's pass, and the embedding adds its bias
+after the gather when the table has more rows than the window. Gradients are checked by
+centred differences in float64 and against PyTorch autograd when it is installed."""
+
+import numpy as np
+import pytest
+from gradcheck import assert_close, numerical_grad
+
+from scratchrnn.nn import layers
+from scratchrnn.nn.model import ModelConfig, backward, forward, init_params, init_state
+
+V_BIG = 300  # more symbols than a byte holds and than the test windows have positions
+
+
+def whole_array_xent(logits, targets, bias, dloss):
+    """The softmax cross-entropy as whole-array passes, in the order the blocks must keep:
+    its loss, each row's loss and the gradient wrt the logits."""
+    z = logits + bias
+    z -= z.max(axis=1, keepdims=True)
+    rows = np.arange(len(z))
+    picked = z[rows, targets].astype(np.float64)
+    np.exp(z, out=z)
+    sums = z.sum(axis=1, keepdims=True)
+    loss = float(np.log(sums, dtype=np.float64).sum() - picked.sum()) / len(z)
+    per_row = np.log(sums[:, 0].astype(np.float64)) - picked
+    z /= sums
+    z[rows, targets] -= 1.0
+    z *= dloss / len(z)
+    return loss, per_row, z
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("block_rows", [None, 1, 3, 1000])
+def test_softmax_blocks_change_no_bit(dtype, block_rows, rng, monkeypatch):
+    """One row per block, a few, and one block for all: the same bits as whole-array passes,
+    with the bias added in the pass."""
+    if block_rows is not None:
+        monkeypatch.setattr(layers, "BLOCK_BYTES", block_rows * V_BIG * np.dtype(dtype).itemsize)
+    logits = (rng.normal(size=(7, V_BIG)) * 4).astype(dtype)
+    bias = rng.normal(size=V_BIG).astype(dtype)
+    y = rng.integers(0, V_BIG, 7).astype(np.uint16)
+    loss, per_row, grad = whole_array_xent(logits, y, bias, 0.7)
+    got, cache = layers.softmax_xent_forward(logits.copy(), y, bias)
+    assert got == loss
+    assert layers.softmax_xent_rows(cache).tobytes() == per_row.tobytes()
+    assert layers.softmax_xent_backward(cache, 0.7).tobytes() == grad.tobytes()
+
+
+def test_softmax_with_bias_gradcheck(rng, monkeypatch):
+    """dL/dlogits and dL/dbias (the column sums) by centred differences, one row per block."""
+    monkeypatch.setattr(layers, "BLOCK_BYTES", 1)
+    logits, bias = rng.normal(size=(5, V_BIG)) * 3, rng.normal(size=V_BIG)
+    y = rng.integers(0, V_BIG, 5)
+    f = lambda: layers.softmax_xent_forward(logits.copy(), y, bias)[0]
+    _, cache = layers.softmax_xent_forward(logits.copy(), y, bias)
+    d = layers.softmax_xent_backward(cache)
+    assert_close(d, numerical_grad(f, logits), "logits")
+    assert_close(d.sum(axis=0), numerical_grad(f, bias), "bias")
+
+
+def test_embedding_table_larger_than_window(rng):
+    """With more rows in the table than positions in the window, b is added after the gather:
+    the same values as (W + b)[ids], and the gradients by centred differences."""
+    ids = rng.integers(0, 40, (3, 2))  # 6 positions, 40 rows
+    W, b = rng.normal(size=(40, 4)), rng.normal(size=4)
+    out, cache = layers.embedding_forward(ids, W, b)
+    assert out.tobytes() == np.take(W + b, ids, axis=0).tobytes()
+    w_out = rng.normal(size=(3, 2, 4))
+    f = lambda: float((layers.embedding_forward(ids, W, b)[0] * w_out).sum())
+    g = layers.embedding_backward(w_out.copy(), cache)
+    assert_close(g["W"], numerical_grad(f, W), "W")
+    assert_close(g["b"], numerical_grad(f, b), "b")
+
+
+def test_model_at_large_vocabulary_gradcheck(rng, monkeypatch):
+    """A whole model with V > 256 in float64, one row per softmax block: the gradients of the
+    output layer and of the gathered input layer by centred differences."""
+    monkeypatch.setattr(layers, "BLOCK_BYTES", 1)
+    cfg = ModelConfig(V_BIG, 2, "rnn", 1, 0.0, "float64")
+    params = init_params(cfg, rng)
+    params["W_y"] *= 5  # logits that differ, so the gradient is not ~uniform
+    x, y = rng.integers(0, V_BIG, (2, 3)), rng.integers(0, V_BIG, (2, 3))
+    state = init_state(cfg, 2)
+    loss, _, cache = forward(params, cfg, x, y, state)
+    grads, _ = backward(cache, cfg)
+    f = lambda: forward(params, cfg, x, y, state)[0]
+    for k in ("W_y", "b_y", "l0.W_x", "l0.b"):
+        assert_close(grads[k], numerical_grad(f, params[k]), k)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_model_at_large_vocabulary_matches_torch(cell):
+    """Loss and every gradient against PyTorch autograd at V > 256 (float64 round-off)."""
+    torch = pytest.importorskip("torch")
+    from test_torch_oracle import TOL, torch_grads, torch_twin
+
+    rng = np.random.default_rng(5)
+    cfg = ModelConfig(V_BIG, 6, cell, 2, 0.0, "float64")
+    params = init_params(cfg, rng)
+    B, T = 2, 5
+    x, y = rng.integers(0, V_BIG, (B, T)), rng.integers(0, V_BIG, (B, T))
+    loss, _, cache = forward(params, cfg, x, y, init_state(cfg, B))
+    grads, _ = backward(cache, cfg)
+    rnn, out = torch_twin(cfg, params)
+    hs, _ = rnn(torch.nn.functional.one_hot(torch.from_numpy(x), V_BIG).double())
+    t_loss = torch.nn.functional.cross_entropy(out(hs).reshape(-1, V_BIG),
+                                               torch.from_numpy(y).reshape(-1))
+    t_loss.backward()
+    assert loss == pytest.approx(t_loss.item(), rel=1e-12)
+    t_grads = torch_grads(cfg, rnn, out)
+    for k in grads:
+        np.testing.assert_allclose(grads[k], t_grads[k], err_msg=k, **TOL)

@@ -1,5 +1,5 @@
 """The fast paths for large vocabularies (issue 30) against their references: the softmax
-cross-entropy works block by block and must give the bits of the
+cross-entropy and the optimizer updates work block by block and must give the bits of the
 whole-array passes; the output bias joins the softmax's pass, and the embedding adds its bias
 after the gather when the table has more rows than the window. Gradients are checked by
 centred differences in float64 and against PyTorch autograd when it is installed."""
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from gradcheck import assert_close, numerical_grad
 
-from scratchrnn.nn import layers
+from scratchrnn.nn import layers, optim
 from scratchrnn.nn.model import ModelConfig, backward, forward, init_params, init_state
 
 V_BIG = 300  # more symbols than a byte holds and than the test windows have positions
@@ -112,3 +112,27 @@ def test_model_at_large_vocabulary_matches_torch(cell):
     t_grads = torch_grads(cfg, rnn, out)
     for k in grads:
         np.testing.assert_allclose(grads[k], t_grads[k], err_msg=k, **TOL)
+
+
+@pytest.mark.parametrize("name", optim.OPTIMIZERS)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_update_blocks_change_no_bit(name, dtype, monkeypatch):
+    """An update and the weight average block by block (a few elements per block, and a
+    Fortran-ordered gradient that takes the whole-array path) give the bits of one block."""
+    shapes = {"W": (30, 7), "b": (5,), "F": (4, 6)}
+
+    def run(block_bytes):
+        monkeypatch.setattr(optim, "BLOCK_BYTES", block_bytes)
+        rng = np.random.default_rng(1)
+        params = {k: rng.normal(size=s).astype(dtype) for k, s in shapes.items()}
+        state = optim.init_state(name, params)
+        for _ in range(3):
+            grads = {k: rng.normal(size=s).astype(dtype) for k, s in shapes.items()}
+            grads["F"] = np.asfortranarray(grads["F"])
+            optim.update(name, params, grads, state, 0.05, (0.8, 0.99))
+            optim.average(params, state, 0.9)
+        return {k: v.tobytes() for k, v in {**params, **state}.items()}
+
+    whole = run(1 << 30)
+    assert run(3 * np.dtype(dtype).itemsize) == whole
+    assert run(1) == whole

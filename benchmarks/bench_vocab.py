@@ -8,12 +8,12 @@ The table gives median chars/s (min-max), the ratio scratchrnn / PyTorch and eac
 peak RSS; the largest V's row is the memory of a training run at that vocabulary.
 
 The PyTorch peer is what a PyTorch user writes: nn.Embedding(V, E) -> nn.GRU(E, H, layers,
-dropout) -> dropout -> nn.Linear(H, V), cross-entropy, clip_grad_value_, Adam and an
-exponential moving average by torch._foreach_lerp_, with E = min(V, H): the one-hot width of
-bench_train.py's peer while V <= H, and no wider than the state above it. Its GRU multiplies
-each embedding by W_ih (E x 3H per character) where scratchrnn gathers a row of its (V, 3H)
-table, so the peer does that much more arithmetic; the output layer (H x V), which dominates at
-a large V, is the same in both.
+dropout) (the default run's cell) -> dropout -> nn.Linear(H, V), cross-entropy,
+clip_grad_value_, Adam and an exponential moving average by torch._foreach_lerp_, with
+E = min(V, H): the one-hot width of bench_train.py's peer while V <= H, and no wider than the
+state above it. Its GRU multiplies each embedding by W_ih (E x 3H per character) where
+scratchrnn gathers a row of its (V, 3H) table, so the peer does that much more arithmetic; the
+output layer (H x V), which dominates at a large V, is the same in both.
 
 Then the output layer alone, at each V with the window's N = batch * seq_len rows: the rate of
 its three products, (N, H) x (H, V) forward, and (H, N) x (N, V) for dW, (N, V) x (V, H) for dx
@@ -24,6 +24,12 @@ its products' time.
     python benchmarks/bench_vocab.py             # V = 96, 256, 2000, 6400 (a few minutes)
     python benchmarks/bench_vocab.py --quick     # V = 96, 6400, one repetition (< 1 minute)
     python benchmarks/bench_vocab.py --cpu-time  # one thread each, chars per CPU-second
+    python benchmarks/bench_vocab.py --cpu-time --no-torch --vocab 96 6400 \\
+        --baseline /tmp/before/src                # a change, before and after (ABBA)
+    python benchmarks/bench_vocab.py --profile    # and a step's CPU time, phase by phase
+
+--baseline times a third worker per row with PYTHONPATH set to another checkout's src/
+(`git archive HEAD~3 src | tar -x -C /tmp/before`), taking turns with the others.
 """
 
 from __future__ import annotations
@@ -256,18 +262,82 @@ def estimate_mb(V: int) -> float:
     return (copies * params + window_memory(cfg, d.batch, d.seq_len)) / 2 ** 20
 
 
+def speed_table(vocabs, impls, reps, seconds, env, baseline) -> dict:
+    """The chars/s table; returns scratchrnn's seconds per step at each V."""
+    d = default_run()
+    print(f"{'V':>5} | {'scratchrnn chars/s (min-max)':>30} | {'PyTorch chars/s (min-max)':>30}"
+          " | ratio | peak RSS MB, ours (after imports) / torch (after imports) / our estimate"
+          + (" | baseline chars/s, speed-up" if baseline else ""))
+    step_s = {}
+    for V in vocabs:
+        res = {impl: [] for impl in impls}
+        for r in range(reps):  # ABBA: the implementations take turns going first
+            for impl in impls[:: 1 if r % 2 == 0 else -1]:
+                lib, wenv = ("scratchrnn", {**env, "PYTHONPATH": baseline}) \
+                    if impl == "baseline" else (impl, env)
+                res[impl].append(run(["--train-worker", lib, str(V), str(seconds)], wenv))
+        ok = {impl: [w for w in res[impl] if "rate" in w] for impl in impls}
+        if not ok["scratchrnn"]:
+            print(f"{V:>5} | scratchrnn failed: {res['scratchrnn'][0]['error']}")
+            continue
+        rate = {impl: statistics.median(w["rate"] for w in ok[impl]) if ok[impl]
+                else float("nan") for impl in impls}
+        step_s[V] = d.batch * d.seq_len / rate["scratchrnn"]
+        mem = {impl: f"{max(w['rss_mb'] for w in ok[impl]):.0f} ({ok[impl][0]['base_mb']:.0f})"
+               if ok[impl] else "-" for impl in impls}
+        theirs = fmt([w["rate"] for w in ok["torch"]]) if ok.get("torch") else \
+            (res.get("torch") or [{}])[0].get("error", "not run")
+        ratio = f"{rate['scratchrnn'] / rate['torch']:5.2f}" if ok.get("torch") else "    -"
+        print(f"{V:>5} | {fmt([w['rate'] for w in ok['scratchrnn']]):>30} | {theirs[:30]:>30} | "
+              f"{ratio} | "
+              f"{mem['scratchrnn']} / {mem.get('torch', '-')} / {estimate_mb(V):.0f}", end="")
+        if baseline:
+            print(f" | {rate['baseline']:9,.0f} {rate['scratchrnn'] / rate['baseline']:5.2f}x",
+                  end="")
+        print(flush=True)
+    return step_s
+
+
+def output_table(vocabs, reps, env, peak, step_s) -> None:
+    d = default_run()
+    N = d.batch * d.seq_len
+    print(f"\noutput layer alone, N = {N} rows x H = {d.hidden}: GFLOP/s of each product (share "
+          "of the GEMM rate), and the whole path (products, bias, softmax cross-entropy, db) "
+          "against its products' time and a training step's")
+    for V in vocabs:
+        t = run(["--output-worker", str(V), str(reps)], env)
+        if "error" in t:
+            print(f"{V:>5} | failed: {t['error']}")
+            continue
+        flops = 2 * N * d.hidden * V / 1e9
+        cells = "  ".join(f"{k} {flops / t[k]:6.1f} ({100 * flops / t[k] / peak:3.0f}%)"
+                          for k in ("forward", "dW", "dx"))
+        gemms = t["forward"] + t["dW"] + t["dx"]
+        share = f", {100 * t['path'] / step_s[V]:.0f}% of a step" if V in step_s else ""
+        print(f"{V:>5} | {cells} | path {1e3 * t['path']:7.2f} ms = {t['path'] / gemms:.2f} x "
+              f"its products{share}", flush=True)
+
+
+def profile(V: int, env: dict) -> None:
+    one = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    prof = run(["--profile-worker", str(V)], {**env, **one})
+    if "error" in prof:
+        print(f"\nprofile failed: {prof['error']}")
+        return
+    total = sum(prof.values())
+    print(f"\nwhere a step's time goes at V={V} (one thread, CPU ms per step; "
+          f"{total * 1e3:.0f} ms in all):")
+    for name, sec in sorted(prof.items(), key=lambda kv: -kv[1]):
+        print(f"  {name:40s} {sec * 1e3:8.1f} ms  {100 * sec / total:5.1f}%")
+
+
 def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "--train-worker":
-        print(json.dumps(train_worker(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))))
-        return
-    if len(sys.argv) > 1 and sys.argv[1] == "--output-worker":
-        print(json.dumps(output_worker(int(sys.argv[2]), int(sys.argv[3]))))
-        return
-    if len(sys.argv) > 1 and sys.argv[1] == "--profile-worker":
-        print(json.dumps(profile_worker(int(sys.argv[2]))))
-        return
-    if len(sys.argv) > 1 and sys.argv[1] == "--peak":
-        print(json.dumps({"peak": gemm_peak(), "blas": blas_info()}))
+    workers = {"--train-worker": lambda a: train_worker(a[0], int(a[1]), float(a[2])),
+               "--output-worker": lambda a: output_worker(int(a[0]), int(a[1])),
+               "--profile-worker": lambda a: profile_worker(int(a[0])),
+               "--peak": lambda a: {"peak": gemm_peak(), "blas": blas_info()}}
+    if len(sys.argv) > 1 and sys.argv[1] in workers:
+        print(json.dumps(workers[sys.argv[1]](sys.argv[2:])))
         return
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true",
@@ -277,6 +347,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, help="threads for every library in every worker")
     ap.add_argument("--cpu-time", action="store_true",
                     help="one thread per worker, timed by its CPU time (for a loaded machine)")
+    ap.add_argument("--baseline", metavar="SRC",
+                    help="also time the scratchrnn found under this src/ folder, per row")
+    ap.add_argument("--no-torch", action="store_true", help="leave the PyTorch peer out")
     ap.add_argument("--profile", action="store_true",
                     help="also where a step's time goes at the largest V (one thread, CPU time)")
     args = ap.parse_args()
@@ -292,10 +365,9 @@ def main() -> None:
     try:
         import torch
 
-        torch_txt = f"torch {torch.__version__}"
+        torch_txt = "left out" if args.no_torch else f"torch {torch.__version__}"
     except ImportError:
-        torch = None
-        torch_txt = "torch not installed: scratchrnn figures only"
+        torch, torch_txt = None, "torch not installed: scratchrnn figures only"
     d = default_run()
     peak = run(["--peak"], env)
     print(f"date {time.strftime('%Y-%m-%d %H:%M')}; {platform.processor() or platform.machine()}"
@@ -306,59 +378,13 @@ def main() -> None:
     print(f"default run: {d.cell}, {d.layers} x {d.hidden}, dropout {d.dropout}, batch "
           f"{d.batch} x seq_len {d.seq_len}, {d.optimizer}, clip {d.clip_value}, ema {d.ema}; "
           "random ids\n")
-    print(f"{'V':>5} | {'scratchrnn chars/s (min-max)':>30} | {'PyTorch chars/s (min-max)':>30}"
-          " | ratio | peak RSS MB, ours (after imports) / torch (after imports) / our estimate")
-    impls = ["scratchrnn"] + (["torch"] if torch else [])
-    step_s = {}  # scratchrnn's seconds per step, for the output path's share of one
-    for V in vocabs:
-        res = {impl: [] for impl in impls}
-        for r in range(reps):  # ABBA: the libraries take turns going first
-            for impl in impls[:: 1 if r % 2 == 0 else -1]:
-                res[impl].append(run(["--train-worker", impl, str(V), str(seconds)], env))
-        ok = {impl: [w for w in res[impl] if "rate" in w] for impl in impls}
-        if not ok["scratchrnn"]:
-            print(f"{V:>5} | scratchrnn failed: {res['scratchrnn'][0]['error']}")
-            continue
-        rates = {impl: [w["rate"] for w in ok[impl]] for impl in impls}
-        step_s[V] = d.batch * d.seq_len / statistics.median(rates["scratchrnn"])
-        mem = {impl: f"{max(w['rss_mb'] for w in ok[impl]):.0f} ({ok[impl][0]['base_mb']:.0f})"
-               if ok[impl] else "-" for impl in impls}
-        t_rates = rates.get("torch")
-        ratio = statistics.median(rates["scratchrnn"]) / statistics.median(t_rates) \
-            if t_rates else float("nan")
-        t_txt = fmt(t_rates) if t_rates else (res.get("torch") or [{}])[0].get("error", "-")
-        print(f"{V:>5} | {fmt(rates['scratchrnn']):>30} | {t_txt[:30]:>30} | {ratio:5.2f} | "
-              f"{mem['scratchrnn']} / {mem.get('torch', '-')} / {estimate_mb(V):.0f}",
-              flush=True)
-    N = d.batch * d.seq_len
-    print(f"\noutput layer alone, N = {N} rows x H = {d.hidden}: GFLOP/s of each product (share "
-          "of the GEMM rate), and the whole path (products, bias, softmax cross-entropy, db) "
-          "against its products' time and a training step's")
-    for V in vocabs:
-        t = run(["--output-worker", str(V), str(3 if args.quick else 7)], env)
-        if "error" in t:
-            print(f"{V:>5} | failed: {t['error']}")
-            continue
-        flops = 2 * N * d.hidden * V / 1e9
-        cells = "  ".join(f"{k} {flops / t[k]:6.1f} ({100 * flops / t[k] / peak['peak']:3.0f}%)"
-                          for k in ("forward", "dW", "dx"))
-        gemms = t["forward"] + t["dW"] + t["dx"]
-        share = f", {100 * t['path'] / step_s[V]:.0f}% of a step" if V in step_s else ""
-        print(f"{V:>5} | {cells} | path {1e3 * t['path']:7.2f} ms = {t['path'] / gemms:.2f} x "
-              f"its products{share}", flush=True)
-
+    impls = ["scratchrnn", *(["torch"] if torch and not args.no_torch else []),
+             *(["baseline"] if args.baseline else [])]
+    baseline = os.path.abspath(args.baseline) if args.baseline else None
+    step_s = speed_table(vocabs, impls, reps, seconds, env, baseline)
+    output_table(vocabs, 3 if args.quick else 7, env, peak["peak"], step_s)
     if args.profile:
-        V = max(vocabs)
-        prof = run(["--profile-worker", str(V)], {**env, **{k: "1" for k in (
-            "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}})
-        if "error" in prof:
-            print(f"\nprofile failed: {prof['error']}")
-            return
-        total = sum(prof.values())
-        print(f"\nwhere a step's time goes at V={V} (one thread, CPU ms per step; "
-              f"{total * 1e3:.0f} ms in all):")
-        for name, sec in sorted(prof.items(), key=lambda kv: -kv[1]):
-            print(f"  {name:40s} {sec * 1e3:8.1f} ms  {100 * sec / total:5.1f}%")
+        profile(max(vocabs), env)
 
 
 if __name__ == "__main__":

@@ -74,11 +74,13 @@ def test_embedding_table_larger_than_window(rng):
     assert_close(g["b"], numerical_grad(f, b), "b")
 
 
-def test_model_at_large_vocabulary_gradcheck(rng, monkeypatch):
+@pytest.mark.parametrize("cell,layer_norm", [("rnn", False), ("gru", True)])
+def test_model_at_large_vocabulary_gradcheck(cell, layer_norm, rng, monkeypatch):
     """A whole model with V > 256 in float64, one row per softmax block: the gradients of the
-    output layer and of the gathered input layer by centred differences."""
+    output layer and of the gathered input layer (layer-normalised too) by centred
+    differences."""
     monkeypatch.setattr(layers, "BLOCK_BYTES", 1)
-    cfg = ModelConfig(V_BIG, 2, "rnn", 1, 0.0, "float64")
+    cfg = ModelConfig(V_BIG, 2, cell, 1, 0.0, "float64", layer_norm=layer_norm)
     params = init_params(cfg, rng)
     params["W_y"] *= 5  # logits that differ, so the gradient is not ~uniform
     x, y = rng.integers(0, V_BIG, (2, 3)), rng.integers(0, V_BIG, (2, 3))
@@ -86,7 +88,7 @@ def test_model_at_large_vocabulary_gradcheck(rng, monkeypatch):
     loss, _, cache = forward(params, cfg, x, y, state)
     grads, _ = backward(cache, cfg)
     f = lambda: forward(params, cfg, x, y, state)[0]
-    for k in ("W_y", "b_y", "l0.W_x", "l0.b"):
+    for k in ("W_y", "b_y", "l0.W_x", "l0.b", *(["l0.ln_x"] if layer_norm else [])):
         assert_close(grads[k], numerical_grad(f, params[k]), k)
 
 

@@ -348,7 +348,8 @@ def main() -> None:
     ap.add_argument("--cpu-time", action="store_true",
                     help="one thread per worker, timed by its CPU time (for a loaded machine)")
     ap.add_argument("--baseline", metavar="SRC",
-                    help="also time the scratchrnn found under this src/ folder, per row")
+                    help="also time the scratchrnn found under this src/ folder, per row (a "
+                    "checkout with store/config.py's model_config)")
     ap.add_argument("--no-torch", action="store_true", help="leave the PyTorch peer out")
     ap.add_argument("--profile", action="store_true",
                     help="also where a step's time goes at the largest V (one thread, CPU time)")
@@ -365,7 +366,7 @@ def main() -> None:
     try:
         import torch
 
-        torch_txt = "left out" if args.no_torch else f"torch {torch.__version__}"
+        torch_txt = "torch left out" if args.no_torch else f"torch {torch.__version__}"
     except ImportError:
         torch, torch_txt = None, "torch not installed: scratchrnn figures only"
     d = default_run()

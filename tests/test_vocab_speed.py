@@ -138,3 +138,24 @@ def test_update_blocks_change_no_bit(name, dtype, monkeypatch):
     whole = run(1 << 30)
     assert run(3 * np.dtype(dtype).itemsize) == whole
     assert run(1) == whole
+
+
+def test_embedding_gradient_of_a_large_table(rng):
+    """Beyond ONEHOT_MAX_ROWS rows the gradient is a sorted sum: the one-hot product's values
+    (float64 round-off) with repeated uint16 ids, zero rows for the ids not read, and no
+    (N, V) one-hot: the peak allocation stays near the (V, D) gradient itself."""
+    import tracemalloc
+
+    V = 60_000
+    ids = np.array([[7, 59_999, 7], [300, 7, 0]], np.uint16)
+    dout = rng.normal(size=(2, 3, 4))
+    onehot = np.zeros((ids.size, V))
+    onehot[np.arange(ids.size), ids.reshape(-1)] = 1.0
+    want = onehot.T @ dout.reshape(-1, 4)
+    tracemalloc.start()
+    got = layers.gather_backward(dout, ids, V)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)
+    assert got[[7, 300, 59_999, 0]].all() and not got[[1, 8, 59_998]].any()
+    assert peak < 1.2 * got.nbytes, f"peak {peak:,} bytes for a {got.nbytes:,}-byte gradient"

@@ -159,3 +159,21 @@ def test_embedding_gradient_of_a_large_table(rng):
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=0)
     assert got[[7, 300, 59_999, 0]].all() and not got[[1, 8, 59_998]].any()
     assert peak < 1.2 * got.nbytes, f"peak {peak:,} bytes for a {got.nbytes:,}-byte gradient"
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru"])
+def test_memory_estimate_covers_a_large_vocabulary_step(cell):
+    """window_memory counts the sorted gradient copy instead of the (N, V) one-hot beyond
+    ONEHOT_MAX_ROWS: a real training step at V=6400 still allocates less than the estimate
+    plus the parameters and gradients."""
+    import tracemalloc
+
+    from scratchrnn.nn.model import CharRNN, param_count, window_memory
+
+    model = CharRNN(6400, 64, cell, 2, seed=0)
+    x = np.random.default_rng(0).integers(0, 6400, (16, 40))
+    tracemalloc.start()
+    model.loss_and_grads(x, np.roll(x, -1, axis=1))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak <= window_memory(model.config, 16, 40) + 2 * param_count(model.config)[0] * 4

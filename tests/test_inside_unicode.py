@@ -56,6 +56,8 @@ def test_text_properties_in_any_script(text, name, want):
     ("er: „ja“ und", "000011100000"),  # German: „ opens and “ closes
     ('he: “yes” no', "000011110000"),
     ("他說「好」，『對』。", "0011001100"),
+    ("他說「好『對』嗎」。", "0011111100"),  # one kind nested in another: still inside
+    ("он: «да „нет“ да» и", "0000111111111111000"),
     ("il: ‹oui› non", "000011110000" "0"),
     ('他說：＂好＂ 嗎', "00011000"),  # the full-width straight quote, read from its neighbours
 ])

@@ -32,7 +32,10 @@ _CLOSERS = np.array([0, 9, 10, 13, *_BLANKS] + [ord(c) for c in
 _BRACKETS = ("()", "[]", "{}", "（）", "［］", "｛｝", "【】", "《》", "〈〉")
 _OPENING = "«「„‹『"  # quotes that say they open (and “, but in German quotes)
 _CLOSING = "»」”›』"
-_QUOTES = np.array([ord(c) for c in '"＂“' + _OPENING + _CLOSING])  # " ＂: by their neighbours
+# Kinds of quotation mark, each followed on its own, so that one nested in another (『』 in
+# 「」, „“ in «») does not end the outer quotation. " and ＂ read their direction from their
+# neighbours; the others show it.
+_QUOTE_KINDS = ('"＂“”„', "«»", "‹›", "「」", "『』")
 _SENTENCE_ENDS = ".!?…。！？．｡؟۔।॥"
 _QUIET = " \n\"'‘’＂“" + _OPENING + _CLOSING + "".join(map(chr, _BLANKS))  # after an end
 # Vowels: Latin and Greek by the base letter (é, ö, ά are vowels); Cyrillic by the letter
@@ -62,14 +65,19 @@ def _quote_direction(c: np.ndarray, at: np.ndarray, known_start: bool) -> np.nda
 
 
 def _in_quotes(c: np.ndarray, known_start: bool) -> np.ndarray:
-    """1 after an opening quote up to its closing one. Each quote whose direction shows sets
-    the state (so a paragraph of a long quotation that opens again without closing does not
-    flip the rest of the text); one that does not show toggles it. Where a text cut from a
+    """1 inside a quotation of any kind (see _in_quotes_of)."""
+    kinds = [_in_quotes_of(c, at, known_start) for kind in _QUOTE_KINDS
+             if (at := np.flatnonzero(np.isin(c, _ords(kind)))).size]
+    return np.maximum.reduce(kinds) if kinds else np.zeros(len(c))
+
+
+def _in_quotes_of(c: np.ndarray, at: np.ndarray, known_start: bool) -> np.ndarray:
+    """1 after an opening quote (at positions `at`, of one kind) up to its closing one. Each
+    quote whose direction shows sets the state (so a paragraph of a long quotation that opens
+    again without closing does not flip the rest of the text); one that does not show toggles
+    it. Where a text cut from a
     longer one starts (known_start False) is read from its first quote whose direction shows:
     a closing one means it began inside a quotation."""
-    at = np.flatnonzero(np.isin(c, _QUOTES))
-    if at.size == 0:
-        return np.zeros(len(c))
     d = _quote_direction(c, at, known_start)
     j = np.arange(at.size)
     shown = np.flatnonzero(d)

@@ -117,3 +117,20 @@ def test_a_bytes_page_has_one_cell_per_byte(driver, pages):
     assert "Actual next: М" in panel.text
     assert "nats/byte" in driver.find_element("css selector", ".sr-stat").text
     assert severe(driver) == []
+
+
+def test_the_arrow_keys_move_the_way_a_line_runs(driver, pages):
+    from selenium.webdriver import ActionChains
+    from selenium.webdriver.common.keys import Keys
+    load(driver, pages["rtl"])
+    driver.execute_script("arguments[0].focus()",
+                          driver.find_element("css selector", ".sr-text"))
+    ActionChains(driver).send_keys(Keys.ARROW_LEFT, Keys.ARROW_LEFT).perform()
+    assert driver.switch_to.active_element.get_attribute("data-i") == "2"  # leftwards: on
+    ActionChains(driver).send_keys(Keys.ARROW_RIGHT).perform()
+    assert driver.switch_to.active_element.get_attribute("data-i") == "1"
+    latin = TEXTS["rtl"].index("abc")
+    driver.find_elements("css selector", ".sr-text span")[latin].click()
+    ActionChains(driver).send_keys(Keys.ARROW_RIGHT).perform()
+    assert driver.switch_to.active_element.get_attribute("data-i") == str(latin + 1)
+    assert severe(driver) == []

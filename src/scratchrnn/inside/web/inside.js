@@ -523,10 +523,22 @@
     text.addEventListener("click", function (e) {
       if (e.target.dataset && e.target.dataset.i !== undefined) focusChar(+e.target.dataset.i);
     });
+    // The direction of t's line as the page lays it out (unicode-bidi: plaintext): that of
+    // its first strong letter, right to left for the scripts of bidi classes R and AL.
+    var RTL = /[\p{Script=Hebrew}\p{Script=Arabic}\p{Script=Syriac}\p{Script=Thaana}\p{Script=Nko}]/u;
+    function rightToLeft(t) {
+      var i = t;
+      while (i > 0 && charAt(i - 1) !== "\n") i--;
+      for (; i < T && charAt(i) !== "\n"; i++) {
+        if (/\p{L}/u.test(charAt(i))) return RTL.test(charAt(i));
+      }
+      return false;
+    }
     text.addEventListener("keydown", function (e) {
       var t = st.cursor, moves = {ArrowRight: 1, ArrowLeft: -1,
         ArrowDown: 40, ArrowUp: -40, PageDown: 400, PageUp: -400};
-      if (e.key in moves) t += moves[e.key];
+      var across = e.key === "ArrowLeft" || e.key === "ArrowRight";
+      if (e.key in moves) t += (across && rightToLeft(t) ? -1 : 1) * moves[e.key];
       else if (e.key === "Home") t = 0;
       else if (e.key === "End") t = T - 1;
       else return;

@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import shared_file
 
 import scratchrnn as sr
 from scratchrnn.cli.commands import main
@@ -76,6 +77,19 @@ def test_ascii_text_reads_as_before():
     assert np.array_equal(p["uppercase"], (c >= 65) & (c <= 90))
     assert np.array_equal(p["vowel"], np.isin(c, [ord(v) for v in "aeiouAEIOU"]))
     assert np.array_equal(p["space"], c == 32)
+
+
+def test_onegin_reads_as_russian_text():
+    """The real file (skipped where it is missing): Pushkin's letters, capitals, vowels,
+    «quotations» and sentences are all seen, as they would be in an English book."""
+    text = shared_file("onegin_ru.txt").read_text("utf-8")[:60_000]
+    p = properties(text, "")
+    cyrillic = np.array([0x400 <= ord(ch) < 0x500 for ch in text])
+    assert p["in_word"][cyrillic].all()
+    assert 0.35 < p["vowel"][cyrillic].mean() < 0.5
+    assert 0.01 < p["uppercase"].mean() < 0.1
+    for name in ("in_quotes", "sentence_start", "bracket_depth"):
+        assert 0 < p[name].mean() < 0.2, name
 
 
 # ------------------------------------------------------------------------- bytes positions

@@ -134,3 +134,20 @@ def test_the_arrow_keys_move_the_way_a_line_runs(driver, pages):
     ActionChains(driver).send_keys(Keys.ARROW_RIGHT).perform()
     assert driver.switch_to.active_element.get_attribute("data-i") == str(latin + 1)
     assert severe(driver) == []
+
+
+def test_a_bytes_notebook_fragment_renders(driver, tmp_path):
+    model = sr.CharRNN(256, 8, "gru", 1, seed=0)
+    insp = sr.inspect(model, sr.Vocab.bytes(), TEXTS["cjk"])
+    page = tmp_path / "notebook.html"
+    page.write_text("<!DOCTYPE html><html><head><meta charset='utf-8'></head><body>"
+                    + insp._repr_html_() + "</body></html>", encoding="utf-8")
+    driver.get(page.as_uri())
+    for _ in range(100):
+        if driver.execute_script("return document.querySelector('.sr-inside').dataset.ready"):
+            break
+        time.sleep(0.05)
+    shown = driver.execute_script(SPANS)
+    assert [c for c in shown if c is not None] == list(TEXTS["cjk"])
+    assert len(shown) == len(TEXTS["cjk"].encode())
+    assert severe(driver) == []

@@ -194,6 +194,7 @@ def test_a_bytes_run_shows_its_excerpt_as_prepared(tmp_path, monkeypatch):
     assert data["ids"] == corpus.val[:200].tolist()
     assert data["kind"] == "bytes" and data["text"] == BYTES.decode(corpus.val[:200])
     assert data["model_card"]["vocabulary"] == "the 256 byte values of UTF-8 (bytes)"
+    assert data["title"].endswith(f": {len(data['ids'])} bytes of the val split of t")
 
 
 def test_a_unicode_run_shows_its_own_characters(tmp_path, monkeypatch):

@@ -125,5 +125,6 @@ def visualize_run(run, text=None, split: str | None = None, chars: int = 4000,
         raise ScratchRNNError(f"{source} has fewer than 2 characters; pass a longer `text`")
     # the ids as prepared: a bytes vocabulary's excerpt may cut a character at either end
     insp = inspect_ids(ckpt.model, ckpt.vocab, data, before=before)
-    title = f"Inside {printable(run_dir.name)}: {len(data):,} characters of {source}"
+    symbols = "bytes" if ckpt.vocab.kind == "bytes" else "characters"
+    title = f"Inside {printable(run_dir.name)}: {len(data):,} {symbols} of {source}"
     return write_page(insp, out, model_card(ckpt), run_history(run_dir, ckpt.meta), title)

@@ -63,20 +63,31 @@ def test_steps_speed_and_budget(small_text):
     for value in (plan.step_s, plan.chars_per_s, plan.expected_s):
         assert math.isfinite(value) and value > 0
     assert plan.chars_per_s == pytest.approx(4 * 16 / plan.step_s)
-    assert plan.expected_s == pytest.approx(plan.steps_left * plan.step_s)  # under the budget
-    assert plan.budget_steps == int(7200 / plan.step_s)
+    # validated every 50 steps and where the run stops: 50, 100, and there
+    assert plan.total_steps % 50 and plan.validations == plan.total_steps // 50 + 1
+    assert math.isfinite(plan.validation_s) and plan.validation_s > 0
+    assert plan.expected_s == pytest.approx(  # the budget does not end it
+        plan.steps_left * plan.step_s + plan.validations * plan.validation_s)
+    assert plan.budget_steps == int(7200 / (plan.step_s + plan.validation_s / 50))
+    short = sr.plan(sr.TrainConfig(text=str(small_text), epochs=3, time_budget=0.01,
+                                   val_frac=0, **SMALL), measure_s=0.1)
+    assert (short.validation_s, short.validations) == (0, 0)  # no split to validate
+    assert short.budget_steps == int(0.01 / short.step_s) < short.steps_left
+    assert short.expected_s == 0.01
     open_ended = sr.plan(sr.TrainConfig(text=str(small_text), epochs=None, **SMALL),
                          measure_s=0.1)
     assert open_ended.total_steps is None and open_ended.expected_s is None
 
 
 def test_measuring_is_bounded(small_text, monkeypatch):
-    """Every step looks like a second: one warm-up step, then as many as fit in the budget."""
+    """Every step looks like a second: one warm-up step, then as many as fit in the budget,
+    then one validation window (more only while they fit too)."""
     clock = iter(range(0, 10_000))
     monkeypatch.setattr(plan_module.time, "perf_counter", lambda: float(next(clock)))
     cfg = sr.TrainConfig(text=str(small_text), **SMALL)
     plan = sr.plan(cfg, measure_s=4.0)
     assert (plan.timed_steps, plan.step_s) == (3, 1.0)  # 1 s warm-up + 3 x 1 s
+    assert next(clock) == 2 * (1 + 3 + 1)  # and one validation window: 5 s in all
     slow = sr.plan(cfg, measure_s=0.5)  # the warm-up step alone is over the budget
     assert (slow.timed_steps, slow.step_s) == (0, 1.0)
     assert "the warm-up step alone" in "\n".join(slow.lines())

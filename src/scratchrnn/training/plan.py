@@ -35,11 +35,13 @@ from ..store.config import (
 from ..store.owner import check_run_out, run_reuse
 from ..store.resume import check_same_text, corpus_identity, resume_text, vocab_arg
 from ..threads import BlasThreads
+from .evaluation import BURN_IN, chars_read, default_streams
 
 MEASURE_S = 4.0  # seconds of timed steps at most, after the warm-up step
 TRAINING = ("batch", "seq_len", "optimizer", "lr", "schedule", "min_lr", "warmup", "beta1", "beta2",
             "ema", "clip_value", "clip_norm", "epochs", "max_steps", "time_budget")
 MAX_TIMED = 20  # steps timed at most: the median of a few is steady enough
+VAL_WINDOWS = 3  # validation windows timed, the median taken
 
 
 def _resume_config(ckpt, overrides: dict) -> TrainConfig:
@@ -125,7 +127,9 @@ class Plan:
     timed_steps: int  # steps timed after one warm-up step (0: the warm-up alone was timed)
     step_s: float  # seconds a training step takes here (the median of those timed)
     chars_per_s: float
-    expected_s: float | None  # of training steps, until the run stops (None: nothing stops it)
+    validation_s: float  # seconds a validation takes here (0: no validation split)
+    validations: int | None  # until the run stops (None: nothing but a time budget stops it)
+    expected_s: float | None  # until the run stops, validations included (None: never)
     budget_steps: int | None  # the steps `time_budget` buys at that pace
 
     @property
@@ -166,8 +170,11 @@ class Plan:
                f"speed here: {self.step_s:.3g} s a step, {self.chars_per_s:,.0f} chars/s "
                f"({timed})"]
         if self.expected_s is not None:
-            out.append(f"expected time: about {duration(self.expected_s)} of training steps, "
-                       "plus a validation every `eval_every` steps")
+            vals = (f", {self.validations} validation{'s' * (self.validations > 1)} of "
+                    f"{self.validation_s:.3g} s"
+                    if self.validations else "")
+            out.append(f"expected time: about {duration(self.expected_s)} ({self.step_s:.3g} s "
+                       f"a step{vals}; samples and checkpoints not counted)")
         if c.time_budget:
             buys = f"`time_budget` {duration(c.time_budget)} buys about {self.budget_steps:,} steps"
             if self.steps_left is not None and self.budget_steps >= self.steps_left:
@@ -222,24 +229,36 @@ def plan(config: TrainConfig | None = None, *, resume=None, overwrite: bool = Fa
         n_win = windows_per_epoch(streams, cfg.seq_len)
         total = total_steps(cfg, n_win, win)
         model = model_config(cfg, len(corpus.vocab))
-        timed, step_s = _measure(cfg, CharRNN.from_config(model, cfg.seed), streams, win,
-                                 measure_s)
+        val = corpus.val[:cfg.val_chars] if cfg.val_chars else corpus.val
+        timed, step_s, val_s = _measure(cfg, CharRNN.from_config(model, cfg.seed), streams,
+                                        win, val, measure_s)
+        def validations(stop: int) -> int:  # every `eval_every` steps, and where it stops
+            every = cfg.eval_every
+            return 0 if len(val) < 2 or stop <= step else (
+                stop // every - step // every + (stop % every > 0))
+
         left = None if total is None else max(total - step, 0)
-        times = [t for t in (left and left * step_s, cfg.time_budget) if t is not None]
+        evals = None if total is None else validations(total)
+        expected = None if left is None else left * step_s + evals * val_s
+        bought = None
+        if cfg.time_budget:  # the budget's clock runs through validations, and one follows it
+            bought = int(cfg.time_budget / (step_s + val_s / cfg.eval_every))
+            if left is None or bought < left:
+                evals, expected = validations(step + bought), cfg.time_budget + val_s
         return Plan(cfg, str(out), ckpt is not None, corpus.name, model.vocab_size,
                     corpus.describe(cfg.vocab), len(corpus.train), len(corpus.val),
                     len(corpus.test), param_count(model)[0],
-                    training_memory(cfg, model.vocab_size),
-                    n_win, step, total, left, timed, step_s, cfg.batch * cfg.seq_len / step_s,
-                    min(times) if times else None,
-                    int(cfg.time_budget / step_s) if cfg.time_budget else None)
+                    training_memory(cfg, model.vocab_size), n_win, step, total, left, timed,
+                    step_s, cfg.batch * cfg.seq_len / step_s, val_s, evals, expected, bought)
 
 
-def _measure(cfg: TrainConfig, model: CharRNN, streams: np.ndarray, win: int,
-             budget: float) -> tuple[int, float]:
-    """(steps timed, seconds a step) of training `model` as the run would, on the run's own
-    windows from window `win` on: one warm-up step, then up to MAX_TIMED steps while they fit
-    in `budget` seconds. The weights trained here are thrown away."""
+def _measure(cfg: TrainConfig, model: CharRNN, streams: np.ndarray, win: int, val: np.ndarray,
+             budget: float) -> tuple[int, float, float]:
+    """(steps timed, seconds a step, seconds a validation) of training `model` as the run
+    would, on the run's own windows from window `win` on: one warm-up step, then up to
+    MAX_TIMED steps while they fit in `budget` seconds; then one window of validating `val`
+    as `evaluate` reads it, scaled to the whole split. The weights trained here are thrown
+    away."""
     opt_state = optim.init_state(cfg.optimizer, model.params)
     rng = np.random.default_rng([cfg.seed, 1])
     state = model.init_state(cfg.batch)
@@ -265,6 +284,26 @@ def _measure(cfg: TrainConfig, model: CharRNN, streams: np.ndarray, win: int,
         while len(times) < MAX_TIMED and spent + (times[-1] if times else first) <= budget:
             times.append(one(len(times) + 1))
             spent += times[-1]
+        val_s = _validation(model, val, cfg.seq_len, budget - spent)
     if not times:
-        return 0, first
-    return len(times), float(np.median(times))
+        return 0, first, val_s
+    return len(times), float(np.median(times)), val_s
+
+
+def _validation(model: CharRNN, val: np.ndarray, seq_len: int, budget: float) -> float:
+    """Seconds `evaluate` takes over `val`, from the median of up to VAL_WINDOWS windows of
+    its streams (those that fit in `budget` seconds; one at least): it reads every stream
+    whole, and all but the first also the BURN_IN characters before it."""
+    if len(val) < 2:  # training validates nothing then
+        return 0.0
+    streams = make_streams(val, default_streams(len(val)))  # (B, L)
+    B, L = streams.shape
+    T = min(seq_len, L - 1)
+    reads = chars_read(len(val)) + (B - 1) * min(BURN_IN, L)
+    times: list[float] = []
+    while len(times) < VAL_WINDOWS and (not times or sum(times) + times[-1] <= budget):
+        t = time.perf_counter()
+        forward(model.params, model.config, streams[:, :T], streams[:, 1:T + 1],
+                model.init_state(B))
+        times.append(time.perf_counter() - t)
+    return float(np.median(times)) * reads / (B * T)

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import limits
 from ..data.corpus import Corpus, load_corpus, make_streams, window, windows_per_epoch
 from ..data.sources import absolute
 from ..errors import PYTHON, ScratchRNNError, Voice
-from ..limits import human_bytes
 from ..nn import optim
 from ..nn.model import CharRNN, backward, forward, param_count
 from ..store.checkpoint import load_checkpoint
@@ -38,6 +38,7 @@ from ..threads import BlasThreads
 from .evaluation import BURN_IN, chars_read, default_streams
 
 MEASURE_S = 4.0  # seconds of timed steps at most, after the warm-up step
+MAX_MEASURE_S = 60.0  # what a caller may ask for: a plan is a look, not a benchmark
 TRAINING = ("batch", "seq_len", "optimizer", "lr", "schedule", "min_lr", "warmup", "beta1", "beta2",
             "ema", "clip_value", "clip_norm", "epochs", "max_steps", "time_budget")
 MAX_TIMED = 20  # steps timed at most: the median of a few is steady enough
@@ -149,7 +150,7 @@ class Plan:
         other = "other settings: " + _settings(c, [
             f.name for f in fields(c) if f.name not in
             {*MODEL_OPTIONS.values(), *TRAINING, "text", "out", "vocab"}])
-        parts = ", ".join(f"{k} {human_bytes(v)}" for k, v in self.memory.items() if v)
+        parts = ", ".join(f"{k} {limits.human_bytes(v)}" for k, v in self.memory.items() if v)
         ends = {None: "nothing but `time_budget` or a signal stops it"}.get(
             self.total_steps, f"it stops at step {self.total_steps:,}")
         if self.total_steps is not None:
@@ -166,7 +167,7 @@ class Plan:
                self.vocab_line,
                f"corpus {self.corpus}: {self.train_symbols:,} train / {self.val_symbols:,} val "
                f"/ {self.test_symbols:,} test symbols",
-               f"memory: about {human_bytes(self.memory_bytes)} ({parts})", steps,
+               f"memory: about {limits.human_bytes(self.memory_bytes)} ({parts})", steps,
                f"speed here: {self.step_s:.3g} s a step, {self.chars_per_s:,.0f} chars/s "
                f"({timed})"]
         if self.expected_s is not None:
@@ -213,6 +214,7 @@ def plan(config: TrainConfig | None = None, *, resume=None, overwrite: bool = Fa
     """What `train` would do with the same arguments, without training or writing anything:
     it refuses what `train` refuses, with the same error, then times a few real training
     steps of the run's model (at most `measure_s` seconds after a warm-up step) -> a Plan."""
+    limits.real(measure_s, "measure_s", 0.0, MAX_MEASURE_S)
     ckpt = load_checkpoint(resume, resume=True) if resume is not None else None
     cfg, out, text = settle(config, ckpt, overrides)
     check_run_out(out, resume_from=ckpt.path.parent if ckpt else None, overwrite=overwrite)

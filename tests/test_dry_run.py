@@ -172,3 +172,13 @@ def test_measured_windows_are_the_runs_own(small_text, monkeypatch):
     n_win = sr.plan(cfg, measure_s=0).windows_per_epoch
     assert all(0 <= j < n_win for j in first)
     assert np.all(np.diff(first[:n_win]) == 1)
+
+
+def test_a_path_is_said_as_it_is(small_text, tmp_path, capsys):
+    """Only the library's own words name parameters as flags: a folder may hold backticks."""
+    out = tmp_path / "a`hidden`b"
+    assert main(["train", "--text", str(small_text), "--out", str(out), "--hidden", "8",
+                 "--max-steps", "2", "--dry-run"]) == 0
+    said = capsys.readouterr().out.splitlines()
+    assert said[0] == f"plan for {out} (nothing trained or written)"
+    assert "it stops at step 2 (--max-steps)" in said[7] and not out.exists()

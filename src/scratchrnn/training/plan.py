@@ -142,20 +142,21 @@ class Plan:
                 "memory_bytes": self.memory_bytes}
 
     def lines(self, voice: Voice = PYTHON) -> list[str]:
-        c = self.config
+        """The plan in a few lines, parameters named as `voice` names them (only in the
+        library's own words: a path may hold backticks)."""
+        c, v = self.config, voice
         shape = ("cell", "layers", "hidden")
         model = (f"model: {c.cell} {c.layers} x {c.hidden}, {self.parameters:,} parameters; "
-                 + _settings(c, [n for n in MODEL_OPTIONS.values() if n not in shape]))
-        train = "training: " + _settings(c, TRAINING)
-        other = "other settings: " + _settings(c, [
+                 + v(_settings(c, [n for n in MODEL_OPTIONS.values() if n not in shape])))
+        train = "training: " + v(_settings(c, TRAINING))
+        other = "other settings: " + v(_settings(c, [
             f.name for f in fields(c) if f.name not in
-            {*MODEL_OPTIONS.values(), *TRAINING, "text", "out", "vocab"}])
-        parts = ", ".join(f"{k} {limits.human_bytes(v)}" for k, v in self.memory.items() if v)
-        ends = {None: "nothing but `time_budget` or a signal stops it"}.get(
-            self.total_steps, f"it stops at step {self.total_steps:,}")
+            {*MODEL_OPTIONS.values(), *TRAINING, "text", "out", "vocab"}]))
+        parts = ", ".join(f"{k} {limits.human_bytes(n)}" for k, n in self.memory.items() if n)
+        ends = v("nothing but `time_budget` or a signal stops it")
         if self.total_steps is not None:
-            ends += (" (`max_steps`)" if c.max_steps == self.total_steps else
-                     f" (`epochs` {c.epochs})")
+            ends = f"it stops at step {self.total_steps:,} " + v(
+                "(`max_steps`)" if c.max_steps == self.total_steps else f"(`epochs` {c.epochs})")
         start = f"resumed at step {self.step:,}, " if self.resumed else ""
         steps = (f"steps: {self.windows_per_epoch:,} windows of {c.batch} x {c.seq_len} per "
                  f"epoch; {start}{ends}")
@@ -172,12 +173,12 @@ class Plan:
                f"({timed})"]
         if self.expected_s is not None:
             vals = (f", {self.validations} validation{'s' * (self.validations > 1)} of "
-                    f"{self.validation_s:.3g} s"
-                    if self.validations else "")
+                    f"{self.validation_s:.3g} s" if self.validations else "")
             out.append(f"expected time: about {duration(self.expected_s)} ({self.step_s:.3g} s "
                        f"a step{vals}; samples and checkpoints not counted)")
         if c.time_budget:
-            buys = f"`time_budget` {duration(c.time_budget)} buys about {self.budget_steps:,} steps"
+            buys = v(f"`time_budget` {duration(c.time_budget)} buys about "
+                     f"{self.budget_steps:,} steps")
             if self.steps_left is not None and self.budget_steps >= self.steps_left:
                 buys += ": the run ends before the budget does"
             elif self.steps_left is not None:
@@ -185,9 +186,9 @@ class Plan:
                          f"of {self.total_steps:,}")
             out.append(buys)
         if self.steps_left == 0:
-            out.append(f"{self.out} is already finished at step {self.step:,}; raise "
-                       "`max_steps` or `epochs` to go on")
-        return [voice(line) for line in out]
+            out.append(f"{self.out} is already finished at step {self.step:,}; " +
+                       v("raise `max_steps` or `epochs` to go on"))
+        return out
 
 
 def _settings(cfg: TrainConfig, names) -> str:

@@ -128,6 +128,7 @@ class Plan:
     timed_steps: int  # steps timed after one warm-up step (0: the warm-up alone was timed)
     step_s: float  # seconds a training step takes here (the median of those timed)
     chars_per_s: float
+    blas: str  # the BLAS threads the steps ran on (threads.BlasThreads, as training's)
     validation_s: float  # seconds a validation takes here (0: no validation split)
     validations: int | None  # until the run stops (None: nothing but a time budget stops it)
     expected_s: float | None  # until the run stops, validations included (None: never)
@@ -170,7 +171,7 @@ class Plan:
                f"/ {self.test_symbols:,} test symbols",
                f"memory: about {limits.human_bytes(self.memory_bytes)} ({parts})", steps,
                f"speed here: {self.step_s:.3g} s a step, {self.chars_per_s:,.0f} chars/s "
-               f"({timed})"]
+               f"({timed}); {self.blas}"]
         if self.expected_s is not None:
             vals = (f", {self.validations} validation{'s' * (self.validations > 1)} of "
                     f"{self.validation_s:.3g} s" if self.validations else "")
@@ -233,7 +234,7 @@ def plan(config: TrainConfig | None = None, *, resume=None, overwrite: bool = Fa
         total = total_steps(cfg, n_win, win)
         model = model_config(cfg, len(corpus.vocab))
         val = corpus.val[:cfg.val_chars] if cfg.val_chars else corpus.val
-        timed, step_s, val_s = _measure(cfg, CharRNN.from_config(model, cfg.seed), streams,
+        timed, step_s, val_s, blas = _measure(cfg, CharRNN.from_config(model, cfg.seed), streams,
                                         win, val, measure_s)
         def validations(stop: int) -> int:  # every `eval_every` steps, and where it stops
             every = cfg.eval_every
@@ -252,16 +253,16 @@ def plan(config: TrainConfig | None = None, *, resume=None, overwrite: bool = Fa
                     corpus.describe(cfg.vocab), len(corpus.train), len(corpus.val),
                     len(corpus.test), param_count(model)[0],
                     training_memory(cfg, model.vocab_size), n_win, step, total, left, timed,
-                    step_s, cfg.batch * cfg.seq_len / step_s, val_s, evals, expected, bought)
+                    step_s, cfg.batch * cfg.seq_len / step_s, blas, val_s, evals, expected,
+                    bought)
 
 
 def _measure(cfg: TrainConfig, model: CharRNN, streams: np.ndarray, win: int, val: np.ndarray,
-             budget: float) -> tuple[int, float, float]:
-    """(steps timed, seconds a step, seconds a validation) of training `model` as the run
-    would, on the run's own windows from window `win` on: one warm-up step, then up to
-    MAX_TIMED steps while they fit in `budget` seconds; then one window of validating `val`
-    as `evaluate` reads it, scaled to the whole split. The weights trained here are thrown
-    away."""
+             budget: float) -> tuple[int, float, float, str]:
+    """(steps timed, seconds a step, seconds a validation, the BLAS threads' line) of
+    training `model` as the run would, on the run's own windows from window `win` on: one
+    warm-up step, then up to MAX_TIMED steps while they fit in `budget` seconds; then
+    validating `val` (_validation). The weights trained here are thrown away."""
     opt_state = optim.init_state(cfg.optimizer, model.params)
     rng = np.random.default_rng([cfg.seed, 1])
     state = model.init_state(cfg.batch)
@@ -280,17 +281,18 @@ def _measure(cfg: TrainConfig, model: CharRNN, streams: np.ndarray, win: int, va
             optim.average(model.params, opt_state, cfg.ema)
         return time.perf_counter() - t
 
-    with BlasThreads(), np.errstate(over="ignore", invalid="ignore"):
+    with BlasThreads() as blas, np.errstate(over="ignore", invalid="ignore"):
         first = one(0)
         times: list[float] = []
         spent = first
         while len(times) < MAX_TIMED and spent + (times[-1] if times else first) <= budget:
             times.append(one(len(times) + 1))
             spent += times[-1]
+            blas.line = blas.tick() or blas.line  # training follows the load so
         val_s = _validation(model, val, cfg.seq_len, budget - spent)
     if not times:
-        return 0, first, val_s
-    return len(times), float(np.median(times)), val_s
+        return 0, first, val_s, blas.line
+    return len(times), float(np.median(times)), val_s, blas.line
 
 
 def _validation(model: CharRNN, val: np.ndarray, seq_len: int, budget: float) -> float:

@@ -251,6 +251,7 @@ CASES = {
     "dry-run on MPI ranks": ["train", "--text", "{d}/text.txt", "--dry-run", "--distributed",
                              "mpi"],
     "dry-run given a value": ["train", "--text", "{d}/text.txt", "--dry-run", "yes"],
+    "json without dry-run": ["train", "--text", "{d}/text.txt", "--out", "{d}/jsonrun", "--json"],
     "unknown command": ["fly"],
     # checkpoints
     "no checkpoint": ["sample", "{d}/nothing"],
@@ -492,9 +493,9 @@ def test_bad_input(name, world, capsys):
     assert not (world / "PWNED").exists()
 
 
-# --dry-run goes through training's own checks; on MPI ranks it has a refusal of its own
+# --dry-run goes through training's own checks (its own refusals: on MPI ranks, --json)
 DRY_RUNS = sorted(name for name, argv in CASES.items() if argv[0] == "train"
-                  and "--distributed" not in argv and "--dry-run" not in argv)
+                  and not {"--distributed", "--dry-run", "--json"} & set(argv))
 
 
 @pytest.mark.parametrize("name", DRY_RUNS)

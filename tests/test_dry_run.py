@@ -182,3 +182,16 @@ def test_a_path_is_said_as_it_is(small_text, tmp_path, capsys):
     said = capsys.readouterr().out.splitlines()
     assert said[0] == f"plan for {out} (nothing trained or written)"
     assert "it stops at step 2 (--max-steps)" in said[7] and not out.exists()
+
+
+def test_json_is_the_plan(small_text, capsys):
+    assert main(["train", "--text", str(small_text), "--hidden", "8", "--epochs", "2",
+                 "--dry-run", "--json"]) == 0
+    said = json.loads(capsys.readouterr().out)
+    plan = sr.plan(sr.TrainConfig(text=str(small_text), hidden=8, epochs=2), measure_s=0.1)
+    assert said["config"] == plan.config.to_dict()
+    assert said["memory_bytes"] == plan.memory_bytes and said["memory"] == plan.memory
+    for key in ("parameters", "train_symbols", "windows_per_epoch", "total_steps",
+                "validations"):
+        assert said[key] == getattr(plan, key)
+    assert said["step_s"] > 0 and math.isfinite(said["expected_s"])

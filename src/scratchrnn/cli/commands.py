@@ -86,6 +86,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     a("--dry-run", action="store_true", help="say what this run would be (settings, corpus, "
       "parameters, memory, steps) and time a few of its steps here, then stop: nothing trained "
       "or written")
+    a("--json", action="store_true", help="with --dry-run: the plan as one JSON object")
     a("--distributed", choices=("mpi",), help="data-parallel over MPI ranks: run as mpiexec -n N "
       "scratchrnn train --distributed mpi ... (--batch splits over the N ranks)")
 
@@ -160,11 +161,14 @@ def _one_or_list(text: list[str] | None):
 def _cmd_train(args) -> int:
     fields = {k: v for k, v in vars(args).items()
               if k not in ("command", "preset", "resume", "overwrite", "quiet", "allow_new_text",
-                           "distributed", "dry_run")}
+                           "distributed", "dry_run", "json")}
     fields["text"] = _one_or_list(args.text)
     fields["time_budget"] = parse_duration(fields["time_budget"])
     if args.dry_run and args.distributed:
         raise ScratchRNNError("--dry-run plans the run in this one process; drop --distributed")
+    if args.json and not args.dry_run:
+        raise ScratchRNNError("--json goes with --dry-run; a training writes its numbers to "
+                              "metrics.jsonl in its run folder")
     if args.distributed:
         from ..training.distributed import session  # mpi4py loads only for distributed runs
 
@@ -176,7 +180,8 @@ def _cmd_train(args) -> int:
 def _train(args, fields, comm) -> int:
     def run(*config, **kw):  # --dry-run: the same arguments, checked alike, planned instead
         if args.dry_run:
-            print("\n".join(plan(*config, **kw).lines(CLI)))
+            said = plan(*config, **kw)
+            print(json_dumps(said.to_dict()) if args.json else "\n".join(said.lines(CLI)))
             return None
         return train(*config, progress=not args.quiet, comm=comm, voice=CLI, **kw)
 

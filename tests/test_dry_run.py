@@ -74,6 +74,11 @@ def test_steps_speed_and_budget(small_text):
     assert (short.validation_s, short.validations) == (0, 0)  # no split to validate
     assert short.budget_steps == int(0.01 / short.step_s) < short.steps_left
     assert short.expected_s == 0.01
+    cut = sr.plan(sr.TrainConfig(text=str(small_text), epochs=3, time_budget=0.01, **SMALL),
+                  measure_s=0.1)  # the budget stops it: validations up to there, one after
+    n = cut.budget_steps
+    assert n < cut.steps_left and cut.validations == n // 50 + (n % 50 > 0)
+    assert cut.expected_s == pytest.approx(0.01 + cut.validation_s)
     open_ended = sr.plan(sr.TrainConfig(text=str(small_text), epochs=None, **SMALL),
                          measure_s=0.1)
     assert open_ended.total_steps is None and open_ended.expected_s is None

@@ -234,27 +234,36 @@ def plan(config: TrainConfig | None = None, *, resume=None, overwrite: bool = Fa
         total = total_steps(cfg, n_win, win)
         model = model_config(cfg, len(corpus.vocab))
         val = corpus.val[:cfg.val_chars] if cfg.val_chars else corpus.val
-        timed, step_s, val_s, blas = _measure(cfg, CharRNN.from_config(model, cfg.seed), streams,
-                                        win, val, measure_s)
-        def validations(stop: int) -> int:  # every `eval_every` steps, and where it stops
-            every = cfg.eval_every
-            return 0 if len(val) < 2 or stop <= step else (
-                stop // every - step // every + (stop % every > 0))
-
-        left = None if total is None else max(total - step, 0)
-        evals = None if total is None else validations(total)
-        expected = None if left is None else left * step_s + evals * val_s
-        bought = None
-        if cfg.time_budget:  # the budget's clock runs through validations, and one follows it
-            bought = int(cfg.time_budget / (step_s + val_s / cfg.eval_every))
-            if left is None or bought < left:
-                evals, expected = validations(step + bought), cfg.time_budget + val_s
+        timed, step_s, val_s, blas = _measure(cfg, CharRNN.from_config(model, cfg.seed),
+                                              streams, win, val, measure_s)
+        left, evals, expected, bought = _timing(cfg, step, total, len(val) > 1, step_s, val_s)
         return Plan(cfg, str(out), ckpt is not None, corpus.name, model.vocab_size,
                     corpus.describe(cfg.vocab), len(corpus.train), len(corpus.val),
                     len(corpus.test), param_count(model)[0],
                     training_memory(cfg, model.vocab_size), n_win, step, total, left, timed,
                     step_s, cfg.batch * cfg.seq_len / step_s, blas, val_s, evals, expected,
                     bought)
+
+
+def _timing(cfg: TrainConfig, step: int, total: int | None, validates: bool, step_s: float,
+            val_s: float):
+    """-> (steps left, validations, seconds, steps `time_budget` buys) of a run from `step`
+    to `total` (None: no end but the budget) at these measured costs. Training validates
+    every `eval_every` steps and where it stops, and its budget's clock runs through them."""
+    def validations(stop: int) -> int:
+        every = cfg.eval_every
+        return 0 if not validates or stop <= step else (
+            stop // every - step // every + (stop % every > 0))
+
+    left = None if total is None else max(total - step, 0)
+    evals = None if total is None else validations(total)
+    expected = None if left is None else left * step_s + evals * val_s
+    bought = None
+    if cfg.time_budget:
+        bought = int(cfg.time_budget / (step_s + val_s / cfg.eval_every))
+        if left is None or bought < left:  # the budget stops it, then it validates once more
+            evals, expected = validations(step + bought), cfg.time_budget + val_s
+    return left, evals, expected, bought
 
 
 def _measure(cfg: TrainConfig, model: CharRNN, streams: np.ndarray, win: int, val: np.ndarray,

@@ -375,9 +375,10 @@ class Vocab:
 
     def clean_prompt(self, prompt: str) -> np.ndarray:
         """Clean a prompt like the corpus, then encode it; unknown characters are an error."""
-        if SURROGATES.search(prompt):
-            raise ScratchRNNError("the prompt holds half a surrogate pair, which is not a "
-                                  "character; pass valid Unicode text")
+        if lone := SURROGATES.search(prompt):  # from JSON's "\ud800", or argv bytes not UTF-8
+            raise ScratchRNNError(f"the prompt holds {shown([lone.group()])}, half a surrogate "
+                                  "pair or a byte that is not UTF-8, which is not a character; "
+                                  "pass valid Unicode text")
         text = self.clean(prompt)
         if self.kind == "bytes":
             return self.encode(text)

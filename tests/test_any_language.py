@@ -209,6 +209,25 @@ def test_a_bytes_run_never_raises_wherever_a_sample_stops(tmp_path):
         text.encode("utf-8")  # valid text: no lone surrogate, nothing undecodable
 
 
+def test_a_bytes_run_exports_and_imports_as_bytes(tmp_path, capsys):
+    pytest.importorskip("safetensors")
+    path = tmp_path / "ru.txt"
+    path.write_text(russian(60))
+    run = tmp_path / "run"
+    assert main(["train", "--text", str(path), "--out", str(run), "--vocab", "bytes",
+                 *TINY]) == 0
+    assert main(["export", str(run), "--format", "torch", "--out", str(tmp_path / "m.st")]) == 0
+    assert main(["import", str(tmp_path / "m.st"), "--out", str(tmp_path / "back")]) == 0
+    assert sr.load_checkpoint(tmp_path / "back").vocab == Vocab.bytes()
+    capsys.readouterr()
+    outs = []
+    for where in (run, tmp_path / "back"):
+        assert main(["sample", str(where), "--prime", "Мой", "--length", "9", "--seed",
+                     "4"]) == 0
+        outs.append(capsys.readouterr().out)
+    assert outs[0] == outs[1] and outs[0].startswith("Мой")
+
+
 def test_a_shift_jis_file_trains_on_its_utf8(tmp_path):
     text = "こんにちは、世界。日本語の文章です。\n" * 60
     path = tmp_path / "sjis.txt"

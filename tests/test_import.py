@@ -256,6 +256,9 @@ def safetensors_files(d: Path) -> None:
             ("surrogate", '"\\ud800bcdefghij"'), ("repeat", '"aacdefghij"'),
             ("short", '"abc"'), ("number", "7"), ("bignum", "9" * 5000)]:
         variant(f"meta_{label}.safetensors", meta={"vocab": vocab})
+    variant("meta_kind_junk.safetensors", meta={"vocab": '"abcdefghij"', "vocab_kind": "klingon"})
+    variant("meta_kind_bytes.safetensors", meta={"vocab": '"abcdefghij"', "vocab_kind": "bytes"})
+    variant("meta_cyrillic_short.safetensors", meta={"vocab": '"абвгд"'})
     variant("relu.safetensors", meta={"nonlinearity": "relu\n" * 1000})
     variant("overflow.safetensors", **{"embed.weight": np.full((V, E), 3e38, np.float32),
                                        "rnn.weight_ih_l0": np.full((3 * H, E), 3e38, np.float32)})
@@ -329,6 +332,8 @@ def hostile(tmp_path_factory):
     (d / "vocab_latin1.txt").write_bytes("abcdefghi\xe9".encode("latin-1"))
     (d / "vocab_big.txt").write_bytes(b"a" * 70_000)
     (d / "vocab_repeat.txt").write_text("aacdefghij")
+    (d / "vocab_many.txt").write_text("".join(map(chr, range(0x10000, 0x10000 + 70_000))))
+    (d / "vocab_cp1251.txt").write_bytes("абвгдежзий".encode("cp1251"))
     (d / "vocab_deep.json").write_text("[" * 30_000 + "]" * 30_000)
     (d / "vocab_surrogate.json").write_text('"\\udc80bcdefghij"')
     (d / "vocab_itos_bad.json").write_text('["ab", "c"]')
@@ -368,6 +373,9 @@ ST = {  # name -> argv after "import"; {d} is the hostile folder
     "vocab metadata of the wrong length": ["{d}/meta_short.safetensors"],
     "vocab metadata a number": ["{d}/meta_number.safetensors"],
     "vocab metadata a 5000-digit number": ["{d}/meta_bignum.safetensors"],
+    "vocab_kind junk": ["{d}/meta_kind_junk.safetensors"],
+    "vocab_kind bytes of 10 characters": ["{d}/meta_kind_bytes.safetensors"],
+    "Cyrillic vocab metadata of the wrong length": ["{d}/meta_cyrillic_short.safetensors"],
     "relu with a long multi-line name": ["{d}/relu.safetensors", "--vocab", CHARS],
     "weights that fold to infinity": ["{d}/overflow.safetensors", "--vocab", CHARS],
     **{f"safetensors dtype {t}": [f"{{d}}/dtype_{t}.safetensors", "--vocab", CHARS]
@@ -386,6 +394,8 @@ ST = {  # name -> argv after "import"; {d} is the hostile folder
     "vocab file not UTF-8": [GOOD, "--vocab", "{d}/vocab_latin1.txt"],
     "vocab file huge": [GOOD, "--vocab", "{d}/vocab_big.txt"],
     "vocab file repeats": [GOOD, "--vocab", "{d}/vocab_repeat.txt"],
+    "vocab file beyond 65,536 characters": [GOOD, "--vocab", "{d}/vocab_many.txt"],
+    "vocab file of Cyrillic in cp1251": [GOOD, "--vocab", "{d}/vocab_cp1251.txt"],
     "vocab json nested deeply": [GOOD, "--vocab", "{d}/vocab_deep.json"],
     "vocab json lone surrogate": [GOOD, "--vocab", "{d}/vocab_surrogate.json"],
     "vocab json strings not characters": [GOOD, "--vocab", "{d}/vocab_itos_bad.json"],

@@ -88,6 +88,24 @@ def test_cli_trains_samples_evaluates_and_visualizes_in_the_script(lang, capsys)
     assert (run / "page.html").stat().st_size > 1000
 
 
+def test_eval_of_a_text_with_other_scripts_says_what_they_are_read_as(lang, tmp_path, capsys):
+    """A vocabulary with neither U+FFFD nor a space (the Chinese text has none) reads an
+    unknown character as its first symbol, the newline: the warning says that, not "spaces";
+    a text with nothing the model knows is refused in one line, with no warning before it."""
+    name, path, prompt, letter, run = lang
+    mixed = tmp_path / "mixed.txt"
+    mixed.write_text(path.read_text(encoding="utf-8")[:2000] + "\u05e9\u05dc\u05d5\u05dd\n")
+    assert main(["eval", str(run), "--text", str(mixed)]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "4 of" in err[0]
+    assert err[0].endswith({"zh": "read as '\\n' U+000A; the loss is that of the text so changed",
+                            "ru": "read as spaces; the loss is that of the text so changed"}[name])
+    (tmp_path / "he.txt").write_text("\u05e9\u05dc\u05d5\u05dd \u05e2\u05d5\u05dc\u05dd\n" * 30)
+    assert main(["eval", str(run), "--text", str(tmp_path / "he.txt")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("scratchrnn: error: ")
+
+
 def test_the_api_trains_samples_evaluates_and_inspects_in_the_script(lang, tmp_path):
     name, path, prompt, letter, _ = lang
     result = sr.train(sr.TrainConfig(text=str(path), out=str(tmp_path / "api"), **TINY_API),

@@ -244,10 +244,10 @@ def _cmd_eval(args) -> int:
     cfg = TrainConfig.from_dict(ckpt.config)
     split = args.split or ("all" if args.text else "val")
     text = _one_or_list(args.text) if args.text else cfg.text
-    if args.text:
-        unknown_characters(text, ckpt.vocab, cfg.encoding)
     corpus = run_corpus(ckpt, text if args.text else None, whole=split == "all")
     data, whole = held_out(corpus, split, cfg.val_chars)
+    if args.text:  # said once the text is known to be scored: a refusal stays one line
+        unknown_characters(text, ckpt.vocab, cfg.encoding)
     result = dict(report(evaluate(ckpt.model, data, cfg.seq_len)), split=split,
                   chars=chars_read(len(data)), checkpoint=str(resolve(args.run)))
     if args.json:

@@ -241,6 +241,7 @@ class Vocab:
         # Characters outside the vocabulary become UNKNOWN, else a space, else the first symbol.
         fill = next((c for c in (UNKNOWN, " ") if c in chars), chars[0])
         self._fill = chars.index(fill)
+        self.fill = fill
         if self.is_ascii:
             # A 128-entry table makes encoding one vectorised lookup; -1 marks "not in vocab".
             self._table = np.full(128, -1, dtype=np.int16)

@@ -246,6 +246,18 @@ def test_a_bytes_run_exports_and_imports_as_bytes(tmp_path, capsys):
     assert outs[0] == outs[1] and outs[0].startswith("Мой")
 
 
+def test_a_bytes_run_visualizes(tmp_path):
+    """The page of a bytes run (its positions are bytes, its text is characters). Needs the
+    inside/ work of r4-unitext (5a3ef74): before it, find_units raised a ValueError."""
+    path = tmp_path / "zh.txt"
+    path.write_text(chinese(60))
+    run = tmp_path / "run"
+    assert main(["train", "--text", str(path), "--out", str(run), "--vocab", "bytes",
+                 *TINY]) == 0
+    assert main(["visualize", str(run), "--chars", "60", "--out", str(run / "p.html")]) == 0
+    assert (run / "p.html").stat().st_size > 1000
+
+
 def test_a_shift_jis_file_trains_on_its_utf8(tmp_path):
     text = "こんにちは、世界。日本語の文章です。\n" * 60
     path = tmp_path / "sjis.txt"

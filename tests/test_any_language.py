@@ -373,6 +373,21 @@ def test_a_two_byte_corpus_is_mapped_reused_and_prepared_again_when_its_index_li
     result = sr.train(resume=run, max_steps=8, progress=False, log=lambda *a: None)
     assert result.step == 8 and result.vocab == b.vocab
     assert (run / "corpus.u8").stat().st_mtime_ns == stamp
+    # and eval reads it there, without preparing a copy in the cache
+    assert main(["eval", str(run), "--split", "test"]) == 0
+    assert not (tmp_path / "cache" / "prepared").exists()
+    assert (run / "corpus.u8").stat().st_mtime_ns == stamp
+
+
+def test_ids_widen_past_256_symbols(tmp_path):
+    """256 distinct characters are one byte each; the 257th makes every id two."""
+    for n, dtype in ((256, np.uint8), (257, np.uint16)):
+        path = tmp_path / f"{n}.txt"
+        chars = "\n" + "".join(CJK[:n - 1])
+        path.write_text(chars * 30)
+        corpus = sr.load_corpus(str(path), "unicode", 0, 0)
+        assert len(corpus.vocab) == n and corpus.train.dtype == dtype
+        assert corpus.vocab.decode(corpus.train) == chars * 30
 
 
 # ---------------------------------------------------------------- the real files

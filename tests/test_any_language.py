@@ -176,6 +176,30 @@ def test_export_and_import_keep_the_vocabulary_and_the_probabilities(lang, tmp_p
     np.testing.assert_array_equal(reference(back.model, ids)[0], reference(ckpt.model, ids)[0])
 
 
+def test_import_takes_a_vocabulary_of_cjk_characters(tmp_path, capsys):
+    """A PyTorch model of 320 CJK characters, its vocabulary an itos JSON list: imported, it
+    samples and inspects in its own characters."""
+    from scratchrnn.interop.export import write_safetensors
+
+    V, E, H = len(CJK), 6, 8
+    rng = np.random.default_rng(0)
+    shapes = {"embed.weight": (V, E), "rnn.weight_ih_l0": (3 * H, E),
+              "rnn.weight_hh_l0": (3 * H, H), "rnn.bias_ih_l0": (3 * H,),
+              "rnn.bias_hh_l0": (3 * H,), "fc.weight": (V, H), "fc.bias": (V,)}
+    with open(tmp_path / "m.safetensors", "wb") as f:
+        write_safetensors(f, {k: rng.normal(size=s).astype(np.float32)
+                              for k, s in shapes.items()}, {})
+    (tmp_path / "itos.json").write_text(json.dumps(CJK, ensure_ascii=False), encoding="utf-8")
+    assert main(["import", str(tmp_path / "m.safetensors"), "--vocab",
+                 str(tmp_path / "itos.json"), "--out", str(tmp_path / "run")]) == 0
+    ckpt = sr.load_checkpoint(tmp_path / "run")
+    assert ckpt.vocab.chars == "".join(CJK) and ckpt.vocab.dtype == np.uint16
+    capsys.readouterr()
+    assert main(["sample", str(tmp_path / "run"), "--prime", "一丁", "--length", "5"]) == 0
+    out = capsys.readouterr().out.strip()
+    assert out.startswith("一丁") and len(out) == 7 and set(out) <= set(CJK)
+
+
 def test_the_export_holds_the_vocabulary_as_unicode(lang, tmp_path):
     """The safetensors metadata carries the characters themselves, as JSON text any reader
     can take (not transliterated, not escaped bytes)."""
@@ -256,6 +280,18 @@ def test_a_bytes_run_visualizes(tmp_path):
                  *TINY]) == 0
     assert main(["visualize", str(run), "--chars", "60", "--out", str(run / "p.html")]) == 0
     assert (run / "p.html").stat().st_size > 1000
+
+
+def test_an_onnx_export_says_its_vocabulary_is_bytes(tmp_path):
+    """Else a reader takes the 256 symbols for the characters U+0000..U+00FF (Latin-1)."""
+    onnx = pytest.importorskip("onnx")
+    from scratchrnn.interop.onnx_export import export_onnx
+
+    for vocab, kind in ((Vocab.bytes(), "bytes"), (Vocab("".join(CJK)), None)):
+        out = export_onnx(sr.CharRNN(len(vocab), 8, "gru", 1, seed=0), vocab,
+                          tmp_path / f"{len(vocab)}.onnx")
+        props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+        assert props["vocab"] == vocab.chars and props.get("vocab_kind") == kind
 
 
 def test_a_shift_jis_file_trains_on_its_utf8(tmp_path):

@@ -100,7 +100,9 @@ def build(model: CharRNN, vocab: Vocab):
                               opset_imports=[helper.make_opsetid("", OPSET)])
     proto.ir_version = IR_VERSION
     helper.set_model_props(proto, {"cell": cell, "vocab": vocab.chars, "vocab_size": str(V),
-                                   "hidden_size": str(H), "num_layers": str(L)})
+                                   "hidden_size": str(H), "num_layers": str(L),
+                                   **({"vocab_kind": vocab.kind} if vocab.kind != "chars"
+                                      else {})})  # as the torch export says it
     onnx.checker.check_model(proto)
     return proto
 

@@ -282,6 +282,42 @@ def test_a_bytes_run_visualizes(tmp_path):
     assert (run / "p.html").stat().st_size > 1000
 
 
+def test_a_bytes_run_serves_whole_characters(tmp_path):
+    """/api/generate streams text, not bytes: what sr.generate gives, valid UTF-8, with any
+    character cut by the end shown as U+FFFD."""
+    import http.client
+
+    from scratchrnn.serve import server as serve
+
+    run = tmp_path / "run"
+    run.mkdir()
+    save_checkpoint(run / "checkpoint.npz", constant_model(0xE4), Vocab.bytes(), {})
+    srv = serve.make_server(run, "127.0.0.1", 0)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        conn = http.client.HTTPConnection(*srv.server_address[:2], timeout=30)
+        conn.request("POST", "/api/generate", body=json.dumps(
+            {"prime": "中", "length": 4, "argmax": True}).encode(),
+            headers={"Content-Type": "application/json"})
+        res = conn.getresponse()
+        assert res.status == 200 and res.read().decode("utf-8") == UNKNOWN * 4
+        conn.close()
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_a_prompt_typed_decomposed_reads_as_composed(lang):
+    """NFC, as the corpus was cleaned: "й" typed as и + U+0306 is the model's "й"."""
+    name, path, prompt, letter, run = lang
+    ckpt = sr.load_checkpoint(run)
+    if "й" not in ckpt.vocab.chars:
+        pytest.skip("a text without й")
+    composed = sr.sample(ckpt.model, ckpt.vocab, "мой", 20, seed=3)
+    decomposed = sr.sample(ckpt.model, ckpt.vocab, "мои\u0306", 20, seed=3)
+    assert decomposed == "мои\u0306" + composed[3:]
+
+
 def test_an_onnx_export_says_its_vocabulary_is_bytes(tmp_path):
     """Else a reader takes the 256 symbols for the characters U+0000..U+00FF (Latin-1)."""
     onnx = pytest.importorskip("onnx")

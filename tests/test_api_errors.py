@@ -182,6 +182,8 @@ CASES = {
     "bytes vocab of other symbols": (lambda: sr.Vocab("abc", "bytes"), "256 byte values"),
     "prompt of unseen characters": (lambda: sr.sample(MODEL, RU, prime="абж"),
                                     "'ж' U+0436"),
+    "prompt of unseen characters (ascii vocab)": (lambda: sr.sample(MODEL, VOCAB, prime="abж"),
+                                                  "'ж' U+0436"),
     "prompt with half a surrogate pair": (lambda: sr.sample(MODEL, RU, prime="аб\ud800"),
                                           "surrogate"),
     "prompt with a low surrogate (generate)": (lambda: sr.generate(MODEL, VOCAB, prime="\udc00"),

@@ -385,6 +385,9 @@ class Vocab:
             return self.encode(text)
         bad = sorted({c for c in text if c not in self.chars}) if not text.isascii() or \
             self.is_ascii else sorted(set(text) - set(self.chars))
+        if bad and self.is_ascii and not prompt.isascii():  # name what was typed ('ж'), not
+            # its transliteration ('z'), when that is what the model lacks
+            bad = sorted({c for c in prompt if not set(self.clean(c)) <= set(self.chars)}) or bad
         if bad:
             hint = ("train with `vocab` unicode to keep a text's own characters" if self.is_ascii
                     else "remove them, or train on a text that has them")

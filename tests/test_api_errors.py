@@ -9,6 +9,9 @@ import pytest
 
 import scratchrnn as sr
 from scratchrnn import limits
+from scratchrnn.interop.export import export
+from scratchrnn.interop.html_export import export_html
+from scratchrnn.sampling.options import read_prompt
 
 V = 10
 MODEL = sr.CharRNN(V, 8, "gru", 1, seed=0)
@@ -46,6 +49,43 @@ CASES = {
     "vocab not a vocab": (lambda: sr.sample(MODEL, "abc"), "Vocab"),
     "vocab of another size": (lambda: sr.sample(MODEL, sr.Vocab("abc")), "vocabulary"),
     "unknown prompt character": (lambda: sr.sample(MODEL, VOCAB, prime="xyz"), "prompt"),
+    # sampling options (issue 31): one line each, naming the parameter
+    "beam zero": (lambda: sr.sample(MODEL, VOCAB, beam=0), "`beam`"),
+    "beam negative": (lambda: sr.generate(MODEL, VOCAB, beam=-3), "`beam`"),
+    "beam a float": (lambda: sr.sample(MODEL, VOCAB, beam=2.5), "`beam`"),
+    "beam too wide": (lambda: sr.sample(MODEL, VOCAB, beam=limits.MAX_BEAM + 1), "`beam`"),
+    "beam with temperature": (lambda: sr.generate(MODEL, VOCAB, beam=2, temperature=0.5),
+                              "`beam` and `temperature` together"),
+    "beam with temperature 1": (lambda: sr.sample(MODEL, VOCAB, beam=2, temperature=1.0),
+                                "`temperature` does not apply"),
+    "beam with top_k": (lambda: sr.sample(MODEL, VOCAB, beam=2, top_k=3), "`top_k`"),
+    "beam with top_p": (lambda: sr.sample(MODEL, VOCAB, beam=2, top_p=0.5), "`top_p`"),
+    "beam with argmax": (lambda: sr.generate(MODEL, VOCAB, beam=2, argmax=True), "`argmax`"),
+    "beam times length too many steps": (lambda: sr.generate(MODEL, VOCAB, beam=200,
+                                                             length=10 ** 6), "model steps"),
+    "num_samples zero": (lambda: sr.sample(MODEL, VOCAB, num_samples=0), "`num_samples`"),
+    "num_samples negative": (lambda: sr.sample(MODEL, VOCAB, num_samples=-1), "`num_samples`"),
+    "num_samples a string": (lambda: sr.sample(MODEL, VOCAB, num_samples="3"),
+                             "`num_samples`"),
+    "num_samples too many": (lambda: sr.sample(MODEL, VOCAB, num_samples=limits.MAX_SAMPLES
+                                               + 1), "`num_samples`"),
+    "num_samples times length": (lambda: sr.sample(MODEL, VOCAB, num_samples=1000,
+                                                   length=10 ** 6), "`num_samples` 1,000 times"),
+    "num_samples with a bad length": (lambda: sr.sample(MODEL, VOCAB, num_samples=2,
+                                                        length="9"), "`length`"),
+    "num_samples with a seed string": (lambda: sr.sample(MODEL, VOCAB, num_samples=2,
+                                                         seed="1"), "`seed`"),
+    "num_samples with beam": (lambda: sr.sample(MODEL, VOCAB, num_samples=2, beam=2),
+                              "`num_samples` and `beam`"),
+    "num_samples with a bad temperature": (lambda: sr.sample(MODEL, VOCAB, num_samples=2,
+                                                             temperature=0), "`temperature`"),
+    "stop_at empty": (lambda: sr.generate(MODEL, VOCAB, stop_at=""), "`stop_at` is empty"),
+    "stop_at not a string": (lambda: sr.sample(MODEL, VOCAB, stop_at=5), "`stop_at`"),
+    "stop_at too long": (lambda: sr.sample(MODEL, VOCAB, stop_at="a" * (limits.MAX_STOP + 1)),
+                         "`stop_at`"),
+    "prompt file a folder": (lambda: read_prompt("/"), "is a folder"),
+    "prompt file missing": (lambda: read_prompt("no/such/prompt.txt"), "does not exist"),
+    "prompt file /dev/null": (lambda: read_prompt("/dev/null"), "not a regular file"),
     # a model's window
     "negative id": (lambda: MODEL.loss_and_grads(np.array([[-1, 2]]), np.array([[1, 2]])),
                     "-1"),
@@ -192,6 +232,20 @@ CASES = {
                                                           prime="\ud83d"), "surrogate"),
     "inspect half a surrogate pair": (lambda: sr.inspect(MODEL, RU, "аб\udfff"), "surrogate"),
     "bytes vocab on a chars model": (lambda: sr.sample(MODEL, sr.Vocab.bytes()), "vocabulary"),
+    # export, the html page
+    "page of a model not a model": (lambda: export_html("m", VOCAB, "unused.html"), "CharRNN"),
+    "page of a vocab not a vocab": (lambda: export_html(MODEL, "abcdefghij", "unused.html"),
+                                    "Vocab"),
+    "page of another vocabulary": (lambda: export_html(MODEL, sr.Vocab("abc"), "unused.html"),
+                                   "vocabulary does not match"),
+    "page title not a string": (lambda: export_html(MODEL, VOCAB, "unused.html", title=5),
+                                "title must be a string"),
+    "page card not a dict": (lambda: export_html(MODEL, VOCAB, "unused.html", ["x"]),
+                             "card must be a dict"),
+    "page card of objects": (lambda: export_html(MODEL, VOCAB, "unused.html", {"a": object}),
+                             "card must be a dict"),
+    "page out not a path": (lambda: export_html(MODEL, VOCAB, 5), "`out` must be a file path"),
+    "export to an unknown format": (lambda: export("runs/x", "keras"), "choose torch, onnx or"),
 }
 
 

@@ -83,6 +83,9 @@ def world(tmp_path_factory):
                                    * 30)
     (d / "short.txt").write_text("too short")
     (d / "afile").write_text("x")
+    (d / "long.txt").write_text("It was. " * 600)  # 4,800 characters: a prompt too long
+    (d / "huge.txt").write_text("It was. " * 3000)  # 24 kB: refused by its size, unread
+    (d / "bell.txt").write_text("It rang \x07")
     # ownership: a folder of the user's files, a second run, a loose checkpoint among user files
     user = d / "userdir"
     user.mkdir()
@@ -327,6 +330,37 @@ CASES |= {
     "clamp unit too high": ["sample", "{d}/run", "--clamp", "0:16:1"],
     "clamp value too big": ["sample", "{d}/run", "--clamp", "0:0:1e9"],
     "clamp value nan": ["sample", "{d}/run", "--clamp", "0:0:nan"],
+    # sampling options (issue 31)
+    "beam zero": ["sample", "{d}/run", "--beam", "0"],
+    "beam negative": ["sample", "{d}/run", "--beam", "-2"],
+    "beam too wide": ["sample", "{d}/run", "--beam", "100000"],
+    "beam not a number": ["sample", "{d}/run", "--beam", "wide"],
+    "beam with temperature": ["sample", "{d}/run", "--beam", "3", "--temperature", "0.8"],
+    "beam with top-k": ["sample", "{d}/run", "--beam", "3", "--top-k", "5"],
+    "beam with top-p": ["sample", "{d}/run", "--beam", "3", "--top-p", "0.9"],
+    "beam with argmax": ["sample", "{d}/run", "--beam", "3", "--argmax"],
+    "beam times length too many steps": ["sample", "{d}/run", "--beam", "256", "--length",
+                                         "100000"],
+    "num-samples zero": ["sample", "{d}/run", "--num-samples", "0"],
+    "num-samples negative": ["sample", "{d}/run", "--num-samples", "-1"],
+    "num-samples too many": ["sample", "{d}/run", "--num-samples", "9" * 20],
+    "num-samples times length": ["sample", "{d}/run", "--num-samples", "1000", "--length",
+                                 "100000"],
+    "num-samples with beam": ["sample", "{d}/run", "--num-samples", "2", "--beam", "2"],
+    "stop-at empty": ["sample", "{d}/run", "--stop-at", ""],
+    "stop-at too long": ["sample", "{d}/run", "--stop-at", "ab" * 200],
+    "prime and prime-file": ["sample", "{d}/run", "--prime", "It", "--prime-file",
+                             "{d}/text.txt"],
+    "prime-file a folder": ["sample", "{d}/run", "--prime-file", "{d}"],
+    "prime-file missing": ["sample", "{d}/run", "--prime-file", "{d}/nope.txt"],
+    "prime-file empty": ["sample", "{d}/run", "--prime-file", "{d}/empty.txt"],
+    "prime-file not UTF-8": ["sample", "{d}/run", "--prime-file", "{d}/binary.bin"],
+    "prime-file too long": ["sample", "{d}/run", "--prime-file", "{d}/long.txt"],
+    "prime-file too big": ["sample", "{d}/run", "--prime-file", "{d}/huge.txt"],
+    "prime-file in cp1252": ["sample", "{d}/run", "--prime-file", "{d}/cp1252.txt"],
+    "prime-file with a character the model lacks": ["sample", "{d}/run", "--prime-file",
+                                                    "{d}/bell.txt"],
+    "prime-file empty path": ["sample", "{d}/run", "--prime-file", ""],
     # the playground
     "serve no checkpoint": ["serve", "{d}/nothing"],
     "serve broken checkpoint": ["serve", "{d}/truncated.npz"],
@@ -360,6 +394,18 @@ CASES |= {
     "export out is a folder": ["export", "{d}/run", "--format", "torch", "--out", "{d}"],
     "export a layer-norm model": ["export", "{d}/run-ln", "--format", "torch"],
     "export a layer-norm model to onnx": ["export", "{d}/run-ln", "--format", "onnx"],
+    "export html no checkpoint": ["export", "{d}/nothing", "--format", "html"],
+    "export html of a folder that is not a run": ["export", "{d}/notrun", "--format", "html"],
+    "export html pickled checkpoint": ["export", "{d}/pickle.npz", "--format", "html"],
+    "export html over a foreign file": ["export", "{d}/run", "--format", "html", "--out",
+                                        "{d}/text.txt"],
+    "export html over a torch state dict": ["export", "{d}/run", "--format", "html", "--out",
+                                            "{d}/sd_good.safetensors"],
+    "export html out is a folder": ["export", "{d}/run", "--format", "html", "--out", "{d}"],
+    "export html out under a file": ["export", "{d}/run", "--format", "html", "--out",
+                                     "{d}/afile/page.html"],
+    "export html beside a checkpoint among user files": ["export", "{d}/loose", "--format",
+                                                         "html"],
     # import
     "import missing file": ["import", "{d}/nope.safetensors", "--vocab", "abcdefghij"],
     "import a text file": ["import", "{d}/text.txt", "--vocab", "abcdefghij"],
@@ -685,6 +731,12 @@ for _kind, _path in READ_SPECIAL.items():
         READS[f"{_cmd[0]} a checkpoint that is {_kind}"] = [*_cmd, _path]
 READS |= {
     "sample a run whose checkpoint is a FIFO": ["sample", "{s}/fiforun"],
+    "sample with a --prime-file that is a FIFO": ["sample", "{d}/run", "--prime-file",
+                                                  "{s}/fifo"],
+    "sample with a --prime-file that is /dev/zero": ["sample", "{d}/run", "--prime-file",
+                                                     "/dev/zero"],
+    "sample with a --prime-file linking to /dev/urandom": ["sample", "{d}/run",
+                                                           "--prime-file", "{s}/urandom"],
     "plot a run whose metrics are a FIFO": ["plot", "{s}/fiforun"],
     "train on a FIFO": ["train", "--text", "{s}/fifo", "--out", "{s}/out"],
     "train on /dev/zero": ["train", "--text", "/dev/zero", "--out", "{s}/out"],

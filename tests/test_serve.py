@@ -77,6 +77,9 @@ def raw(server, data: bytes, timeout=10, half_close=False) -> bytes:
 
 def expected_text(ckpt, **kw):
     args = dict(GENERATE_DEFAULTS, **kw)
+    args.pop("num_samples")
+    if args["beam"] is not None:
+        args["temperature"] = kw.get("temperature")
     clamp = args.pop("clamp")
     if clamp is not None:
         clamp = (clamp["layer"], clamp["unit"], clamp["value"])
@@ -118,6 +121,7 @@ def test_model_card(server, ckpt):
     assert card["vocab"] == ckpt.vocab.chars and card["step"] == 40
     assert card["val_loss"] == pytest.approx(ckpt.meta["history"][-1]["val_loss"])
     assert card["limits"]["prompt"] == serve.MAX_PROMPT
+    assert card["limits"]["beam"] == 256 and card["limits"]["num_samples"] == 1000
 
 
 def test_the_card_is_json_whatever_the_run_logged(ckpt):
@@ -148,14 +152,28 @@ def test_inspect_gives_the_inspection_of_the_text(server, ckpt):
     dict(prime="the age", length=80, argmax=True),
     dict(prime="It was", length=200, seed=1, clamp={"layer": 1, "unit": 5, "value": 1.0}),
     dict(prime="It was", length=200, seed=1, clamp={"layer": 0, "unit": 2, "value": -0.7}),
+    dict(prime="It was", length=300, seed=3, stop_at=" "),
+    dict(prime="It was", length=300, seed=3, stop_at="\n\n"),
+    dict(prime="It was", length=40, beam=4),
+    dict(prime="It was", length=60, beam=2, stop_at="the", temperature=None),
 ])
 def test_generate_streams_what_generate_gives(server, ckpt, kw):
     status, headers, body = request(server, "POST", "/api/generate", kw)
     assert status == 200 and headers["Content-Type"].startswith("text/plain"), body
     text = body.decode()
-    assert len(text) == kw["length"]
+    assert len(text) == kw["length"] or "stop_at" in kw
     if kw.get("seed", 0) is not None:  # seed None draws a fresh one: not reproducible
         assert text == expected_text(ckpt, **kw)
+
+
+def test_num_samples_gives_a_list_of_the_samples_of_seed_plus_i(server, ckpt):
+    kw = dict(prime="It was", length=50, seed=6, stop_at="\n")
+    status, headers, body = request(server, "POST", "/api/generate", dict(kw, num_samples=3))
+    assert status == 200 and headers["Content-Type"] == "application/json", body
+    want = [expected_text(ckpt, **dict(kw, seed=6 + i)) for i in range(3)]
+    assert json.loads(body) == {"samples": want} and len(set(want)) == 3
+    one = request(server, "POST", "/api/generate", dict(kw, num_samples=1, seed=None))[2]
+    assert len(json.loads(one)["samples"]) == 1
 
 
 def test_defaults_fill_missing_fields(server, ckpt):
@@ -235,6 +253,26 @@ BAD = {
                           {"clamp": {"layer": 0, "unit": 0, "value": 1, "c": 1}}, None, 400),
     "clamp missing key": ("POST", "/api/generate", {"clamp": {"layer": 0, "unit": 0}}, None,
                           400),
+    # sampling options (issue 31); a request does at most MAX_LENGTH model steps
+    "beam zero": ("POST", "/api/generate", {"beam": 0}, None, 400),
+    "beam too wide": ("POST", "/api/generate", {"beam": 257}, None, 400),
+    "beam a string": ("POST", "/api/generate", {"beam": "3"}, None, 400),
+    "beam with temperature": ("POST", "/api/generate", {"beam": 2, "temperature": 0.8}, None,
+                              400),
+    "beam with top_k": ("POST", "/api/generate", {"beam": 2, "top_k": 3}, None, 400),
+    "beam with argmax": ("POST", "/api/generate", {"beam": 2, "argmax": True}, None, 400),
+    "beam times length": ("POST", "/api/generate", {"beam": 4, "length": 2000}, None, 400),
+    "num_samples zero": ("POST", "/api/generate", {"num_samples": 0}, None, 400),
+    "num_samples a float": ("POST", "/api/generate", {"num_samples": 2.0}, None, 400),
+    "num_samples too many": ("POST", "/api/generate", {"num_samples": 10**6}, None, 400),
+    "num_samples times length": ("POST", "/api/generate", {"num_samples": 30, "length": 200},
+                                 None, 400),
+    "num_samples with beam": ("POST", "/api/generate", {"num_samples": 2, "beam": 2}, None,
+                              400),
+    "stop_at empty": ("POST", "/api/generate", {"stop_at": ""}, None, 400),
+    "stop_at a number": ("POST", "/api/generate", {"stop_at": 10}, None, 400),
+    "stop_at too long": ("POST", "/api/generate", {"stop_at": "ab" * 200}, None, 400),
+    "stop_at lone surrogate": ("POST", "/api/generate", {"stop_at": "\ud800"}, None, 400),
     "inspect empty": ("POST", "/api/inspect", {"text": ""}, None, 400),
     "inspect missing text": ("POST", "/api/inspect", {}, None, 400),
     "inspect unknown char": ("POST", "/api/inspect", {"text": "tab\x07"}, None, 400),

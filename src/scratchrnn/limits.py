@@ -15,6 +15,9 @@ from .errors import ScratchRNNError
 
 # The limits a user meets, one constant each; the modules that check them import them here.
 MAX_SAMPLE_LENGTH = 10 ** 7  # characters one call generates (about 10 MB of text)
+MAX_SAMPLES = 1000  # samples one call makes from one prompt (each its own seed)
+MAX_BEAM = 256  # beam width: each character costs the model as many steps as the beam is wide
+MAX_STOP = 200  # characters of a stop text: it is matched against every character generated
 MAX_LAYERS = 1000  # stacked layers: the loop over them is Python, one step would take minutes
 MAX_HIDDEN = 1 << 16  # units per layer a checkpoint may declare: beyond any model trained here
 MAX_CLAMP = 10.0  # beyond a few units of a tanh cell's range a clamp only saturates what reads it

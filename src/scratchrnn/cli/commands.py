@@ -7,6 +7,7 @@ import dataclasses
 import errno
 import io
 import os
+import re
 import sys
 import typing
 import warnings
@@ -15,7 +16,9 @@ from pathlib import Path
 from ..errors import ScratchRNNError, Voice, as_flag
 from ..fsutil import describe_os_error
 from ..inside.visualize import visualize_run
+from ..limits import MAX_BEAM, MAX_PROMPT, MAX_SAMPLES
 from ..safejson import dumps as json_dumps
+from ..sampling.options import check_samples, read_prompt, seeds
 from ..sampling.sampler import generate
 from ..store.checkpoint import load_checkpoint, resolve
 from ..store.config import PRESETS, TrainConfig, default_out, parse_duration, with_preset
@@ -102,15 +105,29 @@ def build_parser() -> argparse.ArgumentParser:
     _train_args(sub.add_parser("train", help="train a model (default: on the book)"))
     s = sub.add_parser("sample", help="generate text from a trained model")
     s.add_argument("run", help="run folder or checkpoint file")
-    s.add_argument("--prime", default="", help="text to start from")
+    s.add_argument("--prime", help="text to start from")
+    s.add_argument("--prime-file", metavar="FILE", help="start from the text of this UTF-8 "
+                   f"file, exactly (a final line break too; at most {MAX_PROMPT:,} characters)")
     s.add_argument("--length", type=int, default=500)
-    s.add_argument("--temperature", type=float, default=0.8)
+    s.add_argument("--temperature", type=float, help="(default 0.8)")
     s.add_argument("--top-k", type=int)
     s.add_argument("--top-p", type=float)
     s.add_argument("--argmax", action="store_true", help="always take the likeliest character")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--clamp", metavar="LAYER:UNIT:VALUE", type=_clamp,
                    help="hold one unit of one layer's h at VALUE while generating, e.g. 0:17:1")
+    s.add_argument("--num-samples", metavar="N", type=int, help="N independent samples of the "
+                   "one prompt, sample i drawn with seed --seed + i (so it is what that seed "
+                   "gives alone), each after a line '--- sample i of N (seed S) ---' (N at most "
+                   f"{MAX_SAMPLES:,})")
+    s.add_argument("--beam", metavar="K", type=int, help="beam search of width K: the single "
+                   "most likely continuation (largest sum of log-probabilities) of at most "
+                   "--length characters. It gives one likely, often repetitive text and none "
+                   "of the variety of sampling; --temperature, --top-k, --top-p and --argmax do "
+                   f"not apply (K at most {MAX_BEAM})")
+    s.add_argument("--stop-at", metavar="TEXT", help="end a sample where TEXT first appears in "
+                   "the generated text; TEXT itself is not printed. \\n, \\t and \\\\ are "
+                   "read as a line break, a tab and a backslash: '\\n\\n' ends at a blank line")
     e = sub.add_parser("eval", help="held-out loss of a trained model")
     e.add_argument("run", help="run folder or checkpoint file")
     e.add_argument("--text", nargs="+", help="evaluate on this text (a file, folder, glob or "
@@ -118,11 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", choices=("val", "test", "all"),
                    help="which part of the text (default: val; all with --text)")
     e.add_argument("--json", action="store_true", help="print one JSON object")
-    x = sub.add_parser("export", help="write a run's model for PyTorch or ONNX")
+    x = sub.add_parser("export", help="write a run's model for PyTorch, ONNX or a web page")
     x.add_argument("run", help="run folder or checkpoint file")
-    x.add_argument("--format", required=True, choices=("torch", "onnx"),
-                   help="torch: safetensors state dict; onnx: an ONNX graph")
-    x.add_argument("--out", help="file to write (default: RUN/model.safetensors or .onnx)")
+    x.add_argument("--format", required=True, choices=("torch", "onnx", "html"),
+                   help="torch: safetensors state dict; onnx: an ONNX graph; html: one offline "
+                   "page that writes text in the browser")
+    x.add_argument("--out", help="file to write (default: RUN/model.safetensors, .onnx or "
+                   ".html)")
     m = sub.add_parser("import", help="make a run of a PyTorch character model's state dict")
     m.add_argument("file", help=".safetensors or .pt state dict of nn.Embedding -> "
                    "nn.RNN/LSTM/GRU -> nn.Linear")
@@ -185,13 +204,38 @@ def _train(args, fields, comm) -> int:
             "SIGPIPE": EXIT_SIGPIPE}.get(result.stopped, 0)
 
 
+_ESCAPES = {"n": "\n", "t": "\t", "\\": "\\"}
+
+
+def _unescape(text: str | None) -> str | None:
+    """A shell cannot easily pass a line break: \\n, \\t and \\\\ stand for them."""
+    return None if text is None else re.sub(r"\\([nt\\])", lambda m: _ESCAPES[m[1]], text)
+
+
 def _cmd_sample(args) -> int:
+    if args.prime is not None and args.prime_file is not None:
+        raise ScratchRNNError("--prime and --prime-file both give a prompt; pick one")
+    _nonempty(args.prime_file, "--prime-file")
+    prime = read_prompt(args.prime_file) if args.prime_file is not None else args.prime or ""
     ckpt = load_checkpoint(args.run)
-    chars = generate(ckpt.model, ckpt.vocab, args.prime, args.length, args.temperature,
-                     args.top_k, args.top_p, args.argmax, args.seed, args.clamp)
-    first = next(chars, "")  # validates the prompt before anything is printed
+    # 0.8 for a draw; beam search draws nothing, and refuses a --temperature given to it
+    temperature = 0.8 if args.temperature is None and args.beam is None else args.temperature
+    check_samples(args.num_samples, args.length, args.beam)
+    n = args.num_samples or 1
+    runs = [(s, generate(ckpt.model, ckpt.vocab, prime, args.length, temperature, args.top_k,
+                         args.top_p, args.argmax, s, args.clamp, stop_at=_unescape(args.stop_at),
+                         beam=args.beam)) for s in seeds(args.seed, n)]  # all checked first
+    for i, (seed, chars) in enumerate(runs):
+        if n > 1:
+            _write(f"--- sample {i + 1} of {n} (seed {seed}) ---", iter(()))
+        _write(prime, chars)
+    return 0
+
+
+def _write(prime: str, chars) -> None:
+    first = next(chars, "")
     try:
-        sys.stdout.write(args.prime + first)
+        sys.stdout.write(prime + first)
         for ch in chars:
             sys.stdout.write(ch)
             if ch == "\n" or ch == " ":
@@ -203,7 +247,6 @@ def _cmd_sample(args) -> int:
     except OSError as e:
         _drop_stdout()
         raise ScratchRNNError(describe_os_error(e, "standard output", "sample to")) from None
-    return 0
 
 
 # errnos of a write that has no file name to blame: standard output's

@@ -383,8 +383,7 @@ class Vocab:
         text = self.clean(prompt)
         if self.kind == "bytes":
             return self.encode(text)
-        bad = sorted({c for c in text if c not in self.chars}) if not text.isascii() or \
-            self.is_ascii else sorted(set(text) - set(self.chars))
+        bad = sorted(set(text) - set(self.chars))
         if bad and self.is_ascii and not prompt.isascii():  # name what was typed ('ж'), not
             # its transliteration ('z'), when that is what the model lacks
             bad = sorted({c for c in prompt if not set(self.clean(c)) <= set(self.chars)}) or bad

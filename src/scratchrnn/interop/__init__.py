@@ -1,3 +1,4 @@
-"""Models out to PyTorch and ONNX, and in from PyTorch.
+"""Models out to PyTorch, ONNX and an offline HTML page, and in from PyTorch.
 
-May import: training, sampling, store, nn, data and the base tier."""
+May import: inside (the page's stylesheet and safe JSON), training, sampling, store, nn, data
+and the base tier."""

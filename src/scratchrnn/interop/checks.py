@@ -12,6 +12,7 @@ from ..nn.model import CharRNN
 from ..store.owner import check_output
 
 FORMAT = "scratchrnn-torch-1"  # the `format` metadata of the files written here
+HTML_MARKER = "<!-- scratchrnn generate page: written by 'scratchrnn export' as html"
 
 
 def need(module: str):
@@ -39,6 +40,9 @@ def _ours(path: Path, fmt: str) -> bool:
     """Whether `path` is an earlier export of ours (which an export may replace)."""
     onnx = need("onnx") if fmt == "onnx" else None
     try:
+        if fmt == "html":  # our marker near the top, as the visualize page's
+            with open_regular(path, "export", "") as f:
+                return HTML_MARKER in f.read(300).decode("utf-8", "replace")
         if fmt == "torch":
             with open_regular(path, "export", "") as f:
                 n = int.from_bytes(f.read(8), "little")

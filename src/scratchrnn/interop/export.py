@@ -28,10 +28,11 @@ from ..nn.model import CharRNN
 from ..store.checkpoint import load_checkpoint, resolve
 from ..store.owner import default_output
 from .checks import FORMAT, check_exportable, check_out, need
+from .html_export import export_html, model_card
 from .onnx_export import export_onnx
 
-FORMATS = ("torch", "onnx")
-SUFFIX = {"torch": ".safetensors", "onnx": ".onnx"}
+FORMATS = ("torch", "onnx", "html")
+SUFFIX = {"torch": ".safetensors", "onnx": ".onnx", "html": ".html"}
 RNN_PREFIX, DECODER_PREFIX = "rnn.", "decoder."
 
 
@@ -61,7 +62,7 @@ def metadata(model: CharRNN, vocab: Vocab) -> dict[str, str]:
     return {"format": FORMAT, "cell": cfg.cell, "vocab_size": str(cfg.vocab_size),
             "hidden_size": str(cfg.hidden_size), "num_layers": str(cfg.num_layers),
             "nonlinearity": "tanh", "input": "one-hot", "layout": "time-major",
-            "vocab": json.dumps(vocab.chars),
+            "vocab": json.dumps(vocab.chars, ensure_ascii=False),
             **({"vocab_kind": vocab.kind} if vocab.kind != "chars" else {})}
 
 
@@ -103,14 +104,18 @@ def export_torch(model: CharRNN, vocab: Vocab, out) -> Path:
 
 def export(run, fmt: str = "torch", out=None) -> Path:
     """`scratchrnn export`: the model a run samples with (its weight average, when it keeps
-    one) as `fmt` ('torch' or 'onnx') at `out` (default: beside the checkpoint)."""
+    one) as `fmt` ('torch', 'onnx' or 'html') at `out` (default: beside the checkpoint)."""
     if fmt not in FORMATS:
-        raise ScratchRNNError(f"unknown export format {fmt!r}; choose torch or onnx")
+        raise ScratchRNNError(f"unknown export format {fmt!r}; choose torch, onnx or html")
     if fmt == "onnx":
         need("onnx")  # before reading the run
     ckpt = load_checkpoint(run)
-    check_exportable(ckpt.model)  # before anything is written
+    if fmt != "html":  # the page runs every cell, the layer-normalised GRU too
+        check_exportable(ckpt.model)  # before anything is written
     out = Path(out) if out else default_out(run, fmt)
+    if fmt == "html":
+        title = f"{resolve(run).parent.name}: a scratchrnn character model"
+        return export_html(ckpt.model, ckpt.vocab, out, model_card(ckpt), title)
     if fmt == "torch":
         return export_torch(ckpt.model, ckpt.vocab, out)
 

@@ -102,7 +102,7 @@ def build(model: CharRNN, vocab: Vocab):
     helper.set_model_props(proto, {"cell": cell, "vocab": vocab.chars, "vocab_size": str(V),
                                    "hidden_size": str(H), "num_layers": str(L),
                                    **({"vocab_kind": vocab.kind} if vocab.kind != "chars"
-                                      else {})})  # as the torch export says it
+                                      else {})})
     onnx.checker.check_model(proto)
     return proto
 

@@ -118,14 +118,16 @@ _KEPT = {"rnn": 1 + 2, "lstm": 7 + 2, "gru": 5 + 2}
 
 def window_memory(cfg: ModelConfig, batch: int, seq_len: int, backward: bool = True) -> int:
     """Bytes one (batch, seq_len) window holds at its peak: every layer's activations, the
-    logits, and (training) one layer's backward buffers and the embedding gradient's one-hot."""
+    logits, and (training) one layer's backward buffers and the embedding gradient's one-hot
+    (or, for a table of more than layers.ONEHOT_MAX_ROWS rows, its sorted copy of dz)."""
     V, H, G, L = cfg.vocab_size, cfg.hidden_size, cells.GATES[cfg.cell], cfg.num_layers
     size = np.dtype(cfg.dtype).itemsize
     n = batch * seq_len
     kept = L * n * (G * H + _KEPT[cfg.cell] * H) + L * batch * H * len(cells.STATE_KEYS[cfg.cell])
     work = n * V  # logits (the loss gradient reuses them)
     if backward:
-        work += n * (2 * G * H + H) + n * V  # dz / dhz and dx, then the (N, V) one-hot
+        work += n * (2 * G * H + H)  # dz / dhz and dx, then the embedding gradient's
+        work += n * (V if V <= layers.ONEHOT_MAX_ROWS else G * H)  # (N, V) one-hot or sorted dz
         if cfg.weight_drop > 0:  # per layer a weight mask and the masked W_h the cell keeps
             kept += L * 2 * H * G * H
     if cfg.layer_norm:  # LN(h W_h) of every step and both normalisations' 1 / std; while a
@@ -277,9 +279,10 @@ def forward(params, cfg: ModelConfig, inputs, targets, state, rng=None):
             mask = layers.dropout_mask(shape, cfg.dropout, rng, x.dtype)  # (T|1, B, H)
             x = x * mask  # (T, B, H)
         caches.append((in_cache, cell_cache, mask, wmask))
-    logits, out_cache = layers.dense_forward(x, params["W_y"], params["b_y"])  # (T, B, V)
+    logits, out_cache = layers.dense_forward(x, params["W_y"], None)  # (T, B, V), no b_y yet
     flat_targets = np.asarray(targets).T.reshape(-1)  # (T*B,) in the logits' order
-    loss, ce_cache = layers.softmax_xent_forward(logits.reshape(T * B, -1), flat_targets)
+    loss, ce_cache = layers.softmax_xent_forward(logits.reshape(T * B, -1), flat_targets,
+                                                 params["b_y"])  # b_y added in the same pass
     return loss, state_out, (caches, out_cache, ce_cache)
 
 

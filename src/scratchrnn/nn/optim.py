@@ -32,39 +32,60 @@ def init_state(name: str, params: dict[str, np.ndarray]) -> dict[str, np.ndarray
     return state
 
 
+# Bytes per block of an update: a big matrix (the output layer's or the embedding's at a
+# large vocabulary) is updated one block of about this many bytes of each array at a time, so
+# that Adam's dozen elementwise passes run in cache, not memory (4.9M float32 numbers: 14 ->
+# 9 ms, one thread). Every element sees the same operations, so no result changes.
+BLOCK_BYTES = 1 << 20
+
+
+def blocks(*arrays):
+    """Matching flat blocks of equally shaped arrays (a parameter, its gradient, its state),
+    as views; the arrays whole unless all are contiguous."""
+    if not all(a.flags.c_contiguous for a in arrays):
+        return [arrays]
+    flat = [a.reshape(-1) for a in arrays]
+    n = max(1, BLOCK_BYTES // arrays[0].itemsize)
+    return [[a[i:i + n] for a in flat] for i in range(0, flat[0].size, n)]
+
+
 def update(name: str, params, grads, state, lr: float,
            betas: tuple[float, float] = ADAM_BETAS) -> None:
     """One in-place update of `params` (and `state`) from `grads`; `grads` is used as scratch.
     `betas` are Adam's decay rates of the first and second moment estimates."""
     state["t"] += 1
     t = int(state["t"])
-    for k, p in params.items():
-        g = grads[k]
-        if name == "sgd":
-            g *= lr
-            p -= g
-        elif name == "adagrad":
-            G = state[f"G.{k}"]
-            G += g * g
-            denom = np.sqrt(G + 1e-8)
-            g *= lr
-            g /= denom
-            p -= g
-        else:
-            b1, b2 = betas
-            m, v = state[f"m.{k}"], state[f"v.{k}"]
-            m *= b1
-            m += (1 - b1) * g
-            v *= b2
-            g *= g
-            g *= 1 - b2
-            v += g
-            denom = np.sqrt(v, out=g)  # g is spent; reuse it
-            denom *= 1.0 / math.sqrt(1 - b2 ** t)
-            denom += ADAM_EPS
-            np.divide(m, denom, out=denom)
-            denom *= lr / (1 - b1 ** t)
-            p -= denom
+    for k, param in params.items():
+        for p, g, *slots in blocks(param, grads[k], *(state[f"{s}.{k}"] for s in SLOTS[name])):
+            _update(name, p, g, slots, lr, t, betas)
+
+
+def _update(name, p, g, slots, lr, t, betas) -> None:
+    if name == "sgd":
+        g *= lr
+        p -= g
+    elif name == "adagrad":
+        (G,) = slots
+        G += g * g
+        denom = np.sqrt(G + 1e-8)
+        g *= lr
+        g /= denom
+        p -= g
+    else:
+        b1, b2 = betas
+        m, v = slots
+        m *= b1
+        m += (1 - b1) * g
+        v *= b2
+        g *= g
+        g *= 1 - b2
+        v += g
+        denom = np.sqrt(v, out=g)  # g is spent; reuse it
+        denom *= 1.0 / math.sqrt(1 - b2 ** t)
+        denom += ADAM_EPS
+        np.divide(m, denom, out=denom)
+        denom *= lr / (1 - b1 ** t)
+        p -= denom
 
 
 def average(params, state, decay: float) -> None:
@@ -79,9 +100,10 @@ def average(params, state, decay: float) -> None:
         if avg is None:
             state[f"ema.{k}"] = p.copy()
         else:  # avg + (1 - d)(p - avg) as d (avg - p) + p, without two temporaries
-            avg -= p
-            avg *= d
-            avg += p
+            for a, q in blocks(avg, p):
+                a -= q
+                a *= d
+                a += q
 
 
 def averaged(params, state) -> dict[str, np.ndarray] | None:

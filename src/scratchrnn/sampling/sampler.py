@@ -14,6 +14,8 @@ from ..errors import ScratchRNNError
 from ..limits import MAX_CLAMP
 from ..nn import cells, cells_ln
 from ..nn.model import CharRNN
+from .beam import search
+from .options import check_options, check_samples, seeds, until
 
 
 def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
@@ -127,17 +129,32 @@ def stepper(model: CharRNN, clamp: tuple[int, int, float] | None = None):
                 h[c_unit] = c_value
         return W_yT @ hs[L - 1] + b_y
 
+    def state() -> list[np.ndarray]:  # a copy of what the next step reads (beam search)
+        return [a.copy() for a in hs + cs]
+
+    def restore(saved: list[np.ndarray]) -> None:
+        for a, b in zip(hs + cs, saved, strict=True):
+            a[...] = b
+
+    next_logits.state, next_logits.restore = state, restore
     return next_logits
 
 
 def generate(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200,
-             temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-             argmax: bool = False, seed: int | None = 0,
-             clamp: tuple[int, int, float] | None = None) -> Iterator[str]:
+             temperature: float | None = None, top_k: int | None = None,
+             top_p: float | None = None, argmax: bool = False, seed: int | None = 0,
+             clamp: tuple[int, int, float] | None = None, *, stop_at: str | None = None,
+             beam: int | None = None) -> Iterator[str]:
     """Yield `length` generated characters (the prompt itself is not repeated); `clamp`: see
     `stepper` (held while the prompt is read, too). Every argument is checked before the first
     character is made; stop consuming to stop generating (the training loop checks for Ctrl-C
-    between characters)."""
+    between characters).
+
+    `temperature` None is 1. `stop_at`: end where this text first appears in what is generated
+    (the prompt is not searched), without it; fewer than `length` characters then. `beam`: the
+    most likely continuation that beam search of this width finds (beam.py), instead of a
+    draw; it takes no `temperature`, `top_k`, `top_p` or `argmax`, and yields nothing until
+    the search is over."""
     if not isinstance(model, CharRNN):
         raise ScratchRNNError(f"model must be a CharRNN, got {type(model).__name__}")
     if not isinstance(vocab, Vocab):
@@ -147,6 +164,8 @@ def generate(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200,
     if prime is not None and not isinstance(prime, str):
         raise ScratchRNNError(f"the prompt must be a string, got {type(prime).__name__}")
     limits.integer(length, "length", 0, limits.MAX_SAMPLE_LENGTH)
+    check_options(length, temperature, top_k, top_p, argmax, stop_at, beam)
+    temperature = 1.0 if temperature is None else temperature
     check_sampling(temperature, top_k, top_p)
     clamp = check_clamp(clamp, model)
     limits.integer(seed, "seed", 0, none_ok=True)
@@ -158,7 +177,24 @@ def generate(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200,
                       "sampling without a prompt", stacklevel=2)
     if len(ids) == 0:  # start as after a line break (or a space), like the start of a paragraph
         ids = [next((vocab.chars.index(c) for c in "\n " if c in vocab.chars), 0)]
-    return _chars(model, vocab, ids, length, temperature, top_k, top_p, argmax, seed, clamp)
+    if beam is not None:
+        chars = _beam_chars(model, vocab, ids, length, beam, clamp, stop_at)
+    else:
+        chars = _chars(model, vocab, ids, length, temperature, top_k, top_p, argmax, seed, clamp)
+    return chars if stop_at is None else until(chars, stop_at)
+
+
+def _beam_chars(model, vocab, ids, length, width, clamp, stop_at) -> Iterator[str]:
+    step = stepper(model, clamp)
+    for i in ids:
+        logits = step(int(i))
+    if vocab.kind == "chars":
+        yield from search(step, logits, width, length, vocab.chars, stop_at)
+        return
+    # a bytes vocabulary's symbols are chr(byte): the stop text is searched as its UTF-8 bytes
+    stop = None if stop_at is None else stop_at.encode("utf-8", "replace").decode("latin-1")
+    found = search(step, logits, width, length, vocab.chars, stop)
+    yield vocab.decode(np.frombuffer(found.encode("latin-1"), np.uint8))
 
 
 def _chars(model, vocab, ids, length, temperature, top_k, top_p, argmax, seed,
@@ -195,10 +231,18 @@ def _chars(model, vocab, ids, length, temperature, top_k, top_p, argmax, seed,
 
 
 def sample(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200,
-           temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-           argmax: bool = False, seed: int | None = 0,
-           clamp: tuple[int, int, float] | None = None) -> str:
-    """The prompt followed by `length` generated characters (prime=None: no prompt)."""
-    chars = generate(model, vocab, prime, length, temperature, top_k, top_p, argmax, seed, clamp)
-    return (prime or "") + "".join(chars)
+           temperature: float | None = None, top_k: int | None = None,
+           top_p: float | None = None, argmax: bool = False, seed: int | None = 0,
+           clamp: tuple[int, int, float] | None = None, *, stop_at: str | None = None,
+           beam: int | None = None, num_samples: int | None = None) -> str | list[str]:
+    """The prompt followed by `length` generated characters (prime=None: no prompt); the
+    other arguments: see `generate`. `num_samples` N: a list of N such texts, independent
+    draws from the one prompt, sample i drawn with seed `seed` + i (`seeds`)."""
+    args = (model, vocab, prime, length, temperature, top_k, top_p, argmax)
+    more = dict(clamp=clamp, stop_at=stop_at, beam=beam)
+    if num_samples is None:
+        return (prime or "") + "".join(generate(*args, seed, **more))
+    check_samples(num_samples, length, beam)
+    runs = [generate(*args, s, **more) for s in seeds(seed, num_samples)]  # all checked first
+    return [(prime or "") + "".join(chars) for chars in runs]
 

@@ -14,11 +14,13 @@ import socket
 
 from ..data.text import to_ascii
 from ..errors import ScratchRNNError, spelled
-from ..limits import MAX_BODY, MAX_LENGTH, MAX_PROMPT, MAX_SEED
+from ..limits import MAX_BEAM, MAX_BODY, MAX_LENGTH, MAX_PROMPT, MAX_SAMPLES, MAX_SEED
+from ..sampling.options import check_options, check_samples
 from ..sampling.sampler import check_clamp, check_sampling
 
 GENERATE_DEFAULTS = dict(prime="", length=200, temperature=0.8, top_k=None, top_p=None,
-                         argmax=False, seed=0, clamp=None)
+                         argmax=False, seed=0, clamp=None, stop_at=None, beam=None,
+                         num_samples=None)
 
 
 SURROGATE = re.compile("[\ud800-\udfff]")
@@ -101,13 +103,20 @@ def _number(body: dict, key: str, optional: bool = False) -> float | None:
 
 
 def parse_generate(body: dict, model) -> dict:
-    """The keyword arguments of `sample.generate` from a request, every field checked."""
+    """The keyword arguments of `sample.generate` from a request, every field checked, and
+    `num_samples`. A request does at most MAX_LENGTH model steps: `length` times
+    `num_samples` or `beam`."""
     only_fields(body, GENERATE_DEFAULTS)
+    beam = _int(body, "beam", 1, MAX_BEAM, optional=True)
     args = dict(prime=text_field(body, "prime", ""), length=_int(body, "length", 1, MAX_LENGTH),
-                temperature=_number(body, "temperature"),
+                # beam search takes none: the 0.8 of a draw is no default for it
+                temperature=None if beam is not None and "temperature" not in body
+                else _number(body, "temperature", optional=beam is not None),
                 top_k=_int(body, "top_k", 1, 10**6, optional=True),
                 top_p=_number(body, "top_p", optional=True),
-                seed=_int(body, "seed", 0, MAX_SEED, optional=True))
+                seed=_int(body, "seed", 0, MAX_SEED, optional=True),
+                stop_at=None if body.get("stop_at") is None else text_field(body, "stop_at"),
+                beam=beam, num_samples=_int(body, "num_samples", 1, MAX_SAMPLES, optional=True))
     argmax = body.get("argmax", False)
     if not isinstance(argmax, bool):
         raise BadRequest(f"argmax must be true or false, got {argmax!r}")
@@ -120,7 +129,11 @@ def parse_generate(body: dict, model) -> dict:
             raise BadRequest("clamp needs layer, unit and value")
         clamp = (clamp["layer"], clamp["unit"], clamp["value"])
     try:
-        check_sampling(args["temperature"], args["top_k"], args["top_p"])
+        check_options(args["length"], args["temperature"], args["top_k"], args["top_p"], argmax,
+                      args["stop_at"], beam, most=MAX_LENGTH)
+        check_samples(args["num_samples"], args["length"], beam, most=MAX_LENGTH)
+        if args["temperature"] is not None:
+            check_sampling(args["temperature"], args["top_k"], args["top_p"])
         clamp = check_clamp(clamp, model)
     except ScratchRNNError as e:
         raise BadRequest(api_words(str(e))) from None

@@ -8,7 +8,9 @@ Sentiment", steered text by fixing one unit's value).
     POST /api/inspect    {"text"} -> the activation view's data (`inside.inspect(...).to_dict()`,
                          which the page draws with visualize's renderer)
     POST /api/generate   {"prime", "length", "temperature", "top_k", "top_p", "argmax", "seed",
-                          "clamp": {"layer", "unit", "value"} | null} -> text/plain, streamed
+                          "clamp": {"layer", "unit", "value"} | null, "stop_at", "beam"}
+                         -> text/plain, streamed; with "num_samples": N -> {"samples": [N
+                         texts]}, sample i drawn with seed + i (JSON, when all are made)
 
 Standard library only (`http.server.ThreadingHTTPServer`): a local, single-user tool needs no
 new dependency, and a thread per request serves several clients (BENCHMARKS.md has the load
@@ -37,7 +39,9 @@ from importlib import resources
 from ..errors import ScratchRNNError
 from ..inside.inspection import inspect
 from ..inside.page import renderer_css, renderer_js
+from ..limits import MAX_BEAM, MAX_SAMPLES, MAX_STOP
 from ..safejson import dumps as json_dumps
+from ..sampling.options import seeds
 from ..sampling.sampler import generate
 from ..store.checkpoint import Checkpoint, load_checkpoint
 from .connections import (
@@ -90,7 +94,8 @@ def model_card(ckpt: Checkpoint) -> dict:
             "best_val": _finite(meta.get("best_val")),
             "training_seconds": _finite(meta.get("elapsed_s")),
             "checkpoint": ckpt.path.parent.name if ckpt.path else None,
-            "limits": {"prompt": MAX_PROMPT, "length": MAX_LENGTH, "body": MAX_BODY}}
+            "limits": {"prompt": MAX_PROMPT, "length": MAX_LENGTH, "body": MAX_BODY,
+                       "stop_at": MAX_STOP, "beam": MAX_BEAM, "num_samples": MAX_SAMPLES}}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -255,6 +260,12 @@ class Handler(BaseHTTPRequestHandler):
     def _generate(self) -> None:
         pg = self.playground
         args = parse_generate(self._body(), pg.ckpt.model)
+        n = args.pop("num_samples")
+        if n is not None:
+            runs = [pg.generate(pg.ckpt.model, pg.ckpt.vocab, **dict(args, seed=s))
+                    for s in seeds(args["seed"], n)]  # every one checked before any is made
+            self._json(200, {"samples": ["".join(chars) for chars in runs]})
+            return
         chars = pg.generate(pg.ckpt.model, pg.ckpt.vocab, **args)
         first = next(chars, "")  # checks the prompt before the answer starts
         self.send_response(200)

@@ -42,7 +42,7 @@ RUN_FILES = ("checkpoint.npz", "best.npz", "config.json", "metrics.jsonl", "loss
              "corpus.u8", "corpus.json")
 RESULTS = ("checkpoint.npz", "best.npz", "metrics.jsonl", "loss.png")  # what --overwrite drops
 # What other commands write into a run by default: a run's work too, but only the user drops it.
-OUTPUTS = ("inside.html", "model.safetensors", "model.onnx", "loss.png")
+OUTPUTS = ("inside.html", "model.safetensors", "model.onnx", "model.html", "loss.png")
 
 
 def has_marker(folder: str | os.PathLike) -> bool:

@@ -1,0 +1,71 @@
+"""Beam search: the continuation with the largest sum of log-probabilities, kept among the
+`width` best partial texts at every character (Graves 2012; width 1 is greedy argmax).
+
+The most likely text is not a typical one: it repeats itself and has none of the variety that
+drawing characters gives, so this is for a model's single best guess, not for samples."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits.astype(np.float64)
+    z -= z.max()
+    return z - np.log(np.exp(z).sum())
+
+
+def _path(steps: list, i: int) -> list[int]:
+    """The character ids of alive hypothesis `i` after len(steps) characters."""
+    ids = []
+    for parents, tokens in reversed(steps):
+        ids.append(int(tokens[i]))
+        i = int(parents[i])
+    return ids[::-1]
+
+
+def search(step, logits: np.ndarray, width: int, length: int, chars,
+           stop_at: str | None = None) -> str:
+    """The best of the texts of `length` characters (or, with `stop_at`, ending where it first
+    appears) that beam search of `width` finds, stop text included. `step` is a stepper
+    (sampler.stepper) that has read the prompt and `logits` its last prediction. Scores only
+    fall as a text grows (each log-probability is <= 0), so a partial text scoring no better
+    than an ended one is dropped: with a width of V**length the search is exhaustive."""
+    V = len(chars)
+    scores = np.zeros(1)  # (n,) log-probability sum of each alive text
+    states, logps, tails = [step.state()], [_log_softmax(logits)], [""]
+    steps = []  # per character: (parent, char id) of each alive text, to read the best back
+    assert width < 1 << 15  # a parent's index is an int16 (limits.MAX_BEAM)
+    best = (-np.inf, None)  # an ended text: (score, (character index, parent, char id))
+    for t in range(length):
+        cand = (scores[:, None] + np.stack(logps)).ravel()  # (n * V,)
+        order = np.argsort(-cand, kind="stable")[:width]  # ties: the lower index, as argmax
+        parents, tokens, new_scores, new_states, new_logps, new_tails = [], [], [], [], [], []
+        for j in order:
+            if cand[j] <= best[0]:
+                break  # this and every later candidate can only end below the ended text
+            p, c = divmod(int(j), V)
+            if stop_at is not None:
+                tail = tails[p] + chars[c]
+                if stop_at in tail:
+                    best = (cand[j], (t, p, c))
+                    continue
+                new_tails.append(tail[-len(stop_at):])
+            step.restore(states[p])
+            new_logps.append(_log_softmax(step(c)))
+            new_states.append(step.state())
+            parents.append(p)
+            tokens.append(c)
+            new_scores.append(cand[j])
+        if not parents:
+            break
+        scores = np.array(new_scores)
+        steps.append((np.array(parents, np.int16), np.array(tokens, np.int32)))  # K * length
+        states, logps, tails = new_states, new_logps, new_tails
+    if best[1] is not None and (len(steps) < length or best[0] >= scores.max()):
+        # ended early, or fully grown texts all score below the ended one
+        t, p, c = best[1]
+        ids = _path(steps[:t], p) + [c]
+    else:
+        ids = _path(steps, int(np.argmax(scores)))
+    return "".join(chars[i] for i in ids)

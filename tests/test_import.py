@@ -2,6 +2,7 @@
 state dict becomes a run whose logits are the PyTorch model's own, for every cell and 1-3
 layers; export -> import gives back the very same parameters. Skips without torch/safetensors."""
 
+import json
 import os
 import pickle
 import sys
@@ -193,6 +194,21 @@ def test_vocab_spellings(tmp_path):
     (tmp_path / "bad.json").write_text('{"b": 1, "a": 5}')
     with pytest.raises(ScratchRNNError, match="indices 0 .. n-1"):
         read_vocab(str(tmp_path / "bad.json"), {})
+
+
+def test_a_safetensors_header_whose_length_begins_with_0x80_is_no_pickle(tmp_path):
+    """One safetensors file in 256 has a header length whose first byte is 0x80, a pickle's
+    first byte: it was refused as PyTorch's legacy format (an export of Onegin's run was)."""
+    from scratchrnn.interop.export import write_safetensors
+
+    for pad in range(300):
+        with open(tmp_path / "m.safetensors", "wb") as f:
+            write_safetensors(f, good_tensors(), {"vocab": json.dumps(CHARS), "pad": "x" * pad})
+        if (tmp_path / "m.safetensors").read_bytes()[:1] == b"\x80":
+            break
+    assert (tmp_path / "m.safetensors").read_bytes()[:1] == b"\x80"
+    assert main(["import", str(tmp_path / "m.safetensors"), "--out", str(tmp_path / "r")]) == 0
+    assert load_checkpoint(tmp_path / "r").vocab.chars == CHARS
 
 
 # --- every bad input: one line, non-zero exit, nothing written, in bounded time and memory ---

@@ -335,6 +335,23 @@ def test_an_onnx_export_says_its_vocabulary_is_bytes(tmp_path):
         assert props["vocab"] == vocab.chars and props.get("vocab_kind") == kind
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32"])
+def test_utf16_text_is_text_when_its_encoding_is_given(encoding, tmp_path):
+    """UTF-16 and UTF-32 text is full of NUL bytes: with its `encoding` it is read as text,
+    a file or a folder of them (not refused, not skipped as binary)."""
+    text = chinese(30)
+    folder = tmp_path / "texts"
+    folder.mkdir()
+    for name in ("a.txt", "b.txt"):
+        (folder / name).write_bytes(text.encode(encoding))
+    one = sr.load_corpus(str(folder / "a.txt"), "unicode", 0, 0, encoding=encoding)
+    assert one.vocab.decode(one.train) == text
+    both = sr.load_corpus(str(folder), "unicode", 0, 0, encoding=encoding)
+    assert both.vocab.decode(both.train) == text + "\n" + text
+    with pytest.raises(sr.ScratchRNNError, match="`encoding` if it is UTF-16"):
+        sr.load_corpus(str(folder / "a.txt"), "unicode")
+
+
 def test_a_shift_jis_file_trains_on_its_utf8(tmp_path):
     text = "こんにちは、世界。日本語の文章です。\n" * 60
     path = tmp_path / "sjis.txt"

@@ -120,6 +120,7 @@ def any_language(d: pathlib.Path, variant) -> None:
     and checkpoints whose vocabulary is not what a run writes."""
     (d / "zh.txt").write_text("「春眠不觉晓，处处闻啼鸟。」\n" * 40, encoding="utf-8")
     (d / "sjis.txt").write_bytes("こんにちは、世界。\n".encode("shift_jis") * 40)
+    (d / "zh16.txt").write_bytes(("「春眠不觉晓，处处闻啼鸟。」\n" * 40).encode("utf-16"))
     # 70,000 distinct characters (beyond the BMP's surrogates): more than uint16 ids hold
     (d / "many.txt").write_text("".join(map(chr, range(0x10000, 0x10000 + 70_000))))
     (d / "ru.txt").write_text("Мой дядя самых честных правил, «когда не в шутку занемог».\n"
@@ -523,6 +524,10 @@ CASES |= {
 CASES |= {  # any language (issue 30)
     "UTF-8 read as shift_jis": ["train", "--text", "{d}/zh.txt", "--encoding", "shift_jis"],
     "shift_jis read as utf-8": ["train", "--text", "{d}/sjis.txt", "--encoding", "utf-8"],
+    "UTF-16 without its encoding": ["train", "--text", "{d}/zh16.txt"],
+    "binary text read as latin-1": ["train", "--text", "{d}/binary.bin", "--encoding",
+                                    "latin-1"],
+    "binary text read as utf-16": ["train", "--text", "{d}/binary.bin", "--encoding", "utf-16"],
     "more distinct characters than ids hold": ["train", "--text", "{d}/many.txt"],
     "more distinct characters than ids hold (unicode)": ["train", "--text", "{d}/many.txt",
                                                          "--vocab", "unicode"],

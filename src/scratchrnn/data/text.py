@@ -86,9 +86,9 @@ def decode_chunks(chunks: Iterable[bytes], encoding: str | None = None,
     dec = incremental_decoder(encoding or "utf-8-sig")
     fed, fallback = 0, False  # bytes given to the decoder so far; cp1252 from here on
     for raw, final in itertools.chain(((raw, False) for raw in chunks), [(b"", True)]):
-        if fed < NUL_SNIFF and b"\x00" in raw[:NUL_SNIFF - fed]:
+        if encoding is None and fed < NUL_SNIFF and b"\x00" in raw[:NUL_SNIFF - fed]:
             raise ScratchRNNError(f"{name} looks like a binary file (it contains NUL bytes); "
-                                  "pass a plain text file")
+                                  "pass a plain text file, or its `encoding` if it is UTF-16")
         if fallback:
             text = raw.decode("cp1252", errors="replace")
         else:
@@ -104,6 +104,10 @@ def decode_chunks(chunks: Iterable[bytes], encoding: str | None = None,
                 warnings.warn(f"{name} is not valid UTF-8; decoding it as cp1252 "
                               "(pass `encoding` to choose)", stacklevel=2)
                 text = (pending + raw).decode("cp1252", errors="replace")
+        if encoding is not None and fed < NUL_SNIFF and "\x00" in text[:NUL_SNIFF]:
+            # NUL characters, not bytes: UTF-16 and UTF-32 text is full of NUL bytes
+            raise ScratchRNNError(f"{name} looks like a binary file (it contains NUL "
+                                  "characters); pass a plain text file")
         fed += len(raw)
         if text:
             yield text

@@ -129,6 +129,9 @@ def any_language(d: pathlib.Path, variant) -> None:
     variant("surrogatevocab.npz", meta_change=lambda m: dict(m, vocab="\ud800" + m["vocab"][1:]))
     variant("junkkind.npz", meta_change=lambda m: dict(m, vocab_kind="klingon"))
     variant("shortcounts.npz", meta_change=lambda m: dict(m, vocab_counts=m["vocab_counts"][1:]))
+    variant("bytesofchars.npz", meta_change=lambda m: dict(m, vocab_kind="bytes"))
+    variant("negcounts.npz", meta_change=lambda m: dict(
+        m, vocab_counts=[-1] * len(m["vocab_counts"])))
 
 
 def folders(d: pathlib.Path) -> None:
@@ -293,6 +296,8 @@ HOSTILE_CHECKPOINTS = {
     "duplicate member": "duplicate.npz",
     "vocab with a lone surrogate": "surrogatevocab.npz", "vocab_kind junk": "junkkind.npz",
     "vocab_counts of the wrong length": "shortcounts.npz",
+    "vocab_kind bytes over 96 characters": "bytesofchars.npz",
+    "vocab_counts negative": "negcounts.npz",
 }
 for _name, _file in HOSTILE_CHECKPOINTS.items():  # refused alike by every command
     for _cmd in (["sample"], ["eval"], ["train", "--resume"]):

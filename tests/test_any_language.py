@@ -473,6 +473,17 @@ def test_a_two_byte_corpus_is_mapped_reused_and_prepared_again_when_its_index_li
     assert (run / "corpus.u8").stat().st_mtime_ns == stamp
 
 
+def test_a_vocabulary_holds_65536_symbols_and_no_more():
+    chars = "".join(map(chr, range(0x10000, 0x10000 + 65_536)))
+    vocab = Vocab.from_counts(dict.fromkeys(chars, 1))
+    assert len(vocab) == 65_536 and vocab.dtype == np.uint16
+    ids = vocab.encode(chars[-3:] + chars[:2])
+    assert ids.tolist() == [65_533, 65_534, 65_535, 0, 1]
+    assert vocab.decode(ids) == chars[-3:] + chars[:2]
+    with pytest.raises(sr.ScratchRNNError, match="65,537 distinct characters"):
+        Vocab.from_counts(dict.fromkeys(chars + "a", 1))
+
+
 def test_ids_widen_past_256_symbols(tmp_path):
     """256 distinct characters are one byte each; the 257th makes every id two."""
     for n, dtype in ((256, np.uint8), (257, np.uint16)):

@@ -110,6 +110,31 @@ def test_eval_of_a_text_with_other_scripts_says_what_they_are_read_as(lang, tmp_
     assert len(err) == 1 and err[0].startswith("scratchrnn: error: ")
 
 
+@pytest.mark.parametrize("stdout", ["latin-1", "ascii"])
+def test_a_sample_to_a_stream_that_cannot_hold_the_script_is_escaped(stdout, lang, tmp_path):
+    """`scratchrnn sample RUN > file` on a cp1252 Windows, or PYTHONIOENCODING: characters the
+    stream's encoding lacks are written as \\u escapes, not a UnicodeEncodeError traceback;
+    a training's samples alike."""
+    import os
+    import subprocess
+    import sys
+
+    name, path, prompt, letter, run = lang
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), PYTHONIOENCODING=stdout)
+    proc = subprocess.run([sys.executable, "-m", "scratchrnn", "sample", str(run), "--prime",
+                           prompt, "--length", "20"], capture_output=True, env=env,
+                          timeout=120)
+    assert proc.returncode == 0 and proc.stderr == b"", proc.stderr.decode()[-500:]
+    want = sr.sample(sr.load_checkpoint(run).model, sr.load_checkpoint(run).vocab, prompt, 20,
+                     0.8)
+    assert proc.stdout.decode(stdout) == want.encode(stdout, "backslashreplace").decode(
+        stdout) + "\n"
+    proc = subprocess.run([sys.executable, "-m", "scratchrnn", "train", "--text", str(path),
+                           "--out", str(tmp_path / "run"), *TINY[:-3], "--sample-length", "30"],
+                          capture_output=True, env=env, timeout=120)
+    assert proc.returncode == 0 and b"Traceback" not in proc.stderr, proc.stderr[-500:]
+
+
 def test_the_api_trains_samples_evaluates_and_inspects_in_the_script(lang, tmp_path):
     name, path, prompt, letter, _ = lang
     result = sr.train(sr.TrainConfig(text=str(path), out=str(tmp_path / "api"), **TINY_API),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import codecs
 import dataclasses
 import errno
 import io
@@ -353,6 +354,19 @@ def _speaks(argv) -> bool:
     return rank == "0" or not any(str(w).startswith("--distributed") for w in words)
 
 
+def _unencodable(e: UnicodeError):
+    """stdout's error handler: a path's undecodable bytes (surrogate escapes) as themselves,
+    and a character the stream's encoding lacks (a Chinese sample on a cp1252 console or
+    file) as its \\u escape, never a traceback."""
+    if isinstance(e, UnicodeEncodeError) and all(
+            "\udc80" <= c <= "\udcff" for c in e.object[e.start:e.end]):
+        return codecs.lookup_error("surrogateescape")(e)
+    return codecs.backslashreplace_errors(e)
+
+
+codecs.register_error("scratchrnn-stdout", _unencodable)
+
+
 def main(argv=None) -> int:
     commands = {"train": _cmd_train, "sample": _cmd_sample, "eval": _cmd_eval,
                 "plot": _cmd_plot, "export": _cmd_export, "import": _cmd_import,
@@ -362,7 +376,7 @@ def main(argv=None) -> int:
     # A path from the command line that is not UTF-8 holds surrogate escapes; written back as
     # its own bytes it names the file, where a strict stdout (a UTF-8 locale) would raise.
     if isinstance(sys.stdout, io.TextIOWrapper):
-        sys.stdout.reconfigure(errors="surrogateescape")
+        sys.stdout.reconfigure(errors="scratchrnn-stdout")
     try:
         args = build_parser().parse_args(argv)
         return commands[args.command](args)

@@ -230,6 +230,8 @@ CASES = {
                                                "surrogate"),
     "prompt with half a pair (bytes)": (lambda: sr.sample(BYTES_MODEL, sr.Vocab.bytes(),
                                                           prime="\ud83d"), "surrogate"),
+    "stop_at half a surrogate pair": (lambda: sr.sample(MODEL, VOCAB, stop_at="\ud800"),
+                                      "`stop_at` holds '\\ud800' U+D800"),
     "inspect half a surrogate pair": (lambda: sr.inspect(MODEL, RU, "аб\udfff"), "surrogate"),
     "bytes vocab on a chars model": (lambda: sr.sample(MODEL, sr.Vocab.bytes()), "vocabulary"),
     # export, the html page

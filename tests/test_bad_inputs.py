@@ -550,6 +550,7 @@ CASES |= {  # any language (issue 30)
     "prompt of another script": ["sample", "{d}/run-ru", "--prime", "春眠"],
     "prompt with half a surrogate pair": ["sample", "{d}/run-ru", "--prime", "Мой \ud83d"],
     "prompt of bytes not UTF-8": ["sample", "{d}/run-ru", "--prime", "Мой \udcff"],
+    "stop-at of bytes not UTF-8": ["sample", "{d}/run-ru", "--stop-at", "\udcff"],
 }
 for _argv in (["eval"], ["sample"], ["visualize"], ["train", "--resume"],
               ["export", "{d}/rot13.npz", "--format", "torch"]):  # its config: no text encoding

@@ -213,6 +213,8 @@ BAD = {
                                       400),
     "inspect Cyrillic and half a pair": ("POST", "/api/inspect", {"text": "Мой \ud83d"}, None,
                                          400),
+    "stop_at half a surrogate pair": ("POST", "/api/generate", {"stop_at": "\ud800"}, None,
+                                      400),
     "prime of raw bytes not UTF-8": ("POST", "/api/generate", b'{"prime": "\xd0"}', None, 400),
     "too big": ("POST", "/api/generate", BIG, None, 413),
     "not json content type": ("POST", "/api/generate", b"{}", {"Content-Type": "text/plain"},

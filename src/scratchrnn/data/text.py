@@ -380,10 +380,7 @@ class Vocab:
 
     def clean_prompt(self, prompt: str) -> np.ndarray:
         """Clean a prompt like the corpus, then encode it; unknown characters are an error."""
-        if lone := SURROGATES.search(prompt):  # from JSON's "\ud800", or argv bytes not UTF-8
-            raise ScratchRNNError(f"the prompt holds {shown([lone.group()])}, half a surrogate "
-                                  "pair or a byte that is not UTF-8, which is not a character; "
-                                  "pass valid Unicode text")
+        check_unicode(prompt, "the prompt")
         text = self.clean(prompt)
         if self.kind == "bytes":
             return self.encode(text)
@@ -397,6 +394,15 @@ class Vocab:
             raise ScratchRNNError(f"the prompt has characters this model has never seen: "
                                   f"{shown(bad)}; {hint}")
         return self.encode(text)
+
+
+def check_unicode(text: str, what: str) -> None:
+    """One clear error when `text` (a prompt, a stop text) holds a lone surrogate: JSON's
+    "\ud800", or a command-line byte that is not UTF-8, which Python reads as one."""
+    if lone := SURROGATES.search(text):
+        raise ScratchRNNError(f"{what} holds {shown([lone.group()])}, half a surrogate pair or a "
+                              "byte that is not UTF-8, which is not a character; pass valid "
+                              "Unicode text")
 
 
 def code_points(text: str) -> np.ndarray:

@@ -271,6 +271,10 @@ CASES = {
     "epochs zero": ["train", "--text", "{d}/text.txt", "--epochs", "0"],
     "unknown flag": ["train", "--text", "{d}/text.txt", "--frobnicate"],
     "unknown preset": ["train", "--preset", "huge"],
+    "dry-run on MPI ranks": ["train", "--text", "{d}/text.txt", "--dry-run", "--distributed",
+                             "mpi"],
+    "dry-run given a value": ["train", "--text", "{d}/text.txt", "--dry-run", "yes"],
+    "json without dry-run": ["train", "--text", "{d}/text.txt", "--out", "{d}/jsonrun", "--json"],
     "unknown command": ["fly"],
     # checkpoints
     "no checkpoint": ["sample", "{d}/nothing"],
@@ -583,6 +587,24 @@ def test_bad_input(name, world, capsys):
     assert_one_clean_line(rc, capsys.readouterr().err)
     assert snapshot(world) == before
     assert not (world / "PWNED").exists()
+
+
+# --dry-run goes through training's own checks (its own refusals: on MPI ranks, --json)
+DRY_RUNS = sorted(name for name, argv in CASES.items() if argv[0] == "train"
+                  and not {"--distributed", "--dry-run", "--json"} & set(argv))
+
+
+@pytest.mark.parametrize("name", DRY_RUNS)
+def test_dry_run_refuses_what_train_refuses(name, world, capsys):
+    argv = [a.format(d=world) for a in CASES[name]]
+    main(argv)
+    said = capsys.readouterr().err
+    before, paths = snapshot(world), sorted(world.rglob("*"))
+    rc = main([argv[0], "--dry-run", *argv[1:]])
+    err = capsys.readouterr().err
+    assert_one_clean_line(rc, err)
+    assert err == said
+    assert snapshot(world) == before and sorted(world.rglob("*")) == paths
 
 
 def _limited_subprocess(args, limit_bytes):

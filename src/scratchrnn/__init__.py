@@ -33,15 +33,17 @@ _WHERE = {  # public name -> the module it lives in
     "evaluate": "training.evaluation",
     "TrainResult": "training.loop",
     "train": "training.loop",
+    "Plan": "training.plan",
+    "plan": "training.plan",
     "plot_history": "training.plot",
     "read_metrics": "training.plot",
 }
 
 __all__ = [
-    "PRESETS", "CharRNN", "Checkpoint", "Corpus", "Inspection", "ModelConfig", "ScratchRNNError",
-    "TrainConfig", "TrainResult", "Vocab", "clean", "evaluate", "generate", "inspect",
-    "load_checkpoint", "load_corpus", "plot_history", "read_metrics", "sample", "save_checkpoint",
-    "train", "with_preset",
+    "PRESETS", "CharRNN", "Checkpoint", "Corpus", "Inspection", "ModelConfig", "Plan",
+    "ScratchRNNError", "TrainConfig", "TrainResult", "Vocab", "clean", "evaluate", "generate",
+    "inspect", "load_checkpoint", "load_corpus", "plan", "plot_history", "read_metrics", "sample",
+    "save_checkpoint", "train", "with_preset",
 ]
 __version__ = "0.1.0"
 

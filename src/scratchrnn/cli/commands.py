@@ -27,6 +27,7 @@ from ..store.owner import check_output, default_output
 from ..store.resume import run_corpus
 from ..training.evaluation import chars_read, evaluate, held_out, report, unknown_characters
 from ..training.loop import train
+from ..training.plan import plan
 from ..training.plot import plot_history, read_metrics
 
 EXIT_ERROR, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM, EXIT_SIGPIPE = 1, 2, 130, 143, 141
@@ -86,6 +87,10 @@ def _train_args(p: argparse.ArgumentParser) -> None:
         a(as_flag(f.name), **_flag(hints[f.name], f.metadata))
     a("--quiet", action="store_true", help="no progress bar (the bar shows steps, steps/s, "
       "the train and validation loss in nats/char, and characters trained on per second)")
+    a("--dry-run", action="store_true", help="say what this run would be (settings, corpus, "
+      "parameters, memory, steps) and time a few of its steps here, then stop: nothing trained "
+      "or written")
+    a("--json", action="store_true", help="with --dry-run: the plan as one JSON object")
     a("--distributed", choices=("mpi",), help="data-parallel over MPI ranks: run as mpiexec -n N "
       "scratchrnn train --distributed mpi ... (--batch splits over the N ranks)")
 
@@ -176,9 +181,14 @@ def _one_or_list(text: list[str] | None):
 def _cmd_train(args) -> int:
     fields = {k: v for k, v in vars(args).items()
               if k not in ("command", "preset", "resume", "overwrite", "quiet", "allow_new_text",
-                           "distributed")}
+                           "distributed", "dry_run", "json")}
     fields["text"] = _one_or_list(args.text)
     fields["time_budget"] = parse_duration(fields["time_budget"])
+    if args.dry_run and args.distributed:
+        raise ScratchRNNError("--dry-run plans the run in this one process; drop --distributed")
+    if args.json and not args.dry_run:
+        raise ScratchRNNError("--json goes with --dry-run; a training writes its numbers to "
+                              "metrics.jsonl in its run folder")
     if args.distributed:
         from ..training.distributed import session  # mpi4py loads only for distributed runs
 
@@ -188,19 +198,26 @@ def _cmd_train(args) -> int:
 
 
 def _train(args, fields, comm) -> int:
+    def run(*config, **kw):  # --dry-run: the same arguments, checked alike, planned instead
+        if args.dry_run:
+            said = plan(*config, **kw)
+            print(json_dumps(said.to_dict()) if args.json else "\n".join(said.lines(CLI)))
+            return None
+        return train(*config, progress=not args.quiet, comm=comm, voice=CLI, **kw)
+
     if args.resume:
         if args.preset:
             raise ScratchRNNError("--preset starts a new run; drop it when you --resume")
-        result = train(resume=args.resume, progress=not args.quiet,
-                       allow_new_text=args.allow_new_text, comm=comm, voice=CLI, **fields)
+        result = run(resume=args.resume, allow_new_text=args.allow_new_text, **fields)
     else:
         if args.allow_new_text:
             raise ScratchRNNError("--allow-new-text goes with --resume; a new run reads any "
                                   "--text")
         if args.preset and not fields["out"]:  # a run of its own, not the plain run's folder
             fields["out"] = str(default_out(fields["text"], args.preset))
-        result = train(with_preset(args.preset), progress=not args.quiet,
-                       overwrite=args.overwrite, comm=comm, voice=CLI, **fields)
+        result = run(with_preset(args.preset), overwrite=args.overwrite, **fields)
+    if result is None:
+        return 0
     return {"SIGINT": EXIT_SIGINT, "SIGTERM": EXIT_SIGTERM,
             "SIGPIPE": EXIT_SIGPIPE}.get(result.stopped, 0)
 

@@ -21,6 +21,7 @@ from ..errors import ScratchRNNError
 from ..nn.cells import SIGMOID, SIGNALS
 from ..nn.layers import softmax_xent_rows
 from ..nn.model import CharRNN, forward
+from .glyphs import char_of
 from .page import page_data, render_fragment
 from .units import CONTEXT, find_units, properties
 
@@ -52,8 +53,9 @@ class Inspection:
     _units: dict = field(default=None, repr=False)
 
     def __repr__(self) -> str:  # the arrays would fill a terminal
+        unit = "byte" if self.vocab is not None and self.vocab.kind == "bytes" else "char"
         return (f"Inspection({self.cell}, {len(self.layers)} layers x {self.hidden_size}, "
-                f"{len(self.ids):,} chars, {self.mean_surprisal:.4f} nats/char)")
+                f"{len(self.ids):,} {unit}s, {self.mean_surprisal:.4f} nats/{unit})")
 
     @property
     def mean_surprisal(self) -> float:
@@ -76,7 +78,8 @@ class Inspection:
         the same object when it has no more than that."""
         if n >= len(self.ids):
             return self
-        return Inspection(self.text[:n], self.ids[:n], self.cell,
+        text = self.vocab.decode(self.ids[:n]) if self.vocab else self.text[:n]
+        return Inspection(text, self.ids[:n], self.cell,
                           [{s: v[:n] for s, v in layer.items()} for layer in self.layers],
                           self.topk_ids[:n], self.topk_probs[:n], self.next_prob[:n - 1],
                           self.next_rank[:n - 1], self.surprisal[:n - 1], self.vocab,
@@ -89,8 +92,13 @@ class Inspection:
         return {name: rows[:top] for name, rows in self._units.items()}
 
     def properties(self) -> dict[str, np.ndarray]:
-        """The text's per-character properties that `units` ranks units by, each (T,)."""
-        return properties(self.text, self.before)
+        """The text's per-character properties that `units` ranks units by, each (T,): for a
+        bytes vocabulary, each byte has those of the character it is part of."""
+        props = properties(self.text, self.before)
+        if self.vocab is None or self.vocab.kind != "bytes":
+            return props
+        owner = char_of(self.vocab, self.ids)  # (T,)
+        return {name: v[owner] for name, v in props.items()}
 
     def saturation(self, low: float = 0.1, high: float = 0.9) -> list[dict[str, np.ndarray]]:
         """Per layer and sigmoid gate: (fraction of steps < low, fraction > high), each (H,)."""
@@ -111,7 +119,7 @@ def inspect(model: CharRNN, vocab: Vocab, text: str, top_k: int = 5, clean: bool
     """Run `model` over `text` (cleaned as a prompt is, unless clean=False) from a zero state
     and keep every layer's signals and the next-character distribution's top-k. `before`:
     the text that precedes `text` in its source, if known ("" for its start), so that
-    properties such as "inside double quotes" start where it leaves them (see properties)."""
+    properties such as "inside quotation marks" start where it leaves them (see properties)."""
     if before is not None and not isinstance(before, str):
         raise ScratchRNNError(f"before must be a string or None, got {type(before).__name__}")
     if len(vocab) != model.config.vocab_size:
@@ -121,6 +129,14 @@ def inspect(model: CharRNN, vocab: Vocab, text: str, top_k: int = 5, clean: bool
     if not isinstance(window, int) or window < 1:
         raise ScratchRNNError(f"window must be a positive whole number, got {window!r}")
     ids = vocab.clean_prompt(text) if clean else vocab.encode(text)  # unknown chars: one error
+    return inspect_ids(model, vocab, ids, top_k, window, before)
+
+
+def inspect_ids(model: CharRNN, vocab: Vocab, ids: np.ndarray, top_k: int = 5,
+                window: int = WINDOW, before: str | None = None) -> Inspection:
+    """`inspect` of symbols already encoded (a run's corpus as it was prepared: a bytes
+    vocabulary's text may begin or end inside a character, which decoding and encoding again
+    would change)."""
     cfg = model.config
     T, H, k = len(ids), cfg.hidden_size, min(top_k, cfg.vocab_size)
     if T < 1:

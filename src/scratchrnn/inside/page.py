@@ -19,6 +19,7 @@ from ..fsutil import atomic_write_bytes, make_dir, open_regular
 from ..nn.cells import SIGMOID
 from ..safejson import dumps as json_dumps
 from ..store.owner import check_output
+from .glyphs import char_of, guess_labels
 from .pack import STATE_LEVELS, decode_layer, encode_layer
 from .units import PROPERTIES
 
@@ -66,6 +67,17 @@ def _round(a: np.ndarray, digits: int) -> list:
     return [round(float(x), digits) for x in np.asarray(a).ravel()]
 
 
+def _byte_views(insp: Inspection) -> dict:
+    """A bytes vocabulary's positions are bytes, not characters: which character of `text`
+    each one belongs to, and how each guessed or actual next byte reads (glyphs.py)."""
+    if insp.vocab.kind != "bytes":
+        return {"kind": "chars"}
+    return {"kind": "bytes",
+            "char_of": [int(i) for i in char_of(insp.vocab, insp.ids)],
+            "guess_labels": guess_labels(insp.ids, insp.topk_ids),
+            "next_labels": guess_labels(insp.ids, np.asarray(insp.ids)[1:, None])}
+
+
 def page_data(insp: Inspection, levels: int = LEVELS, model_card: dict | None = None,
               history: list | None = None, title: str | None = None,
               max_chars: int | None = None) -> dict:
@@ -82,6 +94,7 @@ def page_data(insp: Inspection, levels: int = LEVELS, model_card: dict | None = 
         "text": insp.text,
         "ids": [int(i) for i in insp.ids],
         "chars": insp.vocab.chars,
+        **_byte_views(insp),
         "cell": insp.cell,
         "num_layers": len(insp.layers),
         "hidden": insp.hidden_size,

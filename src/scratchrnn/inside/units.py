@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import numpy as np
 
 # ---------------------------------------------------------------------------- text properties
 
 PROPERTIES = {
-    "in_quotes": "inside double quotes",
-    "bracket_depth": "depth of ( [ { brackets",
+    "in_quotes": "inside quotation marks",
+    "bracket_depth": "depth of brackets",
     "line_position": "characters since the last newline",
     "word_position": "position inside the current word",
     "in_word": "inside a word (a letter)",
@@ -20,9 +22,26 @@ PROPERTIES = {
     "space": "a space",
 }
 CONTEXT = 4096  # characters of the text before an excerpt that decide where it starts
-_SPACE = np.array([0, 9, 10, 13, 32])  # 0: the text's start or end
-_OPENERS = np.array([40, 91, 123, 45])  # ( [ { and a dash: a quote after them opens
-_CLOSERS = np.array([0, 9, 10, 13, 32, 33, 41, 44, 45, 46, 58, 59, 63, 93, 125])  # .,;:!?)]}-
+# Any script. Each set begins with its ASCII members, and the others never occur in ASCII
+# text, so an ASCII text reads exactly what it always read (tests/test_golden.py).
+_BLANKS = [0x20, 0xA0, 0x1680, *range(0x2000, 0x200B), 0x202F, 0x205F, 0x3000]  # Unicode's Zs
+_SPACE = np.array([0, 9, 10, 13, *_BLANKS])  # 0: the text's start or end
+_OPENERS = np.array([ord(c) for c in "([{-–—（［｛【《〈"])
+_CLOSERS = np.array([0, 9, 10, 13, *_BLANKS] + [ord(c) for c in
+                                                "!),-.:;?]}–—…、。！），．：；？］｝】》〉،؟۔।"])
+_BRACKETS = ("()", "[]", "{}", "（）", "［］", "｛｝", "【】", "《》", "〈〉")
+_OPENING = "«「„‹『"  # quotes that say they open (and “, but in German quotes)
+_CLOSING = "»」”›』"
+# Kinds of quotation mark, each followed on its own, so that one nested in another (『』 in
+# 「」, „“ in «») does not end the outer quotation. " and ＂ read their direction from their
+# neighbours; the others show it.
+_QUOTE_KINDS = ('"＂“”„', "«»", "‹›", "「」", "『』")
+_SENTENCE_ENDS = ".!?…。！？．｡؟۔।॥"
+_QUIET = " \n\"'‘’＂“" + _OPENING + _CLOSING + "".join(map(chr, _BLANKS))  # after an end
+# Vowels: Latin and Greek by the base letter (é, ö, ά are vowels); Cyrillic by the letter
+# itself, since и is the base of й, a consonant.
+_BASE_VOWELS = "aeiouAEIOUæøœÆØŒαεηιουωΑΕΗΙΟΥΩ"
+_CYRILLIC_VOWELS = "аеёиоуыэюяєіїАЕЁИОУЫЭЮЯЄІЇ"
 
 
 def _quote_direction(c: np.ndarray, at: np.ndarray, known_start: bool) -> np.ndarray:
@@ -40,20 +59,25 @@ def _quote_direction(c: np.ndarray, at: np.ndarray, known_start: bool) -> np.nda
     d = np.where(opens & ~closes, 1, np.where(closes & ~opens, -1, 0))
     q = c[at]
     german = 0x201E in c  # „ opens German quotes and “, which opens English ones, closes them
-    d[np.isin(q, [0xAB, 0x300C, 0x201E] + ([] if german else [0x201C]))] = 1  # « 「 „ “
-    d[np.isin(q, [0xBB, 0x300D, 0x201D] + ([0x201C] if german else []))] = -1  # » 」 ” (“)
+    d[np.isin(q, _ords(_OPENING + ("" if german else "“")))] = 1
+    d[np.isin(q, _ords(_CLOSING + ("“" if german else "")))] = -1
     return d
 
 
 def _in_quotes(c: np.ndarray, known_start: bool) -> np.ndarray:
-    """1 after an opening quote up to its closing one. Each quote whose direction shows sets
-    the state (so a paragraph of a long quotation that opens again without closing does not
-    flip the rest of the text); one that does not show toggles it. Where a text cut from a
+    """1 inside a quotation of any kind (see _in_quotes_of)."""
+    kinds = [_in_quotes_of(c, at, known_start) for kind in _QUOTE_KINDS
+             if (at := np.flatnonzero(np.isin(c, _ords(kind)))).size]
+    return np.maximum.reduce(kinds) if kinds else np.zeros(len(c))
+
+
+def _in_quotes_of(c: np.ndarray, at: np.ndarray, known_start: bool) -> np.ndarray:
+    """1 after an opening quote (at positions `at`, of one kind) up to its closing one. Each
+    quote whose direction shows sets the state (so a paragraph of a long quotation that opens
+    again without closing does not flip the rest of the text); one that does not show toggles
+    it. Where a text cut from a
     longer one starts (known_start False) is read from its first quote whose direction shows:
     a closing one means it began inside a quotation."""
-    at = np.flatnonzero(np.isin(c, [34, 0x201C, 0x201D, 0xAB, 0xBB, 0x201E, 0x300C, 0x300D]))
-    if at.size == 0:
-        return np.zeros(len(c))
     d = _quote_direction(c, at, known_start)
     j = np.arange(at.size)
     shown = np.flatnonzero(d)
@@ -95,18 +119,36 @@ def _depth(opens: np.ndarray, closes: np.ndarray, known_start: bool) -> np.ndarr
     return depth - np.minimum.accumulate(np.minimum(depth, 0))
 
 
+def _ords(chars: str) -> list[int]:
+    return [ord(ch) for ch in chars]
+
+
+def _letters(c: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(letter, uppercase, vowel), each (T,) bool, for the code points `c` of any script, asked
+    of each distinct code point once. A combining mark counts as a letter: it belongs to the
+    letter before it (an accent typed apart, a Devanagari or Arabic vowel sign)."""
+    u, inv = np.unique(c, return_inverse=True)  # (D,), (T,)
+    chars = [chr(x) for x in u.tolist()]
+    letter = [ch.isalpha() or unicodedata.category(ch)[0] == "M" for ch in chars]
+    upper = [ch.isupper() for ch in chars]
+    vowel = [ch in _CYRILLIC_VOWELS or unicodedata.normalize("NFD", ch)[0] in _BASE_VOWELS
+             for ch in chars]
+    return tuple(np.array(f, bool)[inv] for f in (letter, upper, vowel))
+
+
 def _properties(text: str, known_start: bool) -> dict[str, np.ndarray]:
     c = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.uint32)  # code points
     c = c.astype(np.int64)  # (T,)
     T = len(c)
     idx = np.arange(T)
-    is_ = lambda chars: np.isin(c, [ord(ch) for ch in chars])
-    letter = ((c >= 65) & (c <= 90)) | ((c >= 97) & (c <= 122))
+    is_ = lambda chars: np.isin(c, _ords(chars))
+    letter, upper, vowel = _letters(c)
     newline = c == 10
     out = {}
     out["in_quotes"] = _in_quotes(c, known_start)
-    out["bracket_depth"] = sum(_depth(c == ord(o), c == ord(x), known_start) for o, x in
-                               ("()", "[]", "{}")).astype(np.float64)
+    depths = [_depth(c == ord(o), c == ord(x), known_start) for o, x in _BRACKETS
+              if ord(o) in c or ord(x) in c]  # kinds of bracket that the text has
+    out["bracket_depth"] = sum(depths, np.zeros(T, np.int64)).astype(np.float64)
     last_nl = np.maximum.accumulate(np.where(newline, idx, -1))  # as if a newline came first
     out["line_position"] = (idx - last_nl).astype(np.float64)
     # Start index of the current run of letters: the last non-letter before t, plus one.
@@ -114,12 +156,13 @@ def _properties(text: str, known_start: bool) -> dict[str, np.ndarray]:
     out["word_position"] = np.where(letter, idx - last_non, 0).astype(np.float64)
     out["in_word"] = letter.astype(np.float64)
     # The last character that is not a space or a quote ends a sentence: a capital is due.
-    last_sig = np.maximum.accumulate(np.where(~is_(" \n\"'"), idx, -1))
-    out["sentence_start"] = ((last_sig >= 0) & is_(".!?")[np.maximum(last_sig, 0)]).astype(float)
+    last_sig = np.maximum.accumulate(np.where(~is_(_QUIET), idx, -1))
+    out["sentence_start"] = ((last_sig >= 0)
+                             & is_(_SENTENCE_ENDS)[np.maximum(last_sig, 0)]).astype(float)
     out["after_newline"] = newline.astype(np.float64)
-    out["vowel"] = is_("aeiouAEIOU").astype(np.float64)
-    out["uppercase"] = ((c >= 65) & (c <= 90)).astype(np.float64)
-    out["space"] = (c == 32).astype(np.float64)
+    out["vowel"] = vowel.astype(np.float64)
+    out["uppercase"] = upper.astype(np.float64)
+    out["space"] = np.isin(c, _BLANKS).astype(np.float64)
     return out
 
 

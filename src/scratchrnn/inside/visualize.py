@@ -17,16 +17,16 @@ from pathlib import Path
 import numpy as np
 
 from ..data.sources import name_of
-from ..data.text import printable
+from ..data.text import UNKNOWN, printable
 from ..errors import ScratchRNNError
 from ..limits import MAX_PAGE_CHARS
 from ..store.checkpoint import load_checkpoint, resolve
 from ..store.config import TrainConfig
 from ..store.owner import default_output
 from ..store.resume import run_corpus
-from ..training.evaluation import held_out
+from ..training.evaluation import held_out, unknown_characters
 from ..training.plot import read_metrics
-from .inspection import inspect
+from .inspection import inspect_ids
 from .page import check_out, write_page
 from .units import CONTEXT
 
@@ -34,12 +34,21 @@ from .units import CONTEXT
 
 
 
+def vocabulary(vocab, cfg: TrainConfig) -> str:
+    """The model card's line for a run's vocabulary, by what it holds."""
+    if vocab.kind == "bytes":
+        return "the 256 byte values of UTF-8 (bytes)"
+    rare = (f"; seen fewer than {cfg.min_count} times: {UNKNOWN}"
+            if UNKNOWN in vocab.chars and cfg.min_count > 1 else "")
+    return f"{len(vocab):,} characters ({cfg.vocab}{rare})"
+
+
 def model_card(ckpt) -> dict:
     """The facts a reader wants beside the picture, as label -> text."""
     cfg, m, meta = TrainConfig.from_dict(ckpt.config), ckpt.model.config, ckpt.meta
     card = {"cell": m.cell.upper(), "layers": m.num_layers, "hidden units": m.hidden_size,
             "parameters": f"{ckpt.model.num_params():,}",
-            "vocabulary": f"{len(ckpt.vocab)} characters ({cfg.vocab})",
+            "vocabulary": vocabulary(ckpt.vocab, cfg),
             "corpus": (name_of(cfg.text) if cfg.text else
                        f"none recorded (imported from {name_of(meta['imported_from'])})"
                        if "imported_from" in meta and "corpus" not in meta
@@ -97,6 +106,8 @@ def visualize_run(run, text=None, split: str | None = None, chars: int = 4000,
         check_out(out)
     out = Path(out)
     if text is not None:
+        # characters the model never saw are read as its unknown symbol: one line says so
+        unknown_characters(text, ckpt.vocab, TrainConfig.from_dict(ckpt.config).encoding)
         data = run_corpus(ckpt, text, whole=True).train
         source = name_of(text)
         before = None  # a file may be an excerpt: where it starts is read from its quotes
@@ -112,6 +123,8 @@ def visualize_run(run, text=None, split: str | None = None, chars: int = 4000,
     data = np.asarray(data[:chars])
     if len(data) < 2:
         raise ScratchRNNError(f"{source} has fewer than 2 characters; pass a longer `text`")
-    insp = inspect(ckpt.model, ckpt.vocab, ckpt.vocab.decode(data), clean=False, before=before)
-    title = f"Inside {printable(run_dir.name)}: {len(data):,} characters of {source}"
+    # the ids as prepared: a bytes vocabulary's excerpt may cut a character at either end
+    insp = inspect_ids(ckpt.model, ckpt.vocab, data, before=before)
+    symbols = "bytes" if ckpt.vocab.kind == "bytes" else "characters"
+    title = f"Inside {printable(run_dir.name)}: {len(data):,} {symbols} of {source}"
     return write_page(insp, out, model_card(ckpt), run_history(run_dir, ckpt.meta), title)

@@ -136,19 +136,25 @@ def window_memory(cfg: ModelConfig, batch: int, seq_len: int, backward: bool = T
     return (kept + work) * size + V * G * H * size  # W + b, gathered by the embedding
 
 
+def model_memory(cfg: ModelConfig, copies: int = 1, window_bytes: int = 0) -> dict[str, int]:
+    """The bytes check_model_memory adds up, by part: the parameters, their other `copies` - 1
+    copies, and a window's `window_bytes`."""
+    numbers, arrays = param_count(cfg)
+    per_copy = numbers * np.dtype(cfg.dtype).itemsize + arrays * limits.ARRAY_OVERHEAD
+    return {"parameters": per_copy, "gradients and optimizer state": per_copy * (copies - 1),
+            "activations of a window": window_bytes}
+
+
 def check_model_memory(cfg: ModelConfig, copies: int = 1, window_bytes: int = 0,
                        hints: dict[str, str] | None = None) -> None:
     """Refuse, before anything is allocated, a model whose parameters (times `copies`: the
     weights, gradients, optimizer state, average...) and a window's `window_bytes` (from
     window_memory) do not fit in the memory available. `hints` may name, for "parameters" and
     "activations", what the user can lower."""
-    numbers, arrays = param_count(cfg)
-    per_copy = numbers * np.dtype(cfg.dtype).itemsize + arrays * limits.ARRAY_OVERHEAD
     hints = {"parameters": "use a smaller hidden_size or num_layers",
              "activations": "use a smaller batch or a shorter window", **(hints or {})}
     limits.check_memory(
-        {"parameters": per_copy, "gradients and optimizer state": per_copy * (copies - 1),
-         "activations of a window": window_bytes},
+        model_memory(cfg, copies, window_bytes),
         f"a model of {cfg.num_layers} x {cfg.hidden_size} {cfg.cell} units",
         {"parameters": hints["parameters"], "gradients and optimizer state": hints["parameters"],
          "activations of a window": hints["activations"]})

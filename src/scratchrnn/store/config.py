@@ -14,7 +14,7 @@ from .. import limits
 from ..data.corpus import corpus_name
 from ..data.text import VOCABS, text_encoding
 from ..errors import ScratchRNNError, spelled
-from ..nn.model import ModelConfig, check_model_memory, window_memory
+from ..nn.model import ModelConfig, check_model_memory, model_memory, window_memory
 
 # Fields added after runs were first saved, with the behaviour of a run saved without them:
 # a saved configuration that lacks one reads as that value, not as today's default.
@@ -250,17 +250,26 @@ def model_config(cfg: TrainConfig, vocab_size: int) -> ModelConfig:
             from None
 
 
-def check_training_memory(cfg: TrainConfig, vocab_size: int | None = None) -> None:
-    """Refuse a run whose weights, gradients, optimizer state, weight average and one training
-    window (or one validation window of up to 64 streams) would not fit in memory, over a
-    vocabulary of `vocab_size` symbols (None: before the text is read, the fewest `vocab` may
-    give: training checks again once it knows)."""
+def _training_parts(cfg: TrainConfig, vocab_size: int | None) -> tuple[ModelConfig, int, int]:
     if vocab_size is None:
         vocab_size = {"seed": 95, "bytes": 256}.get(cfg.vocab, 96)
     model = model_config(cfg, vocab_size)
     copies = 2 + {"sgd": 0, "adagrad": 1, "adam": 2}[cfg.optimizer] + (1 if cfg.ema else 0)
     window = max(window_memory(model, cfg.batch, cfg.seq_len, backward=True),
                  window_memory(model, 64, cfg.seq_len, backward=False))  # validation's streams
-    check_model_memory(model, copies, window,
+    return model, copies, window
+
+
+def training_memory(cfg: TrainConfig, vocab_size: int | None = None) -> dict[str, int]:
+    """The bytes check_training_memory adds up, by part (nn.model.model_memory)."""
+    return model_memory(*_training_parts(cfg, vocab_size))
+
+
+def check_training_memory(cfg: TrainConfig, vocab_size: int | None = None) -> None:
+    """Refuse a run whose weights, gradients, optimizer state, weight average and one training
+    window (or one validation window of up to 64 streams) would not fit in memory, over a
+    vocabulary of `vocab_size` symbols (None: before the text is read, the fewest `vocab` may
+    give: training checks again once it knows)."""
+    check_model_memory(*_training_parts(cfg, vocab_size),
                        {"parameters": "lower `hidden` or `layers`",
                         "activations": "lower `batch` or `seq_len` (or `hidden`, `layers`)"})

@@ -17,7 +17,6 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..data.corpus import Corpus, load_corpus, make_streams, window, windows_per_epoch
-from ..data.sources import absolute
 from ..data.text import Vocab
 from ..errors import PYTHON, ScratchRNNError, Voice
 from ..fsutil import atomic_write_bytes
@@ -26,12 +25,13 @@ from ..nn.model import CharRNN, backward, forward
 from ..safejson import dumps as json_dumps
 from ..sampling.sampler import generate
 from ..store.checkpoint import load_checkpoint, save_checkpoint, usable_model
-from ..store.config import MODEL_KEYS, TrainConfig, check_training_memory, default_out, model_config
+from ..store.config import TrainConfig, model_config
 from ..store.owner import RunFolder
-from ..store.resume import check_same_text, corpus_identity, resume_text, vocab_arg
+from ..store.resume import resume_text, vocab_arg
 from ..threads import BlasThreads
 from .distributed import Alone  # mpi4py loads only in distributed.connect
 from .evaluation import evaluate
+from .plan import check_corpus, settle, total_steps
 from .plot import plot_history
 from .signals import STOPPED_BY, Signals
 
@@ -64,18 +64,6 @@ def _stat(path: Path) -> tuple[int, int] | None:
     return st.st_size, st.st_mtime_ns
 
 
-def _resume_config(ckpt, overrides: dict) -> TrainConfig:
-    saved = TrainConfig.from_dict(ckpt.config)
-    for key in MODEL_KEYS:
-        new = overrides.get(key)
-        if new is not None and new != getattr(saved, key):
-            raise ScratchRNNError(
-                f"`resume` continues the run as it was: it has `{key}` "
-                f"{getattr(saved, key)!r}, not {new!r}; drop `{key}` or start a new run with "
-                "another `out`")
-    return saved.replace(**{k: v for k, v in overrides.items() if v is not None})
-
-
 def train(config: TrainConfig | None = None, *, resume=None, progress: bool = True,
           overwrite: bool = False, allow_new_text: bool = False, log=print, comm=None,
           voice: Voice = PYTHON, **overrides) -> TrainResult:
@@ -89,23 +77,9 @@ def train(config: TrainConfig | None = None, *, resume=None, progress: bool = Tr
     comm = comm or Alone()
     lead = comm.rank == 0
     log = log if lead else (lambda *a, **k: None)  # the other ranks are quiet
-    if config is not None and not isinstance(config, TrainConfig):
-        raise ScratchRNNError(f"config must be a TrainConfig, got {type(config).__name__}")
     ckpt = load_checkpoint(resume, resume=True) if resume is not None else None
     read_as = _stat(ckpt.path) if ckpt is not None else None
-    text = overrides.pop("text", None) if ckpt is not None else None  # compared by content
-    if ckpt is not None:
-        cfg = _resume_config(ckpt, overrides)
-    else:
-        cfg = (config or TrainConfig()).replace(**{k: v for k, v in overrides.items()
-                                                   if v is not None})
-    if ckpt is not None:  # a resumed run lives where its checkpoint is, unless told otherwise
-        out = Path(overrides["out"]) if overrides.get("out") else ckpt.path.parent
-    else:
-        out = Path(cfg.out) if cfg.out else default_out(cfg.text)
-    # the text stored absolute: the run resumes from any folder, and ranks compare it so
-    source = resume_text(ckpt.meta, ckpt.config, text) if ckpt else absolute(cfg.text)
-    cfg = cfg.replace(out=str(out), text=source)
+    cfg, out, text = settle(config, ckpt, overrides)
     comm.check_same(cfg, ckpt, allow_new_text)  # ranks started alike, before any writes
     comm.rows(cfg.batch)  # refuses a --batch that does not split over the ranks
     with (RunFolder(out, resume_from=ckpt.path.parent if ckpt else None, overwrite=overwrite)
@@ -121,19 +95,9 @@ def train(config: TrainConfig | None = None, *, resume=None, progress: bool = Tr
             comm.barrier("corpus")  # rank 0 prepares a large corpus once; the others map it
         corpus = load_corpus(cfg.text, vocab, cfg.val_frac, cfg.test_frac, cfg.encoding,
                              cache=out, min_count=cfg.min_count)
-        if corpus.vocab_name:  # auto: the run records what it chose
-            cfg = cfg.replace(vocab=corpus.vocab_name)
-        check_training_memory(cfg, len(corpus.vocab))
+        cfg, identity, new_text = check_corpus(cfg, corpus, ckpt, text, allow_new_text)
         if lead:
             comm.barrier("corpus")
-        identity = corpus_identity(corpus, cfg.text)
-        new_text = ckpt is not None and check_same_text(ckpt.meta, identity, allow_new_text)
-        need = cfg.batch * (cfg.seq_len + 1)
-        if len(corpus.train) < need:
-            raise ScratchRNNError(
-                f"the training text has {len(corpus.train)} characters, fewer than `batch` x "
-                f"(`seq_len` + 1) = {need}; use a smaller `batch` or `seq_len`, or a longer "
-                "text")
         if ckpt is None and overwrite and lead:
             run.clear()  # the earlier run's results go only once the new run can start
         if lead:
@@ -188,14 +152,9 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
     streams = make_streams(corpus.train, cfg.batch)[rows]  # (B/N, L)
     state = {k: v[rows] for k, v in state.items()}  # (B/N, H) each
     n_win = windows_per_epoch(streams, cfg.seq_len)
-    limits = [n for n in (cfg.max_steps, cfg.epochs and cfg.epochs * n_win) if n]
-    total = min(limits) if limits else None
     run = RunState.of(meta)
     step, epoch, win, best = run.step, run.epoch, run.window, run.best_val
-    if win >= n_win:  # a checkpoint cannot hold a position past the end of its own text
-        raise ScratchRNNError(f"the checkpoint stands at window {win} of an epoch, but this text "
-                              f"has {n_win} windows per epoch; resume it on the text it was "
-                              "trained on")
+    total = total_steps(cfg, n_win, win)
     history = list(run.history)
     acc_loss, acc_n = run.acc
     rng = np.random.default_rng([cfg.seed, 1])  # dropout and weight-drop masks

@@ -43,7 +43,17 @@
     var c = t < 0 ? mix(MID, NEG, -t) : mix(MID, POS, t);
     return [rgb(c), t < -0.62 ? "#fff" : ""];  // dark text keeps its contrast on the orange
   }
-  function show(ch) { return ch === "\n" ? "\u21b5" : ch === " " ? "\u2423" : ch; }
+  // Characters that draw nothing or act on their neighbours (controls, bidi overrides,
+  // separators, unassigned): the text keeps them, each shown as its code point.
+  var INVISIBLE = /^[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Co}\p{Cn}]$/u;
+  function codePoint(ch) {
+    return "U+" + ch.codePointAt(0).toString(16).toUpperCase().padStart(4, "0");
+  }
+  function show(ch) {
+    return ch === "\n" ? "\u21b5" : ch === " " ? "\u2423" : INVISIBLE.test(ch) ? codePoint(ch) : ch;
+  }
+  // A guess as page_data labels it: one character, or a bytes page's "D0\u2026" / "FF\u2717".
+  function showLabel(s) { return Array.from(s).length === 1 ? show(s) : s; }
   function pct(p) { return (100 * p).toFixed(p >= 0.095 ? 1 : 2) + "%"; }
   function fmt(x, d) { return x === null || x === undefined ? "\u2013" : Number(x).toFixed(d); }
 
@@ -163,7 +173,21 @@
 
   function render(root, data, opts) {
     opts = opts || {};
-    var T = data.text.length, H = data.hidden, K = data.k;
+    var T = data.ids.length, H = data.hidden, K = data.k;
+    // One entry per code point (an emoji is one character, not two UTF-16 halves). On a bytes
+    // page each position is a byte of the character char_of names; a character is read whole
+    // at its last byte, which shows it, and its earlier bytes show as narrow cells before it.
+    var cells = Array.from(data.text), bytes = data.kind === "bytes";
+    var charOf = bytes ? data.char_of : null;
+    var symbol = bytes ? "byte" : "char";
+    function charAt(t) { return cells[bytes ? charOf[t] : t]; }
+    function lastByte(t) { return !bytes || t === T - 1 || charOf[t + 1] !== charOf[t]; }
+    function byteSpan(t) {  // [first position, count] of the bytes of t's character
+      var a = t, b = t;
+      while (a > 0 && charOf[a - 1] === charOf[t]) a--;
+      while (b < T - 1 && charOf[b + 1] === charOf[t]) b++;
+      return [a, b - a + 1];
+    }
     var cache = {};  // "layer/signal" -> Uint8Array (H * T) of levels, unit-major
     var pending = {};  // "layer/signal" -> its Promise while it is being inflated
     // focus: the character described; cursor: where the arrow keys are (hover moves only focus)
@@ -194,7 +218,7 @@
         var tb = el("table", {cls: "sr-card"});
         Object.keys(data.model_card).forEach(function (k) {
           tb.appendChild(el("tr", null, [el("th", {text: k}),
-            el("td", {text: String(data.model_card[k])})]));
+            el("td", {text: String(data.model_card[k]), dir: "auto"})]));
         });
         top.appendChild(el("div", {cls: "sr-box"}, [el("h2", {text: "Model"}), tb]));
       }
@@ -202,9 +226,10 @@
       if (curve) top.appendChild(el("div", {cls: "sr-box"}, [el("h2", {text: "Training"}), curve]));
       var stat = el("div", {cls: "sr-box sr-stat"}, [el("h2", {text: "This text"})]);
       stat.appendChild(el("div", null, [el("b", {text: fmt(data.mean_surprisal, 4)}),
-        " nats/char = ", el("b", {text: fmt(data.bits_per_char, 4)}), " bits/char"]));
+        " nats/" + symbol + " = ", el("b", {text: fmt(data.bits_per_char, 4)}),
+        " bits/" + symbol]));
       stat.appendChild(el("div", {text: "over " + (T - 1).toLocaleString("en")
-        + " predicted characters"}));
+        + (bytes ? " predicted bytes" : " predicted characters")}));
       var firstGuess = 0;
       data.next_rank.forEach(function (r) { if (r === 1) firstGuess++; });
       stat.appendChild(el("div", {text: "first guess right: " + (T > 1 ? pct(firstGuess / (T - 1))
@@ -277,15 +302,24 @@
     var spans = new Array(T);
     var frag = document.createDocumentFragment();
     for (var t = 0; t < T; t++) {
-      var ch = data.text[t];
+      var ch = charAt(t), whole = lastByte(t);
       var sp = document.createElement("span");
-      sp.textContent = ch === "\n" ? "\u21b5" : ch;
-      if (ch === "\n") sp.className = "sr-nl";
+      if (!whole) {
+        sp.className = "sr-part";
+        sp.title = "a byte of " + show(ch);
+      } else if (ch === "\n") {
+        sp.textContent = "\u21b5";
+        sp.className = "sr-nl";
+      } else {
+        sp.textContent = ch;
+        // isolated, so an override such as U+202E acts on nothing but itself
+        if (INVISIBLE.test(ch)) { sp.className = "sr-ctl"; sp.dataset.show = codePoint(ch); }
+      }
       sp.setAttribute("tabindex", "-1");
       sp.dataset.i = t;
       spans[t] = sp;
       frag.appendChild(sp);
-      if (ch === "\n") frag.appendChild(document.createTextNode("\n"));
+      if (ch === "\n" && whole) frag.appendChild(document.createTextNode("\n"));
     }
     text.appendChild(frag);
     var panel = el("div", {cls: "sr-box sr-panel", "aria-live": "polite"});
@@ -424,8 +458,15 @@
       st.focus = t;
       spans[t].classList.add("sr-cur");
       panel.textContent = "";
-      var ch = data.text[t];
-      panel.appendChild(el("h2", null, ["Character " + t + ": ", el("code", {text: show(ch)})]));
+      var ch = charAt(t);
+      if (!bytes) {
+        panel.appendChild(el("h2", null, ["Character " + t + ": ", el("code", {text: show(ch)})]));
+      } else {
+        var span = byteSpan(t), hex = data.ids[t].toString(16).toUpperCase().padStart(2, "0");
+        panel.appendChild(el("h2", null, ["Byte " + t + ": ", el("code", {text: hex})]));
+        panel.appendChild(el("div", {cls: "sr-stat"}, [span[1] === 1 ? "the whole of "
+          : "byte " + (t - span[0] + 1) + " of " + span[1] + " of ", el("code", {text: show(ch)})]));
+      }
       if (t > 0) {
         panel.appendChild(el("div", {cls: "sr-stat"}, ["Its own probability was ",
           el("b", {text: pct(data.next_prob[t - 1])}), ", rank " + data.next_rank[t - 1] + ", "
@@ -437,7 +478,8 @@
           + st.signal + " \u00b7 unit " + st.unit + " = ", el("b", {text: (v >= 0 ? "+" : "")
           + v.toFixed(2)})]));
       }
-      panel.appendChild(el("h2", {text: "Top " + K + " guesses for the next character",
+      panel.appendChild(el("h2", {text: "Top " + K + " guesses for the next "
+        + (bytes ? "byte" : "character"),
         style: "margin-top:10px"}));
       var next = t + 1 < T ? data.ids[t + 1] : -1;
       for (var j = 0; j < K; j++) {
@@ -445,12 +487,13 @@
         var bar = el("div", {cls: "sr-bar"});
         bar.style.width = Math.max(1, Math.round(100 * p)) + "%";
         panel.appendChild(el("div", {cls: "sr-guess" + (id === next ? " sr-hit" : "")},
-          [el("code", {text: show(data.chars[id])}), el("div", null, [bar]),
+          [el("code", {text: showLabel(bytes ? data.guess_labels[t * K + j] : data.chars[id])}),
+            el("div", null, [bar]),
             el("span", {text: pct(p)})]));
       }
       if (next >= 0) {
         panel.appendChild(el("div", {cls: "sr-stat", style: "margin-top:8px"}, ["Actual next: ",
-          el("code", {text: show(data.chars[next])}), " ",
+          el("code", {text: showLabel(bytes ? data.next_labels[t] : data.chars[next])}), " ",
           el("b", {text: pct(data.next_prob[t])}), ", rank " + data.next_rank[t]
             + (data.next_rank[t] === 1 ? " (the first guess)" : "")]));
       } else {
@@ -480,10 +523,22 @@
     text.addEventListener("click", function (e) {
       if (e.target.dataset && e.target.dataset.i !== undefined) focusChar(+e.target.dataset.i);
     });
+    // The direction of t's line as the page lays it out (unicode-bidi: plaintext): that of
+    // its first strong letter, right to left for the scripts of bidi classes R and AL.
+    var RTL = /[\p{Script=Hebrew}\p{Script=Arabic}\p{Script=Syriac}\p{Script=Thaana}\p{Script=Nko}]/u;
+    function rightToLeft(t) {
+      var i = t;
+      while (i > 0 && charAt(i - 1) !== "\n") i--;
+      for (; i < T && charAt(i) !== "\n"; i++) {
+        if (/\p{L}/u.test(charAt(i))) return RTL.test(charAt(i));
+      }
+      return false;
+    }
     text.addEventListener("keydown", function (e) {
       var t = st.cursor, moves = {ArrowRight: 1, ArrowLeft: -1,
         ArrowDown: 40, ArrowUp: -40, PageDown: 400, PageUp: -400};
-      if (e.key in moves) t += moves[e.key];
+      var across = e.key === "ArrowLeft" || e.key === "ArrowRight";
+      if (e.key in moves) t += (across && rightToLeft(t) ? -1 : 1) * moves[e.key];
       else if (e.key === "Home") t = 0;
       else if (e.key === "End") t = T - 1;
       else return;

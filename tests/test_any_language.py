@@ -393,7 +393,7 @@ def test_a_shift_jis_file_trains_on_its_utf8(tmp_path):
 # ---------------------------------------------------------------- min_count, exact resume
 
 
-def test_min_count_maps_rare_characters_to_u_fffd_and_the_counts_add_up(tmp_path):
+def test_min_count_maps_rare_characters_to_u_fffd_and_the_counts_add_up(tmp_path, capsys):
     text = russian(100) + "Ъ ЩЮ ѣ\n"  # four characters seen once each
     path = tmp_path / "ru.txt"
     path.write_text(text)
@@ -408,6 +408,10 @@ def test_min_count_maps_rare_characters_to_u_fffd_and_the_counts_add_up(tmp_path
     assert counts["ё"] == text.count("ё")
     corpus = sr.load_corpus(str(path), result.vocab, 0, 0)
     assert result.vocab.decode(corpus.train).endswith("\ufffd \ufffd\ufffd \ufffd\n")
+    # a prompt with one: refused, saying what the model read it as
+    assert main(["sample", str(tmp_path / "run"), "--prime", "Мой Ъ"]) == 1
+    assert "'Ъ' U+042A; remove them, or write U+FFFD for them" in capsys.readouterr().err
+    assert main(["sample", str(tmp_path / "run"), "--prime", "Мой \ufffd"]) == 0
 
 
 def interrupt_at(monkeypatch, step):

@@ -228,6 +228,9 @@ CASES = {
     "bytes vocab of other symbols": (lambda: sr.Vocab("abc", "bytes"), "256 byte values"),
     "prompt of unseen characters": (lambda: sr.sample(MODEL, RU, prime="абж"),
                                     "'ж' U+0436"),
+    "prompt of characters below min_count": (lambda: sr.sample(
+        MODEL, sr.Vocab("абвгдезий\ufffd"), prime="абж"), "'ж' U+0436; remove them, or write "
+        "U+FFFD for them: the model read every character rarer than its `min_count` as that"),
     "prompt of unseen characters (ascii vocab)": (lambda: sr.sample(MODEL, VOCAB, prime="abж"),
                                                   "'ж' U+0436"),
     "prompt with half a surrogate pair": (lambda: sr.sample(MODEL, RU, prime="аб\ud800"),

@@ -390,6 +390,8 @@ class Vocab:
             bad = sorted({c for c in prompt if not set(self.clean(c)) <= set(self.chars)}) or bad
         if bad:
             hint = ("train with `vocab` unicode to keep a text's own characters" if self.is_ascii
+                    else "remove them, or write U+FFFD for them: the model read every character "
+                    "rarer than its `min_count` as that" if UNKNOWN in self.chars
                     else "remove them, or train on a text that has them")
             raise ScratchRNNError(f"the prompt has characters this model has never seen: "
                                   f"{shown(bad)}; {hint}")

@@ -18,6 +18,8 @@ MODEL = sr.CharRNN(V, 8, "gru", 1, seed=0)
 DROPPY = sr.CharRNN(V, 8, "gru", 1, dropout=0.5)
 WEIGHT_DROPPY = sr.CharRNN(V, 8, "lstm", 1, weight_drop=0.5)
 VOCAB = sr.Vocab("abcdefghij")
+RU = sr.Vocab("абвгдезийк")  # a vocabulary of the text's own characters: no transliteration
+BYTES_MODEL = sr.CharRNN(256, 8, "gru", 1, seed=0)
 OK = np.array([[1, 2, 3]])
 HUGE = 10 ** 20
 
@@ -202,6 +204,45 @@ CASES = {
     "encoding that fails oddly": (lambda: sr.load_corpus(__file__, encoding="punycode"),
                                   "is not valid punycode"),
     "encoding hex": (lambda: sr.load_corpus(__file__, encoding="hex"), "not a text encoding"),
+    # any language (issue 30); this file holds Cyrillic, so it is not valid ASCII
+    "file not valid in the encoding": (lambda: sr.load_corpus(__file__, encoding="ascii"),
+                                       "is not valid ascii"),
+    "vocab nonsense (train)": (lambda: train(vocab="nonsense"), "`vocab`"),
+    "vocab nonsense (corpus)": (lambda: sr.load_corpus(__file__, "nonsense"), "`vocab`"),
+    "min_count zero (train)": (lambda: train(min_count=0), "`min_count`"),
+    "min_count negative (train)": (lambda: train(min_count=-1), "`min_count`"),
+    "min_count with vocab ascii (train)": (lambda: train(vocab="ascii", min_count=2),
+                                           "`min_count` applies to `vocab` unicode"),
+    "min_count zero (corpus)": (lambda: sr.load_corpus(__file__, "unicode", min_count=0),
+                                "`min_count`"),
+    "min_count a string (corpus)": (lambda: sr.load_corpus(__file__, "unicode", min_count="2"),
+                                    "`min_count`"),
+    "min_count with vocab ascii (corpus)": (lambda: sr.load_corpus(__file__, "ascii",
+                                                                   min_count=5), "`min_count`"),
+    "min_count that leaves nothing": (lambda: sr.load_corpus(__file__, "unicode",
+                                                             min_count=10 ** 9), "leaves none"),
+    "more characters than ids hold": (lambda: sr.Vocab.from_counts(
+        {chr(0x10000 + i): 1 for i in range(70_000)}), "65,536"),
+    "vocab with a lone surrogate": (lambda: sr.Vocab("ab\ud800"), "surrogate"),
+    "vocab of an unknown kind": (lambda: sr.Vocab("abc", "klingon"), "kind"),
+    "bytes vocab of other symbols": (lambda: sr.Vocab("abc", "bytes"), "256 byte values"),
+    "prompt of unseen characters": (lambda: sr.sample(MODEL, RU, prime="абж"),
+                                    "'ж' U+0436"),
+    "prompt of characters below min_count": (lambda: sr.sample(
+        MODEL, sr.Vocab("абвгдезий\ufffd"), prime="абж"), "'ж' U+0436; remove them, or write "
+        "U+FFFD for them: the model read every character rarer than its `min_count` as that"),
+    "prompt of unseen characters (ascii vocab)": (lambda: sr.sample(MODEL, VOCAB, prime="abж"),
+                                                  "'ж' U+0436"),
+    "prompt with half a surrogate pair": (lambda: sr.sample(MODEL, RU, prime="аб\ud800"),
+                                          "surrogate"),
+    "prompt with a low surrogate (generate)": (lambda: sr.generate(MODEL, VOCAB, prime="\udc00"),
+                                               "surrogate"),
+    "prompt with half a pair (bytes)": (lambda: sr.sample(BYTES_MODEL, sr.Vocab.bytes(),
+                                                          prime="\ud83d"), "surrogate"),
+    "stop_at half a surrogate pair": (lambda: sr.sample(MODEL, VOCAB, stop_at="\ud800"),
+                                      "`stop_at` holds '\\ud800' U+D800"),
+    "inspect half a surrogate pair": (lambda: sr.inspect(MODEL, RU, "аб\udfff"), "surrogate"),
+    "bytes vocab on a chars model": (lambda: sr.sample(MODEL, sr.Vocab.bytes()), "vocabulary"),
     # export, the html page
     "page of a model not a model": (lambda: export_html("m", VOCAB, "unused.html"), "CharRNN"),
     "page of a vocab not a vocab": (lambda: export_html(MODEL, "abcdefghij", "unused.html"),

@@ -111,7 +111,27 @@ def world(tmp_path_factory):
     folders(d)
     state_dicts(d)
     run_folders(d)
+    any_language(d, variant)
     return d
+
+
+def any_language(d: pathlib.Path, variant) -> None:
+    """Issue 30: texts in other scripts and encodings, a run of the text's own characters,
+    and checkpoints whose vocabulary is not what a run writes."""
+    (d / "zh.txt").write_text("「春眠不觉晓，处处闻啼鸟。」\n" * 40, encoding="utf-8")
+    (d / "sjis.txt").write_bytes("こんにちは、世界。\n".encode("shift_jis") * 40)
+    (d / "zh16.txt").write_bytes(("「春眠不觉晓，处处闻啼鸟。」\n" * 40).encode("utf-16"))
+    # 70,000 distinct characters (beyond the BMP's surrogates): more than uint16 ids hold
+    (d / "many.txt").write_text("".join(map(chr, range(0x10000, 0x10000 + 70_000))))
+    (d / "ru.txt").write_text("Мой дядя самых честных правил, «когда не в шутку занемог».\n"
+                              * 40, encoding="utf-8")
+    assert main(["train", "--text", str(d / "ru.txt"), "--out", str(d / "run-ru"), *TRAIN]) == 0
+    variant("surrogatevocab.npz", meta_change=lambda m: dict(m, vocab="\ud800" + m["vocab"][1:]))
+    variant("junkkind.npz", meta_change=lambda m: dict(m, vocab_kind="klingon"))
+    variant("shortcounts.npz", meta_change=lambda m: dict(m, vocab_counts=m["vocab_counts"][1:]))
+    variant("bytesofchars.npz", meta_change=lambda m: dict(m, vocab_kind="bytes"))
+    variant("negcounts.npz", meta_change=lambda m: dict(
+        m, vocab_counts=[-1] * len(m["vocab_counts"])))
 
 
 def folders(d: pathlib.Path) -> None:
@@ -278,6 +298,10 @@ HOSTILE_CHECKPOINTS = {
     "opt/t of shape (3,)": "badoptt.npz", "hidden state of the wrong batch": "badstate.npz",
     "unknown member": "unknownmember.npz", "decompression bomb": "bomb.npz",
     "duplicate member": "duplicate.npz",
+    "vocab with a lone surrogate": "surrogatevocab.npz", "vocab_kind junk": "junkkind.npz",
+    "vocab_counts of the wrong length": "shortcounts.npz",
+    "vocab_kind bytes over 96 characters": "bytesofchars.npz",
+    "vocab_counts negative": "negcounts.npz",
 }
 for _name, _file in HOSTILE_CHECKPOINTS.items():  # refused alike by every command
     for _cmd in (["sample"], ["eval"], ["train", "--resume"]):
@@ -506,6 +530,32 @@ CASES |= {
                                                          "onnx"],
     "plot over another run's loss.png": ["plot", "{d}/run", "--out", "{d}/run2/loss.png"],
 }
+CASES |= {  # any language (issue 30)
+    "UTF-8 read as shift_jis": ["train", "--text", "{d}/zh.txt", "--encoding", "shift_jis"],
+    "shift_jis read as utf-8": ["train", "--text", "{d}/sjis.txt", "--encoding", "utf-8"],
+    "UTF-16 without its encoding": ["train", "--text", "{d}/zh16.txt"],
+    "binary text read as latin-1": ["train", "--text", "{d}/binary.bin", "--encoding",
+                                    "latin-1"],
+    "binary text read as utf-16": ["train", "--text", "{d}/binary.bin", "--encoding", "utf-16"],
+    "more distinct characters than ids hold": ["train", "--text", "{d}/many.txt"],
+    "more distinct characters than ids hold (unicode)": ["train", "--text", "{d}/many.txt",
+                                                         "--vocab", "unicode"],
+    "min-count zero": ["train", "--text", "{d}/zh.txt", "--min-count", "0"],
+    "min-count negative": ["train", "--text", "{d}/zh.txt", "--min-count", "-1"],
+    "min-count that leaves nothing": ["train", "--text", "{d}/zh.txt", "--min-count",
+                                      "100000"],
+    "min-count with vocab ascii": ["train", "--text", "{d}/zh.txt", "--vocab", "ascii",
+                                   "--min-count", "2"],
+    "min-count with vocab bytes": ["train", "--text", "{d}/zh.txt", "--vocab", "bytes",
+                                   "--min-count", "2"],
+    "vocab nonsense": ["train", "--text", "{d}/zh.txt", "--vocab", "nonsense"],
+    "eval a text of another script": ["eval", "{d}/run-ru", "--text", "{d}/zh.txt"],
+    "prompt of unseen characters": ["sample", "{d}/run-ru", "--prime", "Мой \u05d0"],
+    "prompt of another script": ["sample", "{d}/run-ru", "--prime", "春眠"],
+    "prompt with half a surrogate pair": ["sample", "{d}/run-ru", "--prime", "Мой \ud83d"],
+    "prompt of bytes not UTF-8": ["sample", "{d}/run-ru", "--prime", "Мой \udcff"],
+    "stop-at of bytes not UTF-8": ["sample", "{d}/run-ru", "--stop-at", "\udcff"],
+}
 for _argv in (["eval"], ["sample"], ["visualize"], ["train", "--resume"],
               ["export", "{d}/rot13.npz", "--format", "torch"]):  # its config: no text encoding
     _argv = _argv if "{d}/rot13.npz" in _argv else [*_argv, "{d}/rot13.npz"]
@@ -656,6 +706,16 @@ def test_prompt_that_cleans_to_nothing_is_no_prompt(world, capsys):
         captured = capsys.readouterr()
         assert captured.out == prompt + plain
         assert captured.err.count("\n") == 1 and "scratchrnn: warning: " in captured.err
+
+
+@pytest.mark.parametrize("prime, says", [
+    ("Мой \u05d0", "'\u05d0' U+05D0"), ("春眠", "'春' U+6625, '眠' U+7720"),
+    ("Мой \ud83d", "U+D83D, half a surrogate pair"), ("Мой \udcff", "U+DCFF"),
+    ("Мой \udcff", "a byte that is not UTF-8")])
+def test_a_refused_prompt_names_the_character_and_its_code(prime, says, world, capsys):
+    assert main(["sample", str(world / "run-ru"), "--prime", prime]) == 1
+    err = capsys.readouterr().err
+    assert says in err and len(err.strip().splitlines()) == 1
 
 
 def test_eval_warns_about_characters_outside_a_corpus_vocabulary(world, tmp_path, capsys):

@@ -2,6 +2,7 @@
 state dict becomes a run whose logits are the PyTorch model's own, for every cell and 1-3
 layers; export -> import gives back the very same parameters. Skips without torch/safetensors."""
 
+import json
 import os
 import pickle
 import sys
@@ -195,6 +196,21 @@ def test_vocab_spellings(tmp_path):
         read_vocab(str(tmp_path / "bad.json"), {})
 
 
+def test_a_safetensors_header_whose_length_begins_with_0x80_is_no_pickle(tmp_path):
+    """One safetensors file in 256 has a header length whose first byte is 0x80, a pickle's
+    first byte: it was refused as PyTorch's legacy format (an export of Onegin's run was)."""
+    from scratchrnn.interop.export import write_safetensors
+
+    for pad in range(300):
+        with open(tmp_path / "m.safetensors", "wb") as f:
+            write_safetensors(f, good_tensors(), {"vocab": json.dumps(CHARS), "pad": "x" * pad})
+        if (tmp_path / "m.safetensors").read_bytes()[:1] == b"\x80":
+            break
+    assert (tmp_path / "m.safetensors").read_bytes()[:1] == b"\x80"
+    assert main(["import", str(tmp_path / "m.safetensors"), "--out", str(tmp_path / "r")]) == 0
+    assert load_checkpoint(tmp_path / "r").vocab.chars == CHARS
+
+
 # --- every bad input: one line, non-zero exit, nothing written, in bounded time and memory ---
 
 V, E, H = 10, 4, 6
@@ -256,6 +272,9 @@ def safetensors_files(d: Path) -> None:
             ("surrogate", '"\\ud800bcdefghij"'), ("repeat", '"aacdefghij"'),
             ("short", '"abc"'), ("number", "7"), ("bignum", "9" * 5000)]:
         variant(f"meta_{label}.safetensors", meta={"vocab": vocab})
+    variant("meta_kind_junk.safetensors", meta={"vocab": '"abcdefghij"', "vocab_kind": "klingon"})
+    variant("meta_kind_bytes.safetensors", meta={"vocab": '"abcdefghij"', "vocab_kind": "bytes"})
+    variant("meta_cyrillic_short.safetensors", meta={"vocab": '"абвгд"'})
     variant("relu.safetensors", meta={"nonlinearity": "relu\n" * 1000})
     variant("overflow.safetensors", **{"embed.weight": np.full((V, E), 3e38, np.float32),
                                        "rnn.weight_ih_l0": np.full((3 * H, E), 3e38, np.float32)})
@@ -329,6 +348,8 @@ def hostile(tmp_path_factory):
     (d / "vocab_latin1.txt").write_bytes("abcdefghi\xe9".encode("latin-1"))
     (d / "vocab_big.txt").write_bytes(b"a" * 70_000)
     (d / "vocab_repeat.txt").write_text("aacdefghij")
+    (d / "vocab_many.txt").write_text("".join(map(chr, range(0x10000, 0x10000 + 70_000))))
+    (d / "vocab_cp1251.txt").write_bytes("абвгдежзий".encode("cp1251"))
     (d / "vocab_deep.json").write_text("[" * 30_000 + "]" * 30_000)
     (d / "vocab_surrogate.json").write_text('"\\udc80bcdefghij"')
     (d / "vocab_itos_bad.json").write_text('["ab", "c"]')
@@ -368,6 +389,9 @@ ST = {  # name -> argv after "import"; {d} is the hostile folder
     "vocab metadata of the wrong length": ["{d}/meta_short.safetensors"],
     "vocab metadata a number": ["{d}/meta_number.safetensors"],
     "vocab metadata a 5000-digit number": ["{d}/meta_bignum.safetensors"],
+    "vocab_kind junk": ["{d}/meta_kind_junk.safetensors"],
+    "vocab_kind bytes of 10 characters": ["{d}/meta_kind_bytes.safetensors"],
+    "Cyrillic vocab metadata of the wrong length": ["{d}/meta_cyrillic_short.safetensors"],
     "relu with a long multi-line name": ["{d}/relu.safetensors", "--vocab", CHARS],
     "weights that fold to infinity": ["{d}/overflow.safetensors", "--vocab", CHARS],
     **{f"safetensors dtype {t}": [f"{{d}}/dtype_{t}.safetensors", "--vocab", CHARS]
@@ -386,6 +410,8 @@ ST = {  # name -> argv after "import"; {d} is the hostile folder
     "vocab file not UTF-8": [GOOD, "--vocab", "{d}/vocab_latin1.txt"],
     "vocab file huge": [GOOD, "--vocab", "{d}/vocab_big.txt"],
     "vocab file repeats": [GOOD, "--vocab", "{d}/vocab_repeat.txt"],
+    "vocab file beyond 65,536 characters": [GOOD, "--vocab", "{d}/vocab_many.txt"],
+    "vocab file of Cyrillic in cp1251": [GOOD, "--vocab", "{d}/vocab_cp1251.txt"],
     "vocab json nested deeply": [GOOD, "--vocab", "{d}/vocab_deep.json"],
     "vocab json lone surrogate": [GOOD, "--vocab", "{d}/vocab_surrogate.json"],
     "vocab json strings not characters": [GOOD, "--vocab", "{d}/vocab_itos_bad.json"],

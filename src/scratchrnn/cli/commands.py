@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import codecs
 import dataclasses
 import errno
 import io
@@ -304,10 +305,10 @@ def _cmd_eval(args) -> int:
     cfg = TrainConfig.from_dict(ckpt.config)
     split = args.split or ("all" if args.text else "val")
     text = _one_or_list(args.text) if args.text else cfg.text
-    if args.text:
-        unknown_characters(text, ckpt.vocab, cfg.encoding)
     corpus = run_corpus(ckpt, text if args.text else None, whole=split == "all")
     data, whole = held_out(corpus, split, cfg.val_chars)
+    if args.text:  # said once the text is known to be scored: a refusal stays one line
+        unknown_characters(text, ckpt.vocab, cfg.encoding)
     result = dict(report(evaluate(ckpt.model, data, cfg.seq_len)), split=split,
                   chars=chars_read(len(data)), checkpoint=str(resolve(args.run)))
     if args.json:
@@ -370,6 +371,19 @@ def _speaks(argv) -> bool:
     return rank == "0" or not any(str(w).startswith("--distributed") for w in words)
 
 
+def _unencodable(e: UnicodeError):
+    """stdout's error handler: a path's undecodable bytes (surrogate escapes) as themselves,
+    and a character the stream's encoding lacks (a Chinese sample on a cp1252 console or
+    file) as its \\u escape, never a traceback."""
+    if isinstance(e, UnicodeEncodeError) and all(
+            "\udc80" <= c <= "\udcff" for c in e.object[e.start:e.end]):
+        return codecs.lookup_error("surrogateescape")(e)
+    return codecs.backslashreplace_errors(e)
+
+
+codecs.register_error("scratchrnn-stdout", _unencodable)
+
+
 def main(argv=None) -> int:
     commands = {"train": _cmd_train, "sample": _cmd_sample, "eval": _cmd_eval,
                 "plot": _cmd_plot, "export": _cmd_export, "import": _cmd_import,
@@ -379,7 +393,7 @@ def main(argv=None) -> int:
     # A path from the command line that is not UTF-8 holds surrogate escapes; written back as
     # its own bytes it names the file, where a strict stdout (a UTF-8 locale) would raise.
     if isinstance(sys.stdout, io.TextIOWrapper):
-        sys.stdout.reconfigure(errors="surrogateescape")
+        sys.stdout.reconfigure(errors="scratchrnn-stdout")
     try:
         args = build_parser().parse_args(argv)
         return commands[args.command](args)

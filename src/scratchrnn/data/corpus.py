@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import limits
 from ..errors import ScratchRNNError
 from ..fsutil import atomic_write_bytes, make_dir, open_regular
 from .prepare import MEMMAP_BYTES, check_file, encode_file, map_file, text_chunks
@@ -156,6 +157,9 @@ def load_corpus(text: str | os.PathLike | list[str] | None, vocab: Vocab | str =
         raise ScratchRNNError("`val_frac` and `test_frac` must be in [0, 1) and sum to less than 1")
     if isinstance(vocab, str) and vocab not in VOCABS:
         raise ScratchRNNError(f"unknown `vocab` {vocab!r}; choose {', '.join(VOCABS)}")
+    limits.integer(min_count, "min_count", 1)  # as TrainConfig checks it: before any read
+    if min_count > 1 and isinstance(vocab, str) and vocab not in ("auto", "unicode"):
+        raise ScratchRNNError(f"`min_count` applies to `vocab` unicode, not {vocab}")
     paths = expand(text, encoding) if text is not None else [book_path()]
     for path in paths:
         check_file(path)

@@ -202,7 +202,12 @@ def _reuse(dest: Path, side: Path, key: dict) -> tuple[Vocab, np.memmap, np.ndar
     try:
         with open_regular(side, "corpus index", "", SIDE_BYTES) as f:
             saved = json.loads(f.read())
-        if isinstance(saved, dict) and saved.get("key") == key:
+        was = saved.get("key") if isinstance(saved, dict) else None
+        if isinstance(was, dict):  # a resumed or evaluated run asks with the vocabulary a
+            # name (corpus, unicode) resolved to when the file was prepared: the same ids
+            resolved = {k: v for k, v in was.items() if k != "min_count"}
+            resolved["vocab"] = saved.get("chars_in_vocab")
+        if isinstance(was, dict) and key in (was, resolved):
             vocab = Vocab(saved["chars_in_vocab"], saved.get("kind", "chars"))
             counts = np.asarray(saved["counts"], np.int64)  # (V,)
             if (dest.stat().st_size == saved["chars"] * vocab.dtype.itemsize

@@ -46,17 +46,15 @@ def absolute(text):
 
 
 def is_binary(path: Path, encoding: str | None = None) -> bool:
-    """NUL bytes or undecodable bytes in the first 64 kB (a multi-byte character cut at the
-    end of the sample is not counted against it)."""
+    """NUL characters or undecodable bytes in the first 64 kB (a multi-byte character cut at
+    the end of the sample is not counted against it)."""
     with open_text(path, "listed") as f:
         head = f.read(NUL_SNIFF)  # what decode_chunks reads for NUL bytes too
-    if b"\x00" in head:
-        return True
     try:
-        incremental_decoder(encoding or "utf-8").decode(head, final=False)
+        text = incremental_decoder(encoding or "utf-8").decode(head, final=False)
     except UnicodeError:  # not only UnicodeDecodeError: punycode, utf-16 raise it
         return True
-    return False
+    return "\x00" in text  # NUL characters: UTF-16 text has NUL bytes and is no binary file
 
 
 def _walk(folder: Path, ancestors: frozenset[str]) -> Iterator[Path]:

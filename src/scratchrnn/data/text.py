@@ -86,9 +86,9 @@ def decode_chunks(chunks: Iterable[bytes], encoding: str | None = None,
     dec = incremental_decoder(encoding or "utf-8-sig")
     fed, fallback = 0, False  # bytes given to the decoder so far; cp1252 from here on
     for raw, final in itertools.chain(((raw, False) for raw in chunks), [(b"", True)]):
-        if fed < NUL_SNIFF and b"\x00" in raw[:NUL_SNIFF - fed]:
+        if encoding is None and fed < NUL_SNIFF and b"\x00" in raw[:NUL_SNIFF - fed]:
             raise ScratchRNNError(f"{name} looks like a binary file (it contains NUL bytes); "
-                                  "pass a plain text file")
+                                  "pass a plain text file, or its `encoding` if it is UTF-16")
         if fallback:
             text = raw.decode("cp1252", errors="replace")
         else:
@@ -104,6 +104,10 @@ def decode_chunks(chunks: Iterable[bytes], encoding: str | None = None,
                 warnings.warn(f"{name} is not valid UTF-8; decoding it as cp1252 "
                               "(pass `encoding` to choose)", stacklevel=2)
                 text = (pending + raw).decode("cp1252", errors="replace")
+        if encoding is not None and fed < NUL_SNIFF and "\x00" in text[:NUL_SNIFF]:
+            # NUL characters, not bytes: UTF-16 and UTF-32 text is full of NUL bytes
+            raise ScratchRNNError(f"{name} looks like a binary file (it contains NUL "
+                                  "characters); pass a plain text file")
         fed += len(raw)
         if text:
             yield text
@@ -241,6 +245,7 @@ class Vocab:
         # Characters outside the vocabulary become UNKNOWN, else a space, else the first symbol.
         fill = next((c for c in (UNKNOWN, " ") if c in chars), chars[0])
         self._fill = chars.index(fill)
+        self.fill = fill
         if self.is_ascii:
             # A 128-entry table makes encoding one vectorised lookup; -1 marks "not in vocab".
             self._table = np.full(128, -1, dtype=np.int16)
@@ -375,19 +380,31 @@ class Vocab:
 
     def clean_prompt(self, prompt: str) -> np.ndarray:
         """Clean a prompt like the corpus, then encode it; unknown characters are an error."""
-        if SURROGATES.search(prompt):
-            raise ScratchRNNError("the prompt holds half a surrogate pair, which is not a "
-                                  "character; pass valid Unicode text")
+        check_unicode(prompt, "the prompt")
         text = self.clean(prompt)
         if self.kind == "bytes":
             return self.encode(text)
         bad = sorted(set(text) - set(self.chars))
+        if bad and self.is_ascii and not prompt.isascii():  # name what was typed ('ж'), not
+            # its transliteration ('z'), when that is what the model lacks
+            bad = sorted({c for c in prompt if not set(self.clean(c)) <= set(self.chars)}) or bad
         if bad:
             hint = ("train with `vocab` unicode to keep a text's own characters" if self.is_ascii
+                    else "remove them, or write U+FFFD for them: the model read every character "
+                    "rarer than its `min_count` as that" if UNKNOWN in self.chars
                     else "remove them, or train on a text that has them")
             raise ScratchRNNError(f"the prompt has characters this model has never seen: "
                                   f"{shown(bad)}; {hint}")
         return self.encode(text)
+
+
+def check_unicode(text: str, what: str) -> None:
+    """One clear error when `text` (a prompt, a stop text) holds a lone surrogate: JSON's
+    "\ud800", or a command-line byte that is not UTF-8, which Python reads as one."""
+    if lone := SURROGATES.search(text):
+        raise ScratchRNNError(f"{what} holds {shown([lone.group()])}, half a surrogate pair or a "
+                              "byte that is not UTF-8, which is not a character; pass valid "
+                              "Unicode text")
 
 
 def code_points(text: str) -> np.ndarray:

@@ -61,8 +61,11 @@ def read_tensors(path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         raise ScratchRNNError(f"{path} {what}; pass a .safetensors or .pt state dict")
     with open_regular(path, "state dict", "pass a .safetensors or .pt state dict") as f:
         head = f.read(9)
-    if head[:4] == b"PK\x03\x04" or head[:1] == b"\x80":  # torch.save's zip, or a bare pickle
-        return _read_torch(path, head[:1] == b"\x80"), {}
+    # a bare pickle begins with 0x80, and so does a safetensors header 128 bytes long (mod
+    # 256): the JSON that begins at byte 8 tells them apart
+    pickled = head[:1] == b"\x80" and head[8:9] != b"{"
+    if head[:4] == b"PK\x03\x04" or pickled:  # torch.save's zip, or a bare pickle
+        return _read_torch(path, pickled), {}
     return _read_safetensors(path)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from .. import limits
+from ..data.text import check_unicode
 from ..errors import ScratchRNNError
 from ..fsutil import open_regular
 from ..limits import MAX_BEAM, MAX_PROMPT, MAX_SAMPLES, MAX_STOP
@@ -24,6 +25,7 @@ def check_options(length: int, temperature, top_k, top_p, argmax, stop_at: str |
         if not stop_at:
             raise ScratchRNNError("`stop_at` is empty; give the text that ends a sample, such as "
                                   "a blank line, or leave it out")
+        check_unicode(stop_at, "`stop_at`")  # no sample holds one: it would never stop
         if len(stop_at) > MAX_STOP:
             raise ScratchRNNError(f"`stop_at` has {len(stop_at):,} characters; the most is "
                                   f"{MAX_STOP}; give a shorter one")

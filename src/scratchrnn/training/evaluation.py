@@ -21,7 +21,7 @@ from .. import limits
 from ..data.corpus import make_streams
 from ..data.prepare import check_file, text_chunks
 from ..data.sources import expand
-from ..data.text import UNKNOWN, Vocab
+from ..data.text import UNKNOWN, Vocab, shown
 from ..errors import ScratchRNNError
 from ..nn.model import CharRNN, check_ids, check_model_memory, forward, window_memory
 
@@ -173,7 +173,8 @@ def unknown_characters(text, vocab: Vocab, encoding: str | None = None) -> int:
                 seen |= missing
     if count:
         where = text if isinstance(text, str) else ", ".join(map(str, text))
-        instead = "UNKNOWN (U+FFFD)" if UNKNOWN in vocab.chars else "spaces"
+        instead = {UNKNOWN: "UNKNOWN (U+FFFD)", " ": "spaces"}.get(vocab.fill,
+                                                                  shown([vocab.fill]))
         warnings.warn(f"{count:,} of {total:,} characters of {where} ({100 * count / total:.2g}%) "
                       f"are not in the model's vocabulary ({''.join(sorted(seen))!r}) and are read "
                       f"as {instead}; the loss is that of the text so changed", stacklevel=2)

@@ -4,7 +4,7 @@ misplaced bias shows), scratchrnn's own logits for a text, and a real text to ru
 import numpy as np
 from conftest import SHARED, SMALL_TEXT
 
-from scratchrnn.data.text import Vocab, clean
+from scratchrnn.data.vocab import Vocab, clean
 from scratchrnn.nn.model import CharRNN, step
 
 

@@ -15,7 +15,7 @@ from conftest import shared_file
 import scratchrnn as sr
 from scratchrnn.cli.commands import main
 from scratchrnn.data import prepare
-from scratchrnn.data.text import UNKNOWN, Vocab
+from scratchrnn.data.vocab import UNKNOWN, Vocab
 from scratchrnn.store.checkpoint import save_checkpoint
 
 TINY = ["--hidden", "16", "--layers", "1", "--batch", "4", "--seq-len", "16", "--max-steps",

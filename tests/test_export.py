@@ -11,7 +11,7 @@ import pytest
 from interop_util import random_model, random_state, real_ids, reference, stacked
 
 from scratchrnn.cli.commands import main
-from scratchrnn.data.text import Vocab
+from scratchrnn.data.vocab import Vocab
 from scratchrnn.store.checkpoint import save_checkpoint
 from scratchrnn.store.config import TrainConfig
 

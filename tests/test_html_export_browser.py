@@ -11,7 +11,7 @@ import pytest
 from browser import chromium
 
 import scratchrnn as sr
-from scratchrnn.data.text import Vocab
+from scratchrnn.data.vocab import Vocab
 from scratchrnn.interop.html_export import export_html
 from scratchrnn.sampling.sampler import filter_probs, stepper
 

@@ -15,7 +15,7 @@ from hostile import write_zip
 from interop_util import random_model, real_ids, reference, stacked
 
 from scratchrnn.cli.commands import main
-from scratchrnn.data.text import Vocab
+from scratchrnn.data.vocab import Vocab
 from scratchrnn.errors import ScratchRNNError
 from scratchrnn.store.checkpoint import load_checkpoint, save_checkpoint
 

@@ -161,7 +161,7 @@ def test_an_imported_run_takes_every_model_option_from_its_model(monkeypatch):
     from ModelConfig's (here a stand-in: `recurrent_init` orthogonal) cannot split them."""
     import numpy as np  # noqa: PLC0415
 
-    from scratchrnn.data.text import Vocab  # noqa: PLC0415
+    from scratchrnn.data.vocab import Vocab  # noqa: PLC0415
     from scratchrnn.interop import torch_import  # noqa: PLC0415
     from scratchrnn.store.config import MODEL_OPTIONS  # noqa: PLC0415
 

@@ -148,7 +148,7 @@ _PEAK = """
 import resource, sys
 from pathlib import Path
 from scratchrnn.data import prepare
-from scratchrnn.data.text import Vocab
+from scratchrnn.data.vocab import Vocab
 vocab = Vocab.ascii()
 list(prepare.clean_chunks(Path(sys.argv[2]), vocab, chunk_bytes=1 << 16))  # warm up
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -17,7 +17,7 @@ from scratchrnn.cli.commands import main
 from scratchrnn.data import corpus as data
 from scratchrnn.data.corpus import corpus_name, load_corpus
 from scratchrnn.data.sources import expand
-from scratchrnn.data.text import Vocab, clean
+from scratchrnn.data.vocab import Vocab, clean
 from scratchrnn.errors import ScratchRNNError
 
 SRC = Path(__file__).resolve().parents[1] / "src"

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 import scratchrnn as sr
 from scratchrnn.data import prepare
 from scratchrnn.data.corpus import choose_vocab
-from scratchrnn.data.text import BYTES, UNKNOWN, Vocab, to_unicode
+from scratchrnn.data.text import to_unicode
+from scratchrnn.data.vocab import BYTES, UNKNOWN, Vocab
 from scratchrnn.errors import ScratchRNNError
 from scratchrnn.limits import MAX_SYMBOLS
 

@@ -16,8 +16,8 @@ from .errors import ScratchRNNError
 _WHERE = {  # public name -> the module it lives in
     "Corpus": "data.corpus",
     "load_corpus": "data.corpus",
-    "Vocab": "data.text",
-    "clean": "data.text",
+    "Vocab": "data.vocab",
+    "clean": "data.vocab",
     "Inspection": "inside.inspection",
     "inspect": "inside.inspection",
     "CharRNN": "nn.model",

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import codecs
 import dataclasses
-import errno
 import io
 import os
 import re
@@ -29,6 +27,7 @@ from ..training.evaluation import chars_read, evaluate, held_out, report, unknow
 from ..training.loop import train
 from ..training.plan import plan
 from ..training.plot import plot_history, read_metrics
+from .output import WRITE_ERRNOS, drop_stdout, stdout_writable, write_sample
 
 EXIT_ERROR, EXIT_USAGE, EXIT_SIGINT, EXIT_SIGTERM, EXIT_SIGPIPE = 1, 2, 130, 143, 141
 # how the command line says the library's lines: parameters as flags, and its own commands
@@ -245,51 +244,9 @@ def _cmd_sample(args) -> int:
                          beam=args.beam)) for s in seeds(args.seed, n)]  # all checked first
     for i, (seed, chars) in enumerate(runs):
         if n > 1:
-            _write(f"--- sample {i + 1} of {n} (seed {seed}) ---", iter(()))
-        _write(prime, chars)
+            write_sample(f"--- sample {i + 1} of {n} (seed {seed}) ---", iter(()))
+        write_sample(prime, chars)
     return 0
-
-
-def _write(prime: str, chars) -> None:
-    first = next(chars, "")
-    try:
-        sys.stdout.write(prime + first)
-        for ch in chars:
-            sys.stdout.write(ch)
-            if ch == "\n" or ch == " ":
-                sys.stdout.flush()
-        sys.stdout.write("\n")
-        sys.stdout.flush()
-    except BrokenPipeError:
-        raise
-    except OSError as e:
-        _drop_stdout()
-        raise ScratchRNNError(describe_os_error(e, "standard output", "sample to")) from None
-
-
-# errnos of a write that has no file name to blame: standard output's
-_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
-
-
-def _stdout_writable() -> bool:
-    """False if what stdout still buffers cannot be written: the error came from it."""
-    try:
-        sys.stdout.flush()
-        return True
-    except OSError:
-        return False
-
-
-def _drop_stdout() -> None:
-    """Point file descriptor 1 at /dev/null, so that Python's flush at exit does not fail a
-    second time (with a traceback) on what stdout still buffers."""
-    try:
-        fd = sys.stdout.fileno()
-    except (AttributeError, OSError, ValueError):
-        return  # not a real file (captured in tests)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, fd)
-    os.close(devnull)
 
 
 def _nonempty(value, flag):
@@ -371,19 +328,6 @@ def _speaks(argv) -> bool:
     return rank == "0" or not any(str(w).startswith("--distributed") for w in words)
 
 
-def _unencodable(e: UnicodeError):
-    """stdout's error handler: a path's undecodable bytes (surrogate escapes) as themselves,
-    and a character the stream's encoding lacks (a Chinese sample on a cp1252 console or
-    file) as its \\u escape, never a traceback."""
-    if isinstance(e, UnicodeEncodeError) and all(
-            "\udc80" <= c <= "\udcff" for c in e.object[e.start:e.end]):
-        return codecs.lookup_error("surrogateescape")(e)
-    return codecs.backslashreplace_errors(e)
-
-
-codecs.register_error("scratchrnn-stdout", _unencodable)
-
-
 def main(argv=None) -> int:
     commands = {"train": _cmd_train, "sample": _cmd_sample, "eval": _cmd_eval,
                 "plot": _cmd_plot, "export": _cmd_export, "import": _cmd_import,
@@ -415,8 +359,8 @@ def main(argv=None) -> int:
     except BrokenPipeError:  # `scratchrnn sample ... | head` closed the pipe: not an error
         return 0
     except OSError as e:  # what no command caught
-        if e.filename is None and (e.errno in _WRITE_ERRNOS or not _stdout_writable()):
-            _drop_stdout()  # the likely culprit (`scratchrnn eval > /dev/full`); no exit flush
+        if e.filename is None and (e.errno in WRITE_ERRNOS or not stdout_writable()):
+            drop_stdout()  # the likely culprit (`scratchrnn eval > /dev/full`); no exit flush
             msg = describe_os_error(e, "standard output", "output to")
         else:
             msg = f"{e.strerror or e}{f' ({e.filename})' if e.filename else ''}"

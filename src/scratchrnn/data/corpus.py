@@ -19,7 +19,7 @@ from ..errors import ScratchRNNError
 from ..fsutil import atomic_write_bytes, make_dir, open_regular
 from .prepare import MEMMAP_BYTES, check_file, encode_file, map_file, text_chunks
 from .sources import expand, name_of
-from .text import VOCABS, Vocab
+from .vocab import VOCABS, Vocab
 
 NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 ASCII_NOT_LETTERS = bytes(c for c in range(128) if not chr(c).isalpha())

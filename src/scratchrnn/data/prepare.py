@@ -23,15 +23,8 @@ import numpy as np
 
 from ..errors import ScratchRNNError
 from ..fsutil import atomic_write, atomic_write_bytes, make_dir, open_regular
-from .text import (
-    Vocab,
-    code_points,
-    decode_chunks,
-    gutenberg_body,
-    to_ascii,
-    to_unicode,
-    whole_lines,
-)
+from .text import decode_chunks, gutenberg_body, to_ascii, to_unicode, whole_lines
+from .vocab import Vocab, code_points
 
 CHUNK_BYTES = 1 << 22  # 4 MB of text at a time (each cleaning step copies a chunk)
 LINE_MAX = 1 << 20  # a line longer than this (or than a chunk) may be cut where a chunk ends

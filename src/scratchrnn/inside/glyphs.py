@@ -11,7 +11,7 @@ import threading
 
 import numpy as np
 
-from ..data.text import Vocab
+from ..data.vocab import Vocab
 
 _HANDLER = "scratchrnn.inside.glyphs"  # 'replace' that also says where each U+FFFD came from
 _spans = threading.local()

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..data.text import Vocab
+from ..data.vocab import Vocab
 from ..errors import ScratchRNNError
 from ..nn.cells import SIGMOID, SIGNALS
 from ..nn.layers import softmax_xent_rows

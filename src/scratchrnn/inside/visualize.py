@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from ..data.sources import name_of
-from ..data.text import UNKNOWN, printable
+from ..data.text import printable
+from ..data.vocab import UNKNOWN
 from ..errors import ScratchRNNError
 from ..limits import MAX_PAGE_CHARS
 from ..store.checkpoint import load_checkpoint, resolve

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.text import Vocab
+from ..data.vocab import Vocab
 from ..errors import ScratchRNNError
 from ..fsutil import atomic_write
 from ..nn.model import CharRNN

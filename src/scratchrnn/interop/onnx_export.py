@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.text import Vocab
+from ..data.vocab import Vocab
 from ..errors import ScratchRNNError
 from ..fsutil import atomic_write_bytes
 from ..nn.model import CharRNN

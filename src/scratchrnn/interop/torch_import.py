@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import limits
-from ..data.text import Vocab, printable
+from ..data.text import printable
+from ..data.vocab import Vocab
 from ..errors import ScratchRNNError
 from ..fsutil import atomic_write_bytes, open_regular
 from ..nn import optim

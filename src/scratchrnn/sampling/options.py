@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from .. import limits
-from ..data.text import check_unicode
+from ..data.vocab import check_unicode
 from ..errors import ScratchRNNError
 from ..fsutil import open_regular
 from ..limits import MAX_BEAM, MAX_PROMPT, MAX_SAMPLES, MAX_STOP

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from .. import limits
-from ..data.text import Vocab
+from ..data.vocab import Vocab
 from ..errors import ScratchRNNError
 from ..limits import MAX_CLAMP
 from ..nn import cells, cells_ln

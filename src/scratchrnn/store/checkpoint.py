@@ -26,7 +26,7 @@ from tokenize import TokenError
 import numpy as np
 from numpy.lib import format as npformat
 
-from ..data.text import Vocab
+from ..data.vocab import Vocab
 from ..errors import ScratchRNNError
 from ..fsutil import atomic_write, open_regular
 from ..nn.model import CharRNN

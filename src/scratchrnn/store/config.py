@@ -12,7 +12,8 @@ from pathlib import Path
 
 from .. import limits
 from ..data.corpus import corpus_name
-from ..data.text import VOCABS, text_encoding
+from ..data.text import text_encoding
+from ..data.vocab import VOCABS
 from ..errors import ScratchRNNError, spelled
 from ..nn.model import ModelConfig, check_model_memory, model_memory, window_memory
 

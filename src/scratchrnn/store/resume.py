@@ -14,7 +14,7 @@ import numpy as np
 
 from ..data.corpus import Corpus, load_corpus
 from ..data.sources import absolute, is_glob
-from ..data.text import Vocab
+from ..data.vocab import Vocab
 from ..errors import ScratchRNNError
 from .config import TrainConfig
 from .owner import corpus_cache, run_reuse

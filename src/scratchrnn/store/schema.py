@@ -20,7 +20,8 @@ import typing
 import numpy as np
 
 from .. import limits
-from ..data.text import KINDS, SURROGATES, Vocab
+from ..data.text import SURROGATES
+from ..data.vocab import KINDS, Vocab
 from ..errors import ScratchRNNError
 from ..nn import cells
 from ..nn.model import DTYPES, RECURRENT_INITS, ModelConfig, param_shapes

@@ -21,7 +21,7 @@ from .. import limits
 from ..data.corpus import make_streams
 from ..data.prepare import check_file, text_chunks
 from ..data.sources import expand
-from ..data.text import UNKNOWN, Vocab, shown
+from ..data.vocab import UNKNOWN, Vocab, shown
 from ..errors import ScratchRNNError
 from ..nn.model import CharRNN, check_ids, check_model_memory, forward, window_memory
 

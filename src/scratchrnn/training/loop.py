@@ -17,7 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..data.corpus import Corpus, load_corpus, make_streams, window, windows_per_epoch
-from ..data.text import Vocab
+from ..data.vocab import Vocab
 from ..errors import PYTHON, ScratchRNNError, Voice
 from ..fsutil import atomic_write_bytes
 from ..nn import optim

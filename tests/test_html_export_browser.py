@@ -305,3 +305,49 @@ def test_a_unicode_vocabulary_reads_prompts_as_scratchrnn_does(driver, tmp_path)
     got = driver.execute_script("return srGenerate(arguments[0])",
                                 {"prompt": "Мой", "length": 5})  # capital М: never seen
     assert set(got) == {"error"} and "does not know: \u041c." in got["error"], got
+
+
+@pytest.mark.parametrize("vocab", [sr.Vocab.ascii(), Vocab.bytes()], ids=["ascii", "bytes"])
+def test_stop_at_ends_the_text_where_scratchrnn_ends_it(driver, tmp_path, vocab):
+    """The page's stop text cuts what `sample(..., stop_at=)` cuts, for the greedy text (the
+    same symbols in both), wherever the stop text falls, and says so in one message when bad."""
+    model = model_for(len(vocab), cell="gru", hidden=16, seed=7)
+    load(driver, export_html(model, vocab, tmp_path / "s.html"))
+    full = sr.sample(model, vocab, "The ", 300, argmax=True)[4:]
+    stops = [full[40:42], full[150:151], full[5:9], "never written \u2603"]
+    for stop in stops:
+        want = sr.sample(model, vocab, "The ", 300, argmax=True, stop_at=stop)[4:]
+        got = driver.execute_script("return srGenerate(arguments[0])",
+                                    {"prompt": "The ", "length": 300, "argmax": True,
+                                     "stop_at": stop})
+        assert got == {"text": want}, stop
+    for bad in ("", "x" * 201, 5):
+        got = driver.execute_script("return srGenerate(arguments[0])",
+                                    {"prompt": "The ", "length": 10, "stop_at": bad})
+        assert set(got) == {"error"} and "stop at must be text" in got["error"], bad
+
+
+def test_the_stop_field_reads_the_command_lines_escapes(driver, tmp_path):
+    """Typed into the page, \\n is a line break, as `--stop-at` reads it (a model whose greedy
+    text has line breaks: seed 27 of model_for)."""
+    vocab = sr.Vocab.ascii()
+    model = model_for(len(vocab), cell="gru", hidden=16, seed=27)
+    full = sr.sample(model, vocab, "The ", 300, argmax=True)[4:]
+    stop = full[full.index("\n"):full.index("\n") + 3]
+    assert "\n" in stop
+    load(driver, export_html(model, vocab, tmp_path / "s.html"))
+    typed = stop.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t")
+    find = lambda css: driver.find_element("css selector", css)  # noqa: E731
+    find("#sr-prompt").clear()
+    find("#sr-prompt").send_keys("The ")
+    find("#sr-length").clear()
+    find("#sr-length").send_keys("300")
+    find("#sr-argmax").click()
+    find("#sr-stop-at").send_keys(typed)
+    find("#sr-start").click()
+    for _ in range(100):
+        if find("#sr-status").text.startswith("Done"):
+            break
+        time.sleep(0.05)
+    want = sr.sample(model, vocab, "The ", 300, argmax=True, stop_at=stop)
+    assert find("#sr-out").get_attribute("textContent") == want

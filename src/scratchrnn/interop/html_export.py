@@ -92,6 +92,7 @@ def page_data(model: CharRNN, vocab, card: dict | None = None) -> dict:
         "start": start_id(vocab.chars),
         "newline": "\n" in vocab.chars,  # else a prompt's line breaks are read as spaces
         "max_clamp": limits.MAX_CLAMP, "max_length": limits.MAX_SAMPLE_LENGTH,
+        "max_stop": limits.MAX_STOP,
         "params": layout, "count": offset,
         "weights": base64.b64encode(b"".join(parts)).decode("ascii"),
         "card": card or {},

@@ -221,17 +221,37 @@
     model.clamp = o.clamp;
     var rng = makeRng(o.seed), w = new Float64Array(model.V), cum = new Float64Array(model.V);
     var dec = d.bytes ? new TextDecoder("utf-8", { fatal: false }) : null;
-    var fed = 0, logits = null, self = { written: 0 };
-    self.done = function () { return self.written >= o.length; };
+    var fed = 0, logits = null, self = { written: 0, stopped: false }, held = "";
+    self.done = function () { return self.stopped || self.written >= o.length; };
+    // options.until: the text up to where the stop text first appears, without it; a tail
+    // that may begin it is held back until the next characters show whether it does
+    function until(piece) {
+      if (o.stopAt === null) return piece;
+      held += piece;
+      var cut = held.indexOf(o.stopAt), keep = 0, k, shown;
+      if (cut >= 0) { self.stopped = true; shown = held.slice(0, cut); held = ""; return shown; }
+      for (k = Math.min(held.length, o.stopAt.length - 1); k > 0; k--) {
+        if (held.endsWith(o.stopAt.slice(0, k))) { keep = k; break; }
+      }
+      shown = held.slice(0, held.length - keep);
+      held = held.slice(held.length - keep);
+      return shown;
+    }
     self.next = function () {  // -> the text this step adds ("" while the prompt is read)
       if (fed < ids.length) { logits = model.step(ids[fed++]); return ""; }
       var nxt = pick(logits, o, rng, w, cum);
       self.written++;
       if (!self.done()) logits = model.step(nxt);
-      return dec ? dec.decode(Uint8Array.of(d.chars[nxt].codePointAt(0)), { stream: true })
-        : d.chars[nxt];
+      return until(dec ? dec.decode(Uint8Array.of(d.chars[nxt].codePointAt(0)), { stream: true })
+        : d.chars[nxt]);
     };
-    self.flush = function () { return dec ? dec.decode() : ""; };
+    self.flush = function () {
+      var rest = self.stopped ? "" : until(dec ? dec.decode() : "");
+      if (self.stopped) return rest;
+      rest += held;
+      held = "";
+      return rest;
+    };
     return self;
   }
 
@@ -244,7 +264,16 @@
 
   // Options as the CLI checks them (sampler.check_sampling, check_clamp), one message each.
   function checked(raw) {
-    var o = { argmax: !!raw.argmax, temperature: 1, topK: null, topP: null, clamp: null };
+    var o = { argmax: !!raw.argmax, temperature: 1, topK: null, topP: null, clamp: null,
+      stopAt: null };
+    if (raw.stop_at !== null && raw.stop_at !== undefined) {
+      if (typeof raw.stop_at !== "string" || raw.stop_at === "" ||
+          Array.from(raw.stop_at).length > d.max_stop) {
+        throw new Error("stop at must be text of 1 to " + d.max_stop + " characters (empty: " +
+          "write the whole length)");
+      }
+      o.stopAt = raw.stop_at;
+    }
     o.length = integer(raw.length, "length", 1, d.max_length);
     o.seed = raw.seed === null || raw.seed === undefined ? 0
       : integer(raw.seed, "seed", 0, Number.MAX_SAFE_INTEGER);
@@ -320,13 +349,20 @@
     return el.value.trim() === "" ? null : Number(el.value);
   }
 
+  function stopAt() {  // the field, with the command line's escapes: \n, \t and \\
+    var v = $("sr-stop-at").value;
+    return v === "" ? null : v.replace(/\\([nt\\])/g, function (m, c) {
+      return { n: "\n", t: "\t", "\\": "\\" }[c];
+    });
+  }
+
   function fromForm() {
     var clamp = [num("sr-clamp-layer", "the clamp's layer"), num("sr-clamp-unit", "the clamp's unit"),
       num("sr-clamp-value", "the clamp's value")];
     return { prompt: $("sr-prompt").value, length: num("sr-length", "length"),
       temperature: num("sr-temperature", "temperature"), top_k: num("sr-top-k", "top-k"),
       top_p: num("sr-top-p", "top-p"), argmax: $("sr-argmax").checked,
-      seed: num("sr-seed", "seed"),
+      seed: num("sr-seed", "seed"), stop_at: stopAt(),
       clamp: clamp.every(function (v) { return v === null; }) ? null : clamp };
   }
 

@@ -1,0 +1,136 @@
+"""Quality per time budget over corpus sizes: the measurements issue 32's rule is to be derived
+from (`--time-budget` picking the settings), and the table that checks it.
+
+For every corpus x budget x recipe it trains one run with `scratchrnn train --time-budget B`
+(epochs unbounded, so the budget stops it), validating about 12 times over the run (the
+steps the budget buys come from `train --dry-run --json`, this machine's measured step cost),
+and scores the best checkpoint on the validation and test splits. One run at a time: two
+timed runs on one machine slow each other. Each finished run is a line of --out (JSON), so an
+interrupted table resumes where it stopped; the table printed at the end gives, per corpus
+and budget, every recipe's validation loss, the best one and today's default.
+
+    python benchmarks/budget_table.py --budgets 2m            # the three shared corpora
+    python benchmarks/budget_table.py --budgets 2m 10m 30m --out budget.jsonl   # hours
+    python benchmarks/budget_table.py --corpus mine=notes/ --recipes default small-reg
+
+Recipes are flag sets on top of the defaults (RECIPES); `default` is `scratchrnn train` with
+only the budget. Corpora default to ../shared/data's Onegin (0.16 MB of text), the book
+(0.8 MB) and tinyshakespeare (1.1 MB); `--corpus NAME=PATH` adds others (a folder or a glob
+works, as for --text).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+CORPORA = {"onegin": SHARED / "onegin_ru.txt", "book": SHARED / "pg98.txt",
+           "shakespeare": SHARED / "tinyshakespeare.txt"}
+RECIPES = {
+    "default": [],
+    "gru1x256": ["--layers", "1"],
+    "rnn1x256": ["--cell", "rnn", "--layers", "1", "--dropout", "0"],
+    "gru2x384": ["--hidden", "384", "--dropout", "0.2", "--warmup", "100"],
+    "small-reg": ["--dropout", "0.5", "--locked-dropout", "--weight-drop", "0.3"],
+    "shakespeare": ["--preset", "shakespeare"],
+}
+EVALS_PER_RUN = 12
+OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+def seconds(text: str) -> float:
+    unit = {"s": 1, "m": 60, "h": 3600}.get(text[-1], None)
+    return float(text[:-1]) * unit if unit else float(text)
+
+
+def scratchrnn(*args: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "scratchrnn", *args], env=env,
+                          capture_output=True, text=True, check=False)
+
+
+def one_run(name: str, text: Path, budget: str, recipe: str, env: dict) -> dict:
+    """Train one recipe for one budget on one corpus; its best checkpoint's losses."""
+    flags = ["--text", str(text), "--time-budget", budget, "--epochs", "1000000",
+             "--sample-length", "0", *RECIPES[recipe]]
+    with tempfile.TemporaryDirectory(prefix="budget-") as tmp:
+        out = Path(tmp) / "run"
+        plan = scratchrnn("train", *flags, "--out", str(out), "--dry-run", "--json", env=env)
+        if plan.returncode:
+            raise SystemExit(f"{name} {recipe} {budget}: {plan.stderr.strip()}")
+        planned = json.loads(plan.stdout)
+        every = max(25, planned["budget_steps"] // EVALS_PER_RUN)
+        t0 = time.perf_counter()
+        run = scratchrnn("train", *flags, "--out", str(out), "--eval-every", str(every),
+                         "--quiet", env=env)
+        wall = time.perf_counter() - t0
+        if run.returncode:
+            raise SystemExit(f"{name} {recipe} {budget}: {run.stderr.strip()[-300:]}")
+        rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+        scores = {}
+        for split in ("val", "test"):
+            ev = scratchrnn("eval", str(out / "best.npz"), "--split", split, "--json", env=env)
+            scores[split] = json.loads(ev.stdout)["nats_per_char"] if not ev.returncode else None
+        shutil.rmtree(out, ignore_errors=True)
+    return {"corpus": name, "budget": budget, "recipe": recipe, "flags": RECIPES[recipe],
+            "planned_steps": planned["budget_steps"], "step_s": planned["step_s"],
+            "steps": rows[-1]["step"] if rows else 0, "wall_s": round(wall, 1),
+            "train_symbols": planned["train_symbols"], "parameters": planned["parameters"],
+            "val": scores["val"], "test": scores["test"],
+            "date": time.strftime("%Y-%m-%d %H:%M")}
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| corpus | budget | " + " | ".join(RECIPES) + " | best |",
+             "|---|---|" + "---|" * (len(RECIPES) + 1)]
+    keys = sorted({(r["corpus"], r["budget"]) for r in rows},
+                  key=lambda k: (k[0], seconds(k[1])))
+    for corpus, budget in keys:
+        got = {r["recipe"]: r for r in rows if (r["corpus"], r["budget"]) == (corpus, budget)}
+        cells = [f"{got[k]['val']:.4f} ({got[k]['steps']:,})" if k in got and got[k]["val"]
+                 else "" for k in RECIPES]
+        scored = [(r["val"], k) for k, r in got.items() if r["val"] is not None]
+        best = min(scored)[1] if scored else ""
+        lines.append(f"| {corpus} | {budget} | " + " | ".join(cells) + f" | {best} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--budgets", nargs="+", default=["2m"], help="e.g. 2m 10m 30m")
+    ap.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES))
+    ap.add_argument("--corpus", nargs="*", default=[], metavar="NAME=PATH",
+                    help="corpora beyond (or, with --only, instead of) the shared three")
+    ap.add_argument("--only", action="store_true", help="only the --corpus ones")
+    ap.add_argument("--out", default="budget_table.jsonl", help="results, one JSON line a run")
+    args = ap.parse_args()
+    corpora = {} if args.only else {k: v for k, v in CORPORA.items() if v.exists()}
+    corpora |= {c.split("=", 1)[0]: Path(c.split("=", 1)[1]) for c in args.corpus}
+    env = {k: v for k, v in os.environ.items() if k not in OPENBLAS_VARS}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [
+        str(Path(__file__).resolve().parents[1] / "src"), env.get("PYTHONPATH")]))
+    out = Path(args.out)
+    rows = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
+    done = {(r["corpus"], r["budget"], r["recipe"]) for r in rows}
+    for budget in args.budgets:
+        for name, text in corpora.items():
+            for recipe in args.recipes:
+                if (name, budget, recipe) in done:
+                    continue
+                row = one_run(name, text, budget, recipe, env)
+                print(json.dumps(row), flush=True)
+                with out.open("a") as f:
+                    f.write(json.dumps(row) + "\n")
+                rows.append(row)
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""Round 4's hostile review of the data path where any language meets resume, eval and `vocab`
+auto: each test failed before its fix."""
+
+import pytest
+
+import scratchrnn as sr
+from scratchrnn.errors import ScratchRNNError
+
+TINY = dict(hidden=8, layers=1, batch=2, seq_len=8, max_steps=2, eval_every=2,
+            sample_length=0)
+RU = "Мой дядя самых честных правил, когда не в шутку занемог.\n" * 30
+ZH = "「春眠不觉晓，处处闻啼鸟。」\n" * 30
+EN = "It was the best of times, it was the worst of times.\n" * 30
+
+
+def _train(path, out, **config):
+    return sr.train(text=str(path), out=str(out), progress=False, log=lambda *a: None,
+                    **{**TINY, **config})
+
+
+@pytest.fixture
+def texts(tmp_path):
+    out = {}
+    for name, text in {"ru": RU, "zh": ZH, "en": EN}.items():
+        out[name] = tmp_path / f"{name}.txt"
+        out[name].write_text(text, encoding="utf-8")
+    return out
+
+
+@pytest.mark.parametrize("min_count", [1, 31])  # 31: its rarer letters are U+FFFD
+def test_a_text_of_none_of_the_models_characters_is_refused(texts, tmp_path, min_count):
+    """A Russian model resumed (`allow_new_text`), planned or scored on Chinese text would
+    read nothing but spaces or U+FFFD: refused, saying the model lacks the text's characters,
+    not that the text is unusable (and with U+FFFD in the vocabulary it trained on them)."""
+    run = tmp_path / "run"
+    _train(texts["ru"], run, vocab="unicode", min_count=min_count)
+    vocab = sr.load_checkpoint(run).vocab
+    assert ("\ufffd" in vocab.chars) == (min_count > 1)
+    says = "none of its characters are in the model's vocabulary"
+    with pytest.raises(ScratchRNNError, match=says):
+        sr.train(resume=str(run), text=str(texts["zh"]), allow_new_text=True, max_steps=4,
+                 progress=False, log=lambda *a: None)
+    with pytest.raises(ScratchRNNError, match=says):
+        sr.plan(resume=str(run), text=str(texts["zh"]), allow_new_text=True, max_steps=4,
+                measure_s=0.1)
+    with pytest.raises(ScratchRNNError, match=says):  # what eval and visualize --text read
+        sr.load_corpus(str(texts["zh"]), vocab)
+

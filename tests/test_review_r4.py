@@ -1,6 +1,8 @@
 """Round 4's hostile review of the data path where any language meets resume, eval and `vocab`
 auto: each test failed before its fix."""
 
+import warnings
+
 import pytest
 
 import scratchrnn as sr
@@ -46,3 +48,18 @@ def test_a_text_of_none_of_the_models_characters_is_refused(texts, tmp_path, min
     with pytest.raises(ScratchRNNError, match=says):  # what eval and visualize --text read
         sr.load_corpus(str(texts["zh"]), vocab)
 
+
+def test_a_new_text_partly_of_other_characters_is_said(texts, tmp_path):
+    """Resumed over a new text (`allow_new_text`), a model of the text's own characters reads
+    the ones it lacks as U+FFFD or spaces: training says so once, as eval does."""
+    run = tmp_path / "run"
+    _train(texts["ru"], run, vocab="unicode")
+    mixed = tmp_path / "mixed.txt"
+    mixed.write_text(RU + ZH, encoding="utf-8")
+    with pytest.warns(UserWarning, match=r"are not in the model's vocabulary .* as spaces"):
+        sr.train(resume=str(run), text=str(mixed), allow_new_text=True, max_steps=4,
+                 progress=False, log=lambda *a: None)
+    with warnings.catch_warnings():  # its own text, unchanged: nothing to say
+        warnings.simplefilter("error")
+        sr.train(resume=str(run), text=str(mixed), max_steps=6, progress=False,
+                 log=lambda *a: None)

@@ -35,7 +35,7 @@ from ..store.config import (
 from ..store.owner import check_run_out, run_reuse
 from ..store.resume import check_same_text, corpus_identity, resume_text, vocab_arg
 from ..threads import BlasThreads
-from .evaluation import BURN_IN, chars_read, default_streams
+from .evaluation import BURN_IN, chars_read, default_streams, unknown_characters
 
 MEASURE_S = 4.0  # seconds of timed steps at most, after the warm-up step
 MAX_MEASURE_S = 60.0  # what a caller may ask for: a plan is a look, not a benchmark
@@ -87,6 +87,8 @@ def check_corpus(cfg: TrainConfig, corpus: Corpus, ckpt, text, allow_new_text: b
     check_training_memory(cfg, len(corpus.vocab))
     identity = corpus_identity(corpus, cfg.text)
     new_text = ckpt is not None and check_same_text(ckpt.meta, identity, allow_new_text)
+    if new_text and cfg.text is not None:  # the model's vocabulary, not one of this text
+        unknown_characters(cfg.text, corpus.vocab, cfg.encoding)
     need = cfg.batch * (cfg.seq_len + 1)
     if len(corpus.train) < need:
         raise ScratchRNNError(

@@ -63,3 +63,17 @@ def test_a_new_text_partly_of_other_characters_is_said(texts, tmp_path):
         warnings.simplefilter("error")
         sr.train(resume=str(run), text=str(mixed), max_steps=6, progress=False,
                  log=lambda *a: None)
+
+
+def test_the_warning_of_unknown_characters_names_a_few(texts, tmp_path):
+    """A text in another script may have thousands of characters a model lacks: the one
+    warning line names a dozen and counts the rest, as every other message does (shown)."""
+    from scratchrnn.training.evaluation import unknown_characters
+
+    many = tmp_path / "many.txt"
+    many.write_text(RU + "".join(map(chr, range(0x4E00, 0x4E00 + 3000))), encoding="utf-8")
+    vocab = sr.Vocab.from_text(RU)
+    with pytest.warns(UserWarning) as caught:
+        assert unknown_characters(str(many), vocab) == 3000
+    message = str(caught[0].message)
+    assert "'丁' U+4E01" in message and "and 2,988 more" in message and len(message) < 600

@@ -176,6 +176,6 @@ def unknown_characters(text, vocab: Vocab, encoding: str | None = None) -> int:
         instead = {UNKNOWN: "UNKNOWN (U+FFFD)", " ": "spaces"}.get(vocab.fill,
                                                                   shown([vocab.fill]))
         warnings.warn(f"{count:,} of {total:,} characters of {where} ({100 * count / total:.2g}%) "
-                      f"are not in the model's vocabulary ({''.join(sorted(seen))!r}) and are read "
+                      f"are not in the model's vocabulary ({shown(sorted(seen))}) and are read "
                       f"as {instead}; the loss is that of the text so changed", stacklevel=2)
     return count

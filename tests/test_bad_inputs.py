@@ -549,6 +549,8 @@ CASES |= {  # any language (issue 30)
     "min-count with vocab bytes": ["train", "--text", "{d}/zh.txt", "--vocab", "bytes",
                                    "--min-count", "2"],
     "vocab nonsense": ["train", "--text", "{d}/zh.txt", "--vocab", "nonsense"],
+    "min-count where vocab auto chooses ascii": ["train", "--text", "{d}/text.txt",
+                                                 "--min-count", "2"],
     "eval a text of another script": ["eval", "{d}/run-ru", "--text", "{d}/zh.txt"],
     "prompt of unseen characters": ["sample", "{d}/run-ru", "--prime", "Мой \u05d0"],
     "prompt of another script": ["sample", "{d}/run-ru", "--prime", "春眠"],

@@ -77,3 +77,16 @@ def test_the_warning_of_unknown_characters_names_a_few(texts, tmp_path):
         assert unknown_characters(str(many), vocab) == 3000
     message = str(caught[0].message)
     assert "'丁' U+4E01" in message and "and 2,988 more" in message and len(message) < 600
+
+
+def test_min_count_where_auto_chooses_ascii_says_auto_chose(texts, tmp_path):
+    """`min_count` with `vocab` auto (the default) on an English text: auto chooses ascii, to
+    which `min_count` does not apply. The refusal says so, not that the user asked for ascii."""
+    says = r"`vocab` auto chose ascii .*`min_count` applies to `vocab` unicode"
+    with pytest.raises(ScratchRNNError, match=says):
+        _train(texts["en"], tmp_path / "run", min_count=3)
+    with pytest.raises(ScratchRNNError, match=says):
+        sr.load_corpus(str(texts["en"]), min_count=3)
+    assert not (tmp_path / "run").exists()
+    _train(texts["ru"], tmp_path / "ru", min_count=3)  # auto chooses unicode: applies
+    assert sr.load_checkpoint(tmp_path / "ru").config["vocab"] == "unicode"

@@ -166,6 +166,10 @@ def load_corpus(text: str | os.PathLike | list[str] | None, vocab: Vocab | str =
     why = ""
     if vocab == "auto":
         vocab, why = choose_vocab(paths, encoding)
+        if min_count > 1 and vocab != "unicode":
+            raise ScratchRNNError(f"`vocab` auto chose {vocab} for {corpus_name(text)} ({why}), "
+                                  "and `min_count` applies to `vocab` unicode only; drop "
+                                  "`min_count`, or pass `vocab` unicode")
     dest = None
     if cache is not None and sum(p.stat().st_size for p in paths) > MEMMAP_BYTES:
         dest = Path(cache) / "corpus.u8"

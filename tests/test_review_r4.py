@@ -90,3 +90,19 @@ def test_min_count_where_auto_chooses_ascii_says_auto_chose(texts, tmp_path):
     assert not (tmp_path / "run").exists()
     _train(texts["ru"], tmp_path / "ru", min_count=3)  # auto chooses unicode: applies
     assert sr.load_checkpoint(tmp_path / "ru").config["vocab"] == "unicode"
+
+
+def test_auto_reads_every_file_of_a_folder(tmp_path, monkeypatch):
+    """`vocab` auto on a folder: a Chinese file after more English than auto samples was
+    transliterated to pinyin under 'its letters are ASCII': it was never read. Each file
+    is sampled now, its share of the sample."""
+    from scratchrnn.data import corpus
+
+    monkeypatch.setattr(corpus, "AUTO_SAMPLE", 4000)
+    (tmp_path / "mixed").mkdir()
+    (tmp_path / "mixed" / "a_en.txt").write_text(EN * 10)  # 16,000 characters
+    (tmp_path / "mixed" / "b_zh.txt").write_text(ZH, encoding="utf-8")
+    name, why = corpus.choose_vocab(sorted((tmp_path / "mixed").iterdir()))
+    assert name == "unicode" and "not ASCII" in why
+    (tmp_path / "mixed" / "b_zh.txt").write_text(EN)
+    assert corpus.choose_vocab(sorted((tmp_path / "mixed").iterdir()))[0] == "ascii"

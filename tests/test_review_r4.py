@@ -106,3 +106,13 @@ def test_auto_reads_every_file_of_a_folder(tmp_path, monkeypatch):
     assert name == "unicode" and "not ASCII" in why
     (tmp_path / "mixed" / "b_zh.txt").write_text(EN)
     assert corpus.choose_vocab(sorted((tmp_path / "mixed").iterdir()))[0] == "ascii"
+
+
+def test_min_count_that_leaves_only_blanks_and_unknown_is_refused(tmp_path):
+    """Every letter rarer than `min_count`, the spaces not: the run read nothing but U+FFFD
+    and spaces, and trained on that (0.68 nats/char). Refused, naming `min_count`."""
+    sparse = tmp_path / "sparse.txt"
+    sparse.write_text(" ".join(chr(0x4E00 + i) for i in range(2000)), encoding="utf-8")
+    with pytest.raises(ScratchRNNError, match="`min_count` 3 leaves .* lower it"):
+        _train(sparse, tmp_path / "run", min_count=3)
+    assert not (tmp_path / "run").exists()

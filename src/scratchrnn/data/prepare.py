@@ -171,6 +171,9 @@ def encode_file(path: Path | list[Path], vocab: Vocab | str = "ascii",
         raise ScratchRNNError(f"{name} has no text the model can read: none of its characters "
                               f"are in the model's vocabulary ({shown(list(vocab.chars))}); "
                               "pass a text in the characters the model was trained on")
+    if counts.sum() == blank and vocab == "unicode" and min_count > 1:
+        raise ScratchRNNError(f"`min_count` {min_count} leaves {name} nothing but blanks and "
+                              "U+FFFD: each of its other characters is rarer; lower it")
     if counts.sum() == blank:
         raise ScratchRNNError(f"{name} has no usable text after cleaning; pass a text file")
     final, remap = cleaning, None

@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import ScratchRNNError
 from ..fsutil import atomic_write, atomic_write_bytes, make_dir, open_regular
 from .text import decode_chunks, gutenberg_body, to_ascii, to_unicode, whole_lines
-from .vocab import UNKNOWN, Vocab, code_points, shown
+from .vocab import UNKNOWN, Vocab, code_points
 
 CHUNK_BYTES = 1 << 22  # 4 MB of text at a time (each cleaning step copies a chunk)
 LINE_MAX = 1 << 20  # a line longer than this (or than a chunk) may be cut where a chunk ends
@@ -169,7 +169,8 @@ def encode_file(path: Path | list[Path], vocab: Vocab | str = "ascii",
                 if c in cleaning.chars)
     if counts.sum() == blank and isinstance(vocab, Vocab):
         raise ScratchRNNError(f"{name} has no text the model can read: none of its characters "
-                              f"are in the model's vocabulary ({shown(list(vocab.chars))}); "
+                              f"but blanks are in the model's vocabulary ({len(vocab):,} "
+                              "symbols); "
                               "pass a text in the characters the model was trained on")
     if counts.sum() == blank and vocab == "unicode" and min_count > 1:
         raise ScratchRNNError(f"`min_count` {min_count} leaves {name} nothing but blanks and "

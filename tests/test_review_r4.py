@@ -137,3 +137,21 @@ def test_counting_unknown_characters_does_not_grow_with_their_variety(tmp_path):
             assert unknown_characters(str(path), vocab) == 400_000
         times.append(time.process_time() - t)
     assert times[1] < 5 * times[0] + 0.05, times
+
+
+def test_an_imported_run_resumed_on_a_text_it_lacks_characters_of_says_so(texts, tmp_path):
+    """An imported run records no text, so every text it is resumed on is new to it: the
+    characters its vocabulary lacks are said, as over a new text (a run from before runs
+    recorded their text is checked alike; its own text has none to say)."""
+    pytest.importorskip("safetensors")
+    from scratchrnn.cli.commands import main
+
+    run = tmp_path / "run"
+    _train(texts["ru"], run, vocab="unicode")
+    assert main(["export", str(run), "--format", "torch", "--out", str(tmp_path / "m.st")]) == 0
+    assert main(["import", str(tmp_path / "m.st"), "--out", str(tmp_path / "imp")]) == 0
+    mixed = tmp_path / "mixed.txt"
+    mixed.write_text(RU + ZH, encoding="utf-8")
+    with pytest.warns(UserWarning, match=r"are not in the model's vocabulary .* as spaces"):
+        sr.train(resume=str(tmp_path / "imp"), text=str(mixed), max_steps=2,
+                 progress=False, log=lambda *a: None)

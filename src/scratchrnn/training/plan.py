@@ -33,7 +33,13 @@ from ..store.config import (
     training_memory,
 )
 from ..store.owner import check_run_out, run_reuse
-from ..store.resume import check_same_text, corpus_identity, resume_text, vocab_arg
+from ..store.resume import (
+    check_same_text,
+    corpus_identity,
+    resume_text,
+    saved_identity,
+    vocab_arg,
+)
 from ..threads import BlasThreads
 from .evaluation import BURN_IN, chars_read, default_streams, unknown_characters
 
@@ -87,7 +93,10 @@ def check_corpus(cfg: TrainConfig, corpus: Corpus, ckpt, text, allow_new_text: b
     check_training_memory(cfg, len(corpus.vocab))
     identity = corpus_identity(corpus, cfg.text)
     new_text = ckpt is not None and check_same_text(ckpt.meta, identity, allow_new_text)
-    if new_text and cfg.text is not None:  # the model's vocabulary, not one of this text
+    # a text new to the model's vocabulary: another, or any for a run that records none (an
+    # imported one, or from before runs recorded their text)
+    if ckpt is not None and cfg.text is not None and (
+            new_text or saved_identity(ckpt.meta) is None):
         unknown_characters(cfg.text, corpus.vocab, cfg.encoding)
     need = cfg.batch * (cfg.seq_len + 1)
     if len(corpus.train) < need:

@@ -139,6 +139,7 @@ def test_counting_unknown_characters_does_not_grow_with_their_variety(tmp_path):
     assert times[1] < 5 * times[0] + 0.05, times
 
 
+@pytest.mark.filterwarnings("ignore:this run was imported")
 def test_an_imported_run_resumed_on_a_text_it_lacks_characters_of_says_so(texts, tmp_path):
     """An imported run records no text, so every text it is resumed on is new to it: the
     characters its vocabulary lacks are said, as over a new text (a run from before runs
@@ -155,3 +156,23 @@ def test_an_imported_run_resumed_on_a_text_it_lacks_characters_of_says_so(texts,
     with pytest.warns(UserWarning, match=r"are not in the model's vocabulary .* as spaces"):
         sr.train(resume=str(tmp_path / "imp"), text=str(mixed), max_steps=2,
                  progress=False, log=lambda *a: None)
+
+
+def test_an_imported_run_is_not_called_old_on_resume(tmp_path, texts):
+    """Resuming an imported run warned that it 'was saved before scratchrnn recorded its
+    text': it was imported, and records none."""
+    pytest.importorskip("safetensors")
+    from scratchrnn.cli.commands import main
+
+    run = tmp_path / "run"
+    _train(texts["ru"], run, vocab="unicode")
+    assert main(["export", str(run), "--format", "torch", "--out", str(tmp_path / "m.st")]) == 0
+    assert main(["import", str(tmp_path / "m.st"), "--out", str(tmp_path / "imp")]) == 0
+    longer = tmp_path / "longer.txt"  # the imported run's batch 32 x 51 characters
+    longer.write_text(RU * 2, encoding="utf-8")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sr.train(resume=str(tmp_path / "imp"), text=str(longer), max_steps=2,
+                 progress=False, log=lambda *a: None)
+    said = [str(w.message) for w in caught]
+    assert len(said) == 1 and "was imported" in said[0] and "saved before" not in said[0]

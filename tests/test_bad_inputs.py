@@ -549,6 +549,8 @@ CASES |= {  # any language (issue 30)
     "min-count with vocab bytes": ["train", "--text", "{d}/zh.txt", "--vocab", "bytes",
                                    "--min-count", "2"],
     "vocab nonsense": ["train", "--text", "{d}/zh.txt", "--vocab", "nonsense"],
+    "min-count where vocab auto chooses ascii": ["train", "--text", "{d}/text.txt",
+                                                 "--min-count", "2"],
     "eval a text of another script": ["eval", "{d}/run-ru", "--text", "{d}/zh.txt"],
     "prompt of unseen characters": ["sample", "{d}/run-ru", "--prime", "Мой \u05d0"],
     "prompt of another script": ["sample", "{d}/run-ru", "--prime", "春眠"],
@@ -728,7 +730,8 @@ def test_eval_warns_about_characters_outside_a_corpus_vocabulary(world, tmp_path
     assert main(["eval", str(run), "--text", str(other)]) == 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("scratchrnn: warning: ")
-    assert "are not in the model's vocabulary" in err[0] and "'Zjkquxz'" in err[0]
+    assert "are not in the model's vocabulary" in err[0]
+    assert "('Z' U+005A, 'j' U+006A, 'k' U+006B, 'q' U+0071" in err[0]
     assert main(["eval", str(run), "--text", str(world / "text.txt")]) == 0
     assert capsys.readouterr().err == ""  # the model's own text: nothing to say
 

@@ -196,6 +196,21 @@ def test_vocab_spellings(tmp_path):
         read_vocab(str(tmp_path / "bad.json"), {})
 
 
+def test_a_vocab_file_of_the_most_symbols_a_vocabulary_holds(tmp_path):
+    """A vocabulary may hold 65,536 symbols: the file naming them is read, however spelled
+    (4 UTF-8 bytes each beyond the BMP, a JSON string's \\uXXXX pairs 12 bytes each)."""
+    from scratchrnn.interop.torch_import import read_vocab
+    from scratchrnn.limits import MAX_SYMBOLS
+
+    chars = "".join(map(chr, range(0x10000, 0x10000 + MAX_SYMBOLS)))
+    (tmp_path / "v.txt").write_text(chars, encoding="utf-8")
+    assert read_vocab(str(tmp_path / "v.txt"), {}).chars == chars
+    (tmp_path / "v.json").write_text(json.dumps(chars))  # ASCII escapes
+    assert read_vocab(str(tmp_path / "v.json"), {}).chars == chars
+    (tmp_path / "itos.json").write_text(json.dumps(list(chars)))
+    assert read_vocab(str(tmp_path / "itos.json"), {}).chars == chars
+
+
 def test_a_safetensors_header_whose_length_begins_with_0x80_is_no_pickle(tmp_path):
     """One safetensors file in 256 has a header length whose first byte is 0x80, a pickle's
     first byte: it was refused as PyTorch's legacy format (an export of Onegin's run was)."""

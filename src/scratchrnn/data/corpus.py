@@ -122,20 +122,21 @@ def corpus_name(text: str | os.PathLike | list[str] | None) -> str:
 def choose_vocab(paths: list[Path], encoding: str | None = None) -> tuple[str, str]:
     """What `vocab` auto picks, and why: ascii for text whose letters (and symbols, emoji
     included) are (nearly) all ASCII, so typographic quotes and dashes in an English book are
-    no reason to leave it; the text's own characters (unicode) otherwise. Reads the first
-    AUTO_SAMPLE characters."""
-    plain = other = seen = 0
+    no reason to leave it; the text's own characters (unicode) otherwise. Reads AUTO_SAMPLE
+    characters: of several files, the first AUTO_SAMPLE / n of each, so that a file after a
+    long one is read too."""
+    plain = other = 0
+    budget = max(AUTO_SAMPLE // len(paths), 1)
     for path in paths:
+        seen = 0
         for text in text_chunks(path, False, encoding):
-            text = text[:AUTO_SAMPLE - seen]
+            text = text[:budget - seen]
             seen += len(text)
             plain += len(text.encode("ascii", "ignore").translate(None, ASCII_NOT_LETTERS))
             other += sum(unicodedata.category(c)[0] in "LMNS" for c in "".join(
                 NON_ASCII.findall(text)))
-            if seen >= AUTO_SAMPLE:
+            if seen >= budget:
                 break
-        if seen >= AUTO_SAMPLE:
-            break
     share = other / max(plain + other, 1)
     if share > AUTO_FOREIGN:
         return "unicode", f"auto: {share:.0%} of its letters are not ASCII"
@@ -166,6 +167,10 @@ def load_corpus(text: str | os.PathLike | list[str] | None, vocab: Vocab | str =
     why = ""
     if vocab == "auto":
         vocab, why = choose_vocab(paths, encoding)
+        if min_count > 1 and vocab != "unicode":
+            raise ScratchRNNError(f"`vocab` auto chose {vocab} for {corpus_name(text)} ({why}), "
+                                  "and `min_count` applies to `vocab` unicode only; drop "
+                                  "`min_count`, or pass `vocab` unicode")
     dest = None
     if cache is not None and sum(p.stat().st_size for p in paths) > MEMMAP_BYTES:
         dest = Path(cache) / "corpus.u8"

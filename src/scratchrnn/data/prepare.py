@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import ScratchRNNError
 from ..fsutil import atomic_write, atomic_write_bytes, make_dir, open_regular
 from .text import decode_chunks, gutenberg_body, to_ascii, to_unicode, whole_lines
-from .vocab import Vocab, code_points
+from .vocab import UNKNOWN, Vocab, code_points
 
 CHUNK_BYTES = 1 << 22  # 4 MB of text at a time (each cleaning step copies a chunk)
 LINE_MAX = 1 << 20  # a line longer than this (or than a chunk) may be cut where a chunk ends
@@ -163,7 +163,18 @@ def encode_file(path: Path | list[Path], vocab: Vocab | str = "ascii",
         side.unlink(missing_ok=True)  # an index beside a half-made file must not vouch for it
         atomic_write(dest, lambda f: f.writelines(c.tobytes() for c in chunks()),
                      "prepared corpus")
-    blank = sum(counts[cleaning.chars.index(c)] for c in " \n" if c in cleaning.chars)
+    # what reads as nothing: blanks, and UNKNOWN, which stands for a character the vocabulary
+    # lacks (a model's, given: a text in another script is all UNKNOWN or spaces)
+    blank = sum(counts[cleaning.chars.index(c)] for c in (" ", "\n", UNKNOWN)
+                if c in cleaning.chars)
+    if counts.sum() == blank and isinstance(vocab, Vocab):
+        raise ScratchRNNError(f"{name} has no text the model can read: none of its characters "
+                              f"but blanks are in the model's vocabulary ({len(vocab):,} "
+                              "symbols); "
+                              "pass a text in the characters the model was trained on")
+    if counts.sum() == blank and vocab == "unicode" and min_count > 1:
+        raise ScratchRNNError(f"`min_count` {min_count} leaves {name} nothing but blanks and "
+                              "U+FFFD: each of its other characters is rarer; lower it")
     if counts.sum() == blank:
         raise ScratchRNNError(f"{name} has no usable text after cleaning; pass a text file")
     final, remap = cleaning, None

@@ -49,7 +49,9 @@ from .torch_files import bad, keystr, not_float, read_tensors
 
 RNN_KEY = re.compile(r"^(.*?)(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(\d+)(_reverse)?$")
 CELL_OF_GATES = {g: cell for cell, g in GATES.items()}
-MAX_VOCAB_FILE = 1 << 16
+# A vocabulary file of the most symbols a vocabulary holds, however spelled: the longest is a
+# JSON index of characters beyond the BMP, each a surrogate pair ({"\ud800\udc00": 65535, ...})
+MAX_VOCAB_FILE = 32 * limits.MAX_SYMBOLS
 
 
 def _vocab_file(spec: str) -> bool:

@@ -78,8 +78,10 @@ def check_same_text(meta: dict, now: dict, allow_new_text: bool = False) -> bool
     Returns True when the run goes on over a new text (so its data position starts afresh)."""
     saved = saved_identity(meta)
     if saved is None:
-        warnings.warn("this run was saved before scratchrnn recorded its text; resuming "
-                      "without checking that the text is unchanged", stacklevel=3)
+        why = ("was imported and records no text" if "imported_from" in meta else
+               "was saved before scratchrnn recorded its text")
+        warnings.warn(f"this run {why}; resuming without checking that the text is "
+                      "unchanged", stacklevel=3)
         return False
     if saved["chars"] == now["chars"] and saved["sha256"] == now["sha256"]:
         return False

@@ -33,9 +33,15 @@ from ..store.config import (
     training_memory,
 )
 from ..store.owner import check_run_out, run_reuse
-from ..store.resume import check_same_text, corpus_identity, resume_text, vocab_arg
+from ..store.resume import (
+    check_same_text,
+    corpus_identity,
+    resume_text,
+    saved_identity,
+    vocab_arg,
+)
 from ..threads import BlasThreads
-from .evaluation import BURN_IN, chars_read, default_streams
+from .evaluation import BURN_IN, chars_read, default_streams, unknown_characters
 
 MEASURE_S = 4.0  # seconds of timed steps at most, after the warm-up step
 MAX_MEASURE_S = 60.0  # what a caller may ask for: a plan is a look, not a benchmark
@@ -87,6 +93,11 @@ def check_corpus(cfg: TrainConfig, corpus: Corpus, ckpt, text, allow_new_text: b
     check_training_memory(cfg, len(corpus.vocab))
     identity = corpus_identity(corpus, cfg.text)
     new_text = ckpt is not None and check_same_text(ckpt.meta, identity, allow_new_text)
+    # a text new to the model's vocabulary: another, or any for a run that records none (an
+    # imported one, or from before runs recorded their text)
+    if ckpt is not None and cfg.text is not None and (
+            new_text or saved_identity(ckpt.meta) is None):
+        unknown_characters(cfg.text, corpus.vocab, cfg.encoding)
     need = cfg.batch * (cfg.seq_len + 1)
     if len(corpus.train) < need:
         raise ScratchRNNError(

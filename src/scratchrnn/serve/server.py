@@ -249,7 +249,7 @@ class Handler(BaseHTTPRequestHandler):
     def _inspect(self) -> None:
         body = self._body()
         only_fields(body, ("text",))
-        text = text_field(body, "text")
+        text = text_field(body, "text", clean=self.playground.ckpt.vocab.clean)
         if not text:
             raise BadRequest("text is empty; type something to look at")
         pg = self.playground
@@ -259,7 +259,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _generate(self) -> None:
         pg = self.playground
-        args = parse_generate(self._body(), pg.ckpt.model)
+        args = parse_generate(self._body(), pg.ckpt.model, pg.ckpt.vocab.clean)
         n = args.pop("num_samples")
         if n is not None:
             runs = [pg.generate(pg.ckpt.model, pg.ckpt.vocab, **dict(args, seed=s))

@@ -63,3 +63,27 @@ def test_the_server_counts_a_prompt_as_its_model_reads_it(tmp_path):
 def _loaded(run):
     ckpt = sr.load_checkpoint(run)
     return ckpt.model, ckpt.vocab
+
+
+def test_a_wide_beam_over_a_large_vocabulary_holds_a_few_rows_of_candidates():
+    """--beam 256 over V=65,536 symbols (a request the server takes) held every candidate
+    several times over (scores, their negation, an int64 argsort, the stacked rows): 3.8 GB
+    and 3 s per character. Each alive text's own best `width` candidates are all that can be
+    among the best `width`, so only those are sorted."""
+    import tracemalloc
+
+    V, width, length = 20_000, 64, 3
+    vocab = Vocab("".join(chr(0x4E00 + i) for i in range(V)))
+    model = sr.CharRNN(V, hidden_size=4, cell="rnn", seed=0)
+    tracemalloc.start()
+    try:
+        start = tracemalloc.take_snapshot()
+        base = tracemalloc.get_traced_memory()[0]
+        text = sr.sample(model, vocab, "", length, beam=width)
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    del start
+    row = V * 8  # one text's log-probabilities, float64
+    assert len(text) == length
+    assert peak < 2.5 * width * row, f"{peak / (width * row):.1f} rows of candidates per text"

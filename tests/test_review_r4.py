@@ -87,3 +87,20 @@ def test_a_wide_beam_over_a_large_vocabulary_holds_a_few_rows_of_candidates():
     row = V * 8  # one text's log-probabilities, float64
     assert len(text) == length
     assert peak < 2.5 * width * row, f"{peak / (width * row):.1f} rows of candidates per text"
+
+
+def test_a_prompt_file_saved_with_a_byte_order_mark_reads_as_its_text(tmp_path, capsys):
+    """Notepad saves UTF-8 with a BOM; the corpus reader drops it, the prompt file fed it to
+    the model: refused by a model of Cyrillic (U+FEFF unseen), three bytes of prompt to a
+    bytes model."""
+    from scratchrnn.cli.commands import main
+
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_bytes(b"\xef\xbb\xbf" + "мой".encode())
+    for vocab in (Vocab(RUSSIAN), Vocab.bytes()):
+        (tmp_path / vocab.kind).mkdir()
+        run = saved_run(tmp_path / vocab.kind, vocab)
+        assert main(["sample", str(run), "--prime-file", str(prompt), "--length", "5",
+                     "--seed", "3"]) == 0
+        want = sr.sample(*_loaded(run), "мой", 5, 0.8, seed=3)
+        assert capsys.readouterr().out == want + "\n"

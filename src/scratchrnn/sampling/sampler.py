@@ -136,15 +136,32 @@ def stepper(model: CharRNN, clamp: tuple[int, int, float] | None = None):
         for a, b in zip(hs + cs, saved, strict=True):
             a[...] = b
 
+    zero = state()
     next_logits.state, next_logits.restore = state, restore
+    next_logits.reset = lambda: restore(zero)
     return next_logits
+
+
+def shared_stepper(model: CharRNN, clamp=None):
+    """One stepper for several draws from one model (`num_samples`), made when the first
+    starts and zeroed as each starts: preparing the weights (copies of every one) costs as
+    much as hundreds of steps, so it is done once, not once per sample. The draws must be
+    taken one after another, as `sample` does."""
+    made = []
+
+    def get():
+        if not made:
+            made.append(stepper(model, clamp))
+        made[0].reset()
+        return made[0]
+    return get
 
 
 def generate(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200,
              temperature: float | None = None, top_k: int | None = None,
              top_p: float | None = None, argmax: bool = False, seed: int | None = 0,
              clamp: tuple[int, int, float] | None = None, *, stop_at: str | None = None,
-             beam: int | None = None) -> Iterator[str]:
+             beam: int | None = None, steps=None) -> Iterator[str]:
     """Yield `length` generated characters (the prompt itself is not repeated); `clamp`: see
     `stepper` (held while the prompt is read, too). Every argument is checked before the first
     character is made; stop consuming to stop generating (the training loop checks for Ctrl-C
@@ -154,7 +171,8 @@ def generate(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200,
     (the prompt is not searched), without it; fewer than `length` characters then. `beam`: the
     most likely continuation that beam search of this width finds (beam.py), instead of a
     draw; it takes no `temperature`, `top_k`, `top_p` or `argmax`, and yields nothing until
-    the search is over."""
+    the search is over. `steps`: a `shared_stepper` of this model and clamp, for several
+    draws."""
     if not isinstance(model, CharRNN):
         raise ScratchRNNError(f"model must be a CharRNN, got {type(model).__name__}")
     if not isinstance(vocab, Vocab):
@@ -177,15 +195,16 @@ def generate(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200,
                       "sampling without a prompt", stacklevel=2)
     if len(ids) == 0:  # start as after a line break (or a space), like the start of a paragraph
         ids = [next((vocab.chars.index(c) for c in "\n " if c in vocab.chars), 0)]
+    steps = steps or shared_stepper(model, clamp)
     if beam is not None:
-        chars = _beam_chars(model, vocab, ids, length, beam, clamp, stop_at)
+        chars = _beam_chars(vocab, ids, length, beam, steps, stop_at)
     else:
-        chars = _chars(model, vocab, ids, length, temperature, top_k, top_p, argmax, seed, clamp)
+        chars = _chars(model, vocab, ids, length, temperature, top_k, top_p, argmax, seed, steps)
     return chars if stop_at is None else until(chars, stop_at)
 
 
-def _beam_chars(model, vocab, ids, length, width, clamp, stop_at) -> Iterator[str]:
-    step = stepper(model, clamp)
+def _beam_chars(vocab, ids, length, width, steps, stop_at) -> Iterator[str]:
+    step = steps()
     for i in ids:
         logits = step(int(i))
     if vocab.kind == "chars":
@@ -198,9 +217,9 @@ def _beam_chars(model, vocab, ids, length, width, clamp, stop_at) -> Iterator[st
 
 
 def _chars(model, vocab, ids, length, temperature, top_k, top_p, argmax, seed,
-           clamp) -> Iterator[str]:
+           steps) -> Iterator[str]:
     rng = np.random.default_rng(seed)
-    next_logits = stepper(model, clamp)
+    next_logits = steps()
     for i in ids:  # feed the prompt; its last logits predict the first new character
         logits = next_logits(int(i))
     filtered = top_k is not None or top_p is not None
@@ -243,6 +262,7 @@ def sample(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200,
     if num_samples is None:
         return (prime or "") + "".join(generate(*args, seed, **more))
     check_samples(num_samples, length, beam)
+    more["steps"] = shared_stepper(model, clamp)  # taken one after another, below
     runs = [generate(*args, s, **more) for s in seeds(seed, num_samples)]  # all checked first
     return [(prime or "") + "".join(chars) for chars in runs]
 

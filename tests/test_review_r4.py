@@ -136,3 +136,29 @@ def test_several_samples_prepare_the_weights_once(tmp_path, monkeypatch, capsys)
                                               "num_samples": 5})
     assert status == 200 and json.loads(body)["samples"] == [a[3:] for a in alone]  # no prompt
     assert len(made) == 1
+
+
+def test_a_stop_text_the_model_never_writes_is_warned_of(tmp_path, capsys):
+    """--stop-at '—' on a model of ASCII (it writes '--') or 'Ж' on one without capitals can
+    never match: the sample ran its whole length in silence, as if the flag were ignored."""
+    import warnings
+
+    import pytest
+
+    from scratchrnn.cli.commands import main
+
+    run = saved_run(tmp_path, Vocab.ascii())
+    model, vocab = _loaded(run)
+    with pytest.warns(UserWarning, match=r"'—' U\+2014.*never writes.*'a--'"):
+        sr.sample(model, vocab, "a", 10, stop_at="a—")
+    assert main(["sample", str(run), "--length", "5", "--stop-at", "—"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--stop-at" in err and "U+2014" in err
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a stop text of its characters, or any for bytes
+        sr.sample(model, vocab, "a", 10, stop_at="--")
+        sr.sample(sr.CharRNN(256, 4), Vocab.bytes(), "a", 10, stop_at="—")
+        ru = Vocab(RUSSIAN)
+        sr.sample(sr.CharRNN(len(ru), 4), ru, "", 10, stop_at="ж")
+    with pytest.warns(UserWarning, match="'Ж' U\\+0416"):
+        sr.sample(sr.CharRNN(len(ru), 4), ru, "", 10, stop_at="Ж")

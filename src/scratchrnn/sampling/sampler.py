@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from .. import limits
-from ..data.vocab import Vocab
+from ..data.vocab import Vocab, shown
 from ..errors import ScratchRNNError
 from ..limits import MAX_CLAMP
 from ..nn import cells, cells_ln
@@ -187,6 +187,8 @@ def generate(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200,
     check_sampling(temperature, top_k, top_p)
     clamp = check_clamp(clamp, model)
     limits.integer(seed, "seed", 0, none_ok=True)
+    if stop_at is not None and vocab.kind == "chars" and not set(stop_at) <= set(vocab.chars):
+        _never_written(stop_at, vocab)
     ids = vocab.clean_prompt(prime) if prime else []
     if prime and len(ids) == 0:
         # Cleaning drops some characters (a lone combining accent, a zero-width space) exactly as
@@ -201,6 +203,19 @@ def generate(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200,
     else:
         chars = _chars(model, vocab, ids, length, temperature, top_k, top_p, argmax, seed, steps)
     return chars if stop_at is None else until(chars, stop_at)
+
+
+def _never_written(stop_at: str, vocab: Vocab) -> None:
+    """A stop text with a character the model never writes can never match: the sample then
+    runs its whole length, as if `stop_at` were ignored; say so (a model of ASCII writes
+    transliterations: its '--' for '—')."""
+    missing = sorted(set(stop_at) - set(vocab.chars))
+    written = vocab.clean(stop_at)
+    hint = (f"; it writes {written!r} for that" if vocab.is_ascii and written
+            and set(written) <= set(vocab.chars) else "")
+    warnings.warn(f"`stop_at` holds {shown(missing)}, which this model never writes (its "
+                  f"vocabulary has no such character), so no sample will stop there{hint}",
+                  stacklevel=3)
 
 
 def _beam_chars(vocab, ids, length, width, steps, stop_at) -> Iterator[str]:

@@ -46,3 +46,46 @@ def labels(driver, selector):
     return ["".join(map(chr, cps)) for cps in driver.execute_script(
         "return Array.from(document.querySelectorAll('.sr-panel ' + arguments[0])).map(e => "
         "Array.from(e.textContent).map(c => c.codePointAt(0)))", selector)]
+
+
+def test_looking_inside_a_long_text_of_emoji_keeps_whole_characters(driver, tmp_path):
+    """The playground's "look inside this text" kept the output's last 4,000 UTF-16 units: a
+    text of emoji was cut inside one, and the server refused the lone half ("holds a lone
+    UTF-16 surrogate") instead of showing the text."""
+    import threading
+
+    from test_review_r4 import saved_run
+
+    from scratchrnn.serve import server as serve
+
+    run = saved_run(tmp_path, Vocab("a\U0001f600"))
+    srv = serve.make_server(run, "127.0.0.1", 0)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        driver.get(serve.url(srv))
+        # the page's own prompt is English, which this model cannot read: wait for its refusal
+        wait(driver, "return document.getElementById('status').textContent")
+        text = "a" + "\U0001f600" * (serve.MAX_PROMPT - 1) + "a"  # 4,000 + 1 characters
+        driver.execute_script("document.getElementById('status').textContent = '';"
+                              "document.getElementById('output').textContent = arguments[0];"
+                              "document.getElementById('look').click()", text)
+        wait(driver, "return document.body.dataset.inspected || "
+                     "document.getElementById('status').textContent")
+        status = driver.execute_script("return document.getElementById('status').textContent")
+        assert status == ""
+        shown = driver.execute_script(
+            "return Array.from(document.querySelectorAll('#view .sr-text span'))"
+            ".map(s => s.textContent).join('')")
+        assert shown == text[-serve.MAX_PROMPT:]
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def wait(driver, script, timeout=20):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if value := driver.execute_script(script):
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {script!r}")

@@ -162,3 +162,17 @@ def test_a_stop_text_the_model_never_writes_is_warned_of(tmp_path, capsys):
         sr.sample(sr.CharRNN(len(ru), 4), ru, "", 10, stop_at="ж")
     with pytest.warns(UserWarning, match="'Ж' U\\+0416"):
         sr.sample(sr.CharRNN(len(ru), 4), ru, "", 10, stop_at="Ж")
+
+
+def test_a_prompt_files_line_break_reads_as_a_space_where_the_model_has_none(tmp_path, capsys):
+    """A text without line breaks (one long line) makes a vocabulary without "\\n"; a prompt
+    file ends with one (editors add it), and --prime-file refused it as a character the
+    model never saw, where the html page and a model of ASCII read it as a space."""
+    from scratchrnn.cli.commands import main
+
+    run = saved_run(tmp_path, Vocab(RUSSIAN.replace("\n", "")))
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_text("мой\nдядя\n", encoding="utf-8")
+    assert main(["sample", str(run), "--prime-file", str(prompt), "--length", "5"]) == 0
+    want = sr.sample(*_loaded(run), "мой дядя ", 5, 0.8)[len("мой дядя "):]
+    assert capsys.readouterr().out == "мой\nдядя\n" + want + "\n"

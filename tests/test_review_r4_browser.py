@@ -9,6 +9,7 @@ from browser import chromium
 import scratchrnn as sr
 from scratchrnn.data.vocab import Vocab
 from scratchrnn.inside.page import write_page
+from scratchrnn.store.checkpoint import save_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +90,31 @@ def wait(driver, script, timeout=20):
             return value
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {script!r}")
+
+
+def test_the_playground_counts_an_emoji_as_one_character(driver, tmp_path):
+    """Generate's status counted UTF-16 halves: 10 emoji were "20 characters"."""
+    import threading
+
+    from test_review_r4 import saved_run
+
+    from scratchrnn.serve import server as serve
+
+    run = saved_run(tmp_path, Vocab("a\U0001f600"))
+    ckpt = sr.load_checkpoint(run)
+    ckpt.model.params["b_y"][:] = [0, 30]  # always the emoji
+    save_checkpoint(run / "checkpoint.npz", ckpt.model, ckpt.vocab, {})
+    srv = serve.make_server(run, "127.0.0.1", 0)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        driver.get(serve.url(srv))
+        wait(driver, "return document.getElementById('status').textContent")
+        driver.execute_script("document.getElementById('prime').value = 'a';"
+                              "document.getElementById('length').value = '10';"
+                              "document.getElementById('generate').click()")
+        wait(driver, "return document.body.dataset.generated")
+        assert driver.execute_script("return document.body.dataset.generated") == "10"
+        assert driver.find_element("id", "genstatus").text.startswith("10 characters in")
+    finally:
+        srv.shutdown()
+        srv.server_close()

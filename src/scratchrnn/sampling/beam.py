@@ -26,7 +26,8 @@ def _path(steps: list, i: int) -> list[int]:
 
 def _best(row: np.ndarray, k: int) -> np.ndarray:
     """The indices of the k largest values of `row`, ties to the lower index (as a stable
-    argsort of -row would pick them), in no particular order."""
+    argsort of -row would pick them), in no particular order; all of them when `row` is at
+    most 4k long."""
     if len(row) <= 4 * k:  # a few times k: one sort of all is cheaper than picking
         return np.arange(len(row))
     kth = np.partition(row, len(row) - k)[len(row) - k]

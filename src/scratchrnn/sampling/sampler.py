@@ -143,18 +143,27 @@ def stepper(model: CharRNN, clamp: tuple[int, int, float] | None = None):
 
 
 def shared_stepper(model: CharRNN, clamp=None):
-    """One stepper for several draws from one model (`num_samples`), made when the first
-    starts and zeroed as each starts: preparing the weights (copies of every one) costs as
-    much as hundreds of steps, so it is done once, not once per sample. The draws must be
-    taken one after another, as `sample` does."""
-    made = []
+    """One stepper for several draws from one model (`num_samples`): `read(ids)` -> (stepper,
+    logits) that has read the prompt `ids` from a zero state. Preparing the weights (copies of
+    every one) costs as much as hundreds of steps, and a prompt of 4,000 characters 4,000, so
+    both are done once, not once per sample: the state after the last prompt read is kept and
+    restored (the same numbers as reading it again). The draws must be taken one after
+    another, as `sample` does."""
+    made, read_last = [], []  # the stepper; (prompt ids, state after them, their logits)
 
-    def get():
+    def read(ids: list[int]):
         if not made:
             made.append(stepper(model, clamp))
-        made[0].reset()
-        return made[0]
-    return get
+        step, ids = made[0], [int(i) for i in ids]
+        if read_last and read_last[0] == ids:
+            step.restore(read_last[1])
+            return step, read_last[2].copy()
+        step.reset()
+        for i in ids:  # its last logits predict the first new character
+            logits = step(i)
+        read_last[:] = [ids, step.state(), logits.copy()]
+        return step, logits
+    return read
 
 
 def generate(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200,
@@ -222,9 +231,7 @@ def _never_written(stop_at: str, vocab: Vocab) -> None:
 
 
 def _beam_chars(vocab, ids, length, width, steps, stop_at) -> Iterator[str]:
-    step = steps()
-    for i in ids:
-        logits = step(int(i))
+    step, logits = steps(ids)
     if vocab.kind == "chars":
         yield from search(step, logits, width, length, vocab.chars, stop_at)
         return
@@ -237,9 +244,7 @@ def _beam_chars(vocab, ids, length, width, steps, stop_at) -> Iterator[str]:
 def _chars(model, vocab, ids, length, temperature, top_k, top_p, argmax, seed,
            steps) -> Iterator[str]:
     rng = np.random.default_rng(seed)
-    next_logits = steps()
-    for i in ids:  # feed the prompt; its last logits predict the first new character
-        logits = next_logits(int(i))
+    next_logits, logits = steps(ids)  # the prompt read
     filtered = top_k is not None or top_p is not None
     # One character is ~10 calls on (V,) vectors, so each call's overhead is the cost: the
     # draw works on unnormalised weights in buffers made once (a softmax's division and sums

@@ -55,7 +55,7 @@ def test_looking_inside_a_long_text_of_emoji_keeps_whole_characters(driver, tmp_
     UTF-16 surrogate") instead of showing the text."""
     import threading
 
-    from test_review_r4 import saved_run
+    from test_review_pages import saved_run
 
     from scratchrnn.serve import server as serve
 
@@ -96,7 +96,7 @@ def test_the_playground_counts_an_emoji_as_one_character(driver, tmp_path):
     """Generate's status counted UTF-16 halves: 10 emoji were "20 characters"."""
     import threading
 
-    from test_review_r4 import saved_run
+    from test_review_pages import saved_run
 
     from scratchrnn.serve import server as serve
 

@@ -1,5 +1,6 @@
 """A hostile review of the pages, the server and sampling where they meet vocabularies of any
-script (round 4): each test failed before its fix."""
+script (round 4): each test failed before its fix. (tests/test_review_r4.py is the data path's
+review.)"""
 
 import contextlib
 import http.client

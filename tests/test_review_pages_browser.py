@@ -118,3 +118,28 @@ def test_the_playground_counts_an_emoji_as_one_character(driver, tmp_path):
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def test_the_generate_page_of_a_model_of_cyrillic_starts_without_an_english_prompt(driver,
+                                                                                  tmp_path):
+    """The exported page's prompt field said "The ": Start on a Russian model's page answered
+    "The prompt has characters this model does not know: T h e" before it wrote anything."""
+    from scratchrnn.interop.html_export import export_html
+
+    vocab = Vocab("\n абвгдежзийклмнопрстуфхцчшщъыьэюя")
+    page = export_html(sr.CharRNN(len(vocab), 4, "gru"), vocab, tmp_path / "page.html")
+    driver.get(page.as_uri())
+    for _ in range(200):
+        if driver.execute_script("return document.getElementById('sr-root').dataset.ready"):
+            break
+        time.sleep(0.05)
+    driver.execute_script("document.getElementById('sr-length').value = '20';"
+                          "document.getElementById('sr-start').click()")
+    wait(driver, "return document.getElementById('sr-start').disabled === false && "
+                 "document.getElementById('sr-status').textContent")
+    status = driver.execute_script("return document.getElementById('sr-status').textContent")
+    assert status.startswith("Done"), status
+    ascii_page = export_html(sr.CharRNN(96, 4, "gru"), sr.Vocab.ascii(), tmp_path / "en.html")
+    driver.get(ascii_page.as_uri())
+    wait(driver, "return document.getElementById('sr-root').dataset.ready")
+    assert driver.execute_script("return document.getElementById('sr-prompt').value") == "The "

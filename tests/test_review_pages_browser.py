@@ -143,3 +143,29 @@ def test_the_generate_page_of_a_model_of_cyrillic_starts_without_an_english_prom
     driver.get(ascii_page.as_uri())
     wait(driver, "return document.getElementById('sr-root').dataset.ready")
     assert driver.execute_script("return document.getElementById('sr-prompt').value") == "The "
+
+
+def test_the_playground_of_a_model_of_cyrillic_opens_without_an_error(driver, tmp_path):
+    """The playground's prompt and prime are English: a Russian model's page opened with
+    "the prompt has characters this model has never seen: 'I' U+0049, ..." and Generate
+    was refused the same way. Fields the model cannot read start empty."""
+    import threading
+
+    from test_review_pages import RUSSIAN, saved_run
+
+    from scratchrnn.serve import server as serve
+
+    srv = serve.make_server(saved_run(tmp_path, Vocab(RUSSIAN)), "127.0.0.1", 0)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        driver.get(serve.url(srv))
+        wait(driver, "return document.getElementById('status').textContent")
+        assert driver.execute_script(
+            "return document.getElementById('status').textContent") == "type something to look at"
+        driver.execute_script("document.getElementById('length').value = '10';"
+                              "document.getElementById('generate').click()")
+        wait(driver, "return document.body.dataset.generated")
+        assert driver.execute_script("return document.body.dataset.generated") == "10"
+    finally:
+        srv.shutdown()
+        srv.server_close()

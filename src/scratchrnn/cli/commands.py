@@ -18,7 +18,7 @@ from ..inside.visualize import visualize_run
 from ..limits import MAX_BEAM, MAX_PROMPT, MAX_SAMPLES
 from ..safejson import dumps as json_dumps
 from ..sampling.options import check_samples, read_prompt, seeds
-from ..sampling.sampler import generate
+from ..sampling.sampler import generate, shared_stepper
 from ..store.checkpoint import load_checkpoint, resolve
 from ..store.config import PRESETS, TrainConfig, default_out, parse_duration, with_preset
 from ..store.owner import check_output, default_output
@@ -239,9 +239,10 @@ def _cmd_sample(args) -> int:
     temperature = 0.8 if args.temperature is None and args.beam is None else args.temperature
     check_samples(args.num_samples, args.length, args.beam)
     n = args.num_samples or 1
+    steps = shared_stepper(ckpt.model, args.clamp)  # the weights prepared once for all n
     runs = [(s, generate(ckpt.model, ckpt.vocab, prime, args.length, temperature, args.top_k,
                          args.top_p, args.argmax, s, args.clamp, stop_at=_unescape(args.stop_at),
-                         beam=args.beam)) for s in seeds(args.seed, n)]  # all checked first
+                         beam=args.beam, steps=steps)) for s in seeds(args.seed, n)]  # checked
     for i, (seed, chars) in enumerate(runs):
         if n > 1:
             write_sample(f"--- sample {i + 1} of {n} (seed {seed}) ---", iter(()))

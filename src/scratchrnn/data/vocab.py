@@ -192,12 +192,12 @@ class Vocab:
         return lambda i: dec.decode(b"", final=True) if i is None else dec.decode(bytes((i,)))
 
     def clean(self, text: str) -> str:
-        """Text cleaned as this vocabulary's corpus was: transliterated for an ASCII vocabulary
-        (and newlines as spaces for the notebook's), the text's own characters otherwise."""
-        if self.is_ascii:
-            text = to_ascii(text)
-            return text if "\n" in self.chars else text.replace("\n", " ")
-        return to_unicode(text)
+        """Text cleaned as this vocabulary's corpus was: transliterated for an ASCII vocabulary,
+        the text's own characters otherwise; line breaks as the corpus read them."""
+        text = to_ascii(text) if self.is_ascii else to_unicode(text)
+        # A corpus without "\n" (one long line) read any as `fill` (a space, or U+FFFD): so is
+        # a prompt's (a prompt file's last), not refused as a character never seen.
+        return text if "\n" in self.chars else text.replace("\n", self.fill)
 
     def clean_prompt(self, prompt: str) -> np.ndarray:
         """Clean a prompt like the corpus, then encode it; unknown characters are an error."""

@@ -93,7 +93,9 @@ def page_data(insp: Inspection, levels: int = LEVELS, model_card: dict | None = 
         "title": title,
         "text": insp.text,
         "ids": [int(i) for i in insp.ids],
-        "chars": insp.vocab.chars,
+        # one string per symbol: JavaScript indexes a string by UTF-16 halves, so symbol i of
+        # a vocabulary holding an emoji would not be chars[i] of one string
+        "chars": list(insp.vocab.chars),
         **_byte_views(insp),
         "cell": insp.cell,
         "num_layers": len(insp.layers),

@@ -69,15 +69,17 @@ def seeds(seed: int | None, num_samples: int) -> list[int | None]:
 
 
 def read_prompt(path) -> str:
-    """A prompt file's text, exactly (a final line break too), as UTF-8."""
+    """A prompt file's text, exactly (a final line break too), as UTF-8; a byte order mark
+    (Notepad writes one) is no text, as the corpus reader (text.decode) has it."""
     hint = f"pass a UTF-8 text file of at most {MAX_PROMPT:,} characters"
-    with open_regular(path, "prompt file", hint, 4 * MAX_PROMPT) as f:  # UTF-8: <= 4 bytes each
+    with open_regular(path, "prompt file", hint, 4 * MAX_PROMPT + 3) as f:  # 4 bytes each, BOM
         raw = f.read()
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise ScratchRNNError(f"the prompt file {path} is not UTF-8 text (byte {e.start:,} "
                               f"cannot be read); {hint}") from None
+    text = text.removeprefix("\ufeff")
     if not text:
         raise ScratchRNNError(f"the prompt file {path} is empty; {hint}")
     if len(text) > MAX_PROMPT:

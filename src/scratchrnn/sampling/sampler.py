@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from .. import limits
-from ..data.vocab import Vocab
+from ..data.vocab import Vocab, shown
 from ..errors import ScratchRNNError
 from ..limits import MAX_CLAMP
 from ..nn import cells, cells_ln
@@ -136,15 +136,41 @@ def stepper(model: CharRNN, clamp: tuple[int, int, float] | None = None):
         for a, b in zip(hs + cs, saved, strict=True):
             a[...] = b
 
+    zero = state()
     next_logits.state, next_logits.restore = state, restore
+    next_logits.reset = lambda: restore(zero)
     return next_logits
+
+
+def shared_stepper(model: CharRNN, clamp=None):
+    """One stepper for several draws from one model (`num_samples`): `read(ids)` -> (stepper,
+    logits) that has read the prompt `ids` from a zero state. Preparing the weights (copies of
+    every one) costs as much as hundreds of steps, and a prompt of 4,000 characters 4,000, so
+    both are done once, not once per sample: the state after the last prompt read is kept and
+    restored (the same numbers as reading it again). The draws must be taken one after
+    another, as `sample` does."""
+    made, read_last = [], []  # the stepper; (prompt ids, state after them, their logits)
+
+    def read(ids: list[int]):
+        if not made:
+            made.append(stepper(model, clamp))
+        step, ids = made[0], [int(i) for i in ids]
+        if read_last and read_last[0] == ids:
+            step.restore(read_last[1])
+            return step, read_last[2].copy()
+        step.reset()
+        for i in ids:  # its last logits predict the first new character
+            logits = step(i)
+        read_last[:] = [ids, step.state(), logits.copy()]
+        return step, logits
+    return read
 
 
 def generate(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200,
              temperature: float | None = None, top_k: int | None = None,
              top_p: float | None = None, argmax: bool = False, seed: int | None = 0,
              clamp: tuple[int, int, float] | None = None, *, stop_at: str | None = None,
-             beam: int | None = None) -> Iterator[str]:
+             beam: int | None = None, steps=None) -> Iterator[str]:
     """Yield `length` generated characters (the prompt itself is not repeated); `clamp`: see
     `stepper` (held while the prompt is read, too). Every argument is checked before the first
     character is made; stop consuming to stop generating (the training loop checks for Ctrl-C
@@ -154,7 +180,8 @@ def generate(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200,
     (the prompt is not searched), without it; fewer than `length` characters then. `beam`: the
     most likely continuation that beam search of this width finds (beam.py), instead of a
     draw; it takes no `temperature`, `top_k`, `top_p` or `argmax`, and yields nothing until
-    the search is over."""
+    the search is over. `steps`: a `shared_stepper` of this model and clamp, for several
+    draws."""
     if not isinstance(model, CharRNN):
         raise ScratchRNNError(f"model must be a CharRNN, got {type(model).__name__}")
     if not isinstance(vocab, Vocab):
@@ -169,6 +196,8 @@ def generate(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200,
     check_sampling(temperature, top_k, top_p)
     clamp = check_clamp(clamp, model)
     limits.integer(seed, "seed", 0, none_ok=True)
+    if stop_at is not None and vocab.kind == "chars" and not set(stop_at) <= set(vocab.chars):
+        _never_written(stop_at, vocab)
     ids = vocab.clean_prompt(prime) if prime else []
     if prime and len(ids) == 0:
         # Cleaning drops some characters (a lone combining accent, a zero-width space) exactly as
@@ -177,17 +206,32 @@ def generate(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200,
                       "sampling without a prompt", stacklevel=2)
     if len(ids) == 0:  # start as after a line break (or a space), like the start of a paragraph
         ids = [next((vocab.chars.index(c) for c in "\n " if c in vocab.chars), 0)]
+    if steps is not None and not callable(steps):
+        raise ScratchRNNError(f"`steps` must be a shared_stepper of this model, or None, got "
+                              f"{type(steps).__name__}")
+    steps = steps or shared_stepper(model, clamp)
     if beam is not None:
-        chars = _beam_chars(model, vocab, ids, length, beam, clamp, stop_at)
+        chars = _beam_chars(vocab, ids, length, beam, steps, stop_at)
     else:
-        chars = _chars(model, vocab, ids, length, temperature, top_k, top_p, argmax, seed, clamp)
+        chars = _chars(model, vocab, ids, length, temperature, top_k, top_p, argmax, seed, steps)
     return chars if stop_at is None else until(chars, stop_at)
 
 
-def _beam_chars(model, vocab, ids, length, width, clamp, stop_at) -> Iterator[str]:
-    step = stepper(model, clamp)
-    for i in ids:
-        logits = step(int(i))
+def _never_written(stop_at: str, vocab: Vocab) -> None:
+    """A stop text with a character the model never writes can never match: the sample then
+    runs its whole length, as if `stop_at` were ignored; say so (a model of ASCII writes
+    transliterations: its '--' for '—')."""
+    missing = sorted(set(stop_at) - set(vocab.chars))
+    written = vocab.clean(stop_at)
+    hint = (f"; it writes {written!r} for that" if vocab.is_ascii and written
+            and set(written) <= set(vocab.chars) else "")
+    warnings.warn(f"`stop_at` holds {shown(missing)}, which this model never writes (its "
+                  f"vocabulary has no such character), so no sample will stop there{hint}",
+                  stacklevel=3)
+
+
+def _beam_chars(vocab, ids, length, width, steps, stop_at) -> Iterator[str]:
+    step, logits = steps(ids)
     if vocab.kind == "chars":
         yield from search(step, logits, width, length, vocab.chars, stop_at)
         return
@@ -198,11 +242,9 @@ def _beam_chars(model, vocab, ids, length, width, clamp, stop_at) -> Iterator[st
 
 
 def _chars(model, vocab, ids, length, temperature, top_k, top_p, argmax, seed,
-           clamp) -> Iterator[str]:
+           steps) -> Iterator[str]:
     rng = np.random.default_rng(seed)
-    next_logits = stepper(model, clamp)
-    for i in ids:  # feed the prompt; its last logits predict the first new character
-        logits = next_logits(int(i))
+    next_logits, logits = steps(ids)  # the prompt read
     filtered = top_k is not None or top_p is not None
     # One character is ~10 calls on (V,) vectors, so each call's overhead is the cost: the
     # draw works on unnormalised weights in buffers made once (a softmax's division and sums
@@ -243,6 +285,7 @@ def sample(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200,
     if num_samples is None:
         return (prime or "") + "".join(generate(*args, seed, **more))
     check_samples(num_samples, length, beam)
+    more["steps"] = shared_stepper(model, clamp)  # taken one after another, below
     runs = [generate(*args, s, **more) for s in seeds(seed, num_samples)]  # all checked first
     return [(prime or "") + "".join(chars) for chars in runs]
 

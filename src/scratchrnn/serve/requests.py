@@ -68,15 +68,17 @@ def _unique_keys(pairs: list) -> dict:
     return body
 
 
-def text_field(body: dict, key: str, default: str | None = None) -> str:
+def text_field(body: dict, key: str, default: str | None = None, clean=to_ascii) -> str:
+    """`clean`: the model's cleaning (`vocab.clean`), under which the length is counted too."""
     value = body.get(key, default)
     if not isinstance(value, str):
         raise BadRequest(f"{key} must be a string")
     if SURROGATE.search(value):  # JSON's \ud800 escapes can say what no UTF-8 text holds
         raise BadRequest(f"{key} holds a lone UTF-16 surrogate (\\ud800 to \\udfff), which is "
                          "not a character; send valid Unicode")
-    # Counted after cleaning too: transliteration can make one character many (U+FDFD is 18).
-    n = max(len(value), len(to_ascii(value)) if len(value) <= MAX_PROMPT else 0)
+    # Counted after cleaning too: transliteration can make one character many (U+FDFD is 18),
+    # but only a model of ASCII transliterates: one of Cyrillic reads "щ" as one, not "shch".
+    n = max(len(value), len(clean(value)) if len(value) <= MAX_PROMPT else 0)
     if n > MAX_PROMPT:
         raise BadRequest(f"{key} has {n:,} characters once cleaned; the most is {MAX_PROMPT:,}")
     return value
@@ -102,13 +104,14 @@ def _number(body: dict, key: str, optional: bool = False) -> float | None:
     return float(value)
 
 
-def parse_generate(body: dict, model) -> dict:
+def parse_generate(body: dict, model, clean=to_ascii) -> dict:
     """The keyword arguments of `sample.generate` from a request, every field checked, and
     `num_samples`. A request does at most MAX_LENGTH model steps: `length` times
     `num_samples` or `beam`."""
     only_fields(body, GENERATE_DEFAULTS)
     beam = _int(body, "beam", 1, MAX_BEAM, optional=True)
-    args = dict(prime=text_field(body, "prime", ""), length=_int(body, "length", 1, MAX_LENGTH),
+    args = dict(prime=text_field(body, "prime", "", clean),
+                length=_int(body, "length", 1, MAX_LENGTH),
                 # beam search takes none: the 0.8 of a draw is no default for it
                 temperature=None if beam is not None and "temperature" not in body
                 else _number(body, "temperature", optional=beam is not None),

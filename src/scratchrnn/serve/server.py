@@ -42,7 +42,7 @@ from ..inside.page import renderer_css, renderer_js
 from ..limits import MAX_BEAM, MAX_SAMPLES, MAX_STOP
 from ..safejson import dumps as json_dumps
 from ..sampling.options import seeds
-from ..sampling.sampler import generate
+from ..sampling.sampler import generate, shared_stepper
 from ..store.checkpoint import Checkpoint, load_checkpoint
 from .connections import (
     MAX_CONNECTIONS,
@@ -249,7 +249,7 @@ class Handler(BaseHTTPRequestHandler):
     def _inspect(self) -> None:
         body = self._body()
         only_fields(body, ("text",))
-        text = text_field(body, "text")
+        text = text_field(body, "text", clean=self.playground.ckpt.vocab.clean)
         if not text:
             raise BadRequest("text is empty; type something to look at")
         pg = self.playground
@@ -259,10 +259,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def _generate(self) -> None:
         pg = self.playground
-        args = parse_generate(self._body(), pg.ckpt.model)
+        args = parse_generate(self._body(), pg.ckpt.model, pg.ckpt.vocab.clean)
         n = args.pop("num_samples")
         if n is not None:
-            runs = [pg.generate(pg.ckpt.model, pg.ckpt.vocab, **dict(args, seed=s))
+            steps = shared_stepper(pg.ckpt.model, args["clamp"])  # weights prepared once
+            runs = [pg.generate(pg.ckpt.model, pg.ckpt.vocab, **dict(args, seed=s, steps=steps))
                     for s in seeds(args["seed"], n)]  # every one checked before any is made
             self._json(200, {"samples": ["".join(chars) for chars in runs]})
             return

@@ -445,6 +445,8 @@
     startB.disabled = true;
     return;
   }
+  // the field's "The " is English: a model of another script starts from no prompt instead
+  if (encode($("sr-prompt").value).error) $("sr-prompt").value = "";
   startB.addEventListener("click", start);
   stopB.addEventListener("click", function () { finish("Stopped"); });
   $("sr-prompt").addEventListener("keydown", function (ev) {  // Ctrl+Enter: Start

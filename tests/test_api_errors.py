@@ -61,7 +61,7 @@ CASES = {
     "beam with top_k": (lambda: sr.sample(MODEL, VOCAB, beam=2, top_k=3), "`top_k`"),
     "beam with top_p": (lambda: sr.sample(MODEL, VOCAB, beam=2, top_p=0.5), "`top_p`"),
     "beam with argmax": (lambda: sr.generate(MODEL, VOCAB, beam=2, argmax=True), "`argmax`"),
-    "steps not a stepper": (lambda: sr.generate(MODEL, VOCAB, steps=3), "`steps`"),
+    "steps not a stepper": (lambda: sr.generate(MODEL, VOCAB, steps=3), "steps must be a"),
     "beam times length too many steps": (lambda: sr.generate(MODEL, VOCAB, beam=200,
                                                              length=10 ** 6), "model steps"),
     "num_samples zero": (lambda: sr.sample(MODEL, VOCAB, num_samples=0), "`num_samples`"),

@@ -207,7 +207,7 @@ def generate(model: CharRNN, vocab: Vocab, prime: str = "", length: int = 200,
     if len(ids) == 0:  # start as after a line break (or a space), like the start of a paragraph
         ids = [next((vocab.chars.index(c) for c in "\n " if c in vocab.chars), 0)]
     if steps is not None and not callable(steps):
-        raise ScratchRNNError(f"`steps` must be a shared_stepper of this model, or None, got "
+        raise ScratchRNNError(f"steps must be a shared_stepper of this model, or None, got "
                               f"{type(steps).__name__}")
     steps = steps or shared_stepper(model, clamp)
     if beam is not None:

@@ -354,3 +354,14 @@ def test_the_stop_field_reads_the_command_lines_escapes(driver, tmp_path):
         time.sleep(0.05)
     want = sr.sample(model, vocab, "The ", 300, argmax=True, stop_at=stop)
     assert find("#sr-out").get_attribute("textContent") == want
+
+
+def test_a_bytes_models_control_bytes_show_as_scratchrnn_shows_them(driver, tmp_path):
+    model = sr.CharRNN(256, 4, "rnn", 1, seed=0)
+    model.params["W_y"][:] = 0
+    model.params["b_y"][:] = -50
+    model.params["b_y"][0x1B] = 50  # the escape byte, every time
+    load(driver, export_html(model, Vocab.bytes(), tmp_path / "esc.html"))
+    got = driver.execute_script("return srGenerate(arguments[0]).text",
+                                {"prompt": "x", "length": 5, "argmax": True})
+    assert got == sr.sample(model, Vocab.bytes(), "x", 5, argmax=True)[1:] == "\ufffd" * 5

@@ -38,12 +38,27 @@ def test_the_texts_own_characters_round_trip(text):
 @settings(max_examples=200, deadline=None)
 @given(TEXTS)
 def test_bytes_round_trip_and_stream_whole_characters(text):
+    text = to_unicode(text)  # the writer shows a control character as U+FFFD
     v = Vocab.bytes()
     ids = v.encode(text)
     assert ids.tolist() == list(text.encode("utf-8"))
     assert v.decode(ids) == text
     write = v.writer()
     assert "".join(write(int(i)) for i in ids) + write(None) == text
+
+
+def test_a_bytes_model_writes_no_control_character_but_the_newline(tmp_path, capsys):
+    """No cleaned corpus holds one, and an ESC sent to a terminal rewrites what it shows: the
+    writer (every sample's text, CLI, server and training) shows each as U+FFFD."""
+    write = Vocab.bytes().writer()
+    assert [write(b) for b in b"a\x1b[2J\n\x00\t"] == ["a", "\ufffd", "[", "2", "J", "\n",
+                                                        "\ufffd", "\ufffd"]
+    model = sr.CharRNN(256, 4, "rnn", 1, seed=0)
+    model.params["W_y"][:] = 0
+    model.params["b_y"][:] = -50
+    model.params["b_y"][0x1B] = 50  # the escape byte, every time
+    text = sr.sample(model, Vocab.bytes(), "x", 5, argmax=True)
+    assert text == "x" + "\ufffd" * 5
 
 
 def test_a_cut_character_is_a_replacement_never_an_error():

@@ -40,7 +40,7 @@ _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 NUL_SNIFF = 1 << 16  # a NUL byte this near the start marks a binary file
 SURROGATES = re.compile("[\ud800-\udfff]")
 # Control characters but the newline read as a space in the text's own characters (tabs too).
-_CONTROLS = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+CONTROLS = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f]")
 
 
 def decode(raw: bytes, encoding: str | None = None, name: str = "text") -> str:
@@ -192,4 +192,4 @@ def to_unicode(text: str) -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.isascii():
         text = unicodedata.normalize("NFC", text)
-    return _CONTROLS.sub(" ", text)
+    return CONTROLS.sub(" ", text)

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import ScratchRNNError
 from ..limits import MAX_SYMBOLS
-from .text import PRINTABLE, SURROGATES, strip_gutenberg, to_ascii, to_unicode
+from .text import CONTROLS, PRINTABLE, SURROGATES, strip_gutenberg, to_ascii, to_unicode
 
 KINDS = ("chars", "bytes")
 VOCABS = ("auto", "ascii", "seed", "corpus", "unicode", "bytes")  # the vocabularies by name
@@ -185,11 +185,14 @@ class Vocab:
     def writer(self):
         """A function from each next id to the text it completes ("" while a bytes
         vocabulary's character is incomplete) and, given None, what is left (U+FFFD for an
-        incomplete character): how generated symbols become text as they come."""
+        incomplete character): how generated symbols become text as they come. A control
+        character a bytes model writes (no cleaned corpus has one but the newline) is U+FFFD
+        too: an escape byte sent to a terminal could rewrite what it shows."""
         if self.kind == "chars":
             return lambda i: "" if i is None else self.chars[i]
         dec = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        return lambda i: dec.decode(b"", final=True) if i is None else dec.decode(bytes((i,)))
+        return lambda i: CONTROLS.sub("\ufffd", dec.decode(b"", final=True) if i is None
+                                      else dec.decode(bytes((i,))))
 
     def clean(self, text: str) -> str:
         """Text cleaned as this vocabulary's corpus was: transliterated for an ASCII vocabulary,

@@ -215,6 +215,10 @@
     return out;
   }
 
+  // Vocab.writer: a control character a bytes model writes (none is in a cleaned corpus but
+  // the newline) shows as U+FFFD, as scratchrnn shows it
+  function safe(text) { return text.replace(/[\x00-\x09\x0b-\x1f\x7f-\x9f]/g, "\ufffd"); }
+
   // One run of the model: feeds the prompt, then writes; each call of next() is one step.
   function writer(o, ids) {
     model.reset();
@@ -242,11 +246,11 @@
       var nxt = pick(logits, o, rng, w, cum);
       self.written++;
       if (!self.done()) logits = model.step(nxt);
-      return until(dec ? dec.decode(Uint8Array.of(d.chars[nxt].codePointAt(0)), { stream: true })
-        : d.chars[nxt]);
+      return until(dec ? safe(dec.decode(Uint8Array.of(d.chars[nxt].codePointAt(0)),
+        { stream: true })) : d.chars[nxt]);
     };
     self.flush = function () {
-      var rest = self.stopped ? "" : until(dec ? dec.decode() : "");
+      var rest = self.stopped ? "" : until(dec ? safe(dec.decode()) : "");
       if (self.stopped) return rest;
       rest += held;
       held = "";

@@ -66,6 +66,7 @@ class PlaygroundServer(ThreadingHTTPServer):
         # One thread per connection, so connections are capped, in all and per client address:
         # past a cap a connection gets a one-line 503 at once instead of a thread of its own.
         self.lock, self.active, self.clients = threading.Lock(), 0, {}
+        self.stopping = threading.Event()  # streams in flight end at their next batch
         self.request_time, self.write_time = request_time, write_time
         self.max_connections, self.max_per_client = max_connections, max_per_client
         super().__init__(address, handler)  # binds
@@ -84,6 +85,15 @@ class PlaygroundServer(ThreadingHTTPServer):
             self.active += 1
             self.clients[client] = self.clients.get(client, 0) + 1
         return None
+
+    def drain(self, timeout: float) -> None:
+        """Ask the streams in flight to end and wait up to `timeout` s for every connection's
+        thread to finish: a daemon thread still running while the interpreter exits can print
+        a traceback from its finalization."""
+        self.stopping.set()
+        end = time.monotonic() + timeout
+        while self.active and time.monotonic() < end:
+            time.sleep(0.01)
 
     def _leave(self, client: str) -> None:
         with self.lock:

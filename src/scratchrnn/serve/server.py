@@ -277,6 +277,8 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(first.encode())
         pending, last = [], time.perf_counter()
         for ch in chars:  # written in batches: one send per character costs more than it shows
+            if self.server.stopping.is_set():
+                return  # the server is stopping: the stream ends here
             pending.append(ch)
             now = time.perf_counter()
             if now - last >= FLUSH_EVERY:
@@ -350,6 +352,7 @@ def run(ckpt, host: str = "127.0.0.1", port: int = 8000, log=print) -> int:
     except KeyboardInterrupt:
         log("scratchrnn: stopped")
     finally:
+        server.drain(2.0)
         server.server_close()
         if old is not None:
             signal.signal(signal.SIGTERM, old)

@@ -92,7 +92,7 @@ texts = st.lists(st.sampled_from(PIECES), max_size=40).map("".join)
 def _streamed(tmp, raw: bytes, chunk: int, **kw) -> str:
     path = pathlib.Path(tmp) / "t.txt"
     path.write_bytes(raw)
-    return "".join(prepare.ascii_chunks(path, chunk_bytes=chunk, **kw))
+    return "".join(prepare.text_chunks(path, ascii=True, chunk_bytes=chunk, **kw))
 
 
 @settings(max_examples=300, deadline=None)

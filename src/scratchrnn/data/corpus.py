@@ -5,7 +5,6 @@ and cutting the training split into B parallel streams of T-step windows for tru
 from __future__ import annotations
 
 import os
-import re
 import unicodedata
 import urllib.error
 import urllib.request
@@ -19,9 +18,9 @@ from ..errors import ScratchRNNError
 from ..fsutil import atomic_write_bytes, make_dir, open_regular
 from .prepare import MEMMAP_BYTES, check_file, encode_file, map_file, text_chunks
 from .sources import expand, name_of
+from .text import NON_ASCII
 from .vocab import VOCABS, Vocab
 
-NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 ASCII_NOT_LETTERS = bytes(c for c in range(128) if not chr(c).isalpha())
 
 BOOK_NAME = "pg98"

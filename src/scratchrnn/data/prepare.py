@@ -75,11 +75,6 @@ def text_chunks(path: Path, ascii: bool = True, encoding: str | None = None,
         yield to_ascii(text) if ascii else to_unicode(text)
 
 
-def ascii_chunks(path: Path, encoding: str | None = None,
-                 chunk_bytes: int | None = None) -> Iterator[str]:
-    return text_chunks(path, True, encoding, chunk_bytes)
-
-
 def clean_chunks(path: Path, vocab: Vocab, encoding: str | None = None,
                  chunk_bytes: int | None = None) -> Iterator[np.ndarray]:
     """Yield the cleaned, encoded text of `path` (ids into `vocab`) chunk by chunk: the steps

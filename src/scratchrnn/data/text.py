@@ -36,7 +36,7 @@ END_MARKER = re.compile(r"\*\*\*\s*END OF (?:THE|THIS) PROJECT GUTENBERG EBOOK",
                         re.IGNORECASE)
 # anyascii turns an em dash into "-"; typeset English uses it where ASCII text writes "--".
 _PRE_ASCII = str.maketrans({"\u2014": "--", "\u2015": "--"})
-_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+NON_ASCII = re.compile(r"[^\x00-\x7f]+")
 NUL_SNIFF = 1 << 16  # a NUL byte this near the start marks a binary file
 SURROGATES = re.compile("[\ud800-\udfff]")
 # Control characters but the newline read as a space in the text's own characters (tabs too).
@@ -182,7 +182,7 @@ def to_ascii(text: str) -> str:
     """Newlines normalised, transliterated to ASCII, tabs as spaces (no vocabulary applied)."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.isascii():  # transliterate only the non-ASCII runs: mostly-ASCII text stays fast
-        text = _NON_ASCII.sub(lambda m: anyascii(m.group().translate(_PRE_ASCII)), text)
+        text = NON_ASCII.sub(lambda m: anyascii(m.group().translate(_PRE_ASCII)), text)
     return text.replace("\t", " ")
 
 

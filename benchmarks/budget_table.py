@@ -7,14 +7,15 @@ steps the budget buys come from `train --dry-run --json`, this machine's measure
 and scores the best checkpoint on the validation and test splits. One run at a time: two
 timed runs on one machine slow each other. Each finished run is a line of --out (JSON), so an
 interrupted table resumes where it stopped; the table printed at the end gives, per corpus
-and budget, every recipe's validation loss, the best one and today's default.
+and budget, every recipe's validation loss, the best one, and how far the rule's pick (`auto`)
+is from it.
 
     python benchmarks/budget_table.py --budgets 2m            # the three shared corpora
     python benchmarks/budget_table.py --budgets 2m 10m 30m --out budget.jsonl   # hours
     python benchmarks/budget_table.py --corpus mine=notes/ --recipes default small-reg
 
-Recipes are flag sets on top of the defaults (RECIPES); `default` is `scratchrnn train` with
-only the budget. Corpora default to ../shared/data's Onegin (0.16 MB of text), the book
+Recipes are flag sets on top of the defaults (RECIPES): `auto` is `scratchrnn train` with only
+the budget, which chooses the settings; `default` is the default settings with `--no-auto`. Corpora default to ../shared/data's Onegin (0.16 MB of text), the book
 (0.8 MB) and tinyshakespeare (1.1 MB); `--corpus NAME=PATH` adds others (a folder or a glob
 works, as for --text).
 """
@@ -35,7 +36,8 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 CORPORA = {"onegin": SHARED / "onegin_ru.txt", "book": SHARED / "pg98.txt",
            "shakespeare": SHARED / "tinyshakespeare.txt"}
 RECIPES = {
-    "default": [],
+    "auto": [],  # the rule's pick (training/auto.py): the budget and nothing else
+    "default": ["--no-auto"],  # today's defaults, trained until the budget ends
     "gru1x256": ["--layers", "1"],
     "rnn1x256": ["--cell", "rnn", "--layers", "1", "--dropout", "0"],
     "gru2x384": ["--hidden", "384", "--dropout", "0.2", "--warmup", "100"],
@@ -67,7 +69,7 @@ def one_run(name: str, text: Path, budget: str, recipe: str, env: dict) -> dict:
             raise SystemExit(f"{name} {recipe} {budget}: {plan.stderr.strip()}")
         planned = json.loads(plan.stdout)
         every = max(25, planned["budget_steps"] // EVALS_PER_RUN)
-        t0 = time.perf_counter()
+        t0, load0 = time.perf_counter(), os.getloadavg()[0]
         run = scratchrnn("train", *flags, "--out", str(out), "--eval-every", str(every),
                          "--quiet", env=env)
         wall = time.perf_counter() - t0
@@ -84,6 +86,7 @@ def one_run(name: str, text: Path, budget: str, recipe: str, env: dict) -> dict:
             "steps": rows[-1]["step"] if rows else 0, "wall_s": round(wall, 1),
             "train_symbols": planned["train_symbols"], "parameters": planned["parameters"],
             "val": scores["val"], "test": scores["test"],
+            "load": [round(load0, 2), round(os.getloadavg()[0], 2)],  # 1-minute, before/after
             "date": time.strftime("%Y-%m-%d %H:%M")}
 
 

@@ -141,6 +141,9 @@ CASES = {
     # training configuration
     "time budget unreadable": (lambda: sr.TrainConfig(time_budget="soon"), "time budget"),
     "time budget inf": (lambda: train(time_budget=float("inf")), "`time_budget`"),
+    "auto without a time budget": (lambda: sr.train(text="unused.txt", auto=True),
+                                   "`auto` chooses the settings for"),
+    "auto a string": (lambda: train(time_budget=60, auto="yes"), "`auto`"),
     "unknown option": (lambda: sr.train(sr.TrainConfig(), hiden=5), "hiden"),
     "hidden a string": (lambda: train(hidden="256"), "`hidden`"),
     "hidden astronomical (train)": (lambda: train(hidden=HUGE), "`hidden`"),

@@ -16,7 +16,7 @@ import scratchrnn as sr
 from scratchrnn.cli.commands import main
 from scratchrnn.nn.model import param_count
 from scratchrnn.store.config import model_config, training_memory
-from scratchrnn.training import plan as plan_module
+from scratchrnn.training import timing
 
 SMALL = dict(hidden=16, layers=1, batch=4, seq_len=16, eval_every=50, sample_length=0)
 
@@ -59,7 +59,7 @@ def test_steps_speed_and_budget(small_text):
     plan = sr.plan(sr.TrainConfig(text=str(small_text), epochs=3, time_budget="2h", **SMALL),
                    measure_s=0.5)
     assert plan.total_steps == plan.steps_left == 3 * plan.windows_per_epoch
-    assert 1 <= plan.timed_steps <= plan_module.MAX_TIMED
+    assert 1 <= plan.timed_steps <= timing.MAX_TIMED
     for value in (plan.step_s, plan.chars_per_s, plan.expected_s):
         assert math.isfinite(value) and value > 0
     assert plan.chars_per_s == pytest.approx(4 * 16 / plan.step_s)
@@ -88,7 +88,7 @@ def test_measuring_is_bounded(small_text, monkeypatch):
     """Every step looks like a second: one warm-up step, then as many as fit in the budget,
     then one validation window (more only while they fit too)."""
     clock = iter(range(0, 10_000))
-    monkeypatch.setattr(plan_module.time, "perf_counter", lambda: float(next(clock)))
+    monkeypatch.setattr(timing.time, "perf_counter", lambda: float(next(clock)))
     cfg = sr.TrainConfig(text=str(small_text), **SMALL)
     plan = sr.plan(cfg, measure_s=4.0)
     assert (plan.timed_steps, plan.step_s) == (3, 1.0)  # 1 s warm-up + 3 x 1 s
@@ -165,8 +165,8 @@ def test_a_large_corpus_is_prepared_out_of_the_run_folder(small_text, tmp_path, 
 def test_measured_windows_are_the_runs_own(small_text, monkeypatch):
     """The timed steps train on the run's windows from where it stands, reproducibly."""
     seen = []
-    real = plan_module.window
-    monkeypatch.setattr(plan_module, "window",
+    real = timing.window
+    monkeypatch.setattr(timing, "window",
                         lambda s, j, t: (seen.append(j), real(s, j, t))[1])
     cfg = sr.TrainConfig(text=str(small_text), **SMALL)
     sr.plan(cfg, measure_s=0.2)
@@ -207,5 +207,7 @@ def test_a_plan_is_reproducible_but_for_its_clock(small_text):
     clock = ("timed_steps", "step_s", "chars_per_s", "blas", "validation_s", "validations",
              "expected_s", "budget_steps")
     first, again = (sr.plan(cfg, measure_s=0.1).to_dict() for _ in range(2))
-    assert {k: v for k, v in first.items() if k not in clock} == {
-        k: v for k, v in again.items() if k not in clock}
+    assert {k: v for k, v in first.items() if k not in clock + ("auto",)} == {
+        k: v for k, v in again.items() if k not in clock + ("auto",)}
+    steady = ("budget_s", "train_symbols", "settings", "trigram", "expected")  # auto's
+    assert {k: first["auto"][k] for k in steady} == {k: again["auto"][k] for k in steady}

@@ -57,6 +57,16 @@ def human_bytes(n: int) -> str:
     return f"{n} bytes"
 
 
+def duration(seconds: float) -> str:
+    """90 -> '1m 30s', 5400 -> '1h 30m'."""
+    s = round(seconds)
+    if s < 60:
+        return f"{seconds:.3g}s" if seconds < 10 else f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m" + (f" {s % 60:02d}s" if s % 60 else "")
+    return f"{s // 3600}h" + (f" {s % 3600 // 60:02d}m" if s % 3600 // 60 else "")
+
+
 def check_memory(parts: dict[str, int], what: str, hints: dict[str, str]) -> None:
     """Refuse `what` when the parts (name -> bytes) add up to more than the memory available.
     `hints` names, for each part, what the user can lower; the largest part's hint is given."""

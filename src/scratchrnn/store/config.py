@@ -19,7 +19,7 @@ from ..nn.model import ModelConfig, check_model_memory, model_memory, window_mem
 
 # Fields added after runs were first saved, with the behaviour of a run saved without them:
 # a saved configuration that lacks one reads as that value, not as today's default.
-ADDED_LATER = {"ema": None, "vocab": "ascii"}
+ADDED_LATER = {"ema": None, "vocab": "ascii", "auto": False}
 
 # A model option is declared once, as a ModelConfig field (nn/model.py), and has a TrainConfig
 # field of the same name (two are shorter there): the run passes them on by this table.
@@ -28,6 +28,12 @@ MODEL_OPTIONS = {f.name: {"hidden_size": "hidden", "num_layers": "layers"}.get(f
 # What changes the model or its data: a resumed run must keep them as they were.
 MODEL_KEYS = ("text", "vocab", "min_count", "encoding", *MODEL_OPTIONS.values(), "batch", "seq_len",
               "val_frac", "test_frac", "optimizer", "seed", "val_chars")
+# What `auto` chooses for a new run given `time_budget` (training/auto.py), unless given;
+# `epochs` becomes none, so that the budget stops the run, unless `max_steps` is given.
+AUTO_CHOOSES = ("layers", "dropout", "locked_dropout", "weight_drop", "epochs")
+# ... and the regularisation it gives a run that passes over its text many times: the recipe
+# that won on Onegin (0.16 MB) at 10 minutes, where a dropout of 0.1 overfits.
+AUTO_REGULARISED = {"dropout": 0.5, "locked_dropout": True, "weight_drop": 0.3}
 
 
 def option(default, help: str, **cli):
@@ -93,6 +99,10 @@ class TrainConfig:
                                    "`resume` (default: `epochs` decides)")
     time_budget: float | None = option(None, "stop after this long, e.g. 90s, 10m, 1.5h "
                                        "(default: no limit)", type=str)  # of this invocation
+    auto: bool = option(True, "with `time_budget`, a new run chooses `layers`, `dropout`, "
+                        "`locked_dropout` and `weight_drop` where not given, from this "
+                        "machine's measured speed and the text's size, and trains until the "
+                        "budget ends (BENCHMARKS.md); off: the defaults")
     eval_every: int = option(500, "validate, save and sample every N steps")
     log_every: int = option(10, "write a metrics row every N steps")
     sample_length: int = option(200, "characters sampled at each evaluation (0: none)")
@@ -168,7 +178,7 @@ def with_preset(name: str | None, **overrides) -> TrainConfig:
     if name:
         if name not in PRESETS:
             raise ScratchRNNError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-        cfg = cfg.replace(**PRESETS[name])
+        cfg = cfg.replace(**PRESETS[name], auto=False)  # a preset is a whole recipe
     return cfg.replace(**{k: v for k, v in overrides.items() if v is not None})
 
 
@@ -238,6 +248,8 @@ def validate(cfg: TrainConfig) -> None:
         if getattr(cfg, name) not in allowed:
             raise ScratchRNNError(f"unknown `{name}` {getattr(cfg, name)!r}; "
                                   f"choose {', '.join(allowed)}")
+    if not isinstance(cfg.auto, bool):
+        raise ScratchRNNError(f"`auto` must be True or False, got {cfg.auto!r}")
     check_training_memory(cfg)  # builds the model's config, which checks the model options
 
 

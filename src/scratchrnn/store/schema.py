@@ -26,7 +26,7 @@ from ..errors import ScratchRNNError
 from ..nn import cells
 from ..nn.model import DTYPES, RECURRENT_INITS, ModelConfig, param_shapes
 from ..nn.optim import SLOTS
-from .config import MODEL_OPTIONS, TrainConfig
+from .config import AUTO_CHOOSES, MODEL_OPTIONS, TrainConfig
 
 INT64_MAX = 2**63 - 1
 MAX_STEPS = 2**53  # counters stay exact as floats (progress bars, metrics)
@@ -232,6 +232,20 @@ MODEL_CHECKS = {**{name: option_check(hint)
                 "recurrent_init": choice(*RECURRENT_INITS)}
 
 
+def chosen_options(v, where):
+    """The options `auto` chose, by name, each checked as the saved configuration's."""
+    if not isinstance(v, dict):
+        _raise(where, "a dict", v)
+    for key, value in v.items():
+        if key not in AUTO_CHOOSES:
+            raise Invalid(f"{where} has an unknown key {show(key)}")
+        CONFIG_FIELDS[key](value, f"{where}.{key}")
+    try:
+        TrainConfig(**v)  # in range, as the command line's would be
+    except (ScratchRNNError, TypeError, ValueError) as e:
+        raise Invalid(f"{where}: {e}") from None
+
+
 def train_config(v, where):
     """The saved TrainConfig: known fields typed as annotated (unknown ones are ignored, as
     TrainConfig.from_dict does), then the ranges `validate` checks for the command line."""
@@ -270,6 +284,12 @@ META = {
     "acc": (False, pair(number(), integer(0, MAX_STEPS))),
     "corpus": (False, record({"chars": integer(0), "sha256": sha256, "path": optional(paths)})),
     "imported_from": (False, text),  # scratchrnn import: the state dict it was made from
+    "auto": (False, optional(record({  # what `auto` chose for the run, and from what
+        "budget_s": number(0), "train_symbols": integer(0),
+        "timed": list_of(pair(integer(1, limits.MAX_LAYERS), number(0)), 8),
+        "validation_s": number(0), "settings": chosen_options,
+        "steps": integer(0), "epochs": number(0), "why": text, "trigram": number(0),
+        "expected": optional(list_of(number(), 3))}))),
 }
 
 

@@ -29,6 +29,7 @@ from ..store.config import TrainConfig, model_config
 from ..store.owner import RunFolder
 from ..store.resume import resume_text, vocab_arg
 from ..threads import BlasThreads
+from . import auto
 from .distributed import Alone  # mpi4py loads only in distributed.connect
 from .evaluation import evaluate
 from .plan import check_corpus, settle, total_steps
@@ -80,6 +81,10 @@ def train(config: TrainConfig | None = None, *, resume=None, progress: bool = Tr
     ckpt = load_checkpoint(resume, resume=True) if resume is not None else None
     read_as = _stat(ckpt.path) if ckpt is not None else None
     cfg, out, text = settle(config, ckpt, overrides)
+    free = auto.free_keys(config, overrides, ckpt is not None)
+    if free and comm.size > 1:  # each process would time its own share of the machine
+        log(voice("`auto` chooses nothing under mpiexec: give the model options you want"))
+        free = ()
     comm.check_same(cfg, ckpt, allow_new_text)  # ranks started alike, before any writes
     comm.rows(cfg.batch)  # refuses a --batch that does not split over the ranks
     with (RunFolder(out, resume_from=ckpt.path.parent if ckpt else None, overwrite=overwrite)
@@ -96,6 +101,9 @@ def train(config: TrainConfig | None = None, *, resume=None, progress: bool = Tr
         corpus = load_corpus(cfg.text, vocab, cfg.val_frac, cfg.test_frac, cfg.encoding,
                              cache=out, min_count=cfg.min_count)
         cfg, identity, new_text = check_corpus(cfg, corpus, ckpt, text, allow_new_text)
+        choice = None
+        if free:  # before config.json: it holds what was chosen
+            cfg, choice = auto.choose(cfg, corpus, free, log, voice)
         if lead:
             comm.barrier("corpus")
         if ckpt is None and overwrite and lead:
@@ -117,6 +125,8 @@ def train(config: TrainConfig | None = None, *, resume=None, progress: bool = Tr
             model = CharRNN.from_config(model_config(cfg, len(corpus.vocab)), cfg.seed)
             opt_state = optim.init_state(cfg.optimizer, model.params)
             state, meta = model.init_state(cfg.batch), {}
+        if choice:
+            meta["auto"] = choice.record()
         meta["corpus"] = identity
         meta["vocab_counts"] = corpus.counts.tolist()
         return _loop(cfg, corpus, model, opt_state, state, meta, out, progress, log, comm,
@@ -137,13 +147,15 @@ class RunState:
     acc: tuple = (0.0, 0)  # train loss summed since the last logged row, and its step count
     corpus: dict | None = None  # the text's identity, which a resume checks
     vocab_counts: list | None = None  # how often each symbol occurs in the text
+    auto: dict | None = None  # what `auto` chose for the run, and from what (auto.Choice)
 
     @classmethod
     def of(cls, meta: dict) -> RunState:
         return cls(**{f.name: meta[f.name] for f in fields(cls) if f.name in meta})
 
-    def meta(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+    def meta(self) -> dict:  # a run that chose nothing keeps the metadata runs always had
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name != "auto" or self.auto is not None}
 
 
 def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progress, log, comm,
@@ -269,7 +281,8 @@ def _loop(cfg, corpus: Corpus, model, opt_state, state, meta, out: Path, progres
         nonlocal last_saved
         now = RunState(step, epoch, win, rng.bit_generator.state,
                        run.elapsed_s + time.perf_counter() - t0, history, best,
-                       (acc_loss, acc_n), meta["corpus"], meta["vocab_counts"])
+                       (acc_loss, acc_n), meta["corpus"], meta["vocab_counts"],
+                       meta.get("auto"))
         save_checkpoint(path, model, corpus.vocab, cfg.to_dict(), now.meta(), opt_state, every)
         last_saved = comm.saved = out / "checkpoint.npz"
 

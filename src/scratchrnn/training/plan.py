@@ -10,18 +10,15 @@ any other corpus too large for memory in a temporary folder it removes again."""
 from __future__ import annotations
 
 import tempfile
-import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-import numpy as np
-
 from .. import limits
-from ..data.corpus import Corpus, load_corpus, make_streams, window, windows_per_epoch
+from ..data.corpus import Corpus, load_corpus, make_streams, windows_per_epoch
 from ..data.sources import absolute
 from ..errors import PYTHON, ScratchRNNError, Voice
-from ..nn import optim
-from ..nn.model import CharRNN, backward, forward, param_count
+from ..limits import duration
+from ..nn.model import CharRNN, param_count
 from ..store.checkpoint import load_checkpoint
 from ..store.config import (
     MODEL_KEYS,
@@ -40,15 +37,14 @@ from ..store.resume import (
     saved_identity,
     vocab_arg,
 )
-from ..threads import BlasThreads
-from .evaluation import BURN_IN, chars_read, default_streams, unknown_characters
+from . import auto
+from .evaluation import unknown_characters
+from .timing import measure
 
 MEASURE_S = 4.0  # seconds of timed steps at most, after the warm-up step
 MAX_MEASURE_S = 60.0  # what a caller may ask for: a plan is a look, not a benchmark
 TRAINING = ("batch", "seq_len", "optimizer", "lr", "schedule", "min_lr", "warmup", "beta1", "beta2",
             "ema", "clip_value", "clip_norm", "epochs", "max_steps", "time_budget")
-MAX_TIMED = 20  # steps timed at most: the median of a few is steady enough
-VAL_WINDOWS = 3  # validation windows timed, the median taken
 
 
 def _resume_config(ckpt, overrides: dict) -> TrainConfig:
@@ -144,6 +140,7 @@ class Plan:
     validations: int | None  # until the run stops (None: nothing but a time budget stops it)
     expected_s: float | None  # until the run stops, validations included (None: never)
     budget_steps: int | None  # the steps `time_budget` buys at that pace
+    auto: dict | None = None  # what `auto` chose, and from what (auto.Choice.record)
 
     @property
     def memory_bytes(self) -> int:
@@ -176,8 +173,9 @@ class Plan:
             steps += f"; {self.steps_left:,} steps to go"
         timed = (f"the median of {self.timed_steps} steps timed after a warm-up step"
                  if self.timed_steps else "the warm-up step alone: a slow model")
-        out = [f"plan for {self.out} (nothing trained or written)", model, train, other,
-               self.vocab_line,
+        chosen = auto.Choice(**self.auto).lines(voice) if self.auto else []
+        out = [f"plan for {self.out} (nothing trained or written)", model, *chosen, train,
+               other, self.vocab_line,
                f"corpus {self.corpus}: {self.train_symbols:,} train / {self.val_symbols:,} val "
                f"/ {self.test_symbols:,} test symbols",
                f"memory: about {limits.human_bytes(self.memory_bytes)} ({parts})", steps,
@@ -212,16 +210,6 @@ def _settings(cfg: TrainConfig, names) -> str:
                      cfg.time_budget else f"`{n}` {shown(getattr(cfg, n))}" for n in names)
 
 
-def duration(seconds: float) -> str:
-    """90 -> '1m 30s', 5400 -> '1h 30m'."""
-    s = round(seconds)
-    if s < 60:
-        return f"{seconds:.3g}s" if seconds < 10 else f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m" + (f" {s % 60:02d}s" if s % 60 else "")
-    return f"{s // 3600}h" + (f" {s % 3600 // 60:02d}m" if s % 3600 // 60 else "")
-
-
 def plan(config: TrainConfig | None = None, *, resume=None, overwrite: bool = False,
          allow_new_text: bool = False, measure_s: float = MEASURE_S, **overrides) -> Plan:
     """What `train` would do with the same arguments, without training or writing anything:
@@ -230,6 +218,7 @@ def plan(config: TrainConfig | None = None, *, resume=None, overwrite: bool = Fa
     limits.real(measure_s, "measure_s", 0.0, MAX_MEASURE_S)
     ckpt = load_checkpoint(resume, resume=True) if resume is not None else None
     cfg, out, text = settle(config, ckpt, overrides)
+    free = auto.free_keys(config, overrides, ckpt is not None)
     check_run_out(out, resume_from=ckpt.path.parent if ckpt else None, overwrite=overwrite)
     vocab = vocab_arg(cfg.vocab, ckpt.vocab) if ckpt else cfg.vocab
     with tempfile.TemporaryDirectory(prefix="scratchrnn-plan-") as scratch:
@@ -238,6 +227,9 @@ def plan(config: TrainConfig | None = None, *, resume=None, overwrite: bool = Fa
                              cache=scratch, reuse=run_reuse(out) if out.is_dir() else None,
                              min_count=cfg.min_count)
         cfg, _, new_text = check_corpus(cfg, corpus, ckpt, text, allow_new_text)
+        choice = None
+        if free:
+            cfg, choice = auto.choose(cfg, corpus, free, log=lambda line: None)
         meta = ckpt.meta if ckpt else {}
         step, win = meta.get("step", 0), 0 if new_text else meta.get("window", 0)
         streams = make_streams(corpus.train, cfg.batch)  # (B, L)
@@ -245,7 +237,7 @@ def plan(config: TrainConfig | None = None, *, resume=None, overwrite: bool = Fa
         total = total_steps(cfg, n_win, win)
         model = model_config(cfg, len(corpus.vocab))
         val = corpus.val[:cfg.val_chars] if cfg.val_chars else corpus.val
-        timed, step_s, val_s, blas = _measure(cfg, CharRNN.from_config(model, cfg.seed),
+        timed, step_s, val_s, blas = measure(cfg, CharRNN.from_config(model, cfg.seed),
                                               streams, win, val, measure_s)
         left, evals, expected, bought = _timing(cfg, step, total, len(val) > 1, step_s, val_s)
         return Plan(cfg, str(out), ckpt is not None, corpus.name, model.vocab_size,
@@ -253,7 +245,7 @@ def plan(config: TrainConfig | None = None, *, resume=None, overwrite: bool = Fa
                     len(corpus.test), param_count(model)[0],
                     training_memory(cfg, model.vocab_size), n_win, step, total, left, timed,
                     step_s, cfg.batch * cfg.seq_len / step_s, blas, val_s, evals, expected,
-                    bought)
+                    bought, choice and choice.record())
 
 
 def _timing(cfg: TrainConfig, step: int, total: int | None, validates: bool, step_s: float,
@@ -275,60 +267,3 @@ def _timing(cfg: TrainConfig, step: int, total: int | None, validates: bool, ste
         if left is None or bought < left:  # the budget stops it, then it validates once more
             evals, expected = validations(step + bought), cfg.time_budget + val_s
     return left, evals, expected, bought
-
-
-def _measure(cfg: TrainConfig, model: CharRNN, streams: np.ndarray, win: int, val: np.ndarray,
-             budget: float) -> tuple[int, float, float, str]:
-    """(steps timed, seconds a step, seconds a validation, the BLAS threads' line) of
-    training `model` as the run would, on the run's own windows from window `win` on: one
-    warm-up step, then up to MAX_TIMED steps while they fit in `budget` seconds; then
-    validating `val` (_validation). The weights trained here are thrown away."""
-    opt_state = optim.init_state(cfg.optimizer, model.params)
-    rng = np.random.default_rng([cfg.seed, 1])
-    state = model.init_state(cfg.batch)
-    n_win = windows_per_epoch(streams, cfg.seq_len)
-
-    def one(k: int) -> float:
-        nonlocal state
-        t = time.perf_counter()
-        x, y = window(streams, (win + k) % n_win, cfg.seq_len)  # (B, T) each
-        _, state, cache = forward(model.params, model.config, x, y, state, rng)
-        grads, _ = backward(cache, model.config)
-        optim.clip(grads, cfg.clip_value, cfg.clip_norm)
-        optim.update(cfg.optimizer, model.params, grads, opt_state, cfg.lr,
-                     (cfg.beta1, cfg.beta2))
-        if cfg.ema:
-            optim.average(model.params, opt_state, cfg.ema)
-        return time.perf_counter() - t
-
-    with BlasThreads() as blas, np.errstate(over="ignore", invalid="ignore"):
-        first = one(0)
-        times: list[float] = []
-        spent = first
-        while len(times) < MAX_TIMED and spent + (times[-1] if times else first) <= budget:
-            times.append(one(len(times) + 1))
-            spent += times[-1]
-            blas.line = blas.tick() or blas.line  # training follows the load so
-        val_s = _validation(model, val, cfg.seq_len, budget - spent)
-    if not times:
-        return 0, first, val_s, blas.line
-    return len(times), float(np.median(times)), val_s, blas.line
-
-
-def _validation(model: CharRNN, val: np.ndarray, seq_len: int, budget: float) -> float:
-    """Seconds `evaluate` takes over `val`, from the median of up to VAL_WINDOWS windows of
-    its streams (those that fit in `budget` seconds; one at least): it reads every stream
-    whole, and all but the first also the BURN_IN characters before it."""
-    if len(val) < 2:  # training validates nothing then
-        return 0.0
-    streams = make_streams(val, default_streams(len(val)))  # (B, L)
-    B, L = streams.shape
-    T = min(seq_len, L - 1)
-    reads = chars_read(len(val)) + (B - 1) * min(BURN_IN, L)
-    times: list[float] = []
-    while len(times) < VAL_WINDOWS and (not times or sum(times) + times[-1] <= budget):
-        t = time.perf_counter()
-        forward(model.params, model.config, streams[:, :T], streams[:, 1:T + 1],
-                model.init_state(B))
-        times.append(time.perf_counter() - t)
-    return float(np.median(times)) * reads / (B * T)

@@ -1,0 +1,233 @@
+"""Settings from the budget (issue 32): a new run given `time_budget` and no model options times
+its model at one and at two layers on this machine, reads the size of its text, and chooses the
+depth and the regularisation by a rule measured with benchmarks/budget_table.py (BENCHMARKS.md,
+"Quality per time budget"); it says what it chose and why, and the validation loss to expect.
+
+The rule reads two numbers of each candidate: the steps the budget buys at its measured pace,
+and the epochs those steps make over the training text.
+- Depth. A second layer costs about twice the step. While the two-layer model would take fewer
+  than STEPS_FEW steps and pass over the text fewer than EPOCHS_FEW times, the one-layer model's
+  extra steps win; past that the second layer's capacity does.
+- Regularisation. A run that passes over its text more than EPOCHS_MANY times overfits the
+  default dropout of 0.1 long before the budget ends; such a run gets AUTO_REGULARISED
+  (store/config.py: locked dropout 0.5, weight drop 0.3), which learns slower but keeps
+  improving.
+Width, cell, batch, window and the learning rate stay at their defaults, the learning rate
+following the budget's clock down its cosine (training/loop.py).
+
+The loss to expect comes from how predictable the text is: a trigram model counted on the
+training text and scored on the validation text (`trigram_loss`, about a second) maps linearly to
+the rule's measured loss at 2 and 10 minutes (EXPECTED); the range is the fit's largest miss
+on the table's corpora, plus a margin."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ..data.corpus import Corpus, make_streams, windows_per_epoch
+from ..errors import PYTHON, ScratchRNNError, Voice
+from ..limits import duration
+from ..nn.model import CharRNN
+from ..store.config import (
+    AUTO_CHOOSES,
+    AUTO_REGULARISED,
+    TrainConfig,
+    check_training_memory,
+    model_config,
+)
+from .timing import measure
+
+DEPTHS = (1, 2)
+STEPS_FEW = 2_500
+EPOCHS_FEW = 10.0
+EPOCHS_MANY = 40.0
+MEASURE_S = 1.5  # seconds timing each candidate at most
+MEASURE_SHARE = 0.02  # ... and at most this share of the budget for all of them
+# budget seconds -> (slope, intercept, half range) of the expected validation loss, nats/char,
+# against the text's trigram loss (trigram_loss); fitted on BENCHMARKS.md's table
+EXPECTED = {120.0: (1.6, -1.8, 0.1), 600.0: (1.7, -2.1, 0.1)}
+MARGIN = 0.03  # added to each fit's largest miss: four corpora are few
+# the options the table ran at their defaults: a run that changes one gets no expected loss
+FITTED_WITH = ("cell", "hidden", "batch", "seq_len", "optimizer", "lr", "schedule", "min_lr",
+               "warmup", "ema", "dtype", "layer_norm", "recurrent_init", "vocab", "min_count")
+
+
+@dataclass
+class Choice:
+    """What auto chose for a run, from what it measured: the run prints it and records it in
+    its checkpoints' metadata (`auto`)."""
+    budget_s: float
+    train_symbols: int
+    timed: list  # [layers, seconds a step] of each candidate timed
+    validation_s: float  # seconds a validation takes (that of the deepest candidate)
+    settings: dict  # the options chosen, by name; given ones are not here
+    steps: int  # about what the budget buys of the chosen model
+    epochs: float  # ... over the training text
+    why: str
+    trigram: float  # nats/char: trigram_loss of the text
+    expected: list | None  # [low, middle, high] validation nats/char (None: nothing to say)
+
+    def record(self) -> dict:
+        return asdict(self)
+
+    def lines(self, voice: Voice = PYTHON) -> list[str]:
+        """What was chosen, why, and the loss to expect, parameters named as `voice` says."""
+        chose = ", ".join(f"`{k}` {_shown(v)}" for k, v in self.settings.items())
+        timed = ", ".join(f"{s:.3g} s at {n}" for n, s in self.timed)
+        layers = "layers" if len(self.timed) > 1 or self.timed[0][0] > 1 else "layer"
+        out = [voice(f"auto chose {chose} for `time_budget` {duration(self.budget_s)}"),
+               f"why: {self.why} (a step measured here: {timed} {layers})"]
+        if self.expected:
+            lo, mid, hi = self.expected
+            beyond = max(EXPECTED)
+            note = (f"; measured up to {duration(beyond)} only: a longer budget should do "
+                    "better" if self.budget_s > beyond * 1.1 else "")
+            out.append(f"expected validation loss: {lo:.2f} to {hi:.2f} nats/char (about "
+                       f"{mid:.2f}), from this text's trigram loss {self.trigram:.2f}{note}")
+        return out
+
+
+def _shown(v) -> str:
+    return ("on" if v else "off") if isinstance(v, bool) else (
+        "none (the budget stops the run)" if v is None else f"{v:g}")
+
+
+def free_keys(config: TrainConfig | None, overrides: dict, resumed: bool) -> tuple[str, ...]:
+    """The options auto chooses for a run made of `config` and keyword `overrides` (None: not
+    given): none for a resumed run, without `time_budget` or with `auto` off (a preset turns it
+    off); else AUTO_CHOOSES less those given: an override, or a `config` field that differs
+    from TrainConfig's default (`max_steps` given, `epochs` too)."""
+    cfg = config or TrainConfig()
+    budget = overrides.get("time_budget") or cfg.time_budget
+    auto = overrides.get("auto")
+    if auto and not budget and not resumed:
+        raise ScratchRNNError("`auto` chooses the settings for a `time_budget`; give one, "
+                              "e.g. `time_budget` 10m")
+    if resumed or not budget or not (cfg.auto if auto is None else auto):
+        return ()
+    default = TrainConfig()
+
+    def given(key: str) -> bool:
+        return overrides.get(key) is not None or getattr(cfg, key) != getattr(default, key)
+
+    return tuple(k for k in AUTO_CHOOSES
+                 if not given(k) and not (k == "epochs" and given("max_steps")))
+
+
+def rule(budget_s: float, train_symbols: int, chars_per_step: int, timed: dict[int, float],
+         validation_s: float, eval_every: int, regularise: bool = True,
+         cap: int | None = None):
+    """-> (layers, regularised, steps, epochs, why): the rule above, over `timed` (layers ->
+    seconds a step; the depths the run may have), for a run that `cap` steps stop, if the
+    budget does not. A pure function of what was measured, so the same measurement chooses
+    the same settings."""
+    def buys(layers: int) -> int:  # validations run on the budget's clock too
+        n = int(budget_s / (timed[layers] + validation_s / eval_every))
+        return min(n, cap) if cap else n
+
+    def epochs(layers: int) -> float:
+        return buys(layers) * chars_per_step / max(train_symbols, 1)
+
+    deep = max(timed)
+    layers, why = deep, ""
+    if min(timed) < deep:
+        few = buys(deep) < STEPS_FEW and epochs(deep) < EPOCHS_FEW
+        layers = min(timed) if few else deep
+        why = (f"{deep} layers would get {buys(deep):,} steps, {epochs(deep):.1f} epochs; "
+               + ("too few for the second layer, so one layer's "
+                  f"{buys(layers):,} steps" if few else "enough for the second layer"))
+    many = epochs(layers) > EPOCHS_MANY
+    why += ("; " if why else "") + f"{epochs(layers):.0f} epochs of this text " + (
+        "need no more than the default dropout" if not many else
+        "would overfit the default dropout, so strong regularisation" if regularise else
+        "would overfit the default dropout, but regularisation was given")
+    return layers, many and regularise, buys(layers), epochs(layers), why
+
+
+def expected_loss(trigram: float, budget_s: float) -> list[float]:
+    """[low, middle, high] validation loss of the rule's pick, nats/char: EXPECTED's fits
+    interpolated in log budget, held at the nearest measured budget outside them."""
+    budgets = sorted(EXPECTED)
+    x = min(max(budget_s, budgets[0]), budgets[-1])
+    hi = next(b for b in budgets if b >= x)
+    lo = max(b for b in budgets if b <= x)
+    w = 0.0 if hi == lo else (math.log(x) - math.log(lo)) / (math.log(hi) - math.log(lo))
+    slope, intercept, half = (a * (1 - w) + b * w
+                              for a, b in zip(EXPECTED[lo], EXPECTED[hi], strict=True))
+    mid = slope * trigram + intercept
+    return [round(mid - half, 4), round(mid, 4), round(mid + half, 4)]
+
+
+def trigram_loss(train: np.ndarray, val: np.ndarray, max_train: int = 1_000_000,
+                 max_val: int = 100_000) -> float:
+    """Nats/char of a trigram model counted on (the first `max_train` symbols of) `train`, with
+    fixed interpolation weights 0.7/0.25/0.05 over trigram, bigram and add-one unigram, on (the
+    first `max_val` of) `val`: how predictable the text is from its last two characters."""
+    t = np.asarray(train[:max_train], dtype=np.int64)  # (N,)
+    v = np.asarray(val[:max_val], dtype=np.int64)  # (M,)
+    if len(t) < 3 or len(v) < 3:
+        return float("nan")
+    V = int(max(t.max(), v.max())) + 1  # V**3 < 2**63 for two-byte ids
+
+    def count(keys, seen):  # how often each of `keys` occurs in `seen`
+        u, c = np.unique(seen, return_counts=True)
+        i = np.minimum(np.searchsorted(u, keys), len(u) - 1)
+        return np.where(u[i] == keys, c[i], 0)
+
+    a, b, c = v[:-2], v[1:-1], v[2:]
+    n3 = count((a * V + b) * V + c, (t[:-2] * V + t[1:-1]) * V + t[2:])
+    d3 = count(a * V + b, t[:-2] * V + t[1:-1])
+    n2 = count(b * V + c, t[1:-1] * V + t[2:])
+    d2 = count(b, t[1:-1])
+    p1 = (count(c, t[2:]) + 1) / (len(t) - 2 + V)
+    p2 = np.where(d2 > 0, n2 / np.maximum(d2, 1), p1)
+    p3 = np.where(d3 > 0, n3 / np.maximum(d3, 1), p2)
+    return float(-np.log(0.7 * p3 + 0.25 * p2 + 0.05 * p1).mean())
+
+
+def choose(cfg: TrainConfig, corpus: Corpus, free: tuple[str, ...], log=print,
+           voice: Voice = PYTHON) -> tuple[TrainConfig, Choice]:
+    """Time `cfg`'s model at each depth auto may choose (`free`: from free_keys) on the run's
+    own windows, apply the rule -> the configuration with the chosen options, and the Choice."""
+    depths = DEPTHS if "layers" in free else (cfg.layers,)
+    each = min(MEASURE_S, MEASURE_SHARE * cfg.time_budget / len(depths))
+    names = " and ".join(f"{cfg.cell} {n} x {cfg.hidden}" for n in depths)
+    log(voice(f"auto: timing {names} on this machine for `time_budget` "
+              f"{duration(cfg.time_budget)} (about {each * len(depths) + 1:.0f} s)"))
+    streams = make_streams(corpus.train, cfg.batch)  # (B, L)
+    val = corpus.val[:cfg.val_chars] if cfg.val_chars else corpus.val
+    timed, val_s = {}, 0.0
+    for n in depths:
+        shape = cfg.replace(layers=n)
+        check_training_memory(shape, len(corpus.vocab))
+        model = CharRNN.from_config(model_config(shape, len(corpus.vocab)), cfg.seed)
+        _, timed[n], v_s, _ = measure(shape, model, streams, 0, val, each)
+        val_s = max(val_s, v_s)
+    if "epochs" in free:
+        cfg = cfg.replace(epochs=None)
+    n_win = windows_per_epoch(streams, cfg.seq_len)
+    cap = min(n for n in (cfg.max_steps, cfg.epochs and cfg.epochs * n_win) if n) \
+        if cfg.max_steps or cfg.epochs else None
+    layers, strong, steps, epochs, why = rule(
+        cfg.time_budget, len(corpus.train), cfg.batch * cfg.seq_len, timed, val_s,
+        cfg.eval_every, regularise=all(k in free for k in AUTO_REGULARISED), cap=cap)
+    chosen = {"layers": layers, "epochs": None, **(AUTO_REGULARISED if strong else {})}
+    settings = {k: chosen.get(k, getattr(TrainConfig(), k)) for k in free}
+    cfg = cfg.replace(**settings)
+    check_training_memory(cfg, len(corpus.vocab))
+    trigram = trigram_loss(corpus.train, corpus.val)
+    # the fit is of the rule's own picks: a run with options of its own gets no figure
+    default = TrainConfig()
+    ours = len(free) == len(AUTO_CHOOSES) and all(
+        getattr(cfg, k) == getattr(default, k) for k in FITTED_WITH)
+    expected = expected_loss(trigram, cfg.time_budget) if ours and math.isfinite(trigram) \
+        else None
+    choice = Choice(cfg.time_budget, len(corpus.train), [[n, timed[n]] for n in depths],
+                    val_s, settings, steps, epochs, why,
+                    trigram if math.isfinite(trigram) else 0.0, expected)
+    for line in choice.lines(voice):
+        log(line)
+    return cfg, choice

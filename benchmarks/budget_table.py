@@ -15,7 +15,10 @@ is from it.
     python benchmarks/budget_table.py --corpus mine=notes/ --recipes default small-reg
 
 Recipes are flag sets on top of the defaults (RECIPES): `auto` is `scratchrnn train` with only
-the budget, which chooses the settings; `default` is the default settings with `--no-auto`. Corpora default to ../shared/data's Onegin (0.16 MB of text), the book
+the budget, which chooses the settings; `default` is the default settings with `--no-auto`,
+trained until the budget ends; `today` is what `--time-budget` alone did before auto: the
+default settings, stopped by the default 10 epochs when they come first. Corpora default to
+../shared/data's Onegin (0.16 MB of text), the book
 (0.8 MB) and tinyshakespeare (1.1 MB); `--corpus NAME=PATH` adds others (a folder or a glob
 works, as for --text).
 """
@@ -38,6 +41,7 @@ CORPORA = {"onegin": SHARED / "onegin_ru.txt", "book": SHARED / "pg98.txt",
 RECIPES = {
     "auto": [],  # the rule's pick (training/auto.py): the budget and nothing else
     "default": ["--no-auto"],  # today's defaults, trained until the budget ends
+    "today": ["--no-auto"],  # what `--time-budget` alone did before auto: 10 epochs at most
     "gru1x256": ["--layers", "1"],
     "rnn1x256": ["--cell", "rnn", "--layers", "1", "--dropout", "0"],
     "gru2x384": ["--hidden", "384", "--dropout", "0.2", "--warmup", "100"],
@@ -60,8 +64,9 @@ def scratchrnn(*args: str, env: dict) -> subprocess.CompletedProcess:
 
 def one_run(name: str, text: Path, budget: str, recipe: str, env: dict) -> dict:
     """Train one recipe for one budget on one corpus; its best checkpoint's losses."""
-    flags = ["--text", str(text), "--time-budget", budget, "--epochs", "1000000",
-             "--sample-length", "0", *RECIPES[recipe]]
+    until = [] if recipe in ("auto", "today") else ["--epochs", "1000000"]  # the budget stops
+    flags = ["--text", str(text), "--time-budget", budget, *until, "--sample-length", "0",
+             *RECIPES[recipe]]
     with tempfile.TemporaryDirectory(prefix="budget-") as tmp:
         out = Path(tmp) / "run"
         plan = scratchrnn("train", *flags, "--out", str(out), "--dry-run", "--json", env=env)
@@ -90,19 +95,89 @@ def one_run(name: str, text: Path, budget: str, recipe: str, env: dict) -> dict:
             "date": time.strftime("%Y-%m-%d %H:%M")}
 
 
+def rule_pick(budget: str, got: dict[str, dict]) -> str | None:
+    """The recipe training/auto.py's rule picks from the step costs measured in this cell (the
+    default's at two layers, gru1x256's at one): the check of the rule against the search."""
+    from scratchrnn.training.auto import rule  # noqa: PLC0415 (after sys.path is set)
+
+    if "default" not in got:
+        return None
+    timed = {2: got["default"]["step_s"]}
+    if "gru1x256" in got:
+        timed[1] = got["gru1x256"]["step_s"]
+    elif seconds(budget) / timed[2] < 4 * 2_500:  # too close to call without the one layer
+        return None
+    layers, strong, *_ = rule(seconds(budget), got["default"]["train_symbols"], 32 * 50, timed,
+                              0.0, 500)
+    return "gru1x256" if layers == 1 else "small-reg" if strong else "default"
+
+
+def today_of(rows: list[dict], corpus: str, budget: str, default: dict | None) -> dict | None:
+    """What `--time-budget` alone did before auto, where no `today` run of this budget was
+    made: a `today` run of a longer budget that its 10 epochs stopped within this one, or the
+    default recipe's run when the budget stops it before 10 epochs come (the same run)."""
+    for r in rows:
+        if (r["corpus"], r["recipe"]) == (corpus, "today") and r["val"] is not None \
+                and r["wall_s"] < seconds(budget) and r["steps"] < r["planned_steps"]:
+            return r
+    if default and default["steps"] * 32 * 50 < 10 * default["train_symbols"]:
+        return default
+    return None
+
+
 def table(rows: list[dict]) -> str:
-    lines = ["| corpus | budget | " + " | ".join(RECIPES) + " | best |",
-             "|---|---|" + "---|" * (len(RECIPES) + 1)]
+    names = [k for k in RECIPES if any(r["recipe"] == k for r in rows)]
+    lines = ["| corpus | budget | " + " | ".join(names) + " | best searched | rule's pick | "
+             "pick - best | pick - today |", "|---|---|" + "---|" * (len(names) + 4)]
     keys = sorted({(r["corpus"], r["budget"]) for r in rows},
                   key=lambda k: (k[0], seconds(k[1])))
     for corpus, budget in keys:
-        got = {r["recipe"]: r for r in rows if (r["corpus"], r["budget"]) == (corpus, budget)}
-        cells = [f"{got[k]['val']:.4f} ({got[k]['steps']:,})" if k in got and got[k]["val"]
-                 else "" for k in RECIPES]
-        scored = [(r["val"], k) for k, r in got.items() if r["val"] is not None]
-        best = min(scored)[1] if scored else ""
-        lines.append(f"| {corpus} | {budget} | " + " | ".join(cells) + f" | {best} |")
+        got = {r["recipe"]: r for r in rows if (r["corpus"], r["budget"]) == (corpus, budget)
+               and r["val"] is not None}
+        cells = [f"{got[k]['val']:.4f} ({got[k]['steps']:,})" if k in got else "" for k in names]
+        searched = {k: r for k, r in got.items() if k != "today"}
+        best = min(searched, key=lambda k: searched[k]["val"]) if searched else None
+        pick = rule_pick(budget, got)
+        gap = (f"{got[pick]['val'] - got[best]['val']:+.4f}" if pick in got else
+               "not measured" if pick else "")
+        today = got.get("today") or today_of(rows, corpus, budget, got.get("default"))
+        vs_today = (f"{got[pick]['val'] - today['val']:+.4f}" if pick in got and today else "")
+        lines.append(f"| {corpus} | {budget} | " + " | ".join(cells) +
+                     f" | {best or ''} | {pick or ''} | {gap} | {vs_today} |")
     return "\n".join(lines)
+
+
+def fit(rows: list[dict], corpora: dict[str, Path]) -> str:
+    """training/auto.py's EXPECTED, measured: per budget, the least-squares line from each
+    corpus's trigram loss (auto.trigram_loss on its validation split) to the validation loss
+    of the rule's pick, and the half range: its largest miss plus auto.MARGIN."""
+    import numpy as np  # noqa: PLC0415
+
+    from scratchrnn.data.corpus import load_corpus  # noqa: PLC0415
+    from scratchrnn.training.auto import MARGIN, trigram_loss  # noqa: PLC0415
+
+    trigram = {}
+    for name, path in corpora.items():
+        corpus = load_corpus(str(path), "auto", 0.05, 0.05, None)
+        trigram[name] = trigram_loss(corpus.train, corpus.val)
+    out = []
+    for budget in sorted({r["budget"] for r in rows}, key=seconds):
+        points = []
+        for name in trigram:
+            got = {r["recipe"]: r for r in rows if (r["corpus"], r["budget"]) == (name, budget)
+                   and r["val"] is not None}
+            pick = rule_pick(budget, got)
+            if pick in got:
+                points.append((trigram[name], got[pick]["val"], name))
+        if len(points) < 2:
+            continue
+        x, y = np.array([p[0] for p in points]), np.array([p[1] for p in points])
+        slope, intercept = np.polyfit(x, y, 1)
+        miss = np.abs(slope * x + intercept - y).max()
+        out.append(f"    {seconds(budget):.1f}: ({slope:.4f}, {intercept:.4f}, "
+                   f"{miss + MARGIN:.4f}),  # " + ", ".join(
+                       f"{n} {a:.3f} -> {b:.4f}" for a, b, n in points))
+    return "EXPECTED = {\n" + "\n".join(out) + "\n}"
 
 
 def main() -> None:
@@ -113,13 +188,21 @@ def main() -> None:
                     help="corpora beyond (or, with --only, instead of) the shared three")
     ap.add_argument("--only", action="store_true", help="only the --corpus ones")
     ap.add_argument("--out", default="budget_table.jsonl", help="results, one JSON line a run")
+    ap.add_argument("--table", nargs="*", metavar="JSONL",
+                    help="print the table of these results files and train nothing")
     args = ap.parse_args()
     corpora = {} if args.only else {k: v for k, v in CORPORA.items() if v.exists()}
     corpora |= {c.split("=", 1)[0]: Path(c.split("=", 1)[1]) for c in args.corpus}
     env = {k: v for k, v in os.environ.items() if k not in OPENBLAS_VARS}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [
         str(Path(__file__).resolve().parents[1] / "src"), env.get("PYTHONPATH")]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     out = Path(args.out)
+    if args.table is not None:
+        rows = [json.loads(line) for f in args.table for line in Path(f).read_text().splitlines()]
+        print(table(rows))
+        print(fit(rows, corpora))
+        return
     rows = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
     done = {(r["corpus"], r["budget"], r["recipe"]) for r in rows}
     for budget in args.budgets:

@@ -178,6 +178,26 @@ def test_auto_without_a_budget_is_refused(small_text, tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
+def test_auto_on_a_resumed_run_is_refused(small_text, tmp_path):
+    sr.train(text=str(small_text), out=str(tmp_path / "r"), max_steps=2, **TINY, **QUIET)
+    with pytest.raises(sr.ScratchRNNError, match="a resumed run keeps those it started with"):
+        sr.train(resume=str(tmp_path / "r"), auto=True, time_budget=60, **QUIET)
+
+
+def test_no_validation_split_means_no_expected_loss(small_text, fixed_speed):
+    plan = sr.plan(text=str(small_text), time_budget=60, val_frac=0, measure_s=0.1)
+    assert plan.auto["trigram"] is None and plan.auto["expected"] is None
+    assert not any(line.startswith("expected validation loss") for line in plan.lines())
+
+
+def test_a_plan_bounds_auto_timing_too(small_text, monkeypatch):
+    asked = []
+    monkeypatch.setattr(auto, "measure", lambda cfg, m, s, w, v, budget: (
+        asked.append(budget), (1, 0.01 * cfg.layers, 0.0, ""))[1])
+    sr.plan(text=str(small_text), time_budget=3600, measure_s=0.2, **TINY)
+    assert asked == [0.1, 0.1]
+
+
 # --- a run: chosen, said, recorded, resumed ----------------------------------------------
 
 def test_a_run_chooses_says_and_records(small_text, tmp_path, fixed_speed):
@@ -294,3 +314,19 @@ def test_a_tampered_record_is_refused(small_text, tmp_path, fixed_speed, change,
     change(meta["auto"])
     with pytest.raises(Invalid, match=message.replace("[", r"\[").replace("]", r"\]")):
         validate_meta(meta)
+
+
+def test_the_readmes_example_runs_as_written(small_text, tmp_path, capsys, monkeypatch):
+    """`scratchrnn train --text my.txt --time-budget 10m`, with 3 seconds for 10 minutes."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--text", str(small_text), "--time-budget", "3s", "--quiet"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    chose = next(i for i, line in enumerate(out) if line.startswith("auto chose --layers "))
+    assert out[chose - 1].startswith("auto: timing gru 1 x 256 and gru 2 x 256 on this machine")
+    assert out[chose + 1].startswith("why: ")
+    assert out[chose + 2].startswith("expected validation loss: ")
+    assert chose < next(i for i, line in enumerate(out) if line.startswith("training "))
+    saved = json.loads((tmp_path / "runs" / "small" / "config.json").read_text())
+    assert saved["epochs"] is None and saved["auto"] is True
+    said = next(line for line in out if line.startswith("stopped at step"))
+    assert "(time_budget)" in said

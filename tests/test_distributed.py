@@ -203,6 +203,9 @@ def test_a_time_budget_stops_every_rank_at_the_same_step(text, tmp_path):
     said = [line for line in r.stdout.splitlines() if line.startswith("stopped at step")]
     assert len(said) == 1 and "(time_budget)" in said[0]
     assert meta(out)["step"] == int(said[0].split()[3])
+    # each rank would time its own share of the machine: auto leaves the defaults, and says so
+    assert "--auto chooses nothing under mpiexec: give the model options you want" in r.stdout
+    assert "auto" not in meta(out) and meta(out)["config"]["layers"] == 2
 
 
 @needs_mpi

@@ -288,7 +288,7 @@ META = {
         "budget_s": number(0), "train_symbols": integer(0),
         "timed": list_of(pair(integer(1, limits.MAX_LAYERS), number(0)), 8),
         "validation_s": number(0), "settings": chosen_options,
-        "steps": integer(0), "epochs": number(0), "why": text, "trigram": number(0),
+        "steps": integer(0), "epochs": number(0), "why": text, "trigram": optional(number(0)),
         "expected": optional(list_of(number(), 3))}))),
 }
 

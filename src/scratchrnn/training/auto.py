@@ -52,7 +52,8 @@ EXPECTED = {120.0: (1.6, -1.8, 0.1), 600.0: (1.7, -2.1, 0.1)}
 MARGIN = 0.03  # added to each fit's largest miss: four corpora are few
 # the options the table ran at their defaults: a run that changes one gets no expected loss
 FITTED_WITH = ("cell", "hidden", "batch", "seq_len", "optimizer", "lr", "schedule", "min_lr",
-               "warmup", "ema", "dtype", "layer_norm", "recurrent_init", "vocab", "min_count")
+               "warmup", "ema", "dtype", "layer_norm", "recurrent_init", "min_count")
+FITTED_VOCABS = ("ascii", "unicode")  # what `vocab` auto chose for the table's texts
 
 
 @dataclass
@@ -67,7 +68,7 @@ class Choice:
     steps: int  # about what the budget buys of the chosen model
     epochs: float  # ... over the training text
     why: str
-    trigram: float  # nats/char: trigram_loss of the text
+    trigram: float | None  # nats/char: trigram_loss of the text (None: too short a split)
     expected: list | None  # [low, middle, high] validation nats/char (None: nothing to say)
 
     def record(self) -> dict:
@@ -103,7 +104,10 @@ def free_keys(config: TrainConfig | None, overrides: dict, resumed: bool) -> tup
     cfg = config or TrainConfig()
     budget = overrides.get("time_budget") or cfg.time_budget
     auto = overrides.get("auto")
-    if auto and not budget and not resumed:
+    if auto and resumed:
+        raise ScratchRNNError("`auto` chooses the settings of a new run; a resumed run keeps "
+                              "those it started with: drop `auto`")
+    if auto and not budget:
         raise ScratchRNNError("`auto` chooses the settings for a `time_budget`; give one, "
                               "e.g. `time_budget` 10m")
     if resumed or not budget or not (cfg.auto if auto is None else auto):
@@ -189,11 +193,13 @@ def trigram_loss(train: np.ndarray, val: np.ndarray, max_train: int = 1_000_000,
 
 
 def choose(cfg: TrainConfig, corpus: Corpus, free: tuple[str, ...], log=print,
-           voice: Voice = PYTHON) -> tuple[TrainConfig, Choice]:
+           voice: Voice = PYTHON, measure_s: float | None = None) -> tuple[TrainConfig, Choice]:
     """Time `cfg`'s model at each depth auto may choose (`free`: from free_keys) on the run's
-    own windows, apply the rule -> the configuration with the chosen options, and the Choice."""
+    own windows (at most `measure_s` seconds in all, if given), apply the rule -> the
+    configuration with the chosen options, and the Choice."""
     depths = DEPTHS if "layers" in free else (cfg.layers,)
-    each = min(MEASURE_S, MEASURE_SHARE * cfg.time_budget / len(depths))
+    each = min(MEASURE_S, MEASURE_SHARE * cfg.time_budget / len(depths),
+               math.inf if measure_s is None else measure_s / len(depths))
     names = " and ".join(f"{cfg.cell} {n} x {cfg.hidden}" for n in depths)
     log(voice(f"auto: timing {names} on this machine for `time_budget` "
               f"{duration(cfg.time_budget)} (about {each * len(depths) + 1:.0f} s)"))
@@ -221,13 +227,13 @@ def choose(cfg: TrainConfig, corpus: Corpus, free: tuple[str, ...], log=print,
     trigram = trigram_loss(corpus.train, corpus.val)
     # the fit is of the rule's own picks: a run with options of its own gets no figure
     default = TrainConfig()
-    ours = len(free) == len(AUTO_CHOOSES) and all(
+    ours = len(free) == len(AUTO_CHOOSES) and cfg.vocab in FITTED_VOCABS and all(
         getattr(cfg, k) == getattr(default, k) for k in FITTED_WITH)
     expected = expected_loss(trigram, cfg.time_budget) if ours and math.isfinite(trigram) \
         else None
     choice = Choice(cfg.time_budget, len(corpus.train), [[n, timed[n]] for n in depths],
                     val_s, settings, steps, epochs, why,
-                    trigram if math.isfinite(trigram) else 0.0, expected)
+                    trigram if math.isfinite(trigram) else None, expected)
     for line in choice.lines(voice):
         log(line)
     return cfg, choice

@@ -229,7 +229,8 @@ def plan(config: TrainConfig | None = None, *, resume=None, overwrite: bool = Fa
         cfg, _, new_text = check_corpus(cfg, corpus, ckpt, text, allow_new_text)
         choice = None
         if free:
-            cfg, choice = auto.choose(cfg, corpus, free, log=lambda line: None)
+            cfg, choice = auto.choose(cfg, corpus, free, log=lambda line: None,
+                                      measure_s=measure_s)
         meta = ckpt.meta if ckpt else {}
         step, win = meta.get("step", 0), 0 if new_text else meta.get("window", 0)
         streams = make_streams(corpus.train, cfg.batch)  # (B, L)

@@ -98,15 +98,16 @@ def one_run(name: str, text: Path, budget: str, recipe: str, env: dict) -> dict:
 def rule_pick(budget: str, got: dict[str, dict]) -> str | None:
     """The recipe training/auto.py's rule picks from the step costs measured in this cell (the
     default's at two layers, gru1x256's at one): the check of the rule against the search."""
-    from scratchrnn.training.auto import rule  # noqa: PLC0415 (after sys.path is set)
+    from scratchrnn.training.auto import EPOCHS_FEW, STEPS_FEW, rule  # noqa: PLC0415
 
     if "default" not in got:
         return None
     timed = {2: got["default"]["step_s"]}
+    steps = seconds(budget) / timed[2]
     if "gru1x256" in got:
         timed[1] = got["gru1x256"]["step_s"]
-    elif seconds(budget) / timed[2] < 4 * 2_500:  # too close to call without the one layer
-        return None
+    elif steps < STEPS_FEW and steps * 32 * 50 < EPOCHS_FEW * got["default"]["train_symbols"]:
+        return None  # the one layer's step cost decides, and it was not measured
     layers, strong, *_ = rule(seconds(budget), got["default"]["train_symbols"], 32 * 50, timed,
                               0.0, 500)
     return "gru1x256" if layers == 1 else "small-reg" if strong else "default"

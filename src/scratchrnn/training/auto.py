@@ -41,8 +41,8 @@ from ..store.config import (
 from .timing import measure
 
 DEPTHS = (1, 2)
-STEPS_FEW = 2_500
-EPOCHS_FEW = 10.0
+STEPS_FEW = 3_000
+EPOCHS_FEW = 3.3
 EPOCHS_MANY = 40.0
 MEASURE_S = 1.5  # seconds timing each candidate at most
 MEASURE_SHARE = 0.02  # ... and at most this share of the budget for all of them

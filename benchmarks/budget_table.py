@@ -45,6 +45,7 @@ RECIPES = {
     "gru1x256": ["--layers", "1"],
     "rnn1x256": ["--cell", "rnn", "--layers", "1", "--dropout", "0"],
     "gru2x384": ["--hidden", "384", "--dropout", "0.2", "--warmup", "100"],
+    "mid-reg": ["--dropout", "0.25"],
     "small-reg": ["--dropout", "0.5", "--locked-dropout", "--weight-drop", "0.3"],
     "shakespeare": ["--preset", "shakespeare"],
 }
@@ -95,6 +96,26 @@ def one_run(name: str, text: Path, budget: str, recipe: str, env: dict) -> dict:
             "date": time.strftime("%Y-%m-%d %H:%M")}
 
 
+def merged(rows: list[dict]) -> list[dict]:
+    """One row per corpus, budget and recipe: the mean of its repeats' losses, steps and
+    measured step cost (`runs` says how many)."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["corpus"], r["budget"], r["recipe"]), []).append(r)
+    out = []
+    for runs in groups.values():
+        scored = [r for r in runs if r["val"] is not None] or runs[:1]
+
+        def mean(key, scored=scored):
+            values = [r[key] for r in scored if r[key] is not None]
+            return sum(values) / len(values) if values else None
+
+        out.append({**scored[0], "val": mean("val"), "test": mean("test"),
+                    "steps": round(mean("steps")), "step_s": mean("step_s"),
+                    "runs": len(scored)})
+    return out
+
+
 def rule_pick(budget: str, got: dict[str, dict]) -> str | None:
     """The recipe training/auto.py's rule picks from the step costs measured in this cell (the
     default's at two layers, gru1x256's at one): the check of the rule against the search."""
@@ -135,13 +156,18 @@ def table(rows: list[dict]) -> str:
     for corpus, budget in keys:
         got = {r["recipe"]: r for r in rows if (r["corpus"], r["budget"]) == (corpus, budget)
                and r["val"] is not None}
-        cells = [f"{got[k]['val']:.4f} ({got[k]['steps']:,})" if k in got else "" for k in names]
+        cells = [f"{got[k]['val']:.4f} ({got[k]['steps']:,}"
+                 + (f", {got[k]['runs']} runs)" if got[k].get("runs", 1) > 1 else ")")
+                 if k in got else "" for k in names]
+        today = got.get("today") or today_of(rows, corpus, budget, got.get("default"))
+        if "today" in names and "today" not in got and today:
+            cells[names.index("today")] = ("= default" if today is got.get("default") else
+                                           f"{today['val']:.4f} ({today['steps']:,})")
         searched = {k: r for k, r in got.items() if k != "today"}
         best = min(searched, key=lambda k: searched[k]["val"]) if searched else None
         pick = rule_pick(budget, got)
         gap = (f"{got[pick]['val'] - got[best]['val']:+.4f}" if pick in got else
                "not measured" if pick else "")
-        today = got.get("today") or today_of(rows, corpus, budget, got.get("default"))
         vs_today = (f"{got[pick]['val'] - today['val']:+.4f}" if pick in got and today else "")
         lines.append(f"| {corpus} | {budget} | " + " | ".join(cells) +
                      f" | {best or ''} | {pick or ''} | {gap} | {vs_today} |")
@@ -200,7 +226,8 @@ def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     out = Path(args.out)
     if args.table is not None:
-        rows = [json.loads(line) for f in args.table for line in Path(f).read_text().splitlines()]
+        rows = merged([json.loads(line) for f in args.table
+                       for line in Path(f).read_text().splitlines()])
         print(table(rows))
         print(fit(rows, corpora))
         return

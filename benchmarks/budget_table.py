@@ -1,18 +1,21 @@
-"""Quality per time budget over corpus sizes: the measurements issue 32's rule is to be derived
-from (`--time-budget` picking the settings), and the table that checks it.
+"""Quality per time budget over corpus sizes: the measurements training/auto.py's rule is
+derived from (`--time-budget` alone choosing the settings, issue 32), and the table that checks
+it (BENCHMARKS.md, "Settings for your minutes").
 
 For every corpus x budget x recipe it trains one run with `scratchrnn train --time-budget B`
 (epochs unbounded, so the budget stops it), validating about 12 times over the run (the
 steps the budget buys come from `train --dry-run --json`, this machine's measured step cost),
 and scores the best checkpoint on the validation and test splits. One run at a time: two
-timed runs on one machine slow each other. Each finished run is a line of --out (JSON), so an
-interrupted table resumes where it stopped; the table printed at the end gives, per corpus
-and budget, every recipe's validation loss, the best one, and how far the rule's pick (`auto`)
-is from it.
+timed runs on one machine slow each other. Each finished run is a line of --out (JSON, with the
+machine's load before and after), so an interrupted table resumes where it stopped. `--table
+FILES` prints, per corpus and budget, every recipe's validation loss (repeats averaged), the
+best one, the pick `auto.rule` makes from the step costs measured in the cell, how far it is
+from the best and from `today`, and the fit of auto.EXPECTED (the loss to expect).
 
     python benchmarks/budget_table.py --budgets 2m            # the three shared corpora
     python benchmarks/budget_table.py --budgets 2m 10m 30m --out budget.jsonl   # hours
     python benchmarks/budget_table.py --corpus mine=notes/ --recipes default small-reg
+    python benchmarks/budget_table.py --table budget.jsonl    # the table and the fit only
 
 Recipes are flag sets on top of the defaults (RECIPES): `auto` is `scratchrnn train` with only
 the budget, which chooses the settings; `default` is the default settings with `--no-auto`,

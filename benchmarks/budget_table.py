@@ -124,16 +124,18 @@ def rule_pick(budget: str, got: dict[str, dict]) -> str | None:
     default's at two layers, gru1x256's at one): the check of the rule against the search."""
     from scratchrnn.training.auto import EPOCHS_FEW, STEPS_FEW, rule  # noqa: PLC0415
 
-    if "default" not in got:
+    # the two-layer step cost: the default's, else a regularised two-layer run's (a little
+    # slower: weight drop costs time), which can only lower the epochs the rule reads
+    two = next((got[k] for k in ("default", "mid-reg", "small-reg") if k in got), None)
+    if two is None:
         return None
-    timed = {2: got["default"]["step_s"]}
+    timed = {2: two["step_s"]}
     steps = seconds(budget) / timed[2]
     if "gru1x256" in got:
         timed[1] = got["gru1x256"]["step_s"]
-    elif steps < STEPS_FEW and steps * 32 * 50 < EPOCHS_FEW * got["default"]["train_symbols"]:
+    elif steps < STEPS_FEW and steps * 32 * 50 < EPOCHS_FEW * two["train_symbols"]:
         return None  # the one layer's step cost decides, and it was not measured
-    layers, strong, *_ = rule(seconds(budget), got["default"]["train_symbols"], 32 * 50, timed,
-                              0.0, 500)
+    layers, strong, *_ = rule(seconds(budget), two["train_symbols"], 32 * 50, timed, 0.0, 500)
     return "gru1x256" if layers == 1 else "small-reg" if strong else "default"
 
 

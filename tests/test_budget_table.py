@@ -45,6 +45,8 @@ def test_no_pick_without_the_step_cost_that_decides():
     assert bt.rule_pick("2m", {"default": row("default", 1.0, 0.07, chars=4_000_000)}) is None
     assert bt.rule_pick("10m", {"default": row("default", 1.0, 0.07)}) == "default"
     assert bt.rule_pick("2m", {"gru1x256": row("gru1x256", 1.0, 0.035)}) is None
+    reg = row("small-reg", 1.2, 0.08, budget="30m", chars=682_000)  # 50 epochs at its pace
+    assert bt.rule_pick("30m", {"small-reg": reg}) == "small-reg"
 
 
 def test_today_is_a_run_its_ten_epochs_stopped_or_the_same_run():

@@ -135,7 +135,9 @@ def rule_pick(budget: str, got: dict[str, dict]) -> str | None:
         timed[1] = got["gru1x256"]["step_s"]
     elif steps < STEPS_FEW and steps * 32 * 50 < EPOCHS_FEW * two["train_symbols"]:
         return None  # the one layer's step cost decides, and it was not measured
-    layers, strong, *_ = rule(seconds(budget), two["train_symbols"], 32 * 50, timed, 0.0, 500)
+    parameters = {2: two["parameters"], 1: got.get("gru1x256", two)["parameters"]}
+    layers, strong, *_ = rule(seconds(budget), two["train_symbols"], 32 * 50, timed, 0.0, 500,
+                              parameters=parameters)
     return "gru1x256" if layers == 1 else "small-reg" if strong else "default"
 
 

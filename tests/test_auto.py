@@ -17,6 +17,7 @@ from scratchrnn.store.schema import Invalid, validate_meta
 from scratchrnn.training import auto
 
 TINY = dict(hidden=16, batch=4, seq_len=16, eval_every=20, sample_length=0)
+P = {"parameters": {1: 296_032, 2: 690_272}}  # the default width's, at 96 symbols
 QUIET = dict(progress=False, log=lambda *a: None)
 
 
@@ -37,7 +38,7 @@ def fixed_speed(monkeypatch):
 
 def test_few_steps_over_a_large_text_take_one_layer():
     layers, strong, steps, epochs, why = auto.rule(120, 1_000_000, 1600, {1: 0.035, 2: 0.07},
-                                                   0.0, 500)
+                                                   0.0, 500, **P)
     assert (layers, strong) == (1, False)
     assert steps == int(120 / 0.035) and epochs == pytest.approx(steps * 1600 / 1e6)
     assert "1,714 steps, 2.7 epochs" in why and "too few for the second layer" in why
@@ -45,24 +46,32 @@ def test_few_steps_over_a_large_text_take_one_layer():
 
 def test_enough_steps_take_two_layers():
     layers, strong, steps, _, why = auto.rule(600, 1_000_000, 1600, {1: 0.035, 2: 0.07}, 0.0,
-                                              500)
+                                              500, **P)
     assert (layers, strong, steps) == (2, False, int(600 / 0.07))
     assert "enough for the second layer" in why
 
 
 def test_a_small_text_takes_two_layers_even_with_few_steps():
     """Onegin at 2 minutes: few steps, but many epochs of a small text."""
-    layers, strong, _, epochs, _ = auto.rule(120, 146_107, 1600, {1: 0.035, 2: 0.07}, 0.0, 500)
+    layers, strong, _, epochs, _ = auto.rule(120, 146_107, 1600, {1: 0.035, 2: 0.07}, 0.0, 500, **P)
     assert layers == 2 and auto.EPOCHS_FEW <= epochs <= auto.EPOCHS_MANY and not strong
 
 
 def test_many_epochs_are_regularised_unless_regularisation_was_given():
     args = (600, 146_107, 1600, {1: 0.035, 2: 0.07}, 0.0, 500)
-    layers, strong, _, epochs, why = auto.rule(*args)
+    layers, strong, _, epochs, why = auto.rule(*args, **P)
     assert (layers, strong) == (2, True) and epochs > auto.EPOCHS_MANY
     assert "strong regularisation" in why
-    layers, strong, _, _, why = auto.rule(*args, regularise=False)
+    layers, strong, _, _, why = auto.rule(*args, regularise=False, **P)
     assert not strong and "regularisation was given" in why
+
+
+def test_many_epochs_of_a_large_enough_text_are_not_regularised():
+    """The book at 30 minutes: 70 epochs, but one parameter per symbol (BENCHMARKS.md)."""
+    layers, strong, _, epochs, why = auto.rule(1800, 681_844, 1600, {1: 0.035, 2: 0.07}, 0.0,
+                                               500, **P)
+    assert (layers, strong) == (2, False) and epochs > auto.EPOCHS_MANY
+    assert "60 epochs with 1 parameters per training symbol need no more than" in why
 
 
 def test_thresholds_are_where_the_rule_says():
@@ -71,7 +80,8 @@ def test_thresholds_are_where_the_rule_says():
         s2 = 0.07
         budget = steps * s2 + 1e-9
         chars = round(steps * 1600 / epochs)
-        layers, strong, *_ = auto.rule(budget, chars, 1600, {1: s2 / 2, 2: s2}, 0.0, 500)
+        layers, strong, *_ = auto.rule(budget, chars, 1600, {1: s2 / 2, 2: s2}, 0.0, 500,
+                                       parameters={1: 10**7, 2: 10**7})
         return layers, strong
 
     assert pick(auto.STEPS_FEW - 1, auto.EPOCHS_FEW - 0.5)[0] == 1
@@ -82,17 +92,18 @@ def test_thresholds_are_where_the_rule_says():
 
 
 def test_validations_and_a_cap_shorten_what_the_budget_buys():
-    _, _, steps, _, _ = auto.rule(100, 10**6, 1600, {2: 0.1}, 5.0, 50)
+    _, _, steps, _, _ = auto.rule(100, 10**6, 1600, {2: 0.1}, 5.0, 50, **P)
     assert steps == int(100 / (0.1 + 5.0 / 50))
-    _, _, steps, _, _ = auto.rule(100, 10**6, 1600, {2: 0.1}, 0.0, 50, cap=300)
+    _, _, steps, _, _ = auto.rule(100, 10**6, 1600, {2: 0.1}, 0.0, 50, cap=300, **P)
     assert steps == 300
 
 
 def test_the_same_measurement_chooses_the_same_and_another_may_not():
     args = (120, 681_844, 1600)
-    first = auto.rule(*args, {1: 0.035, 2: 0.07}, 0.0, 500)
-    assert all(auto.rule(*args, {1: 0.035, 2: 0.07}, 0.0, 500) == first for _ in range(3))
-    slower = auto.rule(*args, {1: 0.06, 2: 0.12}, 0.0, 500)  # a laptop at half the pace
+    first = auto.rule(*args, {1: 0.035, 2: 0.07}, 0.0, 500, **P)
+    assert all(auto.rule(*args, {1: 0.035, 2: 0.07}, 0.0, 500, **P) == first
+               for _ in range(3))
+    slower = auto.rule(*args, {1: 0.06, 2: 0.12}, 0.0, 500, **P)  # a laptop at half the pace
     assert (first[0], slower[0]) == (2, 1)
 
 

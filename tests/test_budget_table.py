@@ -17,7 +17,8 @@ spec.loader.exec_module(bt)
 def row(recipe, val, step_s, steps=1000, corpus="c", budget="2m", chars=1_000_000, **kw):
     return {"corpus": corpus, "budget": budget, "recipe": recipe, "val": val, "test": val,
             "step_s": step_s, "steps": steps, "planned_steps": steps, "wall_s": 120.0,
-            "train_symbols": chars, **kw}
+            "train_symbols": chars,
+            "parameters": 296_032 if recipe == "gru1x256" else 690_272, **kw}
 
 
 def test_repeats_are_averaged():
@@ -37,7 +38,8 @@ def test_the_pick_is_the_rules(chars, budget, pick):
     got = {"default": row("default", 1.0, 0.07, chars=chars, budget=budget),
            "gru1x256": row("gru1x256", 1.0, 0.035, chars=chars, budget=budget)}
     assert bt.rule_pick(budget, got) == pick
-    layers = auto.rule(bt.seconds(budget), chars, 1600, {1: 0.035, 2: 0.07}, 0.0, 500)[0]
+    layers = auto.rule(bt.seconds(budget), chars, 1600, {1: 0.035, 2: 0.07}, 0.0, 500,
+                       parameters={1: 296_032, 2: 690_272})[0]
     assert (layers == 1) == (pick == "gru1x256")
 
 
@@ -45,8 +47,10 @@ def test_no_pick_without_the_step_cost_that_decides():
     assert bt.rule_pick("2m", {"default": row("default", 1.0, 0.07, chars=4_000_000)}) is None
     assert bt.rule_pick("10m", {"default": row("default", 1.0, 0.07)}) == "default"
     assert bt.rule_pick("2m", {"gru1x256": row("gru1x256", 1.0, 0.035)}) is None
-    reg = row("small-reg", 1.2, 0.08, budget="30m", chars=682_000)  # 50 epochs at its pace
-    assert bt.rule_pick("30m", {"small-reg": reg}) == "small-reg"
+    small = row("small-reg", 2.2, 0.08, budget="30m", chars=146_107)  # 4.7 parameters a symbol
+    assert bt.rule_pick("30m", {"small-reg": small}) == "small-reg"
+    book = row("small-reg", 1.3, 0.08, budget="30m", chars=682_000)  # 53 epochs, but 1.0
+    assert bt.rule_pick("30m", {"small-reg": book}) == "default"
 
 
 def test_today_is_a_run_its_ten_epochs_stopped_or_the_same_run():

@@ -10,12 +10,14 @@ and the epochs those steps make over the training text.
   extra steps win; past that the second layer's capacity does. At 2 minutes one layer won by
   0.016 and 0.053 at 2.8 and 0.5 planned epochs (tinyshakespeare, Python's standard library)
   and lost by 0.031 at 4.0 (the book); at 10 minutes (8,000 steps) it lost by 0.05-0.07.
-- Regularisation. A run that passes over its text more than EPOCHS_MANY times overfits the
-  default dropout of 0.1 long before the budget ends; such a run gets AUTO_REGULARISED
-  (store/config.py: locked dropout 0.5, weight drop 0.3), which learns slower but keeps
-  improving: on Onegin at 10 minutes (60 epochs) it won by 0.054, while at 2 minutes (22
-  epochs) the default won, and on the book at 10 minutes (18 epochs) even a dropout of 0.25
-  lost by 0.009.
+- Regularisation. A model with more than PARAMS_PER_CHAR parameters per training symbol that
+  passes over its text more than EPOCHS_MANY times overfits the default dropout of 0.1 long
+  before the budget ends; such a run gets AUTO_REGULARISED (store/config.py: locked dropout
+  0.5, weight drop 0.3), which learns slower but keeps improving. On Onegin at 10 minutes (5.1
+  parameters per symbol, 60 epochs) it won by 0.054; on Onegin at 2 minutes (22 epochs) the
+  default won, and on the book at 30 minutes (1.0 parameter per symbol, 70 epochs) it lost by
+  0.08 to what the default reached in 10 epochs. On the book at 10 minutes (18 epochs) even a
+  dropout of 0.25 lost by 0.009.
 Width, cell, batch, window and the learning rate stay at their defaults, the learning rate
 following the budget's clock down its cosine (training/loop.py).
 
@@ -48,6 +50,7 @@ DEPTHS = (1, 2)
 STEPS_FEW = 3_000
 EPOCHS_FEW = 3.3
 EPOCHS_MANY = 40.0
+PARAMS_PER_CHAR = 2.0  # ... and only a model this large for its text
 MEASURE_S = 1.5  # seconds timing each candidate at most
 MEASURE_SHARE = 0.02  # ... and at most this share of the budget for all of them
 # budget seconds -> (slope, intercept, half range) of the expected validation loss, nats/char,
@@ -129,12 +132,12 @@ def free_keys(config: TrainConfig | None, overrides: dict, resumed: bool) -> tup
 
 
 def rule(budget_s: float, train_symbols: int, chars_per_step: int, timed: dict[int, float],
-         validation_s: float, eval_every: int, regularise: bool = True,
-         cap: int | None = None):
+         validation_s: float, eval_every: int, *, parameters: dict[int, int],
+         regularise: bool = True, cap: int | None = None):
     """-> (layers, regularised, steps, epochs, why): the rule above, over `timed` (layers ->
-    seconds a step; the depths the run may have), for a run that `cap` steps stop, if the
-    budget does not. A pure function of what was measured, so the same measurement chooses
-    the same settings."""
+    seconds a step; the depths the run may have) and `parameters` (layers -> the model's
+    parameter count), for a run that `cap` steps stop, if the budget does not. A pure function
+    of what was measured, so the same measurement chooses the same settings."""
     def buys(layers: int) -> int:  # validations run on the budget's clock too
         n = int(budget_s / (timed[layers] + validation_s / eval_every))
         return min(n, cap) if cap else n
@@ -150,11 +153,13 @@ def rule(budget_s: float, train_symbols: int, chars_per_step: int, timed: dict[i
         why = (f"{deep} layers would get {buys(deep):,} steps, {epochs(deep):.1f} epochs; "
                + ("too few for the second layer, so one layer's "
                   f"{buys(layers):,} steps" if few else "enough for the second layer"))
-    many = epochs(layers) > EPOCHS_MANY
-    why += ("; " if why else "") + f"{epochs(layers):.0f} epochs of this text " + (
-        "need no more than the default dropout" if not many else
-        "would overfit the default dropout, so strong regularisation" if regularise else
-        "would overfit the default dropout, but regularisation was given")
+    per_char = parameters[layers] / max(train_symbols, 1)
+    many = epochs(layers) > EPOCHS_MANY and per_char > PARAMS_PER_CHAR
+    why += ("; " if why else "") + (
+        f"{epochs(layers):.0f} epochs with {per_char:.2g} parameters per training symbol " + (
+            "need no more than the default dropout" if not many else
+            "would overfit the default dropout, so strong regularisation" if regularise else
+            "would overfit the default dropout, but regularisation was given"))
     return layers, many and regularise, buys(layers), epochs(layers), why
 
 
@@ -212,13 +217,13 @@ def choose(cfg: TrainConfig, corpus: Corpus, free: tuple[str, ...], log=print,
               f"{duration(cfg.time_budget)} (about {each * len(depths) + 1:.0f} s)"))
     streams = make_streams(corpus.train, cfg.batch)  # (B, L)
     val = corpus.val[:cfg.val_chars] if cfg.val_chars else corpus.val
-    timed, val_s = {}, 0.0
+    timed, val_s, parameters = {}, 0.0, {}
     for n in depths:
         shape = cfg.replace(layers=n)
         check_training_memory(shape, len(corpus.vocab))
         model = CharRNN.from_config(model_config(shape, len(corpus.vocab)), cfg.seed)
         _, timed[n], v_s, _ = measure(shape, model, streams, 0, val, each)
-        val_s = max(val_s, v_s)
+        val_s, parameters[n] = max(val_s, v_s), model.num_params()
     if "epochs" in free:
         cfg = cfg.replace(epochs=None)
     n_win = windows_per_epoch(streams, cfg.seq_len)
@@ -226,7 +231,8 @@ def choose(cfg: TrainConfig, corpus: Corpus, free: tuple[str, ...], log=print,
         if cfg.max_steps or cfg.epochs else None
     layers, strong, steps, epochs, why = rule(
         cfg.time_budget, len(corpus.train), cfg.batch * cfg.seq_len, timed, val_s,
-        cfg.eval_every, regularise=all(k in free for k in AUTO_REGULARISED), cap=cap)
+        cfg.eval_every, parameters=parameters,
+        regularise=all(k in free for k in AUTO_REGULARISED), cap=cap)
     chosen = {"layers": layers, "epochs": None, **(AUTO_REGULARISED if strong else {})}
     settings = {k: chosen.get(k, getattr(TrainConfig(), k)) for k in free}
     cfg = cfg.replace(**settings)

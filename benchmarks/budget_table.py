@@ -122,10 +122,13 @@ def merged(rows: list[dict]) -> list[dict]:
 def rule_pick(budget: str, got: dict[str, dict]) -> str | None:
     """The recipe training/auto.py's rule picks from the step costs measured in this cell (the
     default's at two layers, gru1x256's at one): the check of the rule against the search."""
+    from scratchrnn.store.config import TrainConfig  # noqa: PLC0415 (after sys.path is set)
     from scratchrnn.training.auto import EPOCHS_FEW, STEPS_FEW, rule  # noqa: PLC0415
 
     # the two-layer step cost: the default's, else a regularised two-layer run's (a little
     # slower: weight drop costs time), which can only lower the epochs the rule reads
+    d = TrainConfig()  # the recipes keep its batch, window and validation interval
+    chars = d.batch * d.seq_len  # a step's
     two = next((got[k] for k in ("default", "mid-reg", "small-reg") if k in got), None)
     if two is None:
         return None
@@ -133,11 +136,11 @@ def rule_pick(budget: str, got: dict[str, dict]) -> str | None:
     steps = seconds(budget) / timed[2]
     if "gru1x256" in got:
         timed[1] = got["gru1x256"]["step_s"]
-    elif steps < STEPS_FEW and steps * 32 * 50 < EPOCHS_FEW * two["train_symbols"]:
+    elif steps < STEPS_FEW and steps * chars < EPOCHS_FEW * two["train_symbols"]:
         return None  # the one layer's step cost decides, and it was not measured
     parameters = {2: two["parameters"], 1: got.get("gru1x256", two)["parameters"]}
-    layers, strong, *_ = rule(seconds(budget), two["train_symbols"], 32 * 50, timed, 0.0, 500,
-                              parameters=parameters)
+    layers, strong, *_ = rule(seconds(budget), two["train_symbols"], chars, timed, 0.0,
+                              d.eval_every, parameters=parameters)
     return "gru1x256" if layers == 1 else "small-reg" if strong else "default"
 
 

@@ -191,6 +191,13 @@ def default_out(text: str | list[str] | None = None, preset: str | None = None) 
     return Path("runs") / (f"{name}-{preset}" if preset else name)
 
 
+def stop_step(cfg: TrainConfig, n_win: int) -> int | None:
+    """The step `max_steps` or `epochs` (of `n_win` windows) stop a run at, whichever comes
+    first (None: neither; a time budget or a signal does)."""
+    limits = [n for n in (cfg.max_steps, cfg.epochs and cfg.epochs * n_win) if n]
+    return min(limits) if limits else None
+
+
 def parse_duration(text: str | float | int | None) -> float | None:
     """'90s', '10m', '1.5h', '45' (seconds) -> seconds."""
     if text is None or isinstance(text, int | float):

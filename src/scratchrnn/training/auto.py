@@ -43,6 +43,7 @@ from ..store.config import (
     TrainConfig,
     check_training_memory,
     model_config,
+    stop_step,
 )
 from .timing import measure
 
@@ -226,9 +227,7 @@ def choose(cfg: TrainConfig, corpus: Corpus, free: tuple[str, ...], log=print,
         val_s, parameters[n] = max(val_s, v_s), model.num_params()
     if "epochs" in free:
         cfg = cfg.replace(epochs=None)
-    n_win = windows_per_epoch(streams, cfg.seq_len)
-    cap = min(n for n in (cfg.max_steps, cfg.epochs and cfg.epochs * n_win) if n) \
-        if cfg.max_steps or cfg.epochs else None
+    cap = stop_step(cfg, windows_per_epoch(streams, cfg.seq_len))
     layers, strong, steps, epochs, why = rule(
         cfg.time_budget, len(corpus.train), cfg.batch * cfg.seq_len, timed, val_s,
         cfg.eval_every, parameters=parameters,

@@ -27,6 +27,7 @@ from ..store.config import (
     check_training_memory,
     default_out,
     model_config,
+    stop_step,
     training_memory,
 )
 from ..store.owner import check_run_out, run_reuse
@@ -110,8 +111,7 @@ def total_steps(cfg: TrainConfig, n_win: int, win: int) -> int | None:
         raise ScratchRNNError(f"the checkpoint stands at window {win} of an epoch, but this text "
                               f"has {n_win} windows per epoch; resume it on the text it was "
                               "trained on")
-    limits = [n for n in (cfg.max_steps, cfg.epochs and cfg.epochs * n_win) if n]
-    return min(limits) if limits else None
+    return stop_step(cfg, n_win)
 
 
 @dataclass

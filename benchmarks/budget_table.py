@@ -119,9 +119,11 @@ def merged(rows: list[dict]) -> list[dict]:
     return out
 
 
-def rule_pick(budget: str, got: dict[str, dict]) -> str | None:
+def rule_pick(budget: str, got: dict[str, dict], elsewhere: dict | None = None) -> str | None:
     """The recipe training/auto.py's rule picks from the step costs measured in this cell (the
-    default's at two layers, gru1x256's at one): the check of the rule against the search."""
+    default's at two layers, gru1x256's at one; where the cell has no two-layer run, that of
+    `elsewhere`: the text's default run at another budget): the check of the rule against the
+    search."""
     from scratchrnn.store.config import TrainConfig  # noqa: PLC0415 (after sys.path is set)
     from scratchrnn.training.auto import EPOCHS_FEW, STEPS_FEW, rule  # noqa: PLC0415
 
@@ -129,7 +131,7 @@ def rule_pick(budget: str, got: dict[str, dict]) -> str | None:
     # slower: weight drop costs time), which can only lower the epochs the rule reads
     d = TrainConfig()  # the recipes keep its batch, window and validation interval
     chars = d.batch * d.seq_len  # a step's
-    two = next((got[k] for k in ("default", "mid-reg", "small-reg") if k in got), None)
+    two = next((got[k] for k in ("default", "mid-reg", "small-reg") if k in got), elsewhere)
     if two is None:
         return None
     timed = {2: two["step_s"]}
@@ -139,9 +141,15 @@ def rule_pick(budget: str, got: dict[str, dict]) -> str | None:
     elif steps < STEPS_FEW and steps * chars < EPOCHS_FEW * two["train_symbols"]:
         return None  # the one layer's step cost decides, and it was not measured
     parameters = {2: two["parameters"], 1: got.get("gru1x256", two)["parameters"]}
-    layers, strong, *_ = rule(seconds(budget), two["train_symbols"], chars, timed, 0.0,
-                              d.eval_every, parameters=parameters)
-    return "gru1x256" if layers == 1 else "small-reg" if strong else "default"
+    layers, strong, stop, *_ = rule(seconds(budget), two["train_symbols"], chars, timed, 0.0,
+                                    d.eval_every, parameters=parameters)
+    return ("gru1x256" if layers == 1 else "small-reg" if strong else
+            "today" if stop else "default")
+
+
+def two_layers_elsewhere(rows: list[dict], corpus: str) -> dict | None:
+    """A default run of `corpus` at any budget: its step cost and size, for a cell without."""
+    return next((r for r in rows if (r["corpus"], r["recipe"]) == (corpus, "default")), None)
 
 
 def today_of(rows: list[dict], corpus: str, budget: str, default: dict | None) -> dict | None:
@@ -173,9 +181,10 @@ def table(rows: list[dict]) -> str:
         if "today" in names and "today" not in got and today:
             cells[names.index("today")] = ("= default" if today is got.get("default") else
                                            f"{today['val']:.4f} ({today['steps']:,})")
-        searched = {k: r for k, r in got.items() if k != "today"}
-        best = min(searched, key=lambda k: searched[k]["val"]) if searched else None
-        pick = rule_pick(budget, got)
+        if today:
+            got["today"] = today
+        best = min(got, key=lambda k: got[k]["val"]) if got else None
+        pick = rule_pick(budget, got, two_layers_elsewhere(rows, corpus))
         gap = (f"{got[pick]['val'] - got[best]['val']:+.4f}" if pick in got else
                "not measured" if pick else "")
         vs_today = (f"{got[pick]['val'] - today['val']:+.4f}" if pick in got and today else "")
@@ -203,7 +212,10 @@ def fit(rows: list[dict], corpora: dict[str, Path]) -> str:
         for name in trigram:
             got = {r["recipe"]: r for r in rows if (r["corpus"], r["budget"]) == (name, budget)
                    and r["val"] is not None}
-            pick = rule_pick(budget, got)
+            today = got.get("today") or today_of(rows, name, budget, got.get("default"))
+            if today:
+                got["today"] = today
+            pick = rule_pick(budget, got, two_layers_elsewhere(rows, name))
             if pick in got:
                 points.append((trigram[name], got[pick]["val"], name))
         if len(points) < 2:

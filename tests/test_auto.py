@@ -37,64 +37,80 @@ def fixed_speed(monkeypatch):
 # --- the rule: a pure function of what was measured -------------------------------------
 
 def test_few_steps_over_a_large_text_take_one_layer():
-    layers, strong, steps, epochs, why = auto.rule(120, 1_000_000, 1600, {1: 0.035, 2: 0.07},
-                                                   0.0, 500, **P)
-    assert (layers, strong) == (1, False)
+    layers, strong, stop, steps, epochs, why = auto.rule(120, 1_000_000, 1600,
+                                                         {1: 0.035, 2: 0.07}, 0.0, 500, **P)
+    assert (layers, strong, stop) == (1, False, None)
     assert steps == int(120 / 0.035) and epochs == pytest.approx(steps * 1600 / 1e6)
     assert "1,714 steps, 2.7 epochs" in why and "too few for the second layer" in why
 
 
 def test_enough_steps_take_two_layers():
-    layers, strong, steps, _, why = auto.rule(600, 1_000_000, 1600, {1: 0.035, 2: 0.07}, 0.0,
-                                              500, **P)
-    assert (layers, strong, steps) == (2, False, int(600 / 0.07))
+    layers, strong, stop, steps, _, why = auto.rule(600, 1_000_000, 1600, {1: 0.035, 2: 0.07},
+                                                    0.0, 500, stop=False, **P)
+    assert (layers, strong, stop, steps) == (2, False, None, int(600 / 0.07))
     assert "enough for the second layer" in why
 
 
 def test_a_small_text_takes_two_layers_even_with_few_steps():
     """Onegin at 2 minutes: few steps, but many epochs of a small text."""
-    layers, strong, _, epochs, _ = auto.rule(120, 146_107, 1600, {1: 0.035, 2: 0.07}, 0.0, 500, **P)
+    layers, strong, stop, _, epochs, _ = auto.rule(120, 146_107, 1600, {1: 0.035, 2: 0.07}, 0.0,
+                                                   500, **P)
     assert layers == 2 and auto.EPOCHS_FEW <= epochs <= auto.EPOCHS_MANY and not strong
+    assert stop is None  # 4.7 parameters a symbol: it trains for the whole budget
 
 
 def test_many_epochs_are_regularised_unless_regularisation_was_given():
     args = (600, 146_107, 1600, {1: 0.035, 2: 0.07}, 0.0, 500)
-    layers, strong, _, epochs, why = auto.rule(*args, **P)
-    assert (layers, strong) == (2, True) and epochs > auto.EPOCHS_MANY
+    layers, strong, stop, _, epochs, why = auto.rule(*args, **P)
+    assert (layers, strong, stop) == (2, True, None) and epochs > auto.EPOCHS_MANY
     assert "strong regularisation" in why
-    layers, strong, _, _, why = auto.rule(*args, regularise=False, **P)
+    layers, strong, _, _, _, why = auto.rule(*args, regularise=False, **P)
     assert not strong and "regularisation was given" in why
 
 
-def test_many_epochs_of_a_large_enough_text_are_not_regularised():
-    """The book at 30 minutes: 70 epochs, but one parameter per symbol (BENCHMARKS.md)."""
-    layers, strong, _, epochs, why = auto.rule(1800, 681_844, 1600, {1: 0.035, 2: 0.07}, 0.0,
-                                               500, **P)
-    assert (layers, strong) == (2, False) and epochs > auto.EPOCHS_MANY
-    assert "60 epochs with 1 parameters per training symbol need no more than" in why
+def test_many_epochs_of_a_large_enough_text_stop_at_ten():
+    """The book at 30 minutes: 60 epochs, but one parameter per symbol (BENCHMARKS.md): the
+    default dropout, stopped after EPOCHS_ENOUGH epochs, as `today` did."""
+    layers, strong, stop, steps, epochs, why = auto.rule(
+        1800, 681_844, 1600, {1: 0.035, 2: 0.07}, 0.0, 500, epoch_steps=426, **P)
+    assert (layers, strong, stop, steps, epochs) == (2, False, 10, 4260, 10)
+    assert why.endswith("60 epochs with 1 parameters per training symbol gain nothing past 10, "
+                        "so it stops there (4,260 steps)")
+    assert auto.rule(1800, 681_844, 1600, {1: 0.035, 2: 0.07}, 0.0, 500, stop=False,
+                     **P)[2:4] == (None, int(1800 / 0.07))  # `epochs` not auto's: the budget
+    assert auto.rule(1800, 681_844, 1600, {1: 0.035, 2: 0.07}, 0.0, 500, **P)[3] == 4261
+    # ten epochs that the budget does not reach: it stops the run
+    assert auto.rule(240, 681_844, 1600, {1: 0.035, 2: 0.07}, 0.0, 500, **P)[2] is None
 
 
 def test_thresholds_are_where_the_rule_says():
     """Just below and above STEPS_FEW, EPOCHS_FEW and EPOCHS_MANY."""
-    def pick(steps, epochs):
+    def pick(steps, epochs, params=10**7):
         s2 = 0.07
         budget = steps * s2 + 1e-9
         chars = round(steps * 1600 / epochs)
-        layers, strong, *_ = auto.rule(budget, chars, 1600, {1: s2 / 2, 2: s2}, 0.0, 500,
-                                       parameters={1: 10**7, 2: 10**7})
-        return layers, strong
+        layers, strong, stop, *_ = auto.rule(budget, chars, 1600, {1: s2 / 2, 2: s2}, 0.0, 500,
+                                             parameters={1: params, 2: params})
+        return layers, strong, stop
 
     assert pick(auto.STEPS_FEW - 1, auto.EPOCHS_FEW - 0.5)[0] == 1
     assert pick(auto.STEPS_FEW + 1, auto.EPOCHS_FEW - 0.5)[0] == 2
     assert pick(auto.STEPS_FEW - 1, auto.EPOCHS_FEW + 0.5)[0] == 2
-    assert pick(auto.STEPS_FEW + 1, auto.EPOCHS_MANY - 1) == (2, False)
-    assert pick(auto.STEPS_FEW * 4, auto.EPOCHS_MANY + 1) == (2, True)
+    assert pick(auto.STEPS_FEW + 1, auto.EPOCHS_MANY - 1) == (2, False, None)
+    assert pick(auto.STEPS_FEW * 4, auto.EPOCHS_MANY + 1) == (2, True, None)
+    # a model of at most PARAMS_PER_CHAR parameters a symbol stops after EPOCHS_ENOUGH
+    few_params = round(auto.STEPS_FEW * 4 * 1600 / (auto.EPOCHS_ENOUGH + 1)
+                       * auto.PARAMS_PER_CHAR)
+    assert pick(auto.STEPS_FEW * 4, auto.EPOCHS_ENOUGH + 1, few_params) == (2, False, 10)
+    assert pick(auto.STEPS_FEW * 4, auto.EPOCHS_ENOUGH - 0.5, few_params) == (2, False, None)
+    assert pick(auto.STEPS_FEW * 4, auto.EPOCHS_ENOUGH + 1, few_params + 10) == (2, False, None)
+    assert pick(auto.STEPS_FEW * 40, auto.EPOCHS_MANY + 1, few_params)[1:] == (False, 10)
 
 
 def test_validations_and_a_cap_shorten_what_the_budget_buys():
-    _, _, steps, _, _ = auto.rule(100, 10**6, 1600, {2: 0.1}, 5.0, 50, **P)
+    _, _, _, steps, _, _ = auto.rule(100, 10**6, 1600, {2: 0.1}, 5.0, 50, **P)
     assert steps == int(100 / (0.1 + 5.0 / 50))
-    _, _, steps, _, _ = auto.rule(100, 10**6, 1600, {2: 0.1}, 0.0, 50, cap=300, **P)
+    _, _, _, steps, _, _ = auto.rule(100, 10**6, 1600, {2: 0.1}, 0.0, 50, cap=300, **P)
     assert steps == 300
 
 
@@ -295,6 +311,24 @@ def test_many_epochs_of_a_small_text_are_regularised(small_text, fixed_speed):
     c = plan.config
     assert (c.dropout, c.locked_dropout, c.weight_drop, c.epochs) == (0.5, True, 0.3, None)
     assert plan.auto["epochs"] > auto.EPOCHS_MANY
+
+
+def test_a_small_model_for_its_text_stops_at_ten_epochs_as_today(tmp_path, fixed_speed):
+    """Under 2 parameters a symbol and more than 10 epochs in the budget: `epochs` 10, and the
+    run is the one `auto` off makes (`today`), step for step."""
+    rng = np.random.default_rng(0)
+    text = tmp_path / "t.txt"
+    text.write_text(" ".join(rng.choice(["the", "cat", "sat", "on", "a", "mat"], 1_700)))
+    kw = dict(text=str(text), time_budget=3600, **{**TINY, "batch": 16, "seq_len": 32})
+    chosen = sr.train(out=str(tmp_path / "auto"), **kw, **QUIET)
+    record = load_checkpoint(chosen.out / "checkpoint.npz").meta["auto"]
+    assert record["settings"]["epochs"] == 10 and record["epochs"] == 10
+    assert "gain nothing past 10, so it stops there" in record["why"]
+    assert chosen.model.num_params() / record["train_symbols"] <= auto.PARAMS_PER_CHAR
+    today = sr.train(out=str(tmp_path / "today"), auto=False, **kw, **QUIET)
+    assert chosen.step == today.step == record["steps"]
+    for k, v in chosen.model.params.items():
+        np.testing.assert_array_equal(v, today.model.params[k])
 
 
 def test_a_real_measurement_on_the_default_model(small_text, tmp_path):

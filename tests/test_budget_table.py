@@ -33,6 +33,7 @@ def test_repeats_are_averaged():
     (4_000_000, "2m", "gru1x256"),  # 1,714 steps, 0.7 epochs: one layer
     (600_000, "2m", "default"),  # 4.6 epochs: two
     (100_000, "10m", "small-reg"),  # 137 epochs: regularised
+    (682_000, "30m", "today"),  # 60 epochs at 1.0 parameter a symbol: stopped at 10
 ])
 def test_the_pick_is_the_rules(chars, budget, pick):
     got = {"default": row("default", 1.0, 0.07, chars=chars, budget=budget),
@@ -45,12 +46,17 @@ def test_the_pick_is_the_rules(chars, budget, pick):
 
 def test_no_pick_without_the_step_cost_that_decides():
     assert bt.rule_pick("2m", {"default": row("default", 1.0, 0.07, chars=4_000_000)}) is None
-    assert bt.rule_pick("10m", {"default": row("default", 1.0, 0.07)}) == "default"
+    assert bt.rule_pick("10m", {"default": row("default", 1.0, 0.07)}) == "today"  # 13.7 epochs
     assert bt.rule_pick("2m", {"gru1x256": row("gru1x256", 1.0, 0.035)}) is None
     small = row("small-reg", 2.2, 0.08, budget="30m", chars=146_107)  # 4.7 parameters a symbol
     assert bt.rule_pick("30m", {"small-reg": small}) == "small-reg"
     book = row("small-reg", 1.3, 0.08, budget="30m", chars=682_000)  # 53 epochs, but 1.0
-    assert bt.rule_pick("30m", {"small-reg": book}) == "default"
+    assert bt.rule_pick("30m", {"small-reg": book}) == "today"
+    assert bt.rule_pick("30m", {}) is None
+    assert bt.rule_pick("30m", {}, book) == "today"  # the step cost of the text's other runs
+    rows = [row("default", 1.2, 0.07, budget="10m"), row("gru2x384", 1.1, 0.14, budget="30m")]
+    assert bt.two_layers_elsewhere(rows, "c") is rows[0]
+    assert bt.two_layers_elsewhere(rows, "d") is None
 
 
 def test_today_is_a_run_its_ten_epochs_stopped_or_the_same_run():

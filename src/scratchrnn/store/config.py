@@ -29,7 +29,8 @@ MODEL_OPTIONS = {f.name: {"hidden_size": "hidden", "num_layers": "layers"}.get(f
 MODEL_KEYS = ("text", "vocab", "min_count", "encoding", *MODEL_OPTIONS.values(), "batch", "seq_len",
               "val_frac", "test_frac", "optimizer", "seed", "val_chars")
 # What `auto` chooses for a new run given `time_budget` (training/auto.py), unless given;
-# `epochs` becomes none, so that the budget stops the run, unless `max_steps` is given.
+# `epochs` becomes none, so that the budget stops the run, or 10 for a model small for its
+# text, unless `max_steps` is given.
 AUTO_CHOOSES = ("layers", "dropout", "locked_dropout", "weight_drop", "epochs")
 # ... and the regularisation it gives a run that passes over its text many times: the recipe
 # that won on Onegin (0.16 MB) at 10 minutes, where a dropout of 0.1 overfits.
@@ -100,9 +101,9 @@ class TrainConfig:
     time_budget: float | None = option(None, "stop after this long, e.g. 90s, 10m, 1.5h "
                                        "(default: no limit)", type=str)  # of this invocation
     auto: bool = option(True, "with `time_budget`, a new run chooses `layers`, `dropout`, "
-                        "`locked_dropout` and `weight_drop` where not given, from this "
-                        "machine's measured speed and the text's size, and trains until the "
-                        "budget ends (BENCHMARKS.md); off: the defaults")
+                        "`locked_dropout`, `weight_drop` and `epochs` where not given, from "
+                        "this machine's measured speed and the text's size (BENCHMARKS.md); "
+                        "off: the defaults")
     eval_every: int = option(500, "validate, save and sample every N steps")
     log_every: int = option(10, "write a metrics row every N steps")
     sample_length: int = option(200, "characters sampled at each evaluation (0: none)")

@@ -1,7 +1,8 @@
 """Settings from the budget (issue 32): a new run given `time_budget` and no model options times
 its model at one and at two layers on this machine, reads the size of its text, and chooses the
-depth and the regularisation by a rule measured with benchmarks/budget_table.py (BENCHMARKS.md,
-"Quality per time budget"); it says what it chose and why, and the validation loss to expect.
+depth, the regularisation and when to stop by a rule measured with benchmarks/budget_table.py
+(BENCHMARKS.md, "Settings for your minutes"); it says what it chose and why, and the validation
+loss to expect.
 
 The rule reads two numbers of each candidate: the steps the budget buys at its measured pace,
 and the epochs those steps make over the training text.
@@ -18,12 +19,19 @@ and the epochs those steps make over the training text.
   default won, and on the book at 30 minutes (1.0 parameter per symbol, 70 epochs) it lost by
   0.08 to what the default reached in 10 epochs. On the book at 10 minutes (18 epochs) even a
   dropout of 0.25 lost by 0.009.
-Width, cell, batch, window and the learning rate stay at their defaults, the learning rate
-following the budget's clock down its cosine (training/loop.py).
+- The stop. A model with at most PARAMS_PER_CHAR parameters per training symbol gains nothing
+  past EPOCHS_ENOUGH epochs with the default dropout: the book at 10 and 30 minutes and
+  tinyshakespeare at 10 (18, 59 and 12 planned epochs) ended 0.001-0.004 worse trained for the
+  whole budget than stopped at 10 epochs, and a wider GRU 2 x 384 with dropout 0.2 for 30
+  minutes tied those 10 epochs (-0.001 and -0.004 on validation, +0.003 and +0.002 on test).
+  Such a run stops after EPOCHS_ENOUGH epochs, its cosine over them, before the budget ends;
+  any other run gets `epochs` none: the budget stops it, the learning rate following its clock
+  down the cosine (training/loop.py).
+Width, cell, batch, window and the learning rate stay at their defaults.
 
 The loss to expect comes from how predictable the text is: a trigram model counted on the
 training text and scored on the validation text (`trigram_loss`, about a second) maps linearly to
-the rule's measured loss at 2 and 10 minutes (EXPECTED); the range is the fit's largest miss
+the rule's measured loss at 2, 10 and 30 minutes (EXPECTED); the range is the fit's largest miss
 on the table's corpora, plus a margin."""
 
 from __future__ import annotations
@@ -52,14 +60,17 @@ STEPS_FEW = 3_000
 EPOCHS_FEW = 3.3
 EPOCHS_MANY = 40.0
 PARAMS_PER_CHAR = 2.0  # ... and only a model this large for its text
+EPOCHS_ENOUGH = 10  # a model smaller than that for its text gains nothing past these epochs
 MEASURE_S = 1.5  # seconds timing each candidate at most
 MEASURE_SHARE = 0.02  # ... and at most this share of the budget for all of them
 # budget seconds -> (slope, intercept, half range) of the expected validation loss, nats/char,
 # against the text's trigram loss (trigram_loss): the least-squares line through the rule's
 # picks in BENCHMARKS.md's table (`budget_table.py --table`), the range its largest miss plus
-# MARGIN. At 2 minutes: Onegin 2.598 -> 2.2939, the book 1.993 -> 1.3219, tinyshakespeare
-# 2.070 -> 1.4935, Python's standard library 2.015 -> 1.4467; at 10: 2.2641, 1.2423, 1.3945.
-EXPECTED = {120.0: (1.5320, -1.6841, 0.0779), 600.0: (1.6730, -2.0810, 0.0433)}
+# MARGIN. Onegin, the book, tinyshakespeare and Python's standard library have trigram losses
+# 2.598, 1.993, 2.070 and 2.015; their picks scored 2.2939, 1.3219, 1.4935, 1.4467 at 2
+# minutes, 2.2641, 1.2415, 1.3924 at 10, and 2.2429, 1.2415, 1.3924, 1.1784 at 30.
+EXPECTED = {120.0: (1.5320, -1.6841, 0.0779), 600.0: (1.6754, -2.0874, 0.0425),
+            1800.0: (1.7074, -2.1897, 0.1029)}
 MARGIN = 0.03  # added to each fit's largest miss: four corpora are few
 # the options the table ran at their defaults: a run that changes one gets no expected loss
 FITTED_WITH = ("cell", "hidden", "batch", "seq_len", "optimizer", "lr", "schedule", "min_lr",
@@ -134,11 +145,15 @@ def free_keys(config: TrainConfig | None, overrides: dict, resumed: bool) -> tup
 
 def rule(budget_s: float, train_symbols: int, chars_per_step: int, timed: dict[int, float],
          validation_s: float, eval_every: int, *, parameters: dict[int, int],
-         regularise: bool = True, cap: int | None = None):
-    """-> (layers, regularised, steps, epochs, why): the rule above, over `timed` (layers ->
-    seconds a step; the depths the run may have) and `parameters` (layers -> the model's
-    parameter count), for a run that `cap` steps stop, if the budget does not. A pure function
-    of what was measured, so the same measurement chooses the same settings."""
+         regularise: bool = True, stop: bool = True, cap: int | None = None,
+         epoch_steps: int | None = None):
+    """-> (layers, regularised, epochs_stop, steps, epochs, why): the rule above, over `timed`
+    (layers -> seconds a step; the depths the run may have) and `parameters` (layers -> the
+    model's parameter count), for a run that `cap` steps stop, if the budget does not;
+    `epochs_stop` is EPOCHS_ENOUGH where the run should stop there (only if `stop`: `epochs`
+    is auto's to choose), else None. `epoch_steps`: the steps an epoch takes (default: the
+    training symbols over `chars_per_step`). A pure function of what was measured, so the same
+    measurement chooses the same settings."""
     def buys(layers: int) -> int:  # validations run on the budget's clock too
         n = int(budget_s / (timed[layers] + validation_s / eval_every))
         return min(n, cap) if cap else n
@@ -156,12 +171,20 @@ def rule(budget_s: float, train_symbols: int, chars_per_step: int, timed: dict[i
                   f"{buys(layers):,} steps" if few else "enough for the second layer"))
     per_char = parameters[layers] / max(train_symbols, 1)
     many = epochs(layers) > EPOCHS_MANY and per_char > PARAMS_PER_CHAR
+    enough = stop and per_char <= PARAMS_PER_CHAR and epochs(layers) > EPOCHS_ENOUGH
+    steps, planned = buys(layers), epochs(layers)
+    if enough:
+        per_epoch = epoch_steps or train_symbols / chars_per_step
+        steps, planned = min(steps, int(EPOCHS_ENOUGH * per_epoch)), EPOCHS_ENOUGH
     why += ("; " if why else "") + (
         f"{epochs(layers):.0f} epochs with {per_char:.2g} parameters per training symbol " + (
+            f"gain nothing past {EPOCHS_ENOUGH}, so it stops there ({steps:,} steps)"
+            if enough else
             "need no more than the default dropout" if not many else
             "would overfit the default dropout, so strong regularisation" if regularise else
             "would overfit the default dropout, but regularisation was given"))
-    return layers, many and regularise, buys(layers), epochs(layers), why
+    return (layers, many and regularise, EPOCHS_ENOUGH if enough else None, steps, planned,
+            why)
 
 
 def expected_loss(trigram: float, budget_s: float) -> list[float]:
@@ -227,12 +250,14 @@ def choose(cfg: TrainConfig, corpus: Corpus, free: tuple[str, ...], log=print,
         val_s, parameters[n] = max(val_s, v_s), model.num_params()
     if "epochs" in free:
         cfg = cfg.replace(epochs=None)
-    cap = stop_step(cfg, windows_per_epoch(streams, cfg.seq_len))
-    layers, strong, steps, epochs, why = rule(
+    epoch_steps = windows_per_epoch(streams, cfg.seq_len)
+    cap = stop_step(cfg, epoch_steps)
+    layers, strong, stop, steps, epochs, why = rule(
         cfg.time_budget, len(corpus.train), cfg.batch * cfg.seq_len, timed, val_s,
         cfg.eval_every, parameters=parameters,
-        regularise=all(k in free for k in AUTO_REGULARISED), cap=cap)
-    chosen = {"layers": layers, "epochs": None, **(AUTO_REGULARISED if strong else {})}
+        regularise=all(k in free for k in AUTO_REGULARISED), stop="epochs" in free, cap=cap,
+        epoch_steps=epoch_steps)
+    chosen = {"layers": layers, "epochs": stop, **(AUTO_REGULARISED if strong else {})}
     settings = {k: chosen.get(k, getattr(TrainConfig(), k)) for k in free}
     cfg = cfg.replace(**settings)
     check_training_memory(cfg, len(corpus.vocab))

@@ -177,7 +177,8 @@ def rule(budget_s: float, train_symbols: int, chars_per_step: int, timed: dict[i
         per_epoch = epoch_steps or train_symbols / chars_per_step
         steps, planned = min(steps, int(EPOCHS_ENOUGH * per_epoch)), EPOCHS_ENOUGH
     why += ("; " if why else "") + (
-        f"{epochs(layers):.0f} epochs with {per_char:.2g} parameters per training symbol " + (
+        f"{epochs(layers):.0f} epochs with {per_char:.2g} "
+        f"parameter{'' if f'{per_char:.2g}' == '1' else 's'} per training symbol " + (
             f"gain nothing past {EPOCHS_ENOUGH}, so it stops there ({steps:,} steps)"
             if enough else
             "need no more than the default dropout" if not many else

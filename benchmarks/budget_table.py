@@ -165,6 +165,15 @@ def today_of(rows: list[dict], corpus: str, budget: str, default: dict | None) -
     return None
 
 
+def cell(rows: list[dict], corpus: str, budget: str) -> dict[str, dict]:
+    """The scored runs of one corpus and budget by recipe, `today` among them where one stands
+    for it (today_of)."""
+    got = {r["recipe"]: r for r in rows if (r["corpus"], r["budget"]) == (corpus, budget)
+           and r["val"] is not None}
+    today = got.get("today") or today_of(rows, corpus, budget, got.get("default"))
+    return {**got, "today": today} if today else got
+
+
 def table(rows: list[dict]) -> str:
     names = [k for k in RECIPES if any(r["recipe"] == k for r in rows)]
     lines = ["| corpus | budget | " + " | ".join(names) + " | best searched | rule's pick | "
@@ -172,17 +181,13 @@ def table(rows: list[dict]) -> str:
     keys = sorted({(r["corpus"], r["budget"]) for r in rows},
                   key=lambda k: (k[0], seconds(k[1])))
     for corpus, budget in keys:
-        got = {r["recipe"]: r for r in rows if (r["corpus"], r["budget"]) == (corpus, budget)
-               and r["val"] is not None}
+        got = cell(rows, corpus, budget)
+        today = got.get("today")
         cells = [f"{got[k]['val']:.4f} ({got[k]['steps']:,}"
                  + (f", {got[k]['runs']} runs)" if got[k].get("runs", 1) > 1 else ")")
                  if k in got else "" for k in names]
-        today = got.get("today") or today_of(rows, corpus, budget, got.get("default"))
-        if "today" in names and "today" not in got and today:
-            cells[names.index("today")] = ("= default" if today is got.get("default") else
-                                           f"{today['val']:.4f} ({today['steps']:,})")
-        if today:
-            got["today"] = today
+        if "today" in names and today is not None and today is got.get("default"):
+            cells[names.index("today")] = "= default"  # the budget stopped it: the same run
         best = min(got, key=lambda k: got[k]["val"]) if got else None
         pick = rule_pick(budget, got, two_layers_elsewhere(rows, corpus))
         gap = (f"{got[pick]['val'] - got[best]['val']:+.4f}" if pick in got else
@@ -210,11 +215,7 @@ def fit(rows: list[dict], corpora: dict[str, Path]) -> str:
     for budget in sorted({r["budget"] for r in rows}, key=seconds):
         points = []
         for name in trigram:
-            got = {r["recipe"]: r for r in rows if (r["corpus"], r["budget"]) == (name, budget)
-                   and r["val"] is not None}
-            today = got.get("today") or today_of(rows, name, budget, got.get("default"))
-            if today:
-                got["today"] = today
+            got = cell(rows, name, budget)
             pick = rule_pick(budget, got, two_layers_elsewhere(rows, name))
             if pick in got:
                 points.append((trigram[name], got[pick]["val"], name))

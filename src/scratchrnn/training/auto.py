@@ -1,8 +1,8 @@
 """Settings from the budget (issue 32): a new run given `time_budget` and no model options times
-its model at one and at two layers on this machine, reads the size of its text, and chooses the
-depth, the regularisation and when to stop by a rule measured with benchmarks/budget_table.py
-(BENCHMARKS.md, "Settings for your minutes"); it says what it chose and why, and the validation
-loss to expect.
+its model at one, two and three layers on this machine, reads the size of its text, and chooses
+the depth, the regularisation and when to stop by a rule measured with
+benchmarks/budget_table.py (BENCHMARKS.md, "Settings for your minutes"); it says what it chose
+and why, and the validation loss to expect.
 
 The rule reads two numbers of each candidate: the steps the budget buys at its measured pace,
 and the epochs those steps make over the training text.
@@ -11,6 +11,14 @@ and the epochs those steps make over the training text.
   extra steps win; past that the second layer's capacity does. At 2 minutes one layer won by
   0.016 and 0.053 at 2.8 and 0.5 planned epochs (tinyshakespeare, Python's standard library)
   and lost by 0.031 at 4.0 (the book); at 10 minutes (8,000 steps) it lost by 0.05-0.07.
+  A third layer costs about half a step more, and wins where it has at most PARAMS_PER_CHAR
+  parameters per training symbol and passes over the text more than EPOCHS_THIRD times: by
+  0.025 on the book at 10 minutes (15 planned epochs, stopped at 10) and by 0.015 and 0.019 on
+  tinyshakespeare at 10 and 30 minutes (8.4 epochs, which the budget stopped, and 10), against
+  two layers' 10 epochs. Where it passes over the text fewer times, the two-layer model's
+  extra steps win: on Python's standard library at 30 minutes (5.7 planned epochs) three
+  layers lost by 0.015. On Onegin (7.4 parameters per symbol) their 10 epochs lost to two
+  layers' by 0.08.
 - Regularisation. A model with more than PARAMS_PER_CHAR parameters per training symbol that
   passes over its text more than EPOCHS_MANY times overfits the default dropout of 0.1 long
   before the budget ends; such a run gets AUTO_REGULARISED (store/config.py: locked dropout
@@ -23,11 +31,13 @@ and the epochs those steps make over the training text.
   past EPOCHS_ENOUGH epochs with the default dropout: the book at 10 and 30 minutes and
   tinyshakespeare at 10 (18, 59 and 12 planned epochs) ended 0.001-0.004 worse trained for the
   whole budget than stopped at 10 epochs, and a wider GRU 2 x 384 with dropout 0.2 for 30
-  minutes tied those 10 epochs (-0.001 and -0.004 on validation, +0.003 and +0.002 on test).
+  minutes tied those 10 epochs (-0.001 and -0.004 on validation, +0.003 and +0.002 on test),
+  and so did its own 10 epochs on the book (1.2413 against 1.2415).
   Such a run stops after EPOCHS_ENOUGH epochs, its cosine over them, before the budget ends;
   any other run gets `epochs` none: the budget stops it, the learning rate following its clock
   down the cosine (training/loop.py).
-Width, cell, batch, window and the learning rate stay at their defaults.
+Width, cell, batch, window and the learning rate stay at their defaults: the wider model tied,
+and the 2-minute search of the others is in BENCHMARKS.md.
 
 The loss to expect comes from how predictable the text is: a trigram model counted on the
 training text and scored on the validation text (`trigram_loss`, about a second) maps linearly to
@@ -55,12 +65,13 @@ from ..store.config import (
 )
 from .timing import measure
 
-DEPTHS = (1, 2)
+DEPTHS = (1, 2, 3)
 STEPS_FEW = 3_000
 EPOCHS_FEW = 3.3
 EPOCHS_MANY = 40.0
 PARAMS_PER_CHAR = 2.0  # ... and only a model this large for its text
 EPOCHS_ENOUGH = 10  # a model smaller than that for its text gains nothing past these epochs
+EPOCHS_THIRD = 8.0  # ... and one that makes more epochs than this at three layers takes them
 MEASURE_S = 1.5  # seconds timing each candidate at most
 MEASURE_SHARE = 0.02  # ... and at most this share of the budget for all of them
 # budget seconds -> (slope, intercept, half range) of the expected validation loss, nats/char,
@@ -68,9 +79,9 @@ MEASURE_SHARE = 0.02  # ... and at most this share of the budget for all of them
 # picks in BENCHMARKS.md's table (`budget_table.py --table`), the range its largest miss plus
 # MARGIN. Onegin, the book, tinyshakespeare and Python's standard library have trigram losses
 # 2.598, 1.993, 2.070 and 2.015; their picks scored 2.2939, 1.3219, 1.4935, 1.4467 at 2
-# minutes, 2.2641, 1.2415, 1.3924 at 10, and 2.2429, 1.2415, 1.3924, 1.1784 at 30.
-EXPECTED = {120.0: (1.5320, -1.6841, 0.0779), 600.0: (1.6754, -2.0874, 0.0425),
-            1800.0: (1.7074, -2.1897, 0.1029)}
+# minutes, 2.2641, 1.2167, 1.3779, 1.2177 at 10, and 2.2429, 1.2167, 1.3731, 1.1784 at 30.
+EXPECTED = {120.0: (1.5320, -1.6841, 0.0779), 600.0: (1.7429, -2.2615, 0.0634),
+            1800.0: (1.7326, -2.2553, 0.0880)}
 MARGIN = 0.03  # added to each fit's largest miss: four corpora are few
 # the options the table ran at their defaults: a run that changes one gets no expected loss
 FITTED_WITH = ("cell", "hidden", "batch", "seq_len", "optimizer", "lr", "schedule", "min_lr",
@@ -161,24 +172,32 @@ def rule(budget_s: float, train_symbols: int, chars_per_step: int, timed: dict[i
     def epochs(layers: int) -> float:
         return buys(layers) * chars_per_step / max(train_symbols, 1)
 
-    deep = max(timed)
-    layers, why = deep, ""
-    if min(timed) < deep:
-        few = buys(deep) < STEPS_FEW and epochs(deep) < EPOCHS_FEW
-        layers = min(timed) if few else deep
-        why = (f"{deep} layers would get {buys(deep):,} steps, {epochs(deep):.1f} epochs; "
-               + ("too few for the second layer, so one layer's "
-                  f"{buys(layers):,} steps" if few else "enough for the second layer"))
-    per_char = parameters[layers] / max(train_symbols, 1)
-    many = epochs(layers) > EPOCHS_MANY and per_char > PARAMS_PER_CHAR
-    enough = stop and per_char <= PARAMS_PER_CHAR and epochs(layers) > EPOCHS_ENOUGH
+    def per_char(layers: int) -> float:
+        return parameters[layers] / max(train_symbols, 1)
+
+    layers, why = max(timed), ""  # a single depth: the one given
+    if len(timed) > 1:
+        two = min(n for n in timed if n > 1)  # the default depth
+        few = buys(two) < STEPS_FEW and epochs(two) < EPOCHS_FEW
+        deeper = [n for n in timed if n > two]
+        third = bool(deeper) and stop and per_char(deeper[0]) <= PARAMS_PER_CHAR
+        short = third and epochs(deeper[0]) <= EPOCHS_THIRD
+        layers = min(timed) if few else deeper[0] if third and not short else two
+        why = f"{two} layers would get {buys(two):,} steps, {epochs(two):.1f} epochs; " + (
+            f"too few for the second layer, so one layer's {buys(layers):,} steps" if few else
+            f"{layers} layers would get {buys(layers):,} steps, {epochs(layers):.1f} epochs: "
+            "enough for the third layer" if layers > two else
+            "enough for the second layer" + (
+                f" (a third would get {epochs(deeper[0]):.1f} epochs: too few)" if short else ""))
+    many = epochs(layers) > EPOCHS_MANY and per_char(layers) > PARAMS_PER_CHAR
+    enough = stop and per_char(layers) <= PARAMS_PER_CHAR and epochs(layers) > EPOCHS_ENOUGH
     steps, planned = buys(layers), epochs(layers)
     if enough:
         per_epoch = epoch_steps or train_symbols / chars_per_step
         steps, planned = min(steps, int(EPOCHS_ENOUGH * per_epoch)), EPOCHS_ENOUGH
     why += ("; " if why else "") + (
-        f"{epochs(layers):.0f} epochs with {per_char:.2g} "
-        f"parameter{'' if f'{per_char:.2g}' == '1' else 's'} per training symbol " + (
+        f"{epochs(layers):.0f} epochs with {per_char(layers):.2g} "
+        f"parameter{'' if f'{per_char(layers):.2g}' == '1' else 's'} per training symbol " + (
             f"gain nothing past {EPOCHS_ENOUGH}, so it stops there ({steps:,} steps)"
             if enough else
             "need no more than the default dropout" if not many else
@@ -229,15 +248,26 @@ def trigram_loss(train: np.ndarray, val: np.ndarray, max_train: int = 1_000_000,
     return float(-np.log(0.7 * p3 + 0.25 * p2 + 0.05 * p1).mean())
 
 
+def _fits(cfg: TrainConfig, vocab_size: int) -> bool:
+    try:
+        check_training_memory(cfg, vocab_size)
+    except ScratchRNNError:
+        return False
+    return True
+
+
 def choose(cfg: TrainConfig, corpus: Corpus, free: tuple[str, ...], log=print,
            voice: Voice = PYTHON, measure_s: float | None = None) -> tuple[TrainConfig, Choice]:
     """Time `cfg`'s model at each depth auto may choose (`free`: from free_keys) on the run's
     own windows (at most `measure_s` seconds in all, if given), apply the rule -> the
     configuration with the chosen options, and the Choice."""
     depths = DEPTHS if "layers" in free else (cfg.layers,)
+    # a third layer is only ever a candidate: one that would not fit in memory is left out
+    depths = tuple(n for n in depths if n <= 2 or _fits(cfg.replace(layers=n), len(corpus.vocab)))
     each = min(MEASURE_S, MEASURE_SHARE * cfg.time_budget / len(depths),
                math.inf if measure_s is None else measure_s / len(depths))
-    names = " and ".join(f"{cfg.cell} {n} x {cfg.hidden}" for n in depths)
+    names = ", ".join(f"{n}" for n in depths[:-1]) + (" and " if len(depths) > 1 else "")
+    names = f"{cfg.cell} {names}{depths[-1]} x {cfg.hidden}"
     log(voice(f"auto: timing {names} on this machine for `time_budget` "
               f"{duration(cfg.time_budget)} (about {each * len(depths) + 1:.0f} s)"))
     streams = make_streams(corpus.train, cfg.batch)  # (B, L)

@@ -20,8 +20,11 @@ from the best and from `today`, and the fit of auto.EXPECTED (the loss to expect
 Recipes are flag sets on top of the defaults (RECIPES): `auto` is `scratchrnn train` with only
 the budget, which chooses the settings; `default` is the default settings with `--no-auto`,
 trained until the budget ends; `today` is what `--time-budget` alone did before auto: the
-default settings, stopped by the default 10 epochs when they come first. Corpora default to
-../shared/data's Onegin (0.16 MB of text), the book
+default settings, stopped by the default 10 epochs when they come first; `wide10` and `deep10`
+stop after 10 epochs too, and such a run, when its epochs stop it within a shorter budget,
+stands for the longer ones (STOPPED). A recipe without `--no-auto` gets auto's choice of the
+options it leaves (`deep10` gives `--layers` and `--epochs`, and auto keeps the default
+dropout for it). Corpora default to ../shared/data's Onegin (0.16 MB of text), the book
 (0.8 MB) and tinyshakespeare (1.1 MB); `--corpus NAME=PATH` adds others (a folder or a glob
 works, as for --text).
 """
@@ -51,7 +54,15 @@ RECIPES = {
     "mid-reg": ["--dropout", "0.25"],
     "small-reg": ["--dropout", "0.5", "--locked-dropout", "--weight-drop", "0.3"],
     "shakespeare": ["--preset", "shakespeare"],
+    # 10 epochs (the later --epochs wins), of a larger model than the default's
+    "wide10": ["--hidden", "384", "--dropout", "0.2", "--warmup", "100", "--epochs", "10"],
+    "deep10": ["--layers", "3", "--epochs", "10"],
+    # the default's window, batch or learning rate changed, for the whole budget
+    "seq100": ["--no-auto", "--seq-len", "100"],
+    "batch16": ["--no-auto", "--batch", "16"],
+    "lr6e-3": ["--no-auto", "--lr", "6e-3"],
 }
+STOPPED = ("today", "wide10", "deep10")  # their epochs stop them: a run serves longer budgets
 EVALS_PER_RUN = 12
 OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
@@ -119,11 +130,13 @@ def merged(rows: list[dict]) -> list[dict]:
     return out
 
 
-def rule_pick(budget: str, got: dict[str, dict], elsewhere: dict | None = None) -> str | None:
+def rule_pick(budget: str, got: dict[str, dict], elsewhere: dict | None = None,
+              three: dict | None = None) -> str | None:
     """The recipe training/auto.py's rule picks from the step costs measured in this cell (the
-    default's at two layers, gru1x256's at one; where the cell has no two-layer run, that of
-    `elsewhere`: the text's default run at another budget): the check of the rule against the
-    search."""
+    default's at two layers, gru1x256's at one, deep10's at three; where the cell has no two-
+    or three-layer run, that of `elsewhere` or `three`: the text's default or deep10 run at
+    another budget): the check of the rule against the search. None: a step cost that decides
+    was not measured."""
     from scratchrnn.store.config import TrainConfig  # noqa: PLC0415 (after sys.path is set)
     from scratchrnn.training.auto import EPOCHS_FEW, STEPS_FEW, rule  # noqa: PLC0415
 
@@ -140,38 +153,59 @@ def rule_pick(budget: str, got: dict[str, dict], elsewhere: dict | None = None) 
         timed[1] = got["gru1x256"]["step_s"]
     elif steps < STEPS_FEW and steps * chars < EPOCHS_FEW * two["train_symbols"]:
         return None  # the one layer's step cost decides, and it was not measured
-    parameters = {2: two["parameters"], 1: got.get("gru1x256", two)["parameters"]}
+    one = got.get("gru1x256", two)["parameters"]
+    parameters = {2: two["parameters"], 1: one}
+    three = got.get("deep10", three)
+    # unmeasured, a third layer is timed as fast as two (it is slower) and counted with a
+    # layer's parameters more: if even so the rule leaves it, it leaves the real one too
+    timed[3] = three["step_s"] if three else timed[2]
+    parameters[3] = three["parameters"] if three else 2 * parameters[2] - one
     layers, strong, stop, *_ = rule(seconds(budget), two["train_symbols"], chars, timed, 0.0,
                                     d.eval_every, parameters=parameters)
+    if layers == 3:
+        return "deep10" if three else None
     return ("gru1x256" if layers == 1 else "small-reg" if strong else
             "today" if stop else "default")
 
 
-def two_layers_elsewhere(rows: list[dict], corpus: str) -> dict | None:
-    """A default run of `corpus` at any budget: its step cost and size, for a cell without."""
-    return next((r for r in rows if (r["corpus"], r["recipe"]) == (corpus, "default")), None)
+def other_budget(rows: list[dict], corpus: str, recipe: str = "default") -> dict | None:
+    """A `recipe` run of `corpus` at any budget: its step cost and size, for a cell without."""
+    return next((r for r in rows if (r["corpus"], r["recipe"]) == (corpus, recipe)), None)
+
+
+def stopped_within(rows: list[dict], corpus: str, budget: str, recipe: str) -> dict | None:
+    """A `recipe` run of `corpus` that its epochs stopped within `budget`, at whatever budget
+    it was made: the run `recipe` makes given this one too."""
+    return next((r for r in rows if (r["corpus"], r["recipe"]) == (corpus, recipe)
+                 and r["val"] is not None and r["wall_s"] < seconds(budget)
+                 and r["steps"] < r["planned_steps"]), None)
 
 
 def today_of(rows: list[dict], corpus: str, budget: str, default: dict | None) -> dict | None:
     """What `--time-budget` alone did before auto, where no `today` run of this budget was
-    made: a `today` run of a longer budget that its 10 epochs stopped within this one, or the
-    default recipe's run when the budget stops it before 10 epochs come (the same run)."""
-    for r in rows:
-        if (r["corpus"], r["recipe"]) == (corpus, "today") and r["val"] is not None \
-                and r["wall_s"] < seconds(budget) and r["steps"] < r["planned_steps"]:
-            return r
+    made: a `today` run that its 10 epochs stopped within this budget, or the default
+    recipe's run when the budget stops it before 10 epochs come (the same run)."""
+    stopped = stopped_within(rows, corpus, budget, "today")
+    if stopped:
+        return stopped
     if default and default["steps"] * 32 * 50 < 10 * default["train_symbols"]:
         return default
     return None
 
 
 def cell(rows: list[dict], corpus: str, budget: str) -> dict[str, dict]:
-    """The scored runs of one corpus and budget by recipe, `today` among them where one stands
-    for it (today_of)."""
+    """The scored runs of one corpus and budget by recipe, with `today` (today_of) and the
+    runs of other budgets that their epochs stopped within this one (STOPPED) where this
+    budget has none of its own."""
     got = {r["recipe"]: r for r in rows if (r["corpus"], r["budget"]) == (corpus, budget)
            and r["val"] is not None}
-    today = got.get("today") or today_of(rows, corpus, budget, got.get("default"))
-    return {**got, "today": today} if today else got
+    for recipe in STOPPED:
+        run = got.get(recipe) or stopped_within(rows, corpus, budget, recipe)
+        if recipe == "today" and run is None:
+            run = today_of(rows, corpus, budget, got.get("default"))
+        if run:
+            got[recipe] = run
+    return got
 
 
 def table(rows: list[dict]) -> str:
@@ -189,7 +223,8 @@ def table(rows: list[dict]) -> str:
         if "today" in names and today is not None and today is got.get("default"):
             cells[names.index("today")] = "= default"  # the budget stopped it: the same run
         best = min(got, key=lambda k: got[k]["val"]) if got else None
-        pick = rule_pick(budget, got, two_layers_elsewhere(rows, corpus))
+        pick = rule_pick(budget, got, other_budget(rows, corpus),
+                         other_budget(rows, corpus, "deep10"))
         gap = (f"{got[pick]['val'] - got[best]['val']:+.4f}" if pick in got else
                "not measured" if pick else "")
         vs_today = (f"{got[pick]['val'] - today['val']:+.4f}" if pick in got and today else "")
@@ -216,7 +251,8 @@ def fit(rows: list[dict], corpora: dict[str, Path]) -> str:
         points = []
         for name in trigram:
             got = cell(rows, name, budget)
-            pick = rule_pick(budget, got, two_layers_elsewhere(rows, name))
+            pick = rule_pick(budget, got, other_budget(rows, name),
+                             other_budget(rows, name, "deep10"))
             if pick in got:
                 points.append((trigram[name], got[pick]["val"], name))
         if len(points) < 2:

@@ -71,7 +71,7 @@ EPOCHS_FEW = 3.3
 EPOCHS_MANY = 40.0
 PARAMS_PER_CHAR = 2.0  # ... and only a model this large for its text
 EPOCHS_ENOUGH = 10  # a model smaller than that for its text gains nothing past these epochs
-EPOCHS_THIRD = 8.0  # ... and one that makes more epochs than this at three layers takes them
+EPOCHS_THIRD = 8.0  # ... and a third layer pays where it would pass over the text more often
 MEASURE_S = 1.5  # seconds timing each candidate at most
 MEASURE_SHARE = 0.02  # ... and at most this share of the budget for all of them
 # budget seconds -> (slope, intercept, half range) of the expected validation loss, nats/char,

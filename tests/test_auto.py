@@ -138,6 +138,20 @@ def test_thresholds_are_where_the_rule_says():
     assert pick(auto.STEPS_FEW * 40, auto.EPOCHS_MANY + 1, few_params)[1:] == (False, 10)
 
 
+def test_the_third_layers_thresholds_are_where_the_rule_says():
+    """Just below and above EPOCHS_THIRD planned epochs and PARAMS_PER_CHAR at three layers."""
+    def layers(epochs, per_char):
+        s3, chars = 0.1, 1_000_000
+        budget = epochs * chars / 1600 * s3 + 1e-9
+        params = {1: 10, 2: 10, 3: round(per_char * chars)}
+        return auto.rule(budget, chars, 1600, {1: 0.035, 2: 0.07, 3: s3}, 0.0, 500,
+                         parameters=params)[0]
+
+    assert layers(auto.EPOCHS_THIRD + 0.01, auto.PARAMS_PER_CHAR) == 3
+    assert layers(auto.EPOCHS_THIRD - 0.01, auto.PARAMS_PER_CHAR) == 2
+    assert layers(auto.EPOCHS_THIRD + 0.01, auto.PARAMS_PER_CHAR + 0.01) == 2
+
+
 def test_validations_and_a_cap_shorten_what_the_budget_buys():
     _, _, _, steps, _, _ = auto.rule(100, 10**6, 1600, {2: 0.1}, 5.0, 50, **P)
     assert steps == int(100 / (0.1 + 5.0 / 50))

@@ -68,8 +68,9 @@ def test_no_pick_without_the_step_cost_that_decides():
 
 
 def test_a_third_layer_is_picked_only_where_measured():
-    """The book at 10 minutes: three layers' 10 epochs fit (auto.rule); unmeasured, the pick
-    is unknown; where the rule leaves the third layer even timed as fast as two, it is known."""
+    """The book at 10 minutes: three layers pass over it more than 8 times (auto.rule);
+    unmeasured, the pick is unknown; where the rule leaves the third layer even timed as fast
+    as two, it is known."""
     book = {"default": row("default", 1.24, 0.065, budget="10m", chars=681_844),
             "gru1x256": row("gru1x256", 1.3, 0.035, budget="10m", chars=681_844)}
     deep = row("deep10", 1.22, 0.095, budget="10m", chars=681_844, parameters=1_084_512)
@@ -78,7 +79,7 @@ def test_a_third_layer_is_picked_only_where_measured():
     assert bt.rule_pick("10m", book) is None
     onegin = {k: {**r, "train_symbols": 146_107} for k, r in book.items()}
     assert bt.rule_pick("10m", onegin) == "small-reg"  # 7.4 parameters a symbol at three
-    assert bt.rule_pick("2m", book) == "default"  # two layers' 4.6 epochs: not ten for three
+    assert bt.rule_pick("2m", book) == "default"  # two layers' 4.3 epochs: not 8 for three
 
 
 def test_today_is_a_run_its_ten_epochs_stopped_or_the_same_run():

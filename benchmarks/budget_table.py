@@ -68,8 +68,10 @@ OPENBLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
 def seconds(text: str) -> float:
-    unit = {"s": 1, "m": 60, "h": 3600}.get(text[-1], None)
-    return float(text[:-1]) * unit if unit else float(text)
+    """A budget as --time-budget reads it ('2m' -> 120.0)."""
+    from scratchrnn.store.config import parse_duration  # noqa: PLC0415 (after sys.path is set)
+
+    return parse_duration(text)
 
 
 def scratchrnn(*args: str, env: dict) -> subprocess.CompletedProcess:
@@ -185,10 +187,13 @@ def today_of(rows: list[dict], corpus: str, budget: str, default: dict | None) -
     """What `--time-budget` alone did before auto, where no `today` run of this budget was
     made: a `today` run that its 10 epochs stopped within this budget, or the default
     recipe's run when the budget stops it before 10 epochs come (the same run)."""
+    from scratchrnn.store.config import TrainConfig  # noqa: PLC0415 (after sys.path is set)
+
     stopped = stopped_within(rows, corpus, budget, "today")
     if stopped:
         return stopped
-    if default and default["steps"] * 32 * 50 < 10 * default["train_symbols"]:
+    d = TrainConfig()  # today's: its batch, window and epochs
+    if default and default["steps"] * d.batch * d.seq_len < d.epochs * default["train_symbols"]:
         return default
     return None
 

@@ -177,18 +177,17 @@ def rule(budget_s: float, train_symbols: int, chars_per_step: int, timed: dict[i
 
     layers, why = max(timed), ""  # a single depth: the one given
     if len(timed) > 1:
-        two = min(n for n in timed if n > 1)  # the default depth
+        two, deep = min(n for n in timed if n > 1), max(timed)  # the default depth, a third
         few = buys(two) < STEPS_FEW and epochs(two) < EPOCHS_FEW
-        deeper = [n for n in timed if n > two]
-        third = bool(deeper) and stop and per_char(deeper[0]) <= PARAMS_PER_CHAR
-        short = third and epochs(deeper[0]) <= EPOCHS_THIRD
-        layers = min(timed) if few else deeper[0] if third and not short else two
+        third = deep > two and stop and per_char(deep) <= PARAMS_PER_CHAR
+        short = third and epochs(deep) <= EPOCHS_THIRD
+        layers = min(timed) if few else deep if third and not short else two
         why = f"{two} layers would get {buys(two):,} steps, {epochs(two):.1f} epochs; " + (
             f"too few for the second layer, so one layer's {buys(layers):,} steps" if few else
             f"{layers} layers would get {buys(layers):,} steps, {epochs(layers):.1f} epochs: "
             "enough for the third layer" if layers > two else
             "enough for the second layer" + (
-                f" (a third would get {epochs(deeper[0]):.1f} epochs: too few)" if short else ""))
+                f" (a third would get {epochs(deep):.1f} epochs: too few)" if short else ""))
     many = epochs(layers) > EPOCHS_MANY and per_char(layers) > PARAMS_PER_CHAR
     enough = stop and per_char(layers) <= PARAMS_PER_CHAR and epochs(layers) > EPOCHS_ENOUGH
     steps, planned = buys(layers), epochs(layers)
